@@ -1,0 +1,28 @@
+#pragma once
+// Face descriptors and the one score direction used everywhere in frs: `distance`, the
+// Euclidean distance between two raw dlib descriptors; lower = more alike.
+
+#include <array>
+#include <cstddef>
+#include <span>
+
+namespace frs {
+
+inline constexpr std::size_t kEmbeddingSize = 128;
+
+// A 128-D dlib ResNet face descriptor, as the network outputs it. Not unit length (norms
+// of about 1.4-1.6 are typical); do not normalise it, distances are on the raw values.
+using Embedding = std::array<float, kEmbeddingSize>;
+
+// dlib's own 1:1 verification threshold: two descriptors under this distance are the same
+// person with 99.38% accuracy on LFW. A 1:N watchlist search needs a stricter value.
+inline constexpr float kDefaultMaxDistance = 0.6f;
+
+// Euclidean distance between two descriptors (not squared).
+float distance(const Embedding& a, const Embedding& b);
+
+// Element-wise mean of several descriptors of one face (e.g. of a flipped copy); the
+// caller guarantees at least one.
+Embedding mean_embedding(std::span<const Embedding> embeddings);
+
+}  // namespace frs

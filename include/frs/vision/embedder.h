@@ -1,0 +1,44 @@
+#pragma once
+// dlib's ResNet face descriptor over aligned 150x150 chips.
+
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+#include "frs/core/embedding.h"
+
+namespace frs {
+
+struct EmbedderOptions {
+  std::filesystem::path model;  // dlib_face_recognition_resnet_model_v1.dat (converted)
+  // Networks that run at once; a batch is split across them. Default 1; range 1..64.
+  // Each holds its own 22 MB copy of the weights.
+  int threads = 1;
+  // Chips per forward pass of one network. Default 8; range 1..256.
+  int batch_size = 8;
+  // Also embed each chip mirrored left-right and average the two descriptors (twice the
+  // cost). Default off until docs/accuracy.md shows it pays.
+  bool flip_average = false;
+};
+
+class FaceEmbedder {
+ public:
+  explicit FaceEmbedder(const EmbedderOptions& options);
+  ~FaceEmbedder();
+  FaceEmbedder(const FaceEmbedder&) = delete;
+  FaceEmbedder& operator=(const FaceEmbedder&) = delete;
+
+  // Thread-safe. One descriptor per chip, in order. Chips must be 150x150 8-bit BGR.
+  std::vector<Embedding> embed(const std::vector<cv::Mat>& chips) const;
+
+  const EmbedderOptions& options() const { return options_; }
+
+ private:
+  struct Impl;
+  EmbedderOptions options_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace frs

@@ -1,0 +1,71 @@
+#pragma once
+// The one face engine: detect -> align -> (embed). Still images (search, enrollment) and
+// video frames go through exactly this code.
+
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+#include "frs/vision/aligner.h"
+#include "frs/vision/detector.h"
+#include "frs/vision/embedder.h"
+#include "frs/vision/face.h"
+#include "frs/vision/image.h"
+
+namespace frs {
+
+enum class DetectorKind { kBlazeFace, kHog };
+
+// Model file names inside a models directory (see models/README.md).
+inline constexpr const char* kBlazeFaceModelFile = "face_detection_back_256x256_barracuda.onnx";
+inline constexpr const char* kLandmarkModelFile = "shape_predictor_68_face_landmarks.dat";
+inline constexpr const char* kDescriptorModelFile = "dlib_face_recognition_resnet_model_v1.dat";
+
+// $FRS_MODELS if set, else the directory the set-up script fills (fixed at build time).
+std::filesystem::path default_models_dir();
+
+struct FaceEngineOptions {
+  std::filesystem::path models_dir = default_models_dir();
+  DetectorKind detector = DetectorKind::kBlazeFace;
+  // BlazeFace: minimum probability [0,1], default 0.5. HOG: added to dlib's SVM threshold,
+  // default 0 (the value is read as HogOptions::adjust_threshold).
+  float min_score = 0.5f;
+  // Smallest face side to find, in source pixels (BlazeFace tiling). Default 40; 0 = one
+  // pass over the whole image.
+  int min_face_px = 40;
+  int hog_upsample = 1;  // see HogOptions::upsample
+  // Most faces analysed per image, keeping the largest. Default 256; range 1..10000.
+  int max_faces = 256;
+  // Worker threads for detection and embedding. Default 0 = one per core.
+  int threads = 0;
+  int batch_size = 8;          // see EmbedderOptions::batch_size
+  bool flip_average = false;   // see EmbedderOptions::flip_average
+  ImageLimits limits;
+};
+
+class FaceEngine {
+ public:
+  explicit FaceEngine(const FaceEngineOptions& options = {});
+  ~FaceEngine();
+  FaceEngine(const FaceEngine&) = delete;
+  FaceEngine& operator=(const FaceEngine&) = delete;
+
+  // All thread-safe.
+  std::vector<Detection> detect(const cv::Mat& bgr) const;
+  // Detects, aligns and measures every face (largest first, at most max_faces); with
+  // `embed` also computes each face's descriptor in one batch.
+  std::vector<Face> analyze(const cv::Mat& bgr, bool embed = true) const;
+  // Embeds faces already aligned (e.g. the best chips of a track), in place.
+  void embed(std::vector<Face>& faces) const;
+
+  const FaceEngineOptions& options() const { return options_; }
+  const FaceEmbedder& embedder() const { return *embedder_; }
+
+ private:
+  FaceEngineOptions options_;
+  std::unique_ptr<FaceDetector> detector_;
+  std::unique_ptr<FaceAligner> aligner_;
+  std::unique_ptr<FaceEmbedder> embedder_;
+};
+
+}  // namespace frs

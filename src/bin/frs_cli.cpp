@@ -1,0 +1,224 @@
+// frs: the operator's command line. Offline subcommands run the face engine locally:
+//   frs detect IMG...   frs embed IMG...   frs compare IMG_A IMG_B
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "frs/core/error.h"
+#include "frs/vision/face_engine.h"
+
+namespace {
+
+using nlohmann::json;
+
+struct CommonOptions {
+  bool json_output = false;
+  std::string models_dir = frs::default_models_dir().string();
+  std::string detector = "blazeface";
+  float min_score = -1;  // < 0: the detector's default
+  int min_face_px = 40;
+  int threads = 0;
+  std::uint64_t max_pixels = frs::ImageLimits{}.max_pixels;
+};
+
+void add_common_options(CLI::App& cmd, CommonOptions& o) {
+  cmd.add_flag("--json", o.json_output, "One JSON object per input image per line");
+  cmd.add_option("--models", o.models_dir, "Directory holding the models (default: set-up's)")
+      ->capture_default_str();
+  cmd.add_option("--detector", o.detector, "Face detector: blazeface or hog")
+      ->check(CLI::IsMember({"blazeface", "hog"}))
+      ->capture_default_str();
+  cmd.add_option("--min-score", o.min_score,
+                 "Detection threshold (BlazeFace probability, default 0.5; HOG margin, default 0)");
+  cmd.add_option("--min-face", o.min_face_px,
+                 "Smallest face side to look for, in pixels (0 = one pass, fastest)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd.add_option("--threads", o.threads, "Worker threads (0 = one per core)")
+      ->check(CLI::Range(0, 64))
+      ->capture_default_str();
+  cmd.add_option("--max-pixels", o.max_pixels, "Reject images with more pixels than this")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+}
+
+frs::FaceEngineOptions engine_options(const CommonOptions& o) {
+  frs::FaceEngineOptions e;
+  e.models_dir = o.models_dir;
+  e.detector = o.detector == "hog" ? frs::DetectorKind::kHog : frs::DetectorKind::kBlazeFace;
+  e.min_score = o.min_score >= 0 ? o.min_score : (o.detector == "hog" ? 0.0f : 0.5f);
+  e.min_face_px = o.min_face_px;
+  e.threads = o.threads;
+  e.limits.max_pixels = o.max_pixels;
+  return e;
+}
+
+double round_to(double v, double step) { return std::round(v / step) * step; }
+
+json face_json(const frs::Face& f, bool with_embedding) {
+  json j;
+  j["box"] = {{"x", std::lround(f.box.x)},
+              {"y", std::lround(f.box.y)},
+              {"width", std::lround(f.box.width)},
+              {"height", std::lround(f.box.height)}};
+  j["score"] = round_to(f.score, 1e-4);
+  j["quality"] = round_to(f.quality.score, 1e-4);
+  j["quality_details"] = {{"face_px", round_to(f.quality.face_px, 0.1)},
+                          {"sharpness", round_to(f.quality.sharpness, 0.1)},
+                          {"yaw", round_to(f.quality.yaw, 1e-3)},
+                          {"pitch", round_to(f.quality.pitch, 1e-3)}};
+  if (with_embedding && f.embedding) j["embedding"] = *f.embedding;
+  return j;
+}
+
+void print_text(const std::string& image, const std::vector<frs::Face>& faces,
+                bool with_embedding) {
+  std::cout << image << ": " << faces.size() << (faces.size() == 1 ? " face" : " faces") << "\n";
+  for (std::size_t i = 0; i < faces.size(); ++i) {
+    const frs::Face& f = faces[i];
+    std::cout << "  face " << i + 1 << ": box " << std::lround(f.box.x) << "," << std::lround(f.box.y)
+              << " " << std::lround(f.box.width) << "x" << std::lround(f.box.height)
+              << "  score " << round_to(f.score, 1e-3) << "  quality "
+              << round_to(f.quality.score, 1e-3) << "\n";
+    if (with_embedding && f.embedding) {
+      std::cout << "    embedding";
+      for (float v : *f.embedding) std::cout << " " << v;
+      std::cout << "\n";
+    }
+  }
+}
+
+void annotate(const cv::Mat& bgr, const std::vector<frs::Face>& faces, const std::string& out) {
+  cv::Mat canvas = bgr.clone();
+  const int thickness = std::max(1, std::max(canvas.cols, canvas.rows) / 500);
+  for (const frs::Face& f : faces) {
+    cv::rectangle(canvas, cv::Rect(f.box), cv::Scalar(0, 255, 0), thickness);
+    for (const cv::Point2f& p : f.landmarks) {
+      cv::circle(canvas, p, thickness, cv::Scalar(0, 0, 255), cv::FILLED);
+    }
+    cv::putText(canvas, cv::format("%.2f", f.score), cv::Point(f.box.tl()) - cv::Point(0, 4),
+                cv::FONT_HERSHEY_SIMPLEX, 0.4 * thickness, cv::Scalar(0, 255, 0), thickness);
+  }
+  if (!cv::imwrite(out, canvas)) {
+    throw frs::Error(frs::ErrorCode::kInvalidArgument,
+                     "cannot write '" + out + "': check the directory exists and the extension "
+                     "is .jpg or .png");
+  }
+}
+
+// Runs detect or embed over every image; a bad image is reported and skipped, and makes the
+// exit code 1.
+int run_faces(const CommonOptions& o, const std::vector<std::string>& images, bool embed,
+              const std::string& annotate_path) {
+  if (!annotate_path.empty() && images.size() != 1) {
+    std::cerr << "frs: --annotate takes one input image, got " << images.size() << "\n";
+    return 2;
+  }
+  const frs::FaceEngine engine(engine_options(o));
+  int status = 0;
+  for (const std::string& path : images) {
+    try {
+      const cv::Mat bgr = frs::load_image(path, engine.options().limits);
+      const std::vector<frs::Face> faces = engine.analyze(bgr, embed);
+      if (o.json_output) {
+        json line = {{"image", path}, {"faces", json::array()}};
+        for (const frs::Face& f : faces) line["faces"].push_back(face_json(f, embed));
+        std::cout << line.dump() << "\n";
+      } else {
+        print_text(path, faces, embed);
+      }
+      if (!annotate_path.empty()) annotate(bgr, faces, annotate_path);
+    } catch (const frs::Error& e) {
+      status = 1;
+      if (o.json_output) {
+        std::cout << json{{"image", path}, {"error", e.what()}}.dump() << "\n";
+      }
+      std::cerr << "frs: " << e.what() << "\n";
+      if (e.code() == frs::ErrorCode::kFailedPrecondition) return 1;  // models: all would fail
+    }
+  }
+  return status;
+}
+
+int run_compare(const CommonOptions& o, const std::string& a, const std::string& b,
+                float max_distance) {
+  const frs::FaceEngine engine(engine_options(o));
+  auto largest_face = [&](const std::string& path) {
+    const cv::Mat bgr = frs::load_image(path, engine.options().limits);
+    std::vector<frs::Face> faces = engine.analyze(bgr, true);
+    if (faces.empty()) {
+      throw frs::Error(frs::ErrorCode::kInvalidArgument,
+                       "no face found in '" + path +
+                           "': use a photo where the face is at least 40 pixels wide, or lower "
+                           "--min-score");
+    }
+    return faces.front();  // the engine returns the largest first
+  };
+  const frs::Face face_a = largest_face(a);
+  const frs::Face face_b = largest_face(b);
+  const float d = frs::distance(*face_a.embedding, *face_b.embedding);
+  const bool same = d < max_distance;
+  if (o.json_output) {
+    std::cout << json{{"image_a", a},
+                      {"image_b", b},
+                      {"distance", round_to(d, 1e-4)},
+                      {"max_distance", round_to(max_distance, 1e-4)},
+                      {"same_person", same},
+                      {"face_a", face_json(face_a, false)},
+                      {"face_b", face_json(face_b, false)}}
+                     .dump()
+              << "\n";
+  } else {
+    std::cout << "distance " << round_to(d, 1e-4) << " (" << (same ? "same person" : "different people")
+              << " at max distance " << max_distance << ")\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"frs: face recognition for live video (offline tools)"};
+  app.require_subcommand(1);
+  CommonOptions common;
+
+  std::vector<std::string> images;
+  std::string annotate_path;
+  CLI::App* detect = app.add_subcommand("detect", "Find faces and report box, score and quality");
+  detect->add_option("images", images, "Image files (JPEG, PNG, BMP, WebP)")->required();
+  detect->add_option("--annotate", annotate_path, "Write the image with boxes drawn to this file");
+  add_common_options(*detect, common);
+
+  CLI::App* embed = app.add_subcommand("embed", "Also compute each face's 128-D descriptor");
+  embed->add_option("images", images, "Image files")->required();
+  add_common_options(*embed, common);
+
+  std::string image_a, image_b;
+  float max_distance = frs::kDefaultMaxDistance;
+  CLI::App* compare =
+      app.add_subcommand("compare", "Distance between the largest faces of two images");
+  compare->add_option("image_a", image_a, "First image")->required();
+  compare->add_option("image_b", image_b, "Second image")->required();
+  compare->add_option("--max-distance", max_distance,
+                      "same_person when distance is under this (dlib's 1:1 value 0.6)")
+      ->check(CLI::Range(0.0f, 4.0f))
+      ->capture_default_str();
+  add_common_options(*compare, common);
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (detect->parsed()) return run_faces(common, images, false, annotate_path);
+    if (embed->parsed()) return run_faces(common, images, true, "");
+    if (compare->parsed()) return run_compare(common, image_a, image_b, max_distance);
+  } catch (const frs::Error& e) {
+    std::cerr << "frs: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "frs: unexpected error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

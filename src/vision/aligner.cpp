@@ -1,0 +1,117 @@
+#include "frs/vision/aligner.h"
+
+#include <dlib/image_processing.h>
+#include <dlib/image_transforms.h>
+#include <dlib/opencv/cv_image.h>
+#include <opencv2/imgproc.hpp>
+
+#include "frs/core/error.h"
+
+namespace frs {
+
+struct FaceAligner::Impl {
+  dlib::shape_predictor predictor;
+};
+
+FaceAligner::FaceAligner(const std::filesystem::path& shape_predictor)
+    : impl_(std::make_unique<Impl>()) {
+  if (!std::filesystem::exists(shape_predictor)) {
+    throw Error(ErrorCode::kFailedPrecondition,
+                "landmark model '" + shape_predictor.string() +
+                    "' is missing: install Debian's libdlib-data and run scripts/setup.sh");
+  }
+  try {
+    dlib::deserialize(shape_predictor.string()) >> impl_->predictor;
+  } catch (const dlib::serialization_error& e) {
+    throw Error(ErrorCode::kFailedPrecondition,
+                "landmark model '" + shape_predictor.string() +
+                    "' is corrupt (reinstall libdlib-data): " + e.what());
+  }
+  if (impl_->predictor.num_parts() != kLandmarkCount) {
+    throw Error(ErrorCode::kFailedPrecondition,
+                "landmark model '" + shape_predictor.string() + "' has " +
+                    std::to_string(impl_->predictor.num_parts()) + " points, expected 68");
+  }
+}
+
+FaceAligner::~FaceAligner() = default;
+
+Face FaceAligner::align(const cv::Mat& bgr, const Detection& detection) const {
+  const dlib::cv_image<dlib::bgr_pixel> image(bgr);
+  const cv::Rect2f& b = detection.box;
+  const dlib::rectangle rect(std::lround(b.x), std::lround(b.y), std::lround(b.x + b.width - 1),
+                             std::lround(b.y + b.height - 1));
+  const dlib::full_object_detection shape = impl_->predictor(image, rect);
+
+  Face face;
+  face.box = b;
+  face.score = detection.score;
+  for (int i = 0; i < kLandmarkCount; ++i) {
+    const dlib::point p = shape.part(static_cast<unsigned long>(i));
+    face.landmarks[static_cast<std::size_t>(i)] =
+        cv::Point2f(static_cast<float>(p.x()), static_cast<float>(p.y()));
+  }
+  dlib::matrix<dlib::bgr_pixel> chip;
+  dlib::extract_image_chip(image, dlib::get_face_chip_details(shape, kChipSize, kChipPadding),
+                           chip);
+  face.chip = cv::Mat(kChipSize, kChipSize, CV_8UC3);
+  for (int y = 0; y < kChipSize; ++y) {
+    for (int x = 0; x < kChipSize; ++x) {
+      const dlib::bgr_pixel& p = chip(y, x);
+      face.chip.at<cv::Vec3b>(y, x) = cv::Vec3b(p.blue, p.green, p.red);
+    }
+  }
+  face.quality = measure_quality(face);
+  return face;
+}
+
+namespace {
+
+cv::Point2f mean_point(const Face& face, int first, int last) {
+  cv::Point2f sum(0, 0);
+  for (int i = first; i <= last; ++i) sum += face.landmarks[static_cast<std::size_t>(i)];
+  return sum * (1.0f / static_cast<float>(last - first + 1));
+}
+
+float clamp01(double v) { return static_cast<float>(std::clamp(v, 0.0, 1.0)); }
+
+}  // namespace
+
+// Thresholds of the quality factors. A face reaches full size credit at 80 pixels (dlib's
+// HOG detector's own window); the chip is scaled to 150 so smaller faces are upsampled
+// blur. Sharpness saturates at a Laplacian variance of 100 on the chip, above which blur no
+// longer moved the descriptor in our measurements. Pose credit falls linearly to zero at a
+// yaw of 0.8 (about 55 degrees), beyond which the 68-point model itself is unreliable.
+FaceQuality measure_quality(const Face& face) {
+  FaceQuality q;
+  q.face_px = std::max(face.box.width, face.box.height);
+
+  cv::Mat grey, laplacian;
+  cv::cvtColor(face.chip, grey, cv::COLOR_BGR2GRAY);
+  cv::Laplacian(grey, laplacian, CV_64F);
+  cv::Scalar mean, stddev;
+  cv::meanStdDev(laplacian, mean, stddev);
+  q.sharpness = static_cast<float>(stddev[0] * stddev[0]);
+
+  // Yaw: where the nose tip (30) falls between the jaw ends (0 and 16), along the jaw line.
+  const cv::Point2f jaw_right = face.landmarks[0], jaw_left = face.landmarks[16];
+  const cv::Point2f nose = face.landmarks[30];
+  const cv::Point2f across = jaw_left - jaw_right;
+  const double width2 = across.dot(across);
+  if (width2 > 0) q.yaw = static_cast<float>(2.0 * (nose - jaw_right).dot(across) / width2 - 1.0);
+
+  // Pitch: where the nose tip falls between the eye line and the chin (8). 0.40 is the
+  // median of frontal photos (lfw10); looking down moves the nose towards the chin.
+  const cv::Point2f eyes = (mean_point(face, 36, 41) + mean_point(face, 42, 47)) * 0.5f;
+  const cv::Point2f down = face.landmarks[8] - eyes;
+  const double height2 = down.dot(down);
+  if (height2 > 0) q.pitch = static_cast<float>((nose - eyes).dot(down) / height2 - 0.40);
+
+  const float size_factor = clamp01(q.face_px / 80.0);
+  const float sharp_factor = clamp01(q.sharpness / 100.0);
+  const float pose_factor = clamp01(1.0 - std::abs(q.yaw) / 0.8) * clamp01(1.0 - std::abs(q.pitch) / 0.3);
+  q.score = size_factor * sharp_factor * pose_factor;
+  return q;
+}
+
+}  // namespace frs

@@ -1,0 +1,241 @@
+#include <algorithm>
+#include <cmath>
+#include <opencv2/imgproc.hpp>
+#include <thread>
+
+#include "frs/core/error.h"
+#include "frs/vision/detector.h"
+
+namespace frs {
+namespace {
+
+constexpr int kInput = BlazeFaceDetector::kInputSize;
+// Smallest face side, in model-input pixels, that the back-camera model finds reliably.
+// Measured with bench/ on faces/obama.jpg scaled down inside a 256-pixel canvas.
+constexpr int kModelMinFace = 16;
+// Tiles never get smaller than this: below it the model would see an upscaled blur.
+constexpr int kMinTile = 128;
+
+struct AnchorLayer {
+  int cells;    // the grid is cells x cells
+  int anchors;  // per cell
+};
+// 16x16x2 + 8x8x6 = 896 anchors, in output order.
+constexpr AnchorLayer kLayers[2] = {{16, 2}, {8, 6}};
+
+std::vector<int> tile_positions(int length, int tile, int step) {
+  std::vector<int> positions;
+  if (length <= tile) return {0};
+  for (int p = 0;; p += step) {
+    if (p + tile >= length) {
+      positions.push_back(length - tile);
+      break;
+    }
+    positions.push_back(p);
+  }
+  return positions;
+}
+
+float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-std::clamp(x, -80.0f, 80.0f))); }
+
+}  // namespace
+
+std::vector<DetectionView> plan_detection_views(cv::Size size, int min_face_px) {
+  std::vector<DetectionView> views;
+  const int side = std::max(size.width, size.height);
+  if (side <= 0) return views;
+  views.push_back({cv::Rect(0, 0, side, side)});
+  if (min_face_px <= 0) return views;
+  for (int tile = side / 2; tile >= kMinTile; tile /= 2) {
+    // The level above (tile*2) already finds faces of this size.
+    if (static_cast<double>(tile) * 2 * kModelMinFace / kInput <= min_face_px) break;
+    // A quarter of a tile of overlap holds whole any face smaller than what the level above
+    // finds (tile*2*16/256 = tile/8), so a face cut by one tile is whole in its neighbour.
+    const int step = tile - tile / 4;
+    const auto xs = tile_positions(size.width, tile, step);
+    const auto ys = tile_positions(size.height, tile, step);
+    for (int y : ys) {
+      for (int x : xs) {
+        DetectionView v{cv::Rect(x, y, tile, tile)};
+        v.interior_left = x > 0;
+        v.interior_top = y > 0;
+        v.interior_right = x + tile < size.width;
+        v.interior_bottom = y + tile < size.height;
+        views.push_back(v);
+      }
+    }
+  }
+  return views;
+}
+
+float iou(const cv::Rect2f& a, const cv::Rect2f& b) {
+  const float inter = (a & b).area();
+  const float uni = a.area() + b.area() - inter;
+  return uni > 0 ? inter / uni : 0.0f;
+}
+
+std::vector<Detection> merge_detections(std::vector<Detection> detections, float iou_threshold) {
+  std::sort(detections.begin(), detections.end(),
+            [](const Detection& a, const Detection& b) { return a.score > b.score; });
+  std::vector<Detection> merged;
+  std::vector<bool> used(detections.size(), false);
+  for (std::size_t i = 0; i < detections.size(); ++i) {
+    if (used[i]) continue;
+    const Detection& best = detections[i];
+    double weight = 0, x = 0, y = 0, w = 0, h = 0;
+    std::vector<cv::Point2d> keypoints(best.keypoints.size());
+    for (std::size_t j = i; j < detections.size(); ++j) {
+      if (used[j] || (j != i && iou(best.box, detections[j].box) <= iou_threshold)) continue;
+      used[j] = true;
+      const Detection& d = detections[j];
+      const double s = d.score;
+      weight += s;
+      x += s * d.box.x;
+      y += s * d.box.y;
+      w += s * d.box.width;
+      h += s * d.box.height;
+      if (d.keypoints.size() == keypoints.size()) {
+        for (std::size_t k = 0; k < keypoints.size(); ++k) {
+          keypoints[k] += s * cv::Point2d(d.keypoints[k]);
+        }
+      }
+    }
+    Detection out;
+    out.score = best.score;
+    if (weight <= 0) weight = 1;
+    out.box = cv::Rect2f(static_cast<float>(x / weight), static_cast<float>(y / weight),
+                         static_cast<float>(w / weight), static_cast<float>(h / weight));
+    for (const auto& k : keypoints) out.keypoints.emplace_back(k / weight);
+    merged.push_back(std::move(out));
+  }
+  return merged;
+}
+
+BlazeFaceDetector::BlazeFaceDetector(const BlazeFaceOptions& options) : options_(options) {
+  if (!std::filesystem::exists(options.model)) {
+    throw Error(ErrorCode::kFailedPrecondition,
+                "BlazeFace model '" + options.model.string() +
+                    "' is missing: run scripts/setup.sh (or models/fetch.sh), or pass --models DIR");
+  }
+  if (options.min_score < 0 || options.min_score > 1) {
+    throw Error(ErrorCode::kInvalidArgument, "detector min_score must be in [0,1], got " +
+                                                 std::to_string(options.min_score));
+  }
+  const int instances = std::max(1, options.instances);
+  for (int i = 0; i < instances; ++i) {
+    try {
+      auto net = std::make_unique<cv::dnn::Net>(cv::dnn::readNetFromONNX(options.model.string()));
+      nets_.add(std::move(net));
+    } catch (const cv::Exception& e) {
+      throw Error(ErrorCode::kFailedPrecondition,
+                  "BlazeFace model '" + options.model.string() +
+                      "' cannot be loaded (corrupt? re-run models/fetch.sh): " + e.err);
+    }
+  }
+}
+
+BlazeFaceDetector::~BlazeFaceDetector() = default;
+
+std::vector<Detection> BlazeFaceDetector::detect_view(cv::dnn::Net& net, const cv::Mat& bgr,
+                                                      const DetectionView& view) const {
+  const cv::Rect& region = view.region;
+  const double scale = static_cast<double>(kInput) / region.width;  // model px per source px
+  const cv::Rect inside = region & cv::Rect(0, 0, bgr.cols, bgr.rows);
+
+  cv::Mat canvas(kInput, kInput, CV_8UC3, cv::Scalar::all(0));
+  const cv::Rect target(
+      static_cast<int>(std::lround((inside.x - region.x) * scale)),
+      static_cast<int>(std::lround((inside.y - region.y) * scale)),
+      std::max(1, static_cast<int>(std::lround(inside.width * scale))),
+      std::max(1, static_cast<int>(std::lround(inside.height * scale))));
+  const cv::Rect clipped = target & cv::Rect(0, 0, kInput, kInput);
+  cv::resize(bgr(inside), canvas(clipped), clipped.size(), 0, 0,
+             scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
+
+  cv::Mat rgb;
+  cv::cvtColor(canvas, rgb, cv::COLOR_BGR2RGB);
+  cv::Mat input;
+  rgb.convertTo(input, CV_32FC3, 2.0 / 255.0, -1.0);  // the model reads RGB in [-1,1]
+  const int shape[] = {1, kInput, kInput, 3};        // NHWC
+  net.setInput(cv::Mat(4, shape, CV_32F, input.data));
+
+  std::vector<cv::Mat> outputs;
+  const std::vector<cv::String> names = net.getUnconnectedOutLayersNames();
+  net.forward(outputs, names);
+  // Outputs: scores and boxes of the 16x16 grid (512 anchors), then of the 8x8 grid (384).
+  const cv::Mat* scores[2] = {nullptr, nullptr};
+  const cv::Mat* boxes[2] = {nullptr, nullptr};
+  for (const cv::Mat& o : outputs) {
+    const int anchors = o.size[1];
+    const bool is_box = o.dims == 3 && o.size[2] == 16;
+    const int layer = anchors == 512 ? 0 : anchors == 384 ? 1 : -1;
+    if (layer < 0) continue;
+    (is_box ? boxes : scores)[layer] = &o;
+  }
+  if (!scores[0] || !scores[1] || !boxes[0] || !boxes[1]) {
+    throw Error(ErrorCode::kFailedPrecondition,
+                "BlazeFace model has unexpected outputs: is it "
+                "face_detection_back_256x256_barracuda.onnx?");
+  }
+
+  const float min_logit = std::log(options_.min_score / std::max(1e-6f, 1 - options_.min_score));
+  std::vector<Detection> found;
+  for (int l = 0; l < 2; ++l) {
+    const float* s = scores[l]->ptr<float>();
+    const float* b = boxes[l]->ptr<float>();
+    const AnchorLayer& layer = kLayers[l];
+    for (int cy = 0; cy < layer.cells; ++cy) {
+      for (int cx = 0; cx < layer.cells; ++cx) {
+        for (int a = 0; a < layer.anchors; ++a) {
+          const int index = (cy * layer.cells + cx) * layer.anchors + a;
+          if (s[index] < min_logit) continue;
+          const float* r = b + index * 16;
+          const float ax = (cx + 0.5f) * kInput / layer.cells;
+          const float ay = (cy + 0.5f) * kInput / layer.cells;
+          auto to_source = [&](float mx, float my) {
+            return cv::Point2f(static_cast<float>(region.x + mx / scale),
+                               static_cast<float>(region.y + my / scale));
+          };
+          const float w = r[2], h = r[3];
+          Detection d;
+          d.score = sigmoid(s[index]);
+          const cv::Point2f tl = to_source(ax + r[0] - w / 2, ay + r[1] - h / 2);
+          d.box = cv::Rect2f(tl.x, tl.y, static_cast<float>(w / scale),
+                             static_cast<float>(h / scale));
+          for (int k = 0; k < 6; ++k) d.keypoints.push_back(to_source(ax + r[4 + 2 * k], ay + r[5 + 2 * k]));
+          // A face that touches a tile edge lying inside the image is cut; it is whole in
+          // the neighbouring tile or large enough for the level above.
+          if ((view.interior_left && d.box.x <= region.x) ||
+              (view.interior_top && d.box.y <= region.y) ||
+              (view.interior_right && d.box.x + d.box.width >= region.x + region.width) ||
+              (view.interior_bottom && d.box.y + d.box.height >= region.y + region.height)) {
+            continue;
+          }
+          found.push_back(std::move(d));
+        }
+      }
+    }
+  }
+  return found;
+}
+
+std::vector<Detection> BlazeFaceDetector::detect(const cv::Mat& bgr) {
+  if (bgr.empty() || bgr.type() != CV_8UC3) {
+    throw Error(ErrorCode::kInvalidArgument, "detector needs a non-empty 8-bit BGR image");
+  }
+  const std::vector<DetectionView> views = plan_detection_views(bgr.size(), options_.min_face_px);
+  std::vector<Detection> all;
+  auto lease = nets_.acquire();
+  try {
+    for (const DetectionView& v : views) {
+      auto found = detect_view(*lease, bgr, v);
+      all.insert(all.end(), std::make_move_iterator(found.begin()),
+                 std::make_move_iterator(found.end()));
+    }
+  } catch (const cv::Exception& e) {
+    throw Error(ErrorCode::kInternal, std::string("BlazeFace inference failed: ") + e.err);
+  }
+  return merge_detections(std::move(all), options_.merge_iou);
+}
+
+}  // namespace frs

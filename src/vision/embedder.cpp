@@ -1,0 +1,115 @@
+#include "frs/vision/embedder.h"
+
+#include <future>
+
+#include "frs/core/error.h"
+#include "frs/core/object_pool.h"
+#include "frs/vision/face_net.h"
+
+namespace frs {
+
+struct FaceEmbedder::Impl {
+  ObjectPool<facenet::FaceNet> nets;
+};
+
+FaceEmbedder::FaceEmbedder(const EmbedderOptions& options)
+    : options_(options), impl_(std::make_unique<Impl>()) {
+  if (options.threads < 1 || options.threads > 64) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "embedder threads must be in 1..64, got " + std::to_string(options.threads));
+  }
+  if (options.batch_size < 1 || options.batch_size > 256) {
+    throw Error(ErrorCode::kInvalidArgument, "embedder batch_size must be in 1..256, got " +
+                                                 std::to_string(options.batch_size));
+  }
+  if (!std::filesystem::exists(options.model)) {
+    throw Error(ErrorCode::kFailedPrecondition,
+                "face descriptor model '" + options.model.string() +
+                    "' is missing: run scripts/setup.sh (or models/fetch.sh), or pass --models DIR");
+  }
+  auto first = std::make_unique<facenet::FaceNet>();
+  try {
+    dlib::deserialize(options.model.string()) >> *first;
+  } catch (const dlib::serialization_error& e) {
+    throw Error(ErrorCode::kFailedPrecondition,
+                "face descriptor model '" + options.model.string() +
+                    "' is not a dlib face recognition network (re-run models/fetch.sh): " +
+                    e.what());
+  }
+  for (int i = 1; i < options.threads; ++i) {
+    impl_->nets.add(std::make_unique<facenet::FaceNet>(*first));
+  }
+  impl_->nets.add(std::move(first));
+}
+
+FaceEmbedder::~FaceEmbedder() = default;
+
+namespace {
+
+dlib::matrix<dlib::rgb_pixel> to_dlib_rgb(const cv::Mat& chip, bool mirror) {
+  dlib::matrix<dlib::rgb_pixel> out(chip.rows, chip.cols);
+  for (int y = 0; y < chip.rows; ++y) {
+    const cv::Vec3b* row = chip.ptr<cv::Vec3b>(y);
+    for (int x = 0; x < chip.cols; ++x) {
+      const cv::Vec3b& p = row[mirror ? chip.cols - 1 - x : x];
+      out(y, x) = dlib::rgb_pixel(p[2], p[1], p[0]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<Embedding> FaceEmbedder::embed(const std::vector<cv::Mat>& chips) const {
+  for (std::size_t i = 0; i < chips.size(); ++i) {
+    if (chips[i].rows != facenet::kChipSize || chips[i].cols != facenet::kChipSize ||
+        chips[i].type() != CV_8UC3) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "chip " + std::to_string(i) + " is " + std::to_string(chips[i].cols) + "x" +
+                      std::to_string(chips[i].rows) + "; the descriptor needs 150x150 BGR chips");
+    }
+  }
+  const int copies = options_.flip_average ? 2 : 1;
+  std::vector<dlib::matrix<dlib::rgb_pixel>> inputs;
+  inputs.reserve(chips.size() * copies);
+  for (const cv::Mat& chip : chips) {
+    inputs.push_back(to_dlib_rgb(chip, false));
+    if (options_.flip_average) inputs.push_back(to_dlib_rgb(chip, true));
+  }
+
+  std::vector<dlib::matrix<float, 0, 1>> raw(inputs.size());
+  // Split the inputs into one contiguous share per network.
+  const std::size_t shares =
+      std::min<std::size_t>(static_cast<std::size_t>(options_.threads), inputs.size());
+  auto run_share = [&](std::size_t begin, std::size_t end) {
+    auto net = impl_->nets.acquire();
+    std::vector<dlib::matrix<dlib::rgb_pixel>> part(inputs.begin() + static_cast<long>(begin),
+                                                    inputs.begin() + static_cast<long>(end));
+    auto out = (*net)(part, static_cast<std::size_t>(options_.batch_size));
+    std::move(out.begin(), out.end(), raw.begin() + static_cast<long>(begin));
+  };
+  if (shares <= 1) {
+    if (!inputs.empty()) run_share(0, inputs.size());
+  } else {
+    std::vector<std::future<void>> jobs;
+    const std::size_t per = (inputs.size() + shares - 1) / shares;
+    for (std::size_t begin = 0; begin < inputs.size(); begin += per) {
+      jobs.push_back(std::async(std::launch::async, run_share, begin,
+                                std::min(inputs.size(), begin + per)));
+    }
+    for (auto& j : jobs) j.get();
+  }
+
+  std::vector<Embedding> embeddings(chips.size());
+  for (std::size_t i = 0; i < chips.size(); ++i) {
+    for (int c = 0; c < copies; ++c) {
+      const auto& d = raw[i * copies + static_cast<std::size_t>(c)];
+      for (std::size_t k = 0; k < kEmbeddingSize; ++k) {
+        embeddings[i][k] += d(static_cast<long>(k)) / static_cast<float>(copies);
+      }
+    }
+  }
+  return embeddings;
+}
+
+}  // namespace frs

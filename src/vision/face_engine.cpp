@@ -1,0 +1,117 @@
+#include "frs/vision/face_engine.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <future>
+#include <opencv2/core/utility.hpp>
+#include <thread>
+
+#include "frs/core/error.h"
+
+#ifndef FRS_DEFAULT_MODELS_DIR
+#define FRS_DEFAULT_MODELS_DIR "models/data"
+#endif
+
+namespace frs {
+
+std::filesystem::path default_models_dir() {
+  if (const char* env = std::getenv("FRS_MODELS"); env != nullptr && *env != '\0') return env;
+  return FRS_DEFAULT_MODELS_DIR;
+}
+
+namespace {
+
+int resolve_threads(int requested) {
+  if (requested < 0 || requested > 64) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "threads must be in 0..64 (0 = one per core), got " + std::to_string(requested));
+  }
+  if (requested > 0) return requested;
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+}  // namespace
+
+FaceEngine::FaceEngine(const FaceEngineOptions& options) : options_(options) {
+  if (options.max_faces < 1 || options.max_faces > 10000) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "max_faces must be in 1..10000, got " + std::to_string(options.max_faces));
+  }
+  if (options.min_face_px < 0) {
+    throw Error(ErrorCode::kInvalidArgument, "min_face_px must be >= 0");
+  }
+  const int threads = resolve_threads(options.threads);
+  options_.threads = threads;
+  // Parallelism comes from running several images/chips at once, one net per thread;
+  // OpenCV's own intra-op threads would fight those for the same cores.
+  cv::setNumThreads(1);
+
+  if (options.detector == DetectorKind::kBlazeFace) {
+    BlazeFaceOptions o;
+    o.model = options.models_dir / kBlazeFaceModelFile;
+    o.min_score = options.min_score;
+    o.min_face_px = options.min_face_px;
+    o.instances = threads;
+    detector_ = std::make_unique<BlazeFaceDetector>(o);
+  } else {
+    HogOptions o;
+    o.upsample = options.hog_upsample;
+    o.adjust_threshold = options.min_score;
+    o.instances = threads;
+    detector_ = std::make_unique<HogFaceDetector>(o);
+  }
+  aligner_ = std::make_unique<FaceAligner>(options.models_dir / kLandmarkModelFile);
+  EmbedderOptions e;
+  e.model = options.models_dir / kDescriptorModelFile;
+  e.threads = threads;
+  e.batch_size = options.batch_size;
+  e.flip_average = options.flip_average;
+  embedder_ = std::make_unique<FaceEmbedder>(e);
+}
+
+FaceEngine::~FaceEngine() = default;
+
+std::vector<Detection> FaceEngine::detect(const cv::Mat& bgr) const {
+  return detector_->detect(bgr);
+}
+
+std::vector<Face> FaceEngine::analyze(const cv::Mat& bgr, bool embed_faces) const {
+  std::vector<Detection> detections = detector_->detect(bgr);
+  // Largest first: the largest face is the subject of an enrollment photo, and when an
+  // image holds more faces than max_faces the smallest carry the least identity.
+  std::stable_sort(detections.begin(), detections.end(), [](const Detection& a, const Detection& b) {
+    return a.box.area() > b.box.area();
+  });
+  if (detections.size() > static_cast<std::size_t>(options_.max_faces)) {
+    detections.resize(static_cast<std::size_t>(options_.max_faces));
+  }
+  std::vector<Face> faces(detections.size());
+  // Landmarks cost ~1 ms a face; split them over the threads only when there are many.
+  const std::size_t shares = std::min<std::size_t>(
+      static_cast<std::size_t>(options_.threads), std::max<std::size_t>(1, faces.size() / 16));
+  auto align_range = [&](std::size_t begin, std::size_t end) {
+    for (std::size_t i = begin; i < end; ++i) faces[i] = aligner_->align(bgr, detections[i]);
+  };
+  if (shares <= 1) {
+    align_range(0, faces.size());
+  } else {
+    std::vector<std::future<void>> jobs;
+    const std::size_t per = (faces.size() + shares - 1) / shares;
+    for (std::size_t b = 0; b < faces.size(); b += per) {
+      jobs.push_back(std::async(std::launch::async, align_range, b, std::min(faces.size(), b + per)));
+    }
+    for (auto& j : jobs) j.get();
+  }
+  if (embed_faces) embed(faces);
+  return faces;
+}
+
+void FaceEngine::embed(std::vector<Face>& faces) const {
+  std::vector<cv::Mat> chips;
+  chips.reserve(faces.size());
+  for (const Face& f : faces) chips.push_back(f.chip);
+  const std::vector<Embedding> embeddings = embedder_->embed(chips);
+  for (std::size_t i = 0; i < faces.size(); ++i) faces[i].embedding = embeddings[i];
+}
+
+}  // namespace frs

@@ -1,0 +1,224 @@
+#include "frs/vision/image.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "frs/core/error.h"
+
+namespace frs {
+namespace {
+
+std::uint32_t be32(const std::uint8_t* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+         p[3];
+}
+std::uint32_t le32(const std::uint8_t* p) {
+  return std::uint32_t{p[0]} | (std::uint32_t{p[1]} << 8) | (std::uint32_t{p[2]} << 16) |
+         (std::uint32_t{p[3]} << 24);
+}
+std::uint32_t le24(const std::uint8_t* p) {
+  return std::uint32_t{p[0]} | (std::uint32_t{p[1]} << 8) | (std::uint32_t{p[2]} << 16);
+}
+
+void probe_jpeg(std::span<const std::uint8_t> b, ImageHeader& h) {
+  // Walk the marker segments to the first start-of-frame, which holds the dimensions.
+  std::size_t i = 2;
+  while (i + 9 < b.size()) {
+    if (b[i] != 0xFF) return;
+    const std::uint8_t marker = b[i + 1];
+    if (marker == 0xFF) {
+      ++i;
+      continue;
+    }
+    const std::size_t length = (std::size_t{b[i + 2]} << 8) | b[i + 3];
+    const bool is_sof = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 &&
+                        marker != 0xCC;
+    if (is_sof) {
+      h.height = (b[i + 5] << 8) | b[i + 6];
+      h.width = (b[i + 7] << 8) | b[i + 8];
+      return;
+    }
+    if (length < 2) return;
+    i += 2 + length;
+  }
+}
+
+void probe_webp(std::span<const std::uint8_t> b, ImageHeader& h) {
+  if (b.size() < 30) return;
+  const std::uint8_t* chunk = b.data() + 12;
+  if (std::memcmp(chunk, "VP8 ", 4) == 0) {
+    h.width = (chunk[14] | (chunk[15] << 8)) & 0x3FFF;
+    h.height = (chunk[16] | (chunk[17] << 8)) & 0x3FFF;
+  } else if (std::memcmp(chunk, "VP8L", 4) == 0) {
+    const std::uint32_t bits = le32(chunk + 9);
+    h.width = static_cast<int>((bits & 0x3FFF) + 1);
+    h.height = static_cast<int>(((bits >> 14) & 0x3FFF) + 1);
+  } else if (std::memcmp(chunk, "VP8X", 4) == 0) {
+    h.width = static_cast<int>(le24(chunk + 12) + 1);
+    h.height = static_cast<int>(le24(chunk + 15) + 1);
+  }
+}
+
+const char* format_name(ImageFormat f) {
+  switch (f) {
+    case ImageFormat::kJpeg:
+      return "JPEG";
+    case ImageFormat::kPng:
+      return "PNG";
+    case ImageFormat::kBmp:
+      return "BMP";
+    case ImageFormat::kWebp:
+      return "WebP";
+    case ImageFormat::kUnknown:
+      break;
+  }
+  return "unknown";
+}
+
+cv::Mat to_bgr8(cv::Mat decoded) {
+  if (decoded.depth() == CV_16U) {
+    decoded.convertTo(decoded, CV_8U, 1.0 / 257.0);
+  } else if (decoded.depth() != CV_8U) {
+    cv::normalize(decoded, decoded, 0, 255, cv::NORM_MINMAX, CV_8U);
+  }
+  cv::Mat bgr;
+  switch (decoded.channels()) {
+    case 1:
+      cv::cvtColor(decoded, bgr, cv::COLOR_GRAY2BGR);
+      break;
+    case 3:
+      bgr = decoded;
+      break;
+    case 4: {
+      // Composite over mid-grey: black or white behind a cut-out face shifts the
+      // detector's and the descriptor's view of the face edge more than grey does.
+      bgr.create(decoded.size(), CV_8UC3);
+      decoded.forEach<cv::Vec4b>([&](const cv::Vec4b& px, const int* pos) {
+        const int a = px[3];
+        cv::Vec3b& out = bgr.at<cv::Vec3b>(pos[0], pos[1]);
+        for (int c = 0; c < 3; ++c) out[c] = static_cast<uchar>((px[c] * a + 128 * (255 - a)) / 255);
+      });
+      break;
+    }
+    default:
+      throw Error(ErrorCode::kInvalidArgument,
+                  "image has " + std::to_string(decoded.channels()) +
+                      " channels; expected grey, RGB or RGBA");
+  }
+  return bgr;
+}
+
+}  // namespace
+
+ImageHeader probe_image(std::span<const std::uint8_t> b) {
+  ImageHeader h;
+  if (b.size() >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) {
+    h.format = ImageFormat::kJpeg;
+    probe_jpeg(b, h);
+  } else if (b.size() >= 8 && std::memcmp(b.data(), "\x89PNG\r\n\x1a\n", 8) == 0) {
+    h.format = ImageFormat::kPng;
+    if (b.size() >= 24) {
+      h.width = static_cast<int>(std::min<std::uint32_t>(be32(b.data() + 16), INT32_MAX));
+      h.height = static_cast<int>(std::min<std::uint32_t>(be32(b.data() + 20), INT32_MAX));
+    }
+  } else if (b.size() >= 2 && b[0] == 'B' && b[1] == 'M') {
+    h.format = ImageFormat::kBmp;
+    if (b.size() >= 26) {
+      const auto w = static_cast<std::int32_t>(le32(b.data() + 18));
+      const auto ht = static_cast<std::int32_t>(le32(b.data() + 22));
+      // A negative height means a top-down bitmap; INT32_MIN has no positive counterpart.
+      h.width = w == INT32_MIN ? INT32_MAX : std::abs(w);
+      h.height = ht == INT32_MIN ? INT32_MAX : std::abs(ht);
+    }
+  } else if (b.size() >= 12 && std::memcmp(b.data(), "RIFF", 4) == 0 &&
+             std::memcmp(b.data() + 8, "WEBP", 4) == 0) {
+    h.format = ImageFormat::kWebp;
+    probe_webp(b, h);
+  }
+  return h;
+}
+
+cv::Mat decode_image(std::span<const std::uint8_t> bytes, const ImageLimits& limits) {
+  if (bytes.empty()) throw Error(ErrorCode::kInvalidArgument, "image is empty (0 bytes)");
+  if (bytes.size() > limits.max_bytes) {
+    throw Error(ErrorCode::kResourceExhausted,
+                "image is " + std::to_string(bytes.size()) + " bytes, over the limit of " +
+                    std::to_string(limits.max_bytes) + " bytes");
+  }
+  const ImageHeader header = probe_image(bytes);
+  if (header.format == ImageFormat::kUnknown) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "not a JPEG, PNG, BMP or WebP image (unrecognised first bytes)");
+  }
+  if (header.width <= 0 || header.height <= 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                std::string(format_name(header.format)) +
+                    " image header is truncated or corrupt, or the image is 0x0");
+  }
+  const std::uint64_t pixels =
+      static_cast<std::uint64_t>(header.width) * static_cast<std::uint64_t>(header.height);
+  if (pixels > limits.max_pixels) {
+    throw Error(ErrorCode::kResourceExhausted,
+                std::string(format_name(header.format)) + " image is " +
+                    std::to_string(header.width) + "x" + std::to_string(header.height) + " = " +
+                    std::to_string(pixels) + " pixels, over the limit of " +
+                    std::to_string(limits.max_pixels) + "; downscale it");
+  }
+
+  // Keep alpha and 16-bit depth for the formats that carry them; JPEG goes through
+  // IMREAD_COLOR so that its EXIF orientation is applied.
+  const int flags = header.format == ImageFormat::kJpeg
+                        ? cv::IMREAD_COLOR
+                        : (cv::IMREAD_UNCHANGED | cv::IMREAD_ANYDEPTH);
+  cv::Mat decoded;
+  try {
+    const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8UC1,
+                         const_cast<std::uint8_t*>(bytes.data()));
+    decoded = cv::imdecode(buffer, flags);
+  } catch (const cv::Exception& e) {
+    throw Error(ErrorCode::kInvalidArgument, std::string(format_name(header.format)) +
+                                                 " image could not be decoded: " + e.err);
+  }
+  if (decoded.empty()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                std::string(format_name(header.format)) +
+                    " image could not be decoded: the data is corrupt, truncated or 0x0");
+  }
+  if (static_cast<std::uint64_t>(decoded.total()) > limits.max_pixels) {
+    throw Error(ErrorCode::kResourceExhausted,
+                "image is " + std::to_string(decoded.cols) + "x" + std::to_string(decoded.rows) +
+                    " pixels, over the limit of " + std::to_string(limits.max_pixels));
+  }
+  return to_bgr8(decoded);
+}
+
+cv::Mat load_image(const std::filesystem::path& path, const ImageLimits& limits) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) {
+    throw Error(ErrorCode::kNotFound, "cannot read '" + path.string() + "': " + ec.message());
+  }
+  if (size > limits.max_bytes) {
+    throw Error(ErrorCode::kResourceExhausted, "'" + path.string() + "' is " +
+                                                   std::to_string(size) +
+                                                   " bytes, over the limit of " +
+                                                   std::to_string(limits.max_bytes) + " bytes");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(ErrorCode::kNotFound, "cannot open '" + path.string() + "'");
+  std::vector<std::uint8_t> bytes(size);
+  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
+  if (static_cast<std::uint64_t>(in.gcount()) != size) {
+    throw Error(ErrorCode::kInvalidArgument, "could not read all of '" + path.string() + "'");
+  }
+  try {
+    return decode_image(bytes, limits);
+  } catch (const Error& e) {
+    throw Error(e.code(), "'" + path.string() + "': " + e.what());
+  }
+}
+
+}  // namespace frs
