@@ -36,12 +36,66 @@ FaceAligner::FaceAligner(const std::filesystem::path& shape_predictor)
 
 FaceAligner::~FaceAligner() = default;
 
+namespace {
+
+dlib::rectangle square_around(double cx, double cy, double side) {
+  return dlib::rectangle(std::lround(cx - side / 2), std::lround(cy - side / 2),
+                         std::lround(cx + side / 2 - 1), std::lround(cy + side / 2 - 1));
+}
+
+}  // namespace
+
+// dlib's 68-point model was trained on boxes from dlib's HOG detector, and its landmarks
+// drift when the box differs (a plain BlazeFace box cost 1.5 points of pair accuracy on
+// lfw10). So the box handed to it is the HOG box predicted from what we have.
+dlib::rectangle landmark_box(const Detection& detection) {
+  if (detection.keypoints.size() == 6) {
+    // From BlazeFace's eyes (0, 1) and mouth (3), in the face's own frame: the box centre
+    // lies 0.45 eye-to-mouth distances below the eye midpoint, its side is 2.46 of them.
+    // Medians over faces both detectors found (bench_alignment_calibration; lfw10 excluded).
+    const cv::Point2d eyes =
+        (cv::Point2d(detection.keypoints[0]) + cv::Point2d(detection.keypoints[1])) * 0.5;
+    const cv::Point2d down = cv::Point2d(detection.keypoints[3]) - eyes;
+    const double length = std::sqrt(down.dot(down));
+    if (length > 1.0) {
+      const cv::Point2d centre = eyes + down * 0.45;
+      return square_around(centre.x, centre.y, 2.46 * length);
+    }
+  }
+  const cv::Rect2f& b = detection.box;
+  return dlib::rectangle(std::lround(b.x), std::lround(b.y), std::lround(b.x + b.width - 1),
+                         std::lround(b.y + b.height - 1));
+}
+
+// The HOG box implied by a set of landmarks: relative to their mean and RMS spread, the
+// centre sits 0.004 spreads left of and 0.112 above the mean, the side is 2.763 spreads
+// (bench_alignment_calibration on HOG detections; lfw10 excluded).
+dlib::rectangle box_from_landmarks(const dlib::full_object_detection& shape) {
+  const auto n = static_cast<double>(shape.num_parts());
+  double mx = 0, my = 0;
+  for (unsigned long i = 0; i < shape.num_parts(); ++i) {
+    mx += static_cast<double>(shape.part(i).x());
+    my += static_cast<double>(shape.part(i).y());
+  }
+  mx /= n;
+  my /= n;
+  double spread = 0;
+  for (unsigned long i = 0; i < shape.num_parts(); ++i) {
+    const double dx = static_cast<double>(shape.part(i).x()) - mx;
+    const double dy = static_cast<double>(shape.part(i).y()) - my;
+    spread += dx * dx + dy * dy;
+  }
+  spread = std::sqrt(spread / n);
+  return square_around(mx - 0.0040 * spread, my - 0.1122 * spread, 2.7629 * spread);
+}
+
 Face FaceAligner::align(const cv::Mat& bgr, const Detection& detection) const {
   const dlib::cv_image<dlib::bgr_pixel> image(bgr);
+  // A second pass from the box the first landmarks imply brings the box closer to what
+  // the model was trained on (lfw10 pair accuracy 0.9949 -> 0.9964).
+  dlib::full_object_detection shape = impl_->predictor(image, landmark_box(detection));
+  shape = impl_->predictor(image, box_from_landmarks(shape));
   const cv::Rect2f& b = detection.box;
-  const dlib::rectangle rect(std::lround(b.x), std::lround(b.y), std::lround(b.x + b.width - 1),
-                             std::lround(b.y + b.height - 1));
-  const dlib::full_object_detection shape = impl_->predictor(image, rect);
 
   Face face;
   face.box = b;

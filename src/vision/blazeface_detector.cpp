@@ -57,6 +57,7 @@ std::vector<DetectionView> plan_detection_views(cv::Size size, int min_face_px) 
     for (int y : ys) {
       for (int x : xs) {
         DetectionView v{cv::Rect(x, y, tile, tile)};
+        v.is_tile = true;
         v.interior_left = x > 0;
         v.interior_top = y > 0;
         v.interior_right = x + tile < size.width;
@@ -83,11 +84,13 @@ std::vector<Detection> merge_detections(std::vector<Detection> detections, float
     if (used[i]) continue;
     const Detection& best = detections[i];
     double weight = 0, x = 0, y = 0, w = 0, h = 0;
+    int support = 0;
     std::vector<cv::Point2d> keypoints(best.keypoints.size());
     for (std::size_t j = i; j < detections.size(); ++j) {
       if (used[j] || (j != i && iou(best.box, detections[j].box) <= iou_threshold)) continue;
       used[j] = true;
       const Detection& d = detections[j];
+      support += d.support;
       const double s = d.score;
       weight += s;
       x += s * d.box.x;
@@ -102,6 +105,7 @@ std::vector<Detection> merge_detections(std::vector<Detection> detections, float
     }
     Detection out;
     out.score = best.score;
+    out.support = support;
     if (weight <= 0) weight = 1;
     out.box = cv::Rect2f(static_cast<float>(x / weight), static_cast<float>(y / weight),
                          static_cast<float>(w / weight), static_cast<float>(h / weight));
@@ -203,6 +207,9 @@ std::vector<Detection> BlazeFaceDetector::detect_view(cv::dnn::Net& net, const c
           d.box = cv::Rect2f(tl.x, tl.y, static_cast<float>(w / scale),
                              static_cast<float>(h / scale));
           for (int k = 0; k < 6; ++k) d.keypoints.push_back(to_source(ax + r[4 + 2 * k], ay + r[5 + 2 * k]));
+          // Faces larger than a quarter of a tile belong to the level above, which sees them
+          // whole and at a scale the model knows better; here they are mostly texture.
+          if (view.is_tile && std::max(d.box.width, d.box.height) > region.width / 4.0f) continue;
           // A face that touches a tile edge lying inside the image is cut; it is whole in
           // the neighbouring tile or large enough for the level above.
           if ((view.interior_left && d.box.x <= region.x) ||

@@ -19,6 +19,8 @@ struct Detection {
   // BlazeFace only, in source pixels: right eye, left eye, nose tip, mouth centre, right
   // ear tragion, left ear tragion (the subject's right/left). Empty for HOG.
   std::vector<cv::Point2f> keypoints;
+  // How many raw anchor hits (over all anchors and views) were merged into this detection.
+  int support = 1;
 };
 
 class FaceDetector {
@@ -49,6 +51,7 @@ struct BlazeFaceOptions {
 // extend past the image; the excess is padded with black.
 struct DetectionView {
   cv::Rect region;
+  bool is_tile = false;  // false for the whole-image view
   bool interior_left = false, interior_top = false, interior_right = false,
        interior_bottom = false;  // edges that lie inside the image (a face there may be cut)
 };

@@ -1,0 +1,97 @@
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "frs/convert/tfjs_weights.h"
+#include "model_fixture.h"
+#include "reference_facenet.h"
+
+namespace frs::testing {
+namespace {
+
+std::filesystem::path manifest_path() {
+  return default_models_dir() / "face_recognition_model-weights_manifest.json";
+}
+
+std::string file_bytes(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+dlib::matrix<dlib::rgb_pixel> to_dlib(const cv::Mat& chip) {
+  dlib::matrix<dlib::rgb_pixel> m(chip.rows, chip.cols);
+  for (int y = 0; y < chip.rows; ++y)
+    for (int x = 0; x < chip.cols; ++x) {
+      const auto p = chip.at<cv::Vec3b>(y, x);
+      m(y, x) = dlib::rgb_pixel(p[2], p[1], p[0]);
+    }
+  return m;
+}
+
+TEST(ModelConverter, ReadsAllOfFaceApisTensors) {
+  const auto tensors = convert::read_tfjs_weights(manifest_path());
+  std::size_t parameters = 0;
+  for (const auto& t : tensors) parameters += t.values.size();
+  EXPECT_EQ(tensors.size(), 117u);
+  EXPECT_EQ(parameters, 5'614'592u);
+}
+
+TEST(ModelConverter, CommandWritesTheCheckedInFileAndDlibLoadsIt) {
+  const auto out = std::filesystem::temp_directory_path() /
+                   ("frs_convert_" + std::to_string(::getpid()) + ".dat");
+  const std::string command = std::string(FRS_CONVERT_CLI) + " '" + manifest_path().string() +
+                              "' -o '" + out.string() + "' > /dev/null";
+  ASSERT_EQ(std::system(command.c_str()), 0);
+  // The conversion is deterministic: the same bytes as the set-up's (checksummed) file.
+  EXPECT_EQ(file_bytes(out), file_bytes(default_models_dir() / kDescriptorModelFile));
+
+  facenet::FaceNet net;
+  ASSERT_NO_THROW(dlib::deserialize(out.string()) >> net);
+  // dlib's count leaves out affine_ layers (their get_layer_params() is empty); add them.
+  std::size_t affine_parameters = 0;
+  dlib::visit_computational_layers(net, [&](auto& layer) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(layer)>, dlib::affine_>) {
+      affine_parameters += layer.get_gamma().size() + layer.get_beta().size();
+    }
+  });
+  EXPECT_EQ(dlib::count_parameters(net) + affine_parameters, 5'614'592u);
+  std::filesystem::remove(out);
+}
+
+TEST(ModelConverter, SerialisedNetworkGivesTheSameDescriptorAfterRoundTrip) {
+  const auto tensors = convert::read_tfjs_weights(manifest_path());
+  facenet::FaceNet built;
+  convert::load_face_api_weights(tensors, built);
+  std::stringstream stream;
+  dlib::serialize(built, stream);
+  facenet::FaceNet loaded;
+  dlib::deserialize(loaded, stream);
+
+  const auto chip = to_dlib(largest_face(face_path("obama.jpg")).chip);
+  const dlib::matrix<float, 0, 1> a = built(chip);
+  const dlib::matrix<float, 0, 1> b = loaded(chip);
+  EXPECT_EQ(dlib::max(dlib::abs(a - b)), 0.0f);
+}
+
+TEST(ModelConverter, DescriptorEqualsAnIndependentComputation) {
+  const auto tensors = convert::read_tfjs_weights(manifest_path());
+  for (const char* name : {"obama.jpg", "biden.jpg", "lin-manuel-miranda.png"}) {
+    const Face face = largest_face(face_path(name));
+    const Embedding reference = reference_descriptor(tensors, face.chip);
+    const Embedding& ours = *face.embedding;
+    float worst = 0;
+    for (std::size_t i = 0; i < kEmbeddingSize; ++i) {
+      worst = std::max(worst, std::abs(reference[i] - ours[i]));
+    }
+    EXPECT_LT(worst, 1e-4f) << name;
+    EXPECT_LT(distance(reference, ours), 1e-4f) << name;
+    // And the descriptor is not trivially small: a real dlib descriptor's length is ~1.4-1.6.
+    Embedding zero{};
+    EXPECT_GT(distance(ours, zero), 1.0f) << name;
+  }
+}
+
+}  // namespace
+}  // namespace frs::testing

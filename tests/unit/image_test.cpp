@@ -1,0 +1,160 @@
+#include <gtest/gtest.h>
+
+#include <opencv2/imgcodecs.hpp>
+
+#include "frs/core/error.h"
+#include "frs/vision/image.h"
+
+namespace frs {
+namespace {
+
+std::vector<std::uint8_t> encode(const cv::Mat& image, const std::string& ext,
+                                 const std::vector<int>& params = {}) {
+  std::vector<std::uint8_t> bytes;
+  EXPECT_TRUE(cv::imencode(ext, image, bytes, params));
+  return bytes;
+}
+
+cv::Mat gradient(int width, int height, int type) {
+  cv::Mat m(height, width, type);
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width * m.channels(); ++x) {
+      m.ptr<uchar>(y)[x] = static_cast<uchar>((x * 7 + y * 3) % 256);
+    }
+  }
+  return m;
+}
+
+ErrorCode code_of(const std::vector<std::uint8_t>& bytes, const ImageLimits& limits = {}) {
+  try {
+    decode_image(bytes, limits);
+  } catch (const Error& e) {
+    return e.code();
+  }
+  ADD_FAILURE() << "decode_image accepted the input";
+  return ErrorCode::kInternal;
+}
+
+std::string message_of(const std::vector<std::uint8_t>& bytes, const ImageLimits& limits = {}) {
+  try {
+    decode_image(bytes, limits);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(DecodeImage, ReadsEveryFormatAsBgr8) {
+  const cv::Mat colour = gradient(64, 48, CV_8UC3);
+  for (const std::string ext : {".jpg", ".png", ".bmp", ".webp"}) {
+    const cv::Mat decoded = decode_image(encode(colour, ext));
+    EXPECT_EQ(decoded.type(), CV_8UC3) << ext;
+    EXPECT_EQ(decoded.size(), cv::Size(64, 48)) << ext;
+  }
+  const cv::Mat lossless = decode_image(encode(colour, ".png"));
+  EXPECT_EQ(cv::norm(lossless, colour, cv::NORM_INF), 0.0);
+}
+
+TEST(DecodeImage, ExpandsGreyAndCompositesAlpha) {
+  const cv::Mat grey = decode_image(encode(gradient(20, 10, CV_8UC1), ".png"));
+  EXPECT_EQ(grey.type(), CV_8UC3);
+
+  cv::Mat rgba(10, 10, CV_8UC4, cv::Scalar(255, 0, 0, 0));  // fully transparent blue
+  rgba(cv::Rect(0, 0, 5, 10)).setTo(cv::Scalar(0, 0, 255, 255));  // opaque red left half
+  const cv::Mat bgr = decode_image(encode(rgba, ".png"));
+  EXPECT_EQ(bgr.at<cv::Vec3b>(5, 2), cv::Vec3b(0, 0, 255));
+  EXPECT_EQ(bgr.at<cv::Vec3b>(5, 8), cv::Vec3b(128, 128, 128));  // grey behind transparency
+}
+
+TEST(DecodeImage, ReducesSixteenBitToEight) {
+  cv::Mat deep(4, 4, CV_16UC3, cv::Scalar(65535, 0, 32896));
+  const cv::Mat bgr = decode_image(encode(deep, ".png"));
+  EXPECT_EQ(bgr.type(), CV_8UC3);
+  EXPECT_EQ(bgr.at<cv::Vec3b>(0, 0), cv::Vec3b(255, 0, 128));
+}
+
+TEST(DecodeImage, RejectsEmptyAndUnknownBytes) {
+  EXPECT_EQ(code_of({}), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code_of({'h', 'e', 'l', 'l', 'o'}), ErrorCode::kInvalidArgument);
+  EXPECT_NE(message_of({'h', 'e', 'l', 'l', 'o'}).find("not a JPEG, PNG, BMP or WebP"),
+            std::string::npos);
+}
+
+TEST(DecodeImage, RejectsTruncatedFilesOfEveryFormat) {
+  const cv::Mat colour = gradient(64, 48, CV_8UC3);
+  for (const std::string ext : {".jpg", ".png", ".bmp", ".webp"}) {
+    std::vector<std::uint8_t> bytes = encode(colour, ext);
+    for (const std::size_t keep : {std::size_t{4}, std::size_t{20}, bytes.size() / 2}) {
+      std::vector<std::uint8_t> cut(bytes.begin(), bytes.begin() + static_cast<long>(keep));
+      // Either a clear error, or (JPEG decoders pad truncated scans) a full-size image.
+      try {
+        const cv::Mat m = decode_image(cut);
+        EXPECT_EQ(m.size(), cv::Size(64, 48)) << ext << " cut at " << keep;
+      } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << ext << " cut at " << keep;
+      }
+    }
+  }
+}
+
+TEST(DecodeImage, RejectsGarbageAfterAValidHeader) {
+  std::vector<std::uint8_t> bytes = encode(gradient(64, 48, CV_8UC3), ".png");
+  for (std::size_t i = 40; i < bytes.size(); ++i) bytes[i] = static_cast<std::uint8_t>(i * 31);
+  EXPECT_EQ(code_of(bytes), ErrorCode::kInvalidArgument);
+}
+
+TEST(DecodeImage, RejectsZeroSizeImages) {
+  std::vector<std::uint8_t> bytes = encode(gradient(8, 8, CV_8UC3), ".png");
+  // Patch the PNG header's width and height to 0.
+  std::fill(bytes.begin() + 16, bytes.begin() + 24, 0);
+  EXPECT_EQ(code_of(bytes), ErrorCode::kInvalidArgument);
+}
+
+TEST(DecodeImage, RejectsImagesOverThePixelLimitBeforeDecoding) {
+  std::vector<std::uint8_t> bytes = encode(gradient(8, 8, CV_8UC3), ".png");
+  // Claim 100000 x 100000 pixels in the header: 10 Gpx must be refused, not allocated.
+  const std::uint8_t big[] = {0x00, 0x01, 0x86, 0xA0};
+  std::copy(big, big + 4, bytes.begin() + 16);
+  std::copy(big, big + 4, bytes.begin() + 20);
+  EXPECT_EQ(code_of(bytes), ErrorCode::kResourceExhausted);
+  EXPECT_NE(message_of(bytes).find("100000x100000"), std::string::npos);
+
+  ImageLimits small;
+  small.max_pixels = 100;
+  const std::vector<std::uint8_t> jpeg = encode(gradient(64, 48, CV_8UC3), ".jpg");
+  EXPECT_EQ(code_of(jpeg, small), ErrorCode::kResourceExhausted);
+  small.max_pixels = 64 * 48;
+  EXPECT_NO_THROW(decode_image(jpeg, small));
+}
+
+TEST(DecodeImage, RejectsInputsOverTheByteLimit) {
+  ImageLimits limits;
+  limits.max_bytes = 10;
+  EXPECT_EQ(code_of(encode(gradient(8, 8, CV_8UC3), ".png"), limits),
+            ErrorCode::kResourceExhausted);
+}
+
+TEST(ProbeImage, ReadsDimensionsFromHeaders) {
+  const cv::Mat colour = gradient(123, 45, CV_8UC3);
+  for (const std::string ext : {".jpg", ".png", ".bmp", ".webp"}) {
+    const ImageHeader h = probe_image(encode(colour, ext));
+    EXPECT_EQ(h.width, 123) << ext;
+    EXPECT_EQ(h.height, 45) << ext;
+  }
+  const ImageHeader lossless = probe_image(encode(colour, ".webp", {cv::IMWRITE_WEBP_QUALITY, 101}));
+  EXPECT_EQ(lossless.width, 123);
+  EXPECT_EQ(lossless.height, 45);
+}
+
+TEST(LoadImage, NamesTheMissingFile) {
+  try {
+    load_image("/nonexistent/face.jpg");
+    FAIL() << "loaded a missing file";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/face.jpg"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace frs
