@@ -37,7 +37,8 @@ int main() {
         // Keypoints -> HOG box, in the face's frame (down = eye midpoint to mouth).
         for (const Detection& b : from_blazeface) {
           if (iou(h.box, b.box) < 0.4f) continue;
-          const cv::Point2d eyes = (cv::Point2d(b.keypoints[0]) + cv::Point2d(b.keypoints[1])) * 0.5;
+          const cv::Point2d eyes =
+              (cv::Point2d(b.keypoints[0]) + cv::Point2d(b.keypoints[1])) * 0.5;
           const cv::Point2d down = cv::Point2d(b.keypoints[3]) - eyes;
           const double length = std::sqrt(down.dot(down));
           const cv::Point2d unit = down / length, across(-unit.y, unit.x);
@@ -52,12 +53,14 @@ int main() {
         const auto shape = predictor(dlib::cv_image<dlib::bgr_pixel>(image), rect);
         cv::Point2d mean(0, 0);
         for (unsigned long i = 0; i < shape.num_parts(); ++i)
-          mean += cv::Point2d(static_cast<double>(shape.part(i).x()), static_cast<double>(shape.part(i).y()));
+          mean += cv::Point2d(static_cast<double>(shape.part(i).x()),
+                              static_cast<double>(shape.part(i).y()));
         mean /= static_cast<double>(shape.num_parts());
         double spread = 0;
         for (unsigned long i = 0; i < shape.num_parts(); ++i) {
           const cv::Point2d d = cv::Point2d(static_cast<double>(shape.part(i).x()),
-                                            static_cast<double>(shape.part(i).y())) - mean;
+                                            static_cast<double>(shape.part(i).y())) -
+                                mean;
           spread += d.dot(d);
         }
         spread = std::sqrt(spread / static_cast<double>(shape.num_parts()));

@@ -25,7 +25,8 @@ double median_ms(int runs, F&& f) {
     const auto start = std::chrono::steady_clock::now();
     f();
     times.push_back(
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+            .count());
   }
   return median(times);
 }

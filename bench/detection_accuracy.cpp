@@ -25,7 +25,8 @@ int main(int argc, char** argv) {
   std::vector<Set> sets;
   sets.push_back({"dlib-testing", read_imglab(data / "detection/dlib/testing.xml"), {"face"}});
   sets.push_back({"dlib-training", read_imglab(data / "detection/dlib/training.xml"), {"face"}});
-  sets.push_back({"voc-bare", read_voc(data / "detection/voc/annotations", data / "detection/voc/images"),
+  sets.push_back({"voc-bare",
+                  read_voc(data / "detection/voc/annotations", data / "detection/voc/images"),
                   {"sin_mascarilla"}});
   sets.push_back({"voc-bare>=40px", sets.back().images, {"sin_mascarilla"}, 40});
   sets.push_back({"voc-bare>=24px", sets.back().images, {"sin_mascarilla"}, 24});
@@ -58,7 +59,8 @@ int main(int argc, char** argv) {
         const cv::Mat bgr = load_image(image.file);
         const auto start = std::chrono::steady_clock::now();
         const auto found = engine.detect(bgr);
-        ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+        ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                  .count();
         score_detections(image.boxes, found, set.wanted, 0.3f, score, set.min_face_px);
       }
       std::printf("%-10s %-9.2f %-8d %-14s %-8.3f %-9.3f %4d/%-5d %.1f\n",

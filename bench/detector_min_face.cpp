@@ -6,8 +6,8 @@
 #include <opencv2/imgproc.hpp>
 
 #include "bench_util.h"
-#include "testdata.h"
 #include "frs/vision/face_engine.h"
+#include "testdata.h"
 
 int main() {
   using namespace frs;

@@ -56,7 +56,9 @@ frs::FaceEngineOptions engine_options(const CommonOptions& o) {
   return e;
 }
 
-double round_to(double v, double step) { return std::round(v / step) * step; }
+double round_to(double v, double step) {
+  return std::round(v / step) * step;
+}
 
 json face_json(const frs::Face& f, bool with_embedding) {
   json j;
@@ -79,9 +81,9 @@ void print_text(const std::string& image, const std::vector<frs::Face>& faces,
   std::cout << image << ": " << faces.size() << (faces.size() == 1 ? " face" : " faces") << "\n";
   for (std::size_t i = 0; i < faces.size(); ++i) {
     const frs::Face& f = faces[i];
-    std::cout << "  face " << i + 1 << ": box " << std::lround(f.box.x) << "," << std::lround(f.box.y)
-              << " " << std::lround(f.box.width) << "x" << std::lround(f.box.height)
-              << "  score " << round_to(f.score, 1e-3) << "  quality "
+    std::cout << "  face " << i + 1 << ": box " << std::lround(f.box.x) << ","
+              << std::lround(f.box.y) << " " << std::lround(f.box.width) << "x"
+              << std::lround(f.box.height) << "  score " << round_to(f.score, 1e-3) << "  quality "
               << round_to(f.quality.score, 1e-3) << "\n";
     if (with_embedding && f.embedding) {
       std::cout << "    embedding";
@@ -104,8 +106,9 @@ void annotate(const cv::Mat& bgr, const std::vector<frs::Face>& faces, const std
   }
   if (!cv::imwrite(out, canvas)) {
     throw frs::Error(frs::ErrorCode::kInvalidArgument,
-                     "cannot write '" + out + "': check the directory exists and the extension "
-                     "is .jpg or .png");
+                     "cannot write '" + out +
+                         "': check the directory exists and the extension "
+                         "is .jpg or .png");
   }
 }
 
@@ -172,8 +175,9 @@ int run_compare(const CommonOptions& o, const std::string& a, const std::string&
                      .dump()
               << "\n";
   } else {
-    std::cout << "distance " << round_to(d, 1e-4) << " (" << (same ? "same person" : "different people")
-              << " at max distance " << max_distance << ")\n";
+    std::cout << "distance " << round_to(d, 1e-4) << " ("
+              << (same ? "same person" : "different people") << " at max distance " << max_distance
+              << ")\n";
   }
   return 0;
 }
@@ -202,8 +206,9 @@ int main(int argc, char** argv) {
       app.add_subcommand("compare", "Distance between the largest faces of two images");
   compare->add_option("image_a", image_a, "First image")->required();
   compare->add_option("image_b", image_b, "Second image")->required();
-  compare->add_option("--max-distance", max_distance,
-                      "same_person when distance is under this (dlib's 1:1 value 0.6)")
+  compare
+      ->add_option("--max-distance", max_distance,
+                   "same_person when distance is under this (dlib's 1:1 value 0.6)")
       ->check(CLI::Range(0.0f, 4.0f))
       ->capture_default_str();
   add_common_options(*compare, common);

@@ -47,8 +47,9 @@ std::vector<TfjsTensor> read_tfjs_weights(const std::filesystem::path& manifest_
                 "'" + manifest_path.string() + "' is not valid JSON: " + e.what());
   }
   if (!manifest.is_array()) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "'" + manifest_path.string() + "' is not a TF.js weights manifest (expected an array)");
+    throw Error(
+        ErrorCode::kInvalidArgument,
+        "'" + manifest_path.string() + "' is not a TF.js weights manifest (expected an array)");
   }
 
   std::vector<TfjsTensor> tensors;
@@ -79,13 +80,14 @@ std::vector<TfjsTensor> read_tfjs_weights(const std::filesystem::path& manifest_
         const std::size_t width = stored == "uint8" ? 1 : stored == "uint16" ? 2 : 4;
         if (stored != "uint8" && stored != "uint16" && stored != "float32") {
           throw Error(ErrorCode::kInvalidArgument, "tensor '" + t.name + "' in '" +
-                                                      manifest_path.string() +
-                                                      "' has unsupported dtype " + stored);
+                                                       manifest_path.string() +
+                                                       "' has unsupported dtype " + stored);
         }
         if (offset + n * width > data.size()) {
           throw Error(ErrorCode::kInvalidArgument,
                       "the weight shards of '" + manifest_path.string() + "' end before tensor '" +
-                          t.name + "': the download is truncated; delete models/data and re-run "
+                          t.name +
+                          "': the download is truncated; delete models/data and re-run "
                           "models/fetch.sh");
         }
         const char* p = data.data() + offset;
@@ -119,9 +121,9 @@ std::vector<TfjsTensor> read_tfjs_weights(const std::filesystem::path& manifest_
 
 const std::vector<std::string>& face_api_block_names() {
   static const std::vector<std::string> names = {
-      "conv32_1",     "conv32_2",  "conv32_3",  "conv64_down",  "conv64_1",
-      "conv64_2",     "conv64_3",  "conv128_down", "conv128_1", "conv128_2",
-      "conv256_down", "conv256_1", "conv256_2", "conv256_down_out"};
+      "conv32_1",     "conv32_2",  "conv32_3",     "conv64_down",     "conv64_1",
+      "conv64_2",     "conv64_3",  "conv128_down", "conv128_1",       "conv128_2",
+      "conv256_down", "conv256_1", "conv256_2",    "conv256_down_out"};
   return names;
 }
 
@@ -135,7 +137,9 @@ concept ConvLayer = requires(Layer& l) {
 };
 
 template <typename Layer>
-concept FcLayer = requires(Layer& l) { l.get_num_outputs(); };
+concept FcLayer = requires(Layer& l) {
+  l.get_num_outputs();
+};
 
 struct ConvSlot {
   dlib::tensor* params;
@@ -155,10 +159,9 @@ class TensorTable {
                       "': this is not face-api's face_recognition_model");
     }
     if (it->second->shape != expected_shape) {
-      throw Error(ErrorCode::kInvalidArgument, "tensor '" + name + "' has shape " +
-                                                  shape_text(it->second->shape) +
-                                                  ", the network expects " +
-                                                  shape_text(expected_shape));
+      throw Error(ErrorCode::kInvalidArgument,
+                  "tensor '" + name + "' has shape " + shape_text(it->second->shape) +
+                      ", the network expects " + shape_text(expected_shape));
     }
     const TfjsTensor* t = it->second;
     by_name_.erase(it);
@@ -167,8 +170,8 @@ class TensorTable {
   void expect_all_used() const {
     if (!by_name_.empty()) {
       throw Error(ErrorCode::kInvalidArgument, "tensor '" + by_name_.begin()->first +
-                                                  "' has no place in dlib's network: this is "
-                                                  "not face-api's face_recognition_model");
+                                                   "' has no place in dlib's network: this is "
+                                                   "not face-api's face_recognition_model");
     }
   }
 
@@ -178,11 +181,11 @@ class TensorTable {
 
 void load_conv(TensorTable& table, const std::string& prefix, const ConvSlot& slot,
                dlib::affine_& affine) {
-  const long in = (static_cast<long>(slot.params->size()) - slot.out) / (slot.out * slot.nr * slot.nc);
-  const TfjsTensor& filters = table.take(
-      prefix + "/conv/filters",
-      {static_cast<int>(slot.nr), static_cast<int>(slot.nc), static_cast<int>(in),
-       static_cast<int>(slot.out)});
+  const long in =
+      (static_cast<long>(slot.params->size()) - slot.out) / (slot.out * slot.nr * slot.nc);
+  const TfjsTensor& filters =
+      table.take(prefix + "/conv/filters", {static_cast<int>(slot.nr), static_cast<int>(slot.nc),
+                                            static_cast<int>(in), static_cast<int>(slot.out)});
   const TfjsTensor& bias = table.take(prefix + "/conv/bias", {static_cast<int>(slot.out)});
   float* dst = slot.params->host();
   // TF stores [h][w][in][out]; dlib's con_ wants [out][in][h][w] followed by the biases.

@@ -3,6 +3,7 @@
 #include <dlib/image_processing.h>
 #include <dlib/image_transforms.h>
 #include <dlib/opencv/cv_image.h>
+
 #include <opencv2/imgproc.hpp>
 
 #include "frs/core/error.h"
@@ -127,7 +128,9 @@ cv::Point2f mean_point(const Face& face, int first, int last) {
   return sum * (1.0f / static_cast<float>(last - first + 1));
 }
 
-float clamp01(double v) { return static_cast<float>(std::clamp(v, 0.0, 1.0)); }
+float clamp01(double v) {
+  return static_cast<float>(std::clamp(v, 0.0, 1.0));
+}
 
 }  // namespace
 
@@ -163,7 +166,8 @@ FaceQuality measure_quality(const Face& face) {
 
   const float size_factor = clamp01(q.face_px / 80.0);
   const float sharp_factor = clamp01(q.sharpness / 100.0);
-  const float pose_factor = clamp01(1.0 - std::abs(q.yaw) / 0.8) * clamp01(1.0 - std::abs(q.pitch) / 0.3);
+  const float pose_factor =
+      clamp01(1.0 - std::abs(q.yaw) / 0.8) * clamp01(1.0 - std::abs(q.pitch) / 0.3);
   q.score = size_factor * sharp_factor * pose_factor;
   return q;
 }

@@ -1,7 +1,7 @@
 #include <algorithm>
 #include <cmath>
+#include <future>
 #include <opencv2/imgproc.hpp>
-#include <thread>
 
 #include "frs/core/error.h"
 #include "frs/vision/detector.h"
@@ -36,7 +36,9 @@ std::vector<int> tile_positions(int length, int tile, int step) {
   return positions;
 }
 
-float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-std::clamp(x, -80.0f, 80.0f))); }
+float sigmoid(float x) {
+  return 1.0f / (1.0f + std::exp(-std::clamp(x, -80.0f, 80.0f)));
+}
 
 }  // namespace
 
@@ -117,13 +119,14 @@ std::vector<Detection> merge_detections(std::vector<Detection> detections, float
 
 BlazeFaceDetector::BlazeFaceDetector(const BlazeFaceOptions& options) : options_(options) {
   if (!std::filesystem::exists(options.model)) {
-    throw Error(ErrorCode::kFailedPrecondition,
-                "BlazeFace model '" + options.model.string() +
-                    "' is missing: run scripts/setup.sh (or models/fetch.sh), or pass --models DIR");
+    throw Error(
+        ErrorCode::kFailedPrecondition,
+        "BlazeFace model '" + options.model.string() +
+            "' is missing: run scripts/setup.sh (or models/fetch.sh), or pass --models DIR");
   }
   if (options.min_score < 0 || options.min_score > 1) {
-    throw Error(ErrorCode::kInvalidArgument, "detector min_score must be in [0,1], got " +
-                                                 std::to_string(options.min_score));
+    throw Error(ErrorCode::kInvalidArgument,
+                "detector min_score must be in [0,1], got " + std::to_string(options.min_score));
   }
   const int instances = std::max(1, options.instances);
   for (int i = 0; i < instances; ++i) {
@@ -147,11 +150,10 @@ std::vector<Detection> BlazeFaceDetector::detect_view(cv::dnn::Net& net, const c
   const cv::Rect inside = region & cv::Rect(0, 0, bgr.cols, bgr.rows);
 
   cv::Mat canvas(kInput, kInput, CV_8UC3, cv::Scalar::all(0));
-  const cv::Rect target(
-      static_cast<int>(std::lround((inside.x - region.x) * scale)),
-      static_cast<int>(std::lround((inside.y - region.y) * scale)),
-      std::max(1, static_cast<int>(std::lround(inside.width * scale))),
-      std::max(1, static_cast<int>(std::lround(inside.height * scale))));
+  const cv::Rect target(static_cast<int>(std::lround((inside.x - region.x) * scale)),
+                        static_cast<int>(std::lround((inside.y - region.y) * scale)),
+                        std::max(1, static_cast<int>(std::lround(inside.width * scale))),
+                        std::max(1, static_cast<int>(std::lround(inside.height * scale))));
   const cv::Rect clipped = target & cv::Rect(0, 0, kInput, kInput);
   cv::resize(bgr(inside), canvas(clipped), clipped.size(), 0, 0,
              scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
@@ -160,7 +162,7 @@ std::vector<Detection> BlazeFaceDetector::detect_view(cv::dnn::Net& net, const c
   cv::cvtColor(canvas, rgb, cv::COLOR_BGR2RGB);
   cv::Mat input;
   rgb.convertTo(input, CV_32FC3, 2.0 / 255.0, -1.0);  // the model reads RGB in [-1,1]
-  const int shape[] = {1, kInput, kInput, 3};        // NHWC
+  const int shape[] = {1, kInput, kInput, 3};         // NHWC
   net.setInput(cv::Mat(4, shape, CV_32F, input.data));
 
   std::vector<cv::Mat> outputs;
@@ -204,9 +206,10 @@ std::vector<Detection> BlazeFaceDetector::detect_view(cv::dnn::Net& net, const c
           Detection d;
           d.score = sigmoid(s[index]);
           const cv::Point2f tl = to_source(ax + r[0] - w / 2, ay + r[1] - h / 2);
-          d.box = cv::Rect2f(tl.x, tl.y, static_cast<float>(w / scale),
-                             static_cast<float>(h / scale));
-          for (int k = 0; k < 6; ++k) d.keypoints.push_back(to_source(ax + r[4 + 2 * k], ay + r[5 + 2 * k]));
+          d.box =
+              cv::Rect2f(tl.x, tl.y, static_cast<float>(w / scale), static_cast<float>(h / scale));
+          for (int k = 0; k < 6; ++k)
+            d.keypoints.push_back(to_source(ax + r[4 + 2 * k], ay + r[5 + 2 * k]));
           // Faces larger than a quarter of a tile belong to the level above, which sees them
           // whole and at a scale the model knows better; here they are mostly texture.
           if (view.is_tile && std::max(d.box.width, d.box.height) > region.width / 4.0f) continue;
@@ -231,16 +234,37 @@ std::vector<Detection> BlazeFaceDetector::detect(const cv::Mat& bgr) {
     throw Error(ErrorCode::kInvalidArgument, "detector needs a non-empty 8-bit BGR image");
   }
   const std::vector<DetectionView> views = plan_detection_views(bgr.size(), options_.min_face_px);
-  std::vector<Detection> all;
-  auto lease = nets_.acquire();
-  try {
-    for (const DetectionView& v : views) {
-      auto found = detect_view(*lease, bgr, v);
-      all.insert(all.end(), std::make_move_iterator(found.begin()),
-                 std::make_move_iterator(found.end()));
+  // Views are independent: spread them over the nets so a tiled 1080p frame takes about
+  // 1/instances of the time. View i goes to share i % shares.
+  const std::size_t shares = std::min(views.size(), nets_.size());
+  auto run_share = [&](std::size_t share) {
+    std::vector<Detection> found;
+    auto lease = nets_.acquire();
+    try {
+      for (std::size_t i = share; i < views.size(); i += shares) {
+        auto part = detect_view(*lease, bgr, views[i]);
+        found.insert(found.end(), std::make_move_iterator(part.begin()),
+                     std::make_move_iterator(part.end()));
+      }
+    } catch (const cv::Exception& e) {
+      throw Error(ErrorCode::kInternal, std::string("BlazeFace inference failed: ") + e.err);
     }
-  } catch (const cv::Exception& e) {
-    throw Error(ErrorCode::kInternal, std::string("BlazeFace inference failed: ") + e.err);
+    return found;
+  };
+  std::vector<Detection> all;
+  if (shares <= 1) {
+    all = run_share(0);
+  } else {
+    std::vector<std::future<std::vector<Detection>>> jobs;
+    for (std::size_t share = 1; share < shares; ++share) {
+      jobs.push_back(std::async(std::launch::async, run_share, share));
+    }
+    all = run_share(0);
+    for (auto& job : jobs) {
+      auto part = job.get();
+      all.insert(all.end(), std::make_move_iterator(part.begin()),
+                 std::make_move_iterator(part.end()));
+    }
   }
   return merge_detections(std::move(all), options_.merge_iou);
 }

@@ -19,22 +19,23 @@ FaceEmbedder::FaceEmbedder(const EmbedderOptions& options)
                 "embedder threads must be in 1..64, got " + std::to_string(options.threads));
   }
   if (options.batch_size < 1 || options.batch_size > 256) {
-    throw Error(ErrorCode::kInvalidArgument, "embedder batch_size must be in 1..256, got " +
-                                                 std::to_string(options.batch_size));
+    throw Error(ErrorCode::kInvalidArgument,
+                "embedder batch_size must be in 1..256, got " + std::to_string(options.batch_size));
   }
   if (!std::filesystem::exists(options.model)) {
-    throw Error(ErrorCode::kFailedPrecondition,
-                "face descriptor model '" + options.model.string() +
-                    "' is missing: run scripts/setup.sh (or models/fetch.sh), or pass --models DIR");
+    throw Error(
+        ErrorCode::kFailedPrecondition,
+        "face descriptor model '" + options.model.string() +
+            "' is missing: run scripts/setup.sh (or models/fetch.sh), or pass --models DIR");
   }
   auto first = std::make_unique<facenet::FaceNet>();
   try {
     dlib::deserialize(options.model.string()) >> *first;
   } catch (const dlib::serialization_error& e) {
-    throw Error(ErrorCode::kFailedPrecondition,
-                "face descriptor model '" + options.model.string() +
-                    "' is not a dlib face recognition network (re-run models/fetch.sh): " +
-                    e.what());
+    throw Error(
+        ErrorCode::kFailedPrecondition,
+        "face descriptor model '" + options.model.string() +
+            "' is not a dlib face recognition network (re-run models/fetch.sh): " + e.what());
   }
   for (int i = 1; i < options.threads; ++i) {
     impl_->nets.add(std::make_unique<facenet::FaceNet>(*first));
@@ -94,8 +95,8 @@ std::vector<Embedding> FaceEmbedder::embed(const std::vector<cv::Mat>& chips) co
     std::vector<std::future<void>> jobs;
     const std::size_t per = (inputs.size() + shares - 1) / shares;
     for (std::size_t begin = 0; begin < inputs.size(); begin += per) {
-      jobs.push_back(std::async(std::launch::async, run_share, begin,
-                                std::min(inputs.size(), begin + per)));
+      jobs.push_back(
+          std::async(std::launch::async, run_share, begin, std::min(inputs.size(), begin + per)));
     }
     for (auto& j : jobs) j.get();
   }

@@ -79,16 +79,16 @@ std::vector<Face> FaceEngine::analyze(const cv::Mat& bgr, bool embed_faces) cons
   std::vector<Detection> detections = detector_->detect(bgr);
   // Largest first: the largest face is the subject of an enrollment photo, and when an
   // image holds more faces than max_faces the smallest carry the least identity.
-  std::stable_sort(detections.begin(), detections.end(), [](const Detection& a, const Detection& b) {
-    return a.box.area() > b.box.area();
-  });
+  std::stable_sort(
+      detections.begin(), detections.end(),
+      [](const Detection& a, const Detection& b) { return a.box.area() > b.box.area(); });
   if (detections.size() > static_cast<std::size_t>(options_.max_faces)) {
     detections.resize(static_cast<std::size_t>(options_.max_faces));
   }
   std::vector<Face> faces(detections.size());
   // Landmarks cost ~1 ms a face; split them over the threads only when there are many.
-  const std::size_t shares = std::min<std::size_t>(
-      static_cast<std::size_t>(options_.threads), std::max<std::size_t>(1, faces.size() / 16));
+  const std::size_t shares = std::min<std::size_t>(static_cast<std::size_t>(options_.threads),
+                                                   std::max<std::size_t>(1, faces.size() / 16));
   auto align_range = [&](std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i) faces[i] = aligner_->align(bgr, detections[i]);
   };
@@ -98,7 +98,8 @@ std::vector<Face> FaceEngine::analyze(const cv::Mat& bgr, bool embed_faces) cons
     std::vector<std::future<void>> jobs;
     const std::size_t per = (faces.size() + shares - 1) / shares;
     for (std::size_t b = 0; b < faces.size(); b += per) {
-      jobs.push_back(std::async(std::launch::async, align_range, b, std::min(faces.size(), b + per)));
+      jobs.push_back(
+          std::async(std::launch::async, align_range, b, std::min(faces.size(), b + per)));
     }
     for (auto& j : jobs) j.get();
   }

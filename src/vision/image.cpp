@@ -34,8 +34,8 @@ void probe_jpeg(std::span<const std::uint8_t> b, ImageHeader& h) {
       continue;
     }
     const std::size_t length = (std::size_t{b[i + 2]} << 8) | b[i + 3];
-    const bool is_sof = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 &&
-                        marker != 0xCC;
+    const bool is_sof =
+        marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
     if (is_sof) {
       h.height = (b[i + 5] << 8) | b[i + 6];
       h.width = (b[i + 7] << 8) | b[i + 8];
@@ -99,14 +99,14 @@ cv::Mat to_bgr8(cv::Mat decoded) {
       decoded.forEach<cv::Vec4b>([&](const cv::Vec4b& px, const int* pos) {
         const int a = px[3];
         cv::Vec3b& out = bgr.at<cv::Vec3b>(pos[0], pos[1]);
-        for (int c = 0; c < 3; ++c) out[c] = static_cast<uchar>((px[c] * a + 128 * (255 - a)) / 255);
+        for (int c = 0; c < 3; ++c)
+          out[c] = static_cast<uchar>((px[c] * a + 128 * (255 - a)) / 255);
       });
       break;
     }
     default:
-      throw Error(ErrorCode::kInvalidArgument,
-                  "image has " + std::to_string(decoded.channels()) +
-                      " channels; expected grey, RGB or RGBA");
+      throw Error(ErrorCode::kInvalidArgument, "image has " + std::to_string(decoded.channels()) +
+                                                   " channels; expected grey, RGB or RGBA");
   }
   return bgr;
 }
@@ -144,9 +144,9 @@ ImageHeader probe_image(std::span<const std::uint8_t> b) {
 cv::Mat decode_image(std::span<const std::uint8_t> bytes, const ImageLimits& limits) {
   if (bytes.empty()) throw Error(ErrorCode::kInvalidArgument, "image is empty (0 bytes)");
   if (bytes.size() > limits.max_bytes) {
-    throw Error(ErrorCode::kResourceExhausted,
-                "image is " + std::to_string(bytes.size()) + " bytes, over the limit of " +
-                    std::to_string(limits.max_bytes) + " bytes");
+    throw Error(ErrorCode::kResourceExhausted, "image is " + std::to_string(bytes.size()) +
+                                                   " bytes, over the limit of " +
+                                                   std::to_string(limits.max_bytes) + " bytes");
   }
   const ImageHeader header = probe_image(bytes);
   if (header.format == ImageFormat::kUnknown) {
@@ -179,8 +179,8 @@ cv::Mat decode_image(std::span<const std::uint8_t> bytes, const ImageLimits& lim
                          const_cast<std::uint8_t*>(bytes.data()));
     decoded = cv::imdecode(buffer, flags);
   } catch (const cv::Exception& e) {
-    throw Error(ErrorCode::kInvalidArgument, std::string(format_name(header.format)) +
-                                                 " image could not be decoded: " + e.err);
+    throw Error(ErrorCode::kInvalidArgument,
+                std::string(format_name(header.format)) + " image could not be decoded: " + e.err);
   }
   if (decoded.empty()) {
     throw Error(ErrorCode::kInvalidArgument,
@@ -202,10 +202,9 @@ cv::Mat load_image(const std::filesystem::path& path, const ImageLimits& limits)
     throw Error(ErrorCode::kNotFound, "cannot read '" + path.string() + "': " + ec.message());
   }
   if (size > limits.max_bytes) {
-    throw Error(ErrorCode::kResourceExhausted, "'" + path.string() + "' is " +
-                                                   std::to_string(size) +
-                                                   " bytes, over the limit of " +
-                                                   std::to_string(limits.max_bytes) + " bytes");
+    throw Error(ErrorCode::kResourceExhausted,
+                "'" + path.string() + "' is " + std::to_string(size) +
+                    " bytes, over the limit of " + std::to_string(limits.max_bytes) + " bytes");
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(ErrorCode::kNotFound, "cannot open '" + path.string() + "'");

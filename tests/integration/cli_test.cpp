@@ -1,13 +1,12 @@
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <array>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
-#include <sys/wait.h>
-
 #include <opencv2/imgcodecs.hpp>
+#include <sstream>
 
 #include "model_fixture.h"
 
@@ -21,13 +20,14 @@ struct CliRun {
 };
 
 CliRun run_cli(const std::string& args) {
-  const auto err_file = std::filesystem::temp_directory_path() /
-                        ("frs_cli_err_" + std::to_string(::getpid()));
+  const auto err_file =
+      std::filesystem::temp_directory_path() / ("frs_cli_err_" + std::to_string(::getpid()));
   const std::string command = std::string(FRS_CLI) + " " + args + " 2>" + err_file.string();
   CliRun r;
   FILE* pipe = ::popen(command.c_str(), "r");
   std::array<char, 4096> buffer;
-  while (std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe)) r.out.append(buffer.data(), n);
+  while (std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe))
+    r.out.append(buffer.data(), n);
   const int status = ::pclose(pipe);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   std::ifstream in(err_file);
@@ -43,11 +43,13 @@ std::vector<nlohmann::json> json_lines(const std::string& text) {
   return lines;
 }
 
-std::string quoted(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
+std::string quoted(const std::filesystem::path& p) {
+  return "'" + p.string() + "'";
+}
 
 TEST(Cli, DetectJsonHasOneLinePerImageInInputOrder) {
-  const auto a = face_path("obama.jpg"), b = testdata_dir() / "faces" / "knn" / "test" /
-                                             "obama_and_biden.jpg";
+  const auto a = face_path("obama.jpg"),
+             b = testdata_dir() / "faces" / "knn" / "test" / "obama_and_biden.jpg";
   const CliRun r = run_cli("detect --json " + quoted(a) + " " + quoted(b));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto lines = json_lines(r.out);
@@ -74,7 +76,7 @@ TEST(Cli, EmbedJsonCarries128Floats) {
 
 TEST(Cli, CompareSaysSamePersonOrNot) {
   CliRun r = run_cli("compare --json " + quoted(face_path("obama.jpg")) + " " +
-                  quoted(face_path("obama2.jpg")));
+                     quoted(face_path("obama2.jpg")));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_NEAR(j["distance"].get<double>(), 0.369, 0.02);
@@ -91,7 +93,8 @@ TEST(Cli, CompareSaysSamePersonOrNot) {
 TEST(Cli, AnnotateWritesAnImage) {
   const auto out = std::filesystem::temp_directory_path() /
                    ("frs_annotated_" + std::to_string(::getpid()) + ".jpg");
-  const CliRun r = run_cli("detect --annotate " + quoted(out) + " " + quoted(face_path("obama.jpg")));
+  const CliRun r =
+      run_cli("detect --annotate " + quoted(out) + " " + quoted(face_path("obama.jpg")));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const cv::Mat written = load_image(out);
   EXPECT_EQ(written.size(), load_image(face_path("obama.jpg")).size());
@@ -116,8 +119,8 @@ TEST(Cli, BadInputsExitNonZeroWithOneLineReasons) {
   EXPECT_NE(lines[0]["error"].get<std::string>().find("not a JPEG"), std::string::npos);
   EXPECT_EQ(lines[1]["faces"].size(), 1u);
 
-  const auto blank = std::filesystem::temp_directory_path() /
-                     ("frs_blank_" + std::to_string(::getpid()) + ".png");
+  const auto blank =
+      std::filesystem::temp_directory_path() / ("frs_blank_" + std::to_string(::getpid()) + ".png");
   cv::imwrite(blank.string(), cv::Mat(300, 300, CV_8UC3, cv::Scalar(90, 140, 200)));
   r = run_cli("compare " + quoted(face_path("obama.jpg")) + " " + quoted(blank));
   std::filesystem::remove(blank);

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <opencv2/imgproc.hpp>
 #include <set>
@@ -98,7 +99,8 @@ TEST(FaceEngine, KnnTrainingPhotosAreNearestToTheSamePerson) {
 TEST(FaceEngine, KnnTestPhotoWithTwoPeopleMatchesBoth) {
   const auto train = read_identity_tree(testdata_dir() / "faces" / "knn" / "train");
   std::vector<std::pair<std::string, Embedding>> gallery;
-  for (const auto& img : train) gallery.emplace_back(img.identity, *largest_face(img.file).embedding);
+  for (const auto& img : train)
+    gallery.emplace_back(img.identity, *largest_face(img.file).embedding);
   const auto faces = shared_engine().analyze(
       load_image(testdata_dir() / "faces" / "knn" / "test" / "obama_and_biden.jpg"));
   // Also in the photo: a child at the edge and (a detector false positive) a patch of the
@@ -160,9 +162,10 @@ TEST(FaceEngine, Lfw10SamePersonPairsAreCloserThanOtherPeople) {
   int separated = 0;
   for (const auto& [id, far] : farthest_same) separated += far < nearest_other[id] ? 1 : 0;
   const double accuracy = static_cast<double>(correct) / pairs;
-  std::printf("lfw10: %d images without a face; %d of %zu identities fully separated; pair "
-              "accuracy at 0.6: %.4f over %d pairs\n",
-              no_face, separated, farthest_same.size(), accuracy, pairs);
+  std::printf(
+      "lfw10: %d images without a face; %d of %zu identities fully separated; pair "
+      "accuracy at 0.6: %.4f over %d pairs\n",
+      no_face, separated, farthest_same.size(), accuracy, pairs);
   EXPECT_EQ(no_face, 0);
   // Measured: 7 of 10 separated, 0.9964 (LFW's hard poses make a few same-person pairs
   // farther apart than the nearest look-alike; dlib reports 99.38% on LFW's own protocol).
@@ -204,8 +207,8 @@ TEST(FaceEngine, FindsAHundredFacesInOneImage) {
   for (std::size_t i = 0; i < images.size(); ++i) {
     cv::Mat tile;
     cv::resize(load_image(images[i].file), tile, {160, 160}, 0, 0, cv::INTER_AREA);
-    tile.copyTo(mosaic(cv::Rect(static_cast<int>(i % 10) * 160, static_cast<int>(i / 10) * 160,
-                                160, 160)));
+    tile.copyTo(
+        mosaic(cv::Rect(static_cast<int>(i % 10) * 160, static_cast<int>(i / 10) * 160, 160, 160)));
   }
   const auto faces = shared_engine().analyze(mosaic, false);
   // Each tile's subject is centred; count the tiles whose centre region holds a face.
@@ -216,7 +219,8 @@ TEST(FaceEngine, FindsAHundredFacesInOneImage) {
     const cv::Point2f tile_centre(col * 160 + 80.0f, row * 160 + 80.0f);
     if (cv::norm(c - tile_centre) < 30) tiles.insert(row * 10 + col);
   }
-  std::printf("100-face mosaic: %zu faces found, %zu of 100 subjects\n", faces.size(), tiles.size());
+  std::printf("100-face mosaic: %zu faces found, %zu of 100 subjects\n", faces.size(),
+              tiles.size());
   EXPECT_GE(tiles.size(), 98u);
 }
 
@@ -256,6 +260,37 @@ TEST(FaceEngine, MissingModelsSayHowToFixIt) {
     EXPECT_EQ(e.code(), ErrorCode::kFailedPrecondition);
     EXPECT_NE(std::string(e.what()).find("scripts/setup.sh"), std::string::npos) << e.what();
   }
+}
+
+TEST(FaceEngine, CorruptModelsNameTheFile) {
+  // A models directory where one file at a time is truncated to half its size.
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("frs_models_" + std::to_string(::getpid()));
+  for (const char* broken : {kBlazeFaceModelFile, kLandmarkModelFile, kDescriptorModelFile}) {
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    for (const char* name : {kBlazeFaceModelFile, kLandmarkModelFile, kDescriptorModelFile}) {
+      const auto source = std::filesystem::canonical(default_models_dir() / name);
+      if (std::string(name) != broken) {
+        std::filesystem::create_symlink(source, dir / name);
+        continue;
+      }
+      std::ifstream in(source, std::ios::binary);
+      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      std::ofstream(dir / name, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+    }
+    FaceEngineOptions options;
+    options.models_dir = dir;
+    options.threads = 1;
+    try {
+      FaceEngine engine(options);
+      ADD_FAILURE() << "engine loaded a truncated " << broken;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kFailedPrecondition) << broken;
+      EXPECT_NE(std::string(e.what()).find(broken), std::string::npos) << e.what();
+    }
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -15,7 +15,9 @@ struct Tensor {
   float at(int y, int x, int ch) const { return data.at<float>(y * w + x, ch); }
 };
 
-Tensor zeros(int h, int w, int c) { return {h, w, c, cv::Mat::zeros(h * w, c, CV_32F)}; }
+Tensor zeros(int h, int w, int c) {
+  return {h, w, c, cv::Mat::zeros(h * w, c, CV_32F)};
+}
 
 using Weights = std::map<std::string, const convert::TfjsTensor*>;
 
@@ -63,7 +65,9 @@ void affine(Tensor& t, const convert::TfjsTensor& gamma, const convert::TfjsTens
   }
 }
 
-void relu(Tensor& t) { t.data = cv::max(t.data, 0.0f); }
+void relu(Tensor& t) {
+  t.data = cv::max(t.data, 0.0f);
+}
 
 Tensor pool(const Tensor& in, int size, int stride, bool average) {
   const int oh = (in.h - size) / stride + 1, ow = (in.w - size) / stride + 1;

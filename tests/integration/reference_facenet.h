@@ -3,9 +3,8 @@
 // with OpenCV matrices straight from face-api's TF-layout tensors, sharing no code with dlib
 // or with the converter's layout transposition.
 
-#include <vector>
-
 #include <opencv2/core.hpp>
+#include <vector>
 
 #include "frs/convert/tfjs_weights.h"
 #include "frs/core/embedding.h"

@@ -43,10 +43,10 @@ std::vector<AnnotatedImage> read_imglab(const std::filesystem::path& xml) {
     a.file = xml.parent_path() / image.attribute("file").as_string();
     for (const pugi::xml_node box : image.children("box")) {
       if (box.attribute("ignore").as_int() != 0) continue;
-      a.boxes.push_back({cv::Rect2f(box.attribute("left").as_float(), box.attribute("top").as_float(),
-                                    box.attribute("width").as_float(),
-                                    box.attribute("height").as_float()),
-                         "face"});
+      a.boxes.push_back(
+          {cv::Rect2f(box.attribute("left").as_float(), box.attribute("top").as_float(),
+                      box.attribute("width").as_float(), box.attribute("height").as_float()),
+           "face"});
     }
     images.push_back(std::move(a));
   }
@@ -78,8 +78,8 @@ std::vector<AnnotatedImage> read_voc(const std::filesystem::path& annotations_di
 }
 
 void score_detections(const std::vector<AnnotatedBox>& truth, const std::vector<Detection>& found,
-                      const std::vector<std::string>& wanted, float min_iou,
-                      DetectionScore& score, float min_face_px) {
+                      const std::vector<std::string>& wanted, float min_iou, DetectionScore& score,
+                      float min_face_px) {
   auto is_wanted = [&](const AnnotatedBox& b) {
     return std::min(b.box.width, b.box.height) >= min_face_px &&
            std::find(wanted.begin(), wanted.end(), b.label) != wanted.end();
@@ -114,12 +114,12 @@ std::vector<LabelledImage> read_identity_tree(const std::filesystem::path& root)
   for (const auto& person : std::filesystem::directory_iterator(root)) {
     if (!person.is_directory()) continue;
     for (const auto& file : std::filesystem::directory_iterator(person.path())) {
-      if (file.is_regular_file()) images.push_back({person.path().filename().string(), file.path()});
+      if (file.is_regular_file())
+        images.push_back({person.path().filename().string(), file.path()});
     }
   }
-  std::sort(images.begin(), images.end(), [](const LabelledImage& a, const LabelledImage& b) {
-    return a.file < b.file;
-  });
+  std::sort(images.begin(), images.end(),
+            [](const LabelledImage& a, const LabelledImage& b) { return a.file < b.file; });
   return images;
 }
 

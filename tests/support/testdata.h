@@ -3,10 +3,9 @@
 // the tests and the bench programs.
 
 #include <filesystem>
+#include <opencv2/core.hpp>
 #include <string>
 #include <vector>
-
-#include <opencv2/core.hpp>
 
 #include "frs/vision/detector.h"
 
@@ -33,10 +32,10 @@ std::vector<AnnotatedImage> read_voc(const std::filesystem::path& annotations_di
                                      const std::filesystem::path& images_dir);
 
 struct DetectionScore {
-  int expected = 0;        // boxes with a wanted label
-  int found = 0;           // of those, matched by a detection at IoU >= min_iou
-  int detections = 0;      // all detections
-  int false_positives = 0; // detections that match no box of any label
+  int expected = 0;         // boxes with a wanted label
+  int found = 0;            // of those, matched by a detection at IoU >= min_iou
+  int detections = 0;       // all detections
+  int false_positives = 0;  // detections that match no box of any label
   double recall() const { return expected ? static_cast<double>(found) / expected : 0; }
   double precision() const {
     return detections ? 1.0 - static_cast<double>(false_positives) / detections : 1;
@@ -47,8 +46,8 @@ struct DetectionScore {
 // faces) or whose shorter side is under `min_face_px` are neither expected nor counted
 // against the detector when matched.
 void score_detections(const std::vector<AnnotatedBox>& truth, const std::vector<Detection>& found,
-                      const std::vector<std::string>& wanted, float min_iou,
-                      DetectionScore& score, float min_face_px = 0);
+                      const std::vector<std::string>& wanted, float min_iou, DetectionScore& score,
+                      float min_face_px = 0);
 
 // Images of a folder-per-identity tree (lfw10, knn/train): identity -> files, sorted.
 struct LabelledImage {

@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "frs/core/embedding.h"
+
+#include <gtest/gtest.h>
 
 namespace frs {
 namespace {

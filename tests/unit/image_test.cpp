@@ -1,9 +1,10 @@
+#include "frs/vision/image.h"
+
 #include <gtest/gtest.h>
 
 #include <opencv2/imgcodecs.hpp>
 
 #include "frs/core/error.h"
-#include "frs/vision/image.h"
 
 namespace frs {
 namespace {
@@ -59,7 +60,7 @@ TEST(DecodeImage, ExpandsGreyAndCompositesAlpha) {
   const cv::Mat grey = decode_image(encode(gradient(20, 10, CV_8UC1), ".png"));
   EXPECT_EQ(grey.type(), CV_8UC3);
 
-  cv::Mat rgba(10, 10, CV_8UC4, cv::Scalar(255, 0, 0, 0));  // fully transparent blue
+  cv::Mat rgba(10, 10, CV_8UC4, cv::Scalar(255, 0, 0, 0));        // fully transparent blue
   rgba(cv::Rect(0, 0, 5, 10)).setTo(cv::Scalar(0, 0, 255, 255));  // opaque red left half
   const cv::Mat bgr = decode_image(encode(rgba, ".png"));
   EXPECT_EQ(bgr.at<cv::Vec3b>(5, 2), cv::Vec3b(0, 0, 255));
@@ -141,7 +142,8 @@ TEST(ProbeImage, ReadsDimensionsFromHeaders) {
     EXPECT_EQ(h.width, 123) << ext;
     EXPECT_EQ(h.height, 45) << ext;
   }
-  const ImageHeader lossless = probe_image(encode(colour, ".webp", {cv::IMWRITE_WEBP_QUALITY, 101}));
+  const ImageHeader lossless =
+      probe_image(encode(colour, ".webp", {cv::IMWRITE_WEBP_QUALITY, 101}));
   EXPECT_EQ(lossless.width, 123);
   EXPECT_EQ(lossless.height, 45);
 }

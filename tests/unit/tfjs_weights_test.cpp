@@ -1,9 +1,10 @@
+#include "frs/convert/tfjs_weights.h"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "frs/convert/tfjs_weights.h"
 #include "frs/core/error.h"
 
 namespace frs::convert {
@@ -36,13 +37,13 @@ TEST_F(TfjsWeights, DequantisesUint8AndCopiesFloat32) {
   const float raw[2] = {1.5f, -2.25f};
   std::string bin = {'\x00', '\x02', '\xff'};
   bin.append(reinterpret_cast<const char*>(raw), sizeof raw);
-  const auto path = write(
-      manifest_with({{{"name", "q"},
-                      {"shape", {3}},
-                      {"dtype", "float32"},
-                      {"quantization", {{"dtype", "uint8"}, {"scale", 0.5}, {"min", -1.0}}}},
-                     {{"name", "f"}, {"shape", {1, 2}}, {"dtype", "float32"}}}),
-      bin);
+  const auto path =
+      write(manifest_with({{{"name", "q"},
+                            {"shape", {3}},
+                            {"dtype", "float32"},
+                            {"quantization", {{"dtype", "uint8"}, {"scale", 0.5}, {"min", -1.0}}}},
+                           {{"name", "f"}, {"shape", {1, 2}}, {"dtype", "float32"}}}),
+            bin);
   const auto tensors = read_tfjs_weights(path);
   ASSERT_EQ(tensors.size(), 2u);
   EXPECT_EQ(tensors[0].name, "q");
@@ -52,12 +53,12 @@ TEST_F(TfjsWeights, DequantisesUint8AndCopiesFloat32) {
 }
 
 TEST_F(TfjsWeights, DequantisesUint16LittleEndian) {
-  const auto path = write(manifest_with({{{"name", "q"},
-                                          {"shape", {1}},
-                                          {"dtype", "float32"},
-                                          {"quantization",
-                                           {{"dtype", "uint16"}, {"scale", 1.0}, {"min", 0.0}}}}}),
-                          std::string{'\x01', '\x02'});
+  const auto path = write(
+      manifest_with({{{"name", "q"},
+                      {"shape", {1}},
+                      {"dtype", "float32"},
+                      {"quantization", {{"dtype", "uint16"}, {"scale", 1.0}, {"min", 0.0}}}}}),
+      std::string{'\x01', '\x02'});
   EXPECT_EQ(read_tfjs_weights(path)[0].values[0], 513.0f);
 }
 
@@ -73,10 +74,10 @@ TEST_F(TfjsWeights, RejectsShardShorterThanManifest) {
 }
 
 TEST_F(TfjsWeights, RejectsExtraBytesUnknownDtypeAndBadJson) {
-  EXPECT_THROW(read_tfjs_weights(write(
-                   manifest_with({{{"name", "f"}, {"shape", {1}}, {"dtype", "float32"}}}),
-                   "abcdefgh")),
-               Error);
+  EXPECT_THROW(
+      read_tfjs_weights(write(
+          manifest_with({{{"name", "f"}, {"shape", {1}}, {"dtype", "float32"}}}), "abcdefgh")),
+      Error);
   EXPECT_THROW(read_tfjs_weights(write(
                    manifest_with({{{"name", "s"}, {"shape", {1}}, {"dtype", "string"}}}), "abcd")),
                Error);

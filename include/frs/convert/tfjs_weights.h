@@ -13,8 +13,8 @@ namespace frs::convert {
 
 // One tensor of a TF.js model, dequantised to float32.
 struct TfjsTensor {
-  std::string name;         // as in the manifest, e.g. "conv32_1/conv1/conv/filters"
-  std::vector<int> shape;   // TF layout; conv filters are [height, width, in, out]
+  std::string name;           // as in the manifest, e.g. "conv32_1/conv1/conv/filters"
+  std::vector<int> shape;     // TF layout; conv filters are [height, width, in, out]
   std::vector<float> values;  // row-major in `shape`
 };
 

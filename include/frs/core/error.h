@@ -10,12 +10,12 @@
 namespace frs {
 
 enum class ErrorCode {
-  kInvalidArgument,    // the caller's input is wrong (bad image bytes, bad option)
-  kNotFound,           // a named file, model or record does not exist
-  kAlreadyExists,      // a record with that key already exists
-  kResourceExhausted,  // input over a documented size limit
-  kFailedPrecondition, // the system is not set up for the request (e.g. models missing)
-  kInternal,           // a bug or an unexpected failure of a library we call
+  kInvalidArgument,     // the caller's input is wrong (bad image bytes, bad option)
+  kNotFound,            // a named file, model or record does not exist
+  kAlreadyExists,       // a record with that key already exists
+  kResourceExhausted,   // input over a documented size limit
+  kFailedPrecondition,  // the system is not set up for the request (e.g. models missing)
+  kInternal,            // a bug or an unexpected failure of a library we call
 };
 
 std::string_view to_string(ErrorCode code);

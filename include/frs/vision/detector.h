@@ -4,10 +4,9 @@
 
 #include <filesystem>
 #include <memory>
-#include <vector>
-
 #include <opencv2/core.hpp>
 #include <opencv2/dnn.hpp>
+#include <vector>
 
 #include "frs/core/object_pool.h"
 

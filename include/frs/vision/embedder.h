@@ -3,9 +3,8 @@
 
 #include <filesystem>
 #include <memory>
-#include <vector>
-
 #include <opencv2/core.hpp>
+#include <vector>
 
 #include "frs/core/embedding.h"
 

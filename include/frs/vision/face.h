@@ -2,9 +2,8 @@
 // What the face engine produces for one face.
 
 #include <array>
-#include <optional>
-
 #include <opencv2/core.hpp>
+#include <optional>
 
 #include "frs/core/embedding.h"
 
@@ -28,7 +27,7 @@ struct Face {
   cv::Rect2f box;   // source pixels; may reach past the image edge for a cut-off face
   float score = 0;  // detector confidence (see Detection::score)
   std::array<cv::Point2f, kLandmarkCount> landmarks{};  // dlib's 68 points, source pixels
-  cv::Mat chip;     // 150x150 BGR, aligned as dlib does (padding 0.25)
+  cv::Mat chip;  // 150x150 BGR, aligned as dlib does (padding 0.25)
   FaceQuality quality;
   std::optional<Embedding> embedding;  // set when the engine was asked to embed
 };

@@ -38,8 +38,8 @@ struct FaceEngineOptions {
   int max_faces = 256;
   // Worker threads for detection and embedding. Default 0 = one per core.
   int threads = 0;
-  int batch_size = 8;          // see EmbedderOptions::batch_size
-  bool flip_average = false;   // see EmbedderOptions::flip_average
+  int batch_size = 8;         // see EmbedderOptions::batch_size
+  bool flip_average = false;  // see EmbedderOptions::flip_average
   ImageLimits limits;
 };
 

@@ -4,10 +4,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <opencv2/core.hpp>
 #include <span>
 #include <string>
-
-#include <opencv2/core.hpp>
 
 namespace frs {
 

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every benchmark and writes the report to build/bench-report.md (docs/benchmarks.md
+# quotes it). Needs a set-up build (scripts/setup.sh) and ../shared/testdata.
+#   bench/run.sh           full (about 8 minutes on 2 cores)
+#   bench/run.sh --quick   fewer runs and settings (about 4 minutes)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bin="${FRS_BUILD_DIR:-$root/build}/bench"
+report="${FRS_BUILD_DIR:-$root/build}/bench-report.md"
+runs=7
+quick=""
+if [[ "${1:-}" == "--quick" ]]; then runs=3; quick="--quick"; fi
+
+{
+  echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
+       "$(free -g | awk '/Mem:/ {print $2}') GiB; $(date -u +%Y-%m-%d)"
+  echo
+  "$bin/bench_face_engine" --runs "$runs"
+  echo
+  echo "## Detection accuracy (bench_detection_accuracy $quick)"
+  echo
+  echo '```'
+  "$bin/bench_detection_accuracy" $quick
+  echo '```'
+  echo
+  echo "## Smallest face BlazeFace finds in its 256-pixel input (bench_detector_min_face)"
+  echo
+  echo '```'
+  "$bin/bench_detector_min_face"
+  echo '```'
+} | tee "$report"
+echo "report written to $report" >&2
