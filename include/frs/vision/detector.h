@@ -98,7 +98,8 @@ class HogFaceDetector : public FaceDetector {
 };
 
 // Merges overlapping detections (IoU > iou) into one whose box and keypoints are the
-// score-weighted mean of the group and whose score is the group's best, as MediaPipe does.
+// score-weighted mean of the group and whose score is the group's best, as MediaPipe does;
+// then drops any weaker box that lies half or more inside a stronger one.
 std::vector<Detection> merge_detections(std::vector<Detection> detections, float iou);
 
 float iou(const cv::Rect2f& a, const cv::Rect2f& b);
