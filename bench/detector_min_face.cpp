@@ -1,6 +1,7 @@
 // Smallest face BlazeFace finds in its 256-pixel input: a real face (faces/obama.jpg) is
-// scaled to each size and pasted at 20 positions into a 256x256 grey canvas; prints the share
-// found per size. This sets kModelMinFace in src/vision/blazeface_detector.cpp.
+// scaled to each size and pasted at 20 positions into a 256x256 grey canvas, which the
+// detector scans in one view; prints how many placements were found per size, and the size
+// the face has in the model's input. This sets kModelMinFace in blazeface_detector.cpp.
 
 #include <cstdio>
 #include <opencv2/imgproc.hpp>
@@ -27,7 +28,10 @@ int main() {
   const cv::Rect crop = cv::Rect(cv::Rect2f(box.x - margin, box.y - margin, box.width + 2 * margin,
                                             box.height + 2 * margin)) &
                         cv::Rect(0, 0, photo.cols, photo.rows);
-  std::printf("face_px_in_256_input found_of_20\n");
+  // The detector views a 256-pixel image with a margin, so the model sees it scaled.
+  const double to_model =
+      static_cast<double>(BlazeFaceDetector::kInputSize) / plan_detection_views({256, 256}, 0)[0].region.width;
+  std::printf("face_px_in_canvas face_px_in_model_input found_of_20\n");
   for (int face = 8; face <= 48; face += 2) {
     const double scale = face / box.width;
     cv::Mat small;
@@ -49,7 +53,7 @@ int main() {
         }
       }
     }
-    std::printf("%d %d\n", face, hits);
+    std::printf("%d %.1f %d\n", face, face * to_model, hits);
   }
   return 0;
 }

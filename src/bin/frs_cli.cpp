@@ -5,6 +5,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "frs/core/error.h"
@@ -214,6 +215,9 @@ int main(int argc, char** argv) {
   add_common_options(*compare, common);
 
   CLI11_PARSE(app, argc, argv);
+  // Decoding failures are reported by frs in one line; OpenCV's own warnings would repeat
+  // them less clearly.
+  cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_ERROR);
   try {
     if (detect->parsed()) return run_faces(common, images, false, annotate_path);
     if (embed->parsed()) return run_faces(common, images, true, "");
