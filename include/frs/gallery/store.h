@@ -1,0 +1,105 @@
+#pragma once
+// The gallery store: watchlists, identities and their faces. It is the source of truth; the
+// FAISS indexes are rebuilt from it and kept in step through its change log. Every write is
+// one transaction: an enrollment of several photos lands whole or not at all.
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "frs/core/embedding.h"
+
+namespace frs {
+
+struct Watchlist {
+  std::int64_t id = 0;
+  std::string name;  // unique; 1..128 characters
+  std::string description;
+  // Default match threshold of searches in this watchlist: Euclidean descriptor distance,
+  // lower = stricter.
+  float max_distance = 0.5f;
+  std::string created_by;
+  std::int64_t created_at_ms = 0;  // Unix time, milliseconds
+};
+
+struct Identity {
+  std::int64_t id = 0;
+  std::int64_t watchlist_id = 0;
+  std::string external_id;  // e.g. a booking number; unique within the watchlist
+  std::string display_name;
+  std::string notes;
+  std::int64_t created_at_ms = 0;
+  int face_count = 0;  // filled by reads
+};
+
+struct StoredFace {
+  std::int64_t id = 0;
+  std::int64_t identity_id = 0;
+  Embedding descriptor{};
+  std::string image_sha256;             // of the photo's bytes, hex
+  std::vector<std::uint8_t> thumbnail;  // small JPEG of the face, for human review
+  float quality = 0;                    // FaceQuality::score, [0,1]
+  std::int64_t enrolled_at_ms = 0;
+};
+
+// One entry of the change log the indexes replay: a face added to or removed from a
+// watchlist. `sequence` increases by one per entry, in commit order.
+struct FaceChange {
+  std::uint64_t sequence = 0;
+  std::int64_t watchlist_id = 0;
+  std::int64_t face_id = 0;
+  bool added = true;       // false: removed
+  Embedding descriptor{};  // for additions
+};
+
+class GalleryStore {
+ public:
+  virtual ~GalleryStore() = default;
+
+  // Throws Error(kAlreadyExists) when the name is taken, kInvalidArgument for a bad name or
+  // a max_distance outside (0, 4].
+  virtual Watchlist create_watchlist(const Watchlist& watchlist) = 0;
+  virtual std::vector<Watchlist> list_watchlists() = 0;
+  virtual std::optional<Watchlist> find_watchlist(const std::string& name) = 0;
+  virtual std::optional<Watchlist> get_watchlist(std::int64_t id) = 0;
+  // Deletes the watchlist with its identities and faces. kNotFound when absent.
+  virtual void delete_watchlist(const std::string& name) = 0;
+  virtual void set_max_distance(const std::string& name, float max_distance) = 0;
+
+  // Creates the identity with its faces in one transaction. kAlreadyExists when the
+  // watchlist already has this external id; kNotFound for an unknown watchlist.
+  virtual Identity enroll(const Identity& identity, const std::vector<StoredFace>& faces) = 0;
+  // Adds faces to an existing identity in one transaction; returns them with their ids.
+  virtual std::vector<StoredFace> add_faces(std::int64_t identity_id,
+                                            const std::vector<StoredFace>& faces) = 0;
+  virtual std::optional<Identity> get_identity(std::int64_t id) = 0;
+  virtual std::optional<Identity> find_identity(std::int64_t watchlist_id,
+                                                const std::string& external_id) = 0;
+  // Identities of a watchlist ordered by id, those with id > after_id, at most `limit`.
+  virtual std::vector<Identity> list_identities(std::int64_t watchlist_id, std::int64_t after_id,
+                                                int limit) = 0;
+  virtual std::vector<StoredFace> faces_of_identity(std::int64_t identity_id) = 0;
+  // Removes the identity and its faces. kNotFound when absent.
+  virtual void remove_identity(std::int64_t id) = 0;
+  // Whether a photo with this hash is already enrolled for the identity (resumable bulk
+  // enrollment skips it).
+  virtual bool has_photo(std::int64_t identity_id, const std::string& image_sha256) = 0;
+
+  // Every face of a watchlist (to rebuild its index), and the change log.
+  virtual std::vector<StoredFace> faces_of_watchlist(std::int64_t watchlist_id) = 0;
+  virtual std::vector<FaceChange> changes_after(std::uint64_t sequence) = 0;
+  virtual std::uint64_t last_change() = 0;
+  virtual std::int64_t face_count(std::int64_t watchlist_id) = 0;
+};
+
+// The embedded default: one SQLite file (WAL, synchronous=FULL, foreign keys on) with a
+// schema version and forward migrations. Thread-safe (one connection behind a mutex).
+std::unique_ptr<GalleryStore> open_sqlite_store(const std::filesystem::path& file);
+
+// The schema version this build writes; a store from a newer build is refused.
+inline constexpr int kStoreSchemaVersion = 1;
+
+}  // namespace frs

@@ -1,0 +1,520 @@
+#include <sqlite3.h>
+
+#include <chrono>
+#include <cstring>
+#include <mutex>
+
+#include "frs/core/error.h"
+#include "frs/gallery/store.h"
+
+namespace frs {
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Forward migrations; entry i takes the schema from version i to i + 1.
+const char* const kMigrations[] = {
+    R"sql(
+CREATE TABLE watchlists (
+  id            INTEGER PRIMARY KEY,
+  name          TEXT NOT NULL UNIQUE,
+  description   TEXT NOT NULL DEFAULT '',
+  max_distance  REAL NOT NULL,
+  created_by    TEXT NOT NULL DEFAULT '',
+  created_at_ms INTEGER NOT NULL
+);
+CREATE TABLE identities (
+  id            INTEGER PRIMARY KEY AUTOINCREMENT,
+  watchlist_id  INTEGER NOT NULL REFERENCES watchlists(id) ON DELETE CASCADE,
+  external_id   TEXT NOT NULL,
+  display_name  TEXT NOT NULL DEFAULT '',
+  notes         TEXT NOT NULL DEFAULT '',
+  created_at_ms INTEGER NOT NULL,
+  UNIQUE (watchlist_id, external_id)
+);
+CREATE TABLE faces (
+  id             INTEGER PRIMARY KEY AUTOINCREMENT,
+  identity_id    INTEGER NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
+  watchlist_id   INTEGER NOT NULL,
+  descriptor     BLOB NOT NULL,
+  image_sha256   TEXT NOT NULL,
+  thumbnail      BLOB,
+  quality        REAL NOT NULL,
+  enrolled_at_ms INTEGER NOT NULL
+);
+CREATE INDEX faces_by_identity ON faces(identity_id);
+CREATE INDEX faces_by_watchlist ON faces(watchlist_id);
+CREATE TABLE face_changes (
+  sequence     INTEGER PRIMARY KEY AUTOINCREMENT,
+  watchlist_id INTEGER NOT NULL,
+  face_id      INTEGER NOT NULL,
+  added        INTEGER NOT NULL
+);
+)sql",
+};
+constexpr int kMigrationCount = static_cast<int>(sizeof kMigrations / sizeof kMigrations[0]);
+static_assert(kMigrationCount == kStoreSchemaVersion);
+
+const std::string kFaceSelect =
+    "SELECT id, identity_id, descriptor, image_sha256, thumbnail, quality, enrolled_at_ms "
+    "FROM faces";
+const std::string kIdentitySelect =
+    "SELECT i.id, i.watchlist_id, i.external_id, i.display_name, i.notes, i.created_at_ms, "
+    "COUNT(f.id) FROM identities i LEFT JOIN faces f ON f.identity_id = i.id";
+
+class Statement {
+ public:
+  Statement(sqlite3* db, const std::string& sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt_, nullptr) != SQLITE_OK) {
+      throw Error(ErrorCode::kInternal, std::string("SQL error: ") + sqlite3_errmsg(db));
+    }
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  Statement& bind(int i, std::int64_t v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  Statement& bind(int i, double v) {
+    sqlite3_bind_double(stmt_, i, v);
+    return *this;
+  }
+  Statement& bind(int i, const std::string& v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& bind_blob(int i, const void* data, std::size_t size) {
+    sqlite3_bind_blob(stmt_, i, data, static_cast<int>(size), SQLITE_TRANSIENT);
+    return *this;
+  }
+  // True while there is a row.
+  bool step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    const int extended = sqlite3_extended_errcode(db_);
+    const std::string message = sqlite3_errmsg(db_);
+    if (extended == SQLITE_CONSTRAINT_UNIQUE || extended == SQLITE_CONSTRAINT_PRIMARYKEY) {
+      throw Error(ErrorCode::kAlreadyExists, message);
+    }
+    throw Error(ErrorCode::kInternal, "SQL error: " + message);
+  }
+  std::int64_t integer(int c) const { return sqlite3_column_int64(stmt_, c); }
+  double real(int c) const { return sqlite3_column_double(stmt_, c); }
+  std::string text(int c) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, c));
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, c))) : "";
+  }
+  std::vector<std::uint8_t> blob(int c) const {
+    const void* p = sqlite3_column_blob(stmt_, c);
+    std::vector<std::uint8_t> out(p ? static_cast<std::size_t>(sqlite3_column_bytes(stmt_, c)) : 0);
+    if (!out.empty()) std::memcpy(out.data(), p, out.size());
+    return out;
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+Embedding to_embedding(const std::vector<std::uint8_t>& bytes) {
+  Embedding e{};
+  if (bytes.size() != sizeof e) {
+    throw Error(ErrorCode::kInternal, "stored descriptor has " + std::to_string(bytes.size()) +
+                                          " bytes, expected " + std::to_string(sizeof e));
+  }
+  std::memcpy(e.data(), bytes.data(), sizeof e);
+  return e;
+}
+
+void check_watchlist_fields(const std::string& name, float max_distance) {
+  if (name.empty() || name.size() > 128) {
+    throw Error(ErrorCode::kInvalidArgument, "watchlist name must be 1..128 characters");
+  }
+  if (!(max_distance > 0.0f && max_distance <= 4.0f)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "max_distance must be in (0, 4] (Euclidean descriptor distance), got " +
+                    std::to_string(max_distance));
+  }
+}
+
+class SqliteStore : public GalleryStore {
+ public:
+  explicit SqliteStore(const std::filesystem::path& file) {
+    if (sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+        SQLITE_OK) {
+      const std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      throw Error(ErrorCode::kFailedPrecondition,
+                  "cannot open the gallery store '" + file.string() + "': " + message);
+    }
+    sqlite3_busy_timeout(db_, 5000);
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=FULL");
+    exec("PRAGMA foreign_keys=ON");
+    migrate(file);
+  }
+  ~SqliteStore() override { sqlite3_close(db_); }
+
+  Watchlist create_watchlist(const Watchlist& w) override {
+    check_watchlist_fields(w.name, w.max_distance);
+    std::lock_guard lock(mutex_);
+    Watchlist out = w;
+    out.created_at_ms = now_ms();
+    try {
+      Statement s(db_,
+                  "INSERT INTO watchlists(name, description, max_distance, created_by, "
+                  "created_at_ms) VALUES (?, ?, ?, ?, ?)");
+      s.bind(1, w.name).bind(2, w.description).bind(3, static_cast<double>(w.max_distance));
+      s.bind(4, w.created_by).bind(5, out.created_at_ms).step();
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::kAlreadyExists) {
+        throw Error(ErrorCode::kAlreadyExists, "watchlist '" + w.name + "' already exists");
+      }
+      throw;
+    }
+    out.id = sqlite3_last_insert_rowid(db_);
+    return out;
+  }
+
+  std::vector<Watchlist> list_watchlists() override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_,
+                "SELECT id, name, description, max_distance, created_by, created_at_ms "
+                "FROM watchlists ORDER BY name");
+    std::vector<Watchlist> out;
+    while (s.step()) out.push_back(read_watchlist(s));
+    return out;
+  }
+
+  std::optional<Watchlist> find_watchlist(const std::string& name) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_,
+                "SELECT id, name, description, max_distance, created_by, created_at_ms "
+                "FROM watchlists WHERE name = ?");
+    s.bind(1, name);
+    if (!s.step()) return std::nullopt;
+    return read_watchlist(s);
+  }
+
+  std::optional<Watchlist> get_watchlist(std::int64_t id) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_,
+                "SELECT id, name, description, max_distance, created_by, created_at_ms "
+                "FROM watchlists WHERE id = ?");
+    s.bind(1, id);
+    if (!s.step()) return std::nullopt;
+    return read_watchlist(s);
+  }
+
+  void delete_watchlist(const std::string& name) override {
+    std::lock_guard lock(mutex_);
+    Transaction t(*this);
+    const std::int64_t id = watchlist_id_locked(name);
+    log_removals("SELECT id, watchlist_id FROM faces WHERE watchlist_id = ?", id);
+    Statement(db_, "DELETE FROM watchlists WHERE id = ?").bind(1, id).step();
+    t.commit();
+  }
+
+  void set_max_distance(const std::string& name, float max_distance) override {
+    check_watchlist_fields(name, max_distance);
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "UPDATE watchlists SET max_distance = ? WHERE name = ?");
+    s.bind(1, static_cast<double>(max_distance)).bind(2, name).step();
+    if (sqlite3_changes(db_) == 0) throw not_found_watchlist(name);
+  }
+
+  Identity enroll(const Identity& identity, const std::vector<StoredFace>& faces) override {
+    if (identity.external_id.empty()) {
+      throw Error(ErrorCode::kInvalidArgument, "an identity needs an external id");
+    }
+    std::lock_guard lock(mutex_);
+    Transaction t(*this);
+    {
+      Statement w(db_, "SELECT 1 FROM watchlists WHERE id = ?");
+      w.bind(1, identity.watchlist_id);
+      if (!w.step()) {
+        throw Error(ErrorCode::kNotFound,
+                    "watchlist " + std::to_string(identity.watchlist_id) + " does not exist");
+      }
+    }
+    Identity out = identity;
+    out.created_at_ms = now_ms();
+    try {
+      Statement s(db_,
+                  "INSERT INTO identities(watchlist_id, external_id, display_name, notes, "
+                  "created_at_ms) VALUES (?, ?, ?, ?, ?)");
+      s.bind(1, identity.watchlist_id).bind(2, identity.external_id);
+      s.bind(3, identity.display_name).bind(4, identity.notes).bind(5, out.created_at_ms).step();
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::kAlreadyExists) {
+        throw Error(ErrorCode::kAlreadyExists, "external id '" + identity.external_id +
+                                                   "' is already enrolled in this watchlist");
+      }
+      throw;
+    }
+    out.id = sqlite3_last_insert_rowid(db_);
+    insert_faces(out.id, out.watchlist_id, faces);
+    t.commit();
+    out.face_count = static_cast<int>(faces.size());
+    return out;
+  }
+
+  std::vector<StoredFace> add_faces(std::int64_t identity_id,
+                                    const std::vector<StoredFace>& faces) override {
+    std::lock_guard lock(mutex_);
+    Transaction t(*this);
+    Statement s(db_, "SELECT watchlist_id FROM identities WHERE id = ?");
+    s.bind(1, identity_id);
+    if (!s.step()) throw not_found_identity(identity_id);
+    auto out = insert_faces(identity_id, s.integer(0), faces);
+    t.commit();
+    return out;
+  }
+
+  std::optional<Identity> get_identity(std::int64_t id) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, kIdentitySelect + " WHERE i.id = ? GROUP BY i.id");
+    s.bind(1, id);
+    if (!s.step()) return std::nullopt;
+    return read_identity(s);
+  }
+
+  std::optional<Identity> find_identity(std::int64_t watchlist_id,
+                                        const std::string& external_id) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_,
+                kIdentitySelect + " WHERE i.watchlist_id = ? AND i.external_id = ? GROUP BY i.id");
+    s.bind(1, watchlist_id).bind(2, external_id);
+    if (!s.step()) return std::nullopt;
+    return read_identity(s);
+  }
+
+  std::vector<Identity> list_identities(std::int64_t watchlist_id, std::int64_t after_id,
+                                        int limit) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_,
+                kIdentitySelect +
+                    " WHERE i.watchlist_id = ? AND i.id > ? GROUP BY i.id ORDER BY i.id LIMIT ?");
+    s.bind(1, watchlist_id).bind(2, after_id).bind(3, static_cast<std::int64_t>(limit));
+    std::vector<Identity> out;
+    while (s.step()) out.push_back(read_identity(s));
+    return out;
+  }
+
+  std::vector<StoredFace> faces_of_identity(std::int64_t identity_id) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, kFaceSelect + " WHERE identity_id = ? ORDER BY id");
+    s.bind(1, identity_id);
+    return read_faces(s);
+  }
+
+  void remove_identity(std::int64_t id) override {
+    std::lock_guard lock(mutex_);
+    Transaction t(*this);
+    log_removals("SELECT id, watchlist_id FROM faces WHERE identity_id = ?", id);
+    Statement s(db_, "DELETE FROM identities WHERE id = ?");
+    s.bind(1, id).step();
+    if (sqlite3_changes(db_) == 0) throw not_found_identity(id);
+    t.commit();
+  }
+
+  bool has_photo(std::int64_t identity_id, const std::string& image_sha256) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "SELECT 1 FROM faces WHERE identity_id = ? AND image_sha256 = ? LIMIT 1");
+    s.bind(1, identity_id).bind(2, image_sha256);
+    return s.step();
+  }
+
+  std::vector<StoredFace> faces_of_watchlist(std::int64_t watchlist_id) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, kFaceSelect + " WHERE watchlist_id = ? ORDER BY id");
+    s.bind(1, watchlist_id);
+    return read_faces(s);
+  }
+
+  std::vector<FaceChange> changes_after(std::uint64_t sequence) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_,
+                "SELECT c.sequence, c.watchlist_id, c.face_id, c.added, f.descriptor "
+                "FROM face_changes c LEFT JOIN faces f ON f.id = c.face_id "
+                "WHERE c.sequence > ? ORDER BY c.sequence");
+    s.bind(1, static_cast<std::int64_t>(sequence));
+    std::vector<FaceChange> out;
+    while (s.step()) {
+      FaceChange c;
+      c.sequence = static_cast<std::uint64_t>(s.integer(0));
+      c.watchlist_id = s.integer(1);
+      c.face_id = s.integer(2);
+      c.added = s.integer(3) != 0;
+      const auto blob = s.blob(4);
+      // An addition whose face was removed later has no descriptor any more; the later
+      // removal entry cancels it.
+      if (c.added && !blob.empty()) c.descriptor = to_embedding(blob);
+      if (c.added && blob.empty()) continue;
+      out.push_back(c);
+    }
+    return out;
+  }
+
+  std::uint64_t last_change() override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "SELECT COALESCE(MAX(sequence), 0) FROM face_changes");
+    s.step();
+    return static_cast<std::uint64_t>(s.integer(0));
+  }
+
+  std::int64_t face_count(std::int64_t watchlist_id) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "SELECT COUNT(*) FROM faces WHERE watchlist_id = ?");
+    s.bind(1, watchlist_id).step();
+    return s.integer(0);
+  }
+
+ private:
+  // Rolls back unless committed, so an exception anywhere leaves the store unchanged.
+  class Transaction {
+   public:
+    explicit Transaction(SqliteStore& store) : store_(store) { store_.exec("BEGIN IMMEDIATE"); }
+    ~Transaction() {
+      if (!committed_) sqlite3_exec(store_.db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+    void commit() {
+      store_.exec("COMMIT");
+      committed_ = true;
+    }
+
+   private:
+    SqliteStore& store_;
+    bool committed_ = false;
+  };
+
+  void exec(const char* sql) {
+    char* message = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+      const std::string text = message ? message : "unknown";
+      sqlite3_free(message);
+      throw Error(ErrorCode::kInternal, std::string("SQL error in '") + sql + "': " + text);
+    }
+  }
+
+  void migrate(const std::filesystem::path& file) {
+    Statement v(db_, "PRAGMA user_version");
+    v.step();
+    const int version = static_cast<int>(v.integer(0));
+    if (version > kStoreSchemaVersion) {
+      throw Error(ErrorCode::kFailedPrecondition,
+                  "the gallery store '" + file.string() + "' has schema version " +
+                      std::to_string(version) + ", newer than this frs (" +
+                      std::to_string(kStoreSchemaVersion) + "): upgrade frs");
+    }
+    for (int i = version; i < kStoreSchemaVersion; ++i) {
+      Transaction t(*this);
+      exec(kMigrations[i]);
+      exec(("PRAGMA user_version = " + std::to_string(i + 1)).c_str());
+      t.commit();
+    }
+  }
+
+  static Watchlist read_watchlist(const Statement& s) {
+    Watchlist w;
+    w.id = s.integer(0);
+    w.name = s.text(1);
+    w.description = s.text(2);
+    w.max_distance = static_cast<float>(s.real(3));
+    w.created_by = s.text(4);
+    w.created_at_ms = s.integer(5);
+    return w;
+  }
+
+  static Identity read_identity(const Statement& s) {
+    Identity i;
+    i.id = s.integer(0);
+    i.watchlist_id = s.integer(1);
+    i.external_id = s.text(2);
+    i.display_name = s.text(3);
+    i.notes = s.text(4);
+    i.created_at_ms = s.integer(5);
+    i.face_count = static_cast<int>(s.integer(6));
+    return i;
+  }
+
+  static std::vector<StoredFace> read_faces(Statement& s) {
+    std::vector<StoredFace> out;
+    while (s.step()) {
+      StoredFace f;
+      f.id = s.integer(0);
+      f.identity_id = s.integer(1);
+      f.descriptor = to_embedding(s.blob(2));
+      f.image_sha256 = s.text(3);
+      f.thumbnail = s.blob(4);
+      f.quality = static_cast<float>(s.real(5));
+      f.enrolled_at_ms = s.integer(6);
+      out.push_back(std::move(f));
+    }
+    return out;
+  }
+
+  std::vector<StoredFace> insert_faces(std::int64_t identity_id, std::int64_t watchlist_id,
+                                       const std::vector<StoredFace>& faces) {
+    std::vector<StoredFace> out;
+    for (const StoredFace& face : faces) {
+      StoredFace f = face;
+      f.identity_id = identity_id;
+      f.enrolled_at_ms = now_ms();
+      Statement s(db_,
+                  "INSERT INTO faces(identity_id, watchlist_id, descriptor, image_sha256, "
+                  "thumbnail, quality, enrolled_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)");
+      s.bind(1, identity_id).bind(2, watchlist_id);
+      s.bind_blob(3, f.descriptor.data(), sizeof f.descriptor);
+      s.bind(4, f.image_sha256).bind_blob(5, f.thumbnail.data(), f.thumbnail.size());
+      s.bind(6, static_cast<double>(f.quality)).bind(7, f.enrolled_at_ms).step();
+      f.id = sqlite3_last_insert_rowid(db_);
+      Statement c(db_, "INSERT INTO face_changes(watchlist_id, face_id, added) VALUES (?, ?, 1)");
+      c.bind(1, watchlist_id).bind(2, f.id).step();
+      out.push_back(std::move(f));
+    }
+    return out;
+  }
+
+  // Records a removal for every face the query (one ? parameter) selects.
+  void log_removals(const char* select_faces, std::int64_t key) {
+    Statement s(db_, select_faces);
+    s.bind(1, key);
+    while (s.step()) {
+      Statement c(db_, "INSERT INTO face_changes(watchlist_id, face_id, added) VALUES (?, ?, 0)");
+      c.bind(1, s.integer(1)).bind(2, s.integer(0)).step();
+    }
+  }
+
+  std::int64_t watchlist_id_locked(const std::string& name) {
+    Statement s(db_, "SELECT id FROM watchlists WHERE name = ?");
+    s.bind(1, name);
+    if (!s.step()) throw not_found_watchlist(name);
+    return s.integer(0);
+  }
+
+  static Error not_found_watchlist(const std::string& name) {
+    return Error(ErrorCode::kNotFound, "watchlist '" + name + "' does not exist");
+  }
+  static Error not_found_identity(std::int64_t id) {
+    return Error(ErrorCode::kNotFound, "identity " + std::to_string(id) + " does not exist");
+  }
+
+  sqlite3* db_ = nullptr;
+  std::mutex mutex_;
+};
+
+}  // namespace
+
+std::unique_ptr<GalleryStore> open_sqlite_store(const std::filesystem::path& file) {
+  return std::make_unique<SqliteStore>(file);
+}
+
+}  // namespace frs

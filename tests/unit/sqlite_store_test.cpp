@@ -1,0 +1,236 @@
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "frs/core/error.h"
+#include "frs/gallery/store.h"
+
+namespace frs {
+namespace {
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("frs_store_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    store_ = open_sqlite_store(file());
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  std::filesystem::path file() const { return dir_ / "gallery.db"; }
+
+  static StoredFace face(float value, const std::string& sha = "") {
+    StoredFace f;
+    f.descriptor[0] = value;
+    f.descriptor[127] = -value;
+    f.image_sha256 = sha.empty() ? "sha-" + std::to_string(value) : sha;
+    f.thumbnail = {0xFF, 0xD8, 0xFF};
+    f.quality = 0.75f;
+    return f;
+  }
+
+  Watchlist make_watchlist(const std::string& name) {
+    Watchlist w;
+    w.name = name;
+    w.description = "test";
+    w.max_distance = 0.45f;
+    w.created_by = "tester";
+    return store_->create_watchlist(w);
+  }
+
+  static ErrorCode code_of(const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return e.code();
+    }
+    ADD_FAILURE() << "no error";
+    return ErrorCode::kInternal;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<GalleryStore> store_;
+};
+
+TEST_F(SqliteStoreTest, CreatesListsUpdatesAndDeletesWatchlists) {
+  const Watchlist a = make_watchlist("wanted");
+  make_watchlist("missing-persons");
+  EXPECT_GT(a.id, 0);
+  EXPECT_GT(a.created_at_ms, 0);
+  const auto all = store_->list_watchlists();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].name, "missing-persons");  // ordered by name
+  EXPECT_EQ(store_->find_watchlist("wanted")->max_distance, 0.45f);
+  EXPECT_EQ(store_->find_watchlist("wanted")->created_by, "tester");
+
+  store_->set_max_distance("wanted", 0.4f);
+  EXPECT_FLOAT_EQ(store_->get_watchlist(a.id)->max_distance, 0.4f);
+
+  store_->delete_watchlist("wanted");
+  EXPECT_FALSE(store_->find_watchlist("wanted"));
+  EXPECT_EQ(code_of([&] { store_->delete_watchlist("wanted"); }), ErrorCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, RejectsBadWatchlistsWithoutChangingTheStore) {
+  make_watchlist("wanted");
+  EXPECT_EQ(code_of([&] { make_watchlist("wanted"); }), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(code_of([&] { make_watchlist(""); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code_of([&] { store_->set_max_distance("wanted", 0.0f); }),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code_of([&] { store_->set_max_distance("nope", 0.3f); }), ErrorCode::kNotFound);
+  EXPECT_EQ(store_->list_watchlists().size(), 1u);
+  EXPECT_FLOAT_EQ(store_->find_watchlist("wanted")->max_distance, 0.45f);
+}
+
+TEST_F(SqliteStoreTest, EnrollsAnIdentityWithAllItsFacesAndLogsTheChanges) {
+  const Watchlist w = make_watchlist("wanted");
+  Identity person;
+  person.watchlist_id = w.id;
+  person.external_id = "B-1001";
+  person.display_name = "Jane Doe";
+  const Identity stored = store_->enroll(person, {face(1), face(2), face(3)});
+  EXPECT_EQ(stored.face_count, 3);
+
+  const auto faces = store_->faces_of_identity(stored.id);
+  ASSERT_EQ(faces.size(), 3u);
+  EXPECT_EQ(faces[1].descriptor[0], 2.0f);
+  EXPECT_EQ(faces[1].descriptor[127], -2.0f);
+  EXPECT_EQ(faces[1].thumbnail, (std::vector<std::uint8_t>{0xFF, 0xD8, 0xFF}));
+  EXPECT_TRUE(store_->has_photo(stored.id, "sha-2.000000"));
+  EXPECT_FALSE(store_->has_photo(stored.id, "other"));
+
+  const auto changes = store_->changes_after(0);
+  ASSERT_EQ(changes.size(), 3u);
+  EXPECT_TRUE(changes[2].added);
+  EXPECT_EQ(changes[2].face_id, faces[2].id);
+  EXPECT_EQ(changes[2].descriptor[0], 3.0f);
+  EXPECT_EQ(store_->last_change(), changes[2].sequence);
+  EXPECT_EQ(store_->face_count(w.id), 3);
+  EXPECT_EQ(store_->find_identity(w.id, "B-1001")->display_name, "Jane Doe");
+}
+
+TEST_F(SqliteStoreTest, AFailedEnrollmentLeavesNothingBehind) {
+  const Watchlist w = make_watchlist("wanted");
+  Identity person;
+  person.watchlist_id = w.id;
+  person.external_id = "B-1";
+  store_->enroll(person, {face(1)});
+  const auto before = store_->last_change();
+
+  EXPECT_EQ(code_of([&] {
+              store_->enroll(person, {face(2), face(3)});
+            }),
+            ErrorCode::kAlreadyExists);
+  person.external_id = "";
+  EXPECT_EQ(code_of([&] { store_->enroll(person, {face(4)}); }), ErrorCode::kInvalidArgument);
+  person.external_id = "B-2";
+  person.watchlist_id = 999;
+  EXPECT_EQ(code_of([&] { store_->enroll(person, {face(5)}); }), ErrorCode::kNotFound);
+
+  EXPECT_EQ(store_->face_count(w.id), 1);
+  EXPECT_EQ(store_->last_change(), before);
+  EXPECT_EQ(store_->list_identities(w.id, 0, 100).size(), 1u);
+}
+
+TEST_F(SqliteStoreTest, RemovingAnIdentityRemovesItsFacesAndLogsRemovals) {
+  const Watchlist w = make_watchlist("wanted");
+  Identity person;
+  person.watchlist_id = w.id;
+  person.external_id = "B-1";
+  const Identity stored = store_->enroll(person, {face(1), face(2)});
+  const auto after_enroll = store_->last_change();
+  store_->remove_identity(stored.id);
+  EXPECT_FALSE(store_->get_identity(stored.id));
+  EXPECT_EQ(store_->face_count(w.id), 0);
+  const auto changes = store_->changes_after(after_enroll);
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_FALSE(changes[0].added);
+  // Replaying from the start: the additions of faces that are gone are left out.
+  for (const FaceChange& c : store_->changes_after(0)) EXPECT_FALSE(c.added);
+  EXPECT_EQ(code_of([&] { store_->remove_identity(stored.id); }), ErrorCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, ListsIdentitiesInPages) {
+  const Watchlist w = make_watchlist("wanted");
+  for (int i = 0; i < 5; ++i) {
+    Identity person;
+    person.watchlist_id = w.id;
+    person.external_id = "B-" + std::to_string(i);
+    store_->enroll(person, {face(static_cast<float>(i))});
+  }
+  const auto first = store_->list_identities(w.id, 0, 2);
+  ASSERT_EQ(first.size(), 2u);
+  const auto second = store_->list_identities(w.id, first.back().id, 2);
+  ASSERT_EQ(second.size(), 2u);
+  EXPECT_GT(second.front().id, first.back().id);
+  EXPECT_EQ(store_->list_identities(w.id, second.back().id, 2).size(), 1u);
+  EXPECT_EQ(first[0].face_count, 1);
+}
+
+TEST_F(SqliteStoreTest, SurvivesReopening) {
+  const Watchlist w = make_watchlist("wanted");
+  Identity person;
+  person.watchlist_id = w.id;
+  person.external_id = "B-1";
+  store_->enroll(person, {face(1), face(2)});
+  store_.reset();
+  store_ = open_sqlite_store(file());
+  EXPECT_EQ(store_->face_count(store_->find_watchlist("wanted")->id), 2);
+  EXPECT_EQ(store_->last_change(), 2u);
+}
+
+TEST_F(SqliteStoreTest, RefusesAStoreFromANewerVersion) {
+  store_.reset();
+  sqlite3* db = nullptr;
+  sqlite3_open(file().c_str(), &db);
+  sqlite3_exec(db, "PRAGMA user_version = 99", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  try {
+    open_sqlite_store(file());
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kFailedPrecondition);
+    EXPECT_NE(std::string(e.what()).find("upgrade frs"), std::string::npos);
+  }
+}
+
+TEST_F(SqliteStoreTest, KillNineDuringEnrollmentsLeavesWholeEnrollmentsOnly) {
+  const Watchlist w = make_watchlist("wanted");
+  store_.reset();
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Enroll identities of exactly 5 faces each, as fast as possible, until killed.
+    auto store = open_sqlite_store(file());
+    for (int i = 0;; ++i) {
+      Identity person;
+      person.watchlist_id = w.id;
+      person.external_id = "B-" + std::to_string(i);
+      store->enroll(person, {face(1), face(2), face(3), face(4), face(5)});
+    }
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+
+  store_ = open_sqlite_store(file());
+  const auto identities = store_->list_identities(w.id, 0, 1000000);
+  ASSERT_GT(identities.size(), 0u) << "the child enrolled nothing before it was killed";
+  for (const Identity& i : identities) EXPECT_EQ(i.face_count, 5) << i.external_id;
+  EXPECT_EQ(store_->face_count(w.id), static_cast<std::int64_t>(5 * identities.size()));
+  EXPECT_EQ(store_->changes_after(0).size(), 5 * identities.size());
+}
+
+}  // namespace
+}  // namespace frs
