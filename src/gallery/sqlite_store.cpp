@@ -332,6 +332,16 @@ class SqliteStore : public GalleryStore {
     return s.step();
   }
 
+  std::optional<Identity> identity_of_face(std::int64_t face_id) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_,
+                kIdentitySelect +
+                    " WHERE i.id = (SELECT identity_id FROM faces WHERE id = ?) GROUP BY i.id");
+    s.bind(1, face_id);
+    if (!s.step()) return std::nullopt;
+    return read_identity(s);
+  }
+
   std::vector<StoredFace> faces_of_watchlist(std::int64_t watchlist_id) override {
     std::lock_guard lock(mutex_);
     Statement s(db_, kFaceSelect + " WHERE watchlist_id = ? ORDER BY id");

@@ -88,6 +88,9 @@ class GalleryStore {
   // enrollment skips it).
   virtual bool has_photo(std::int64_t identity_id, const std::string& image_sha256) = 0;
 
+  // The identity a face belongs to (search results name identities, indexes hold faces).
+  virtual std::optional<Identity> identity_of_face(std::int64_t face_id) = 0;
+
   // Every face of a watchlist (to rebuild its index), and the change log.
   virtual std::vector<StoredFace> faces_of_watchlist(std::int64_t watchlist_id) = 0;
   virtual std::vector<FaceChange> changes_after(std::uint64_t sequence) = 0;

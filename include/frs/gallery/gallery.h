@@ -1,0 +1,81 @@
+#pragma once
+// The gallery: the store (source of truth) plus one FAISS index per watchlist, kept in step
+// by replaying the store's change log. At start each index is loaded from its snapshot and
+// only newer changes are replayed; it is rebuilt from the store only when the snapshot is
+// missing, damaged or of another index type.
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "frs/gallery/face_index.h"
+#include "frs/gallery/store.h"
+
+namespace frs {
+
+struct GalleryOptions {
+  // Where index snapshots are kept (<dir>/watchlist-<id>.index). Empty: never snapshot.
+  std::filesystem::path snapshot_dir;
+  FaceIndexOptions index;  // the index type of every watchlist
+};
+
+struct Candidate {
+  std::int64_t identity_id = 0;
+  std::string external_id;
+  std::string display_name;
+  std::string watchlist;
+  std::int64_t face_id = 0;  // the enrolled face nearest the query
+  float distance = 0;        // Euclidean; lower = more alike
+};
+
+class Gallery {
+ public:
+  Gallery(std::unique_ptr<GalleryStore> store, const GalleryOptions& options);
+  ~Gallery();
+
+  GalleryStore& store() { return *store_; }
+
+  Watchlist create_watchlist(const Watchlist& watchlist);
+  void delete_watchlist(const std::string& name);
+  Identity enroll(const Identity& identity, const std::vector<StoredFace>& faces);
+  std::vector<StoredFace> add_faces(std::int64_t identity_id, const std::vector<StoredFace>& faces);
+  void remove_identity(std::int64_t identity_id);
+
+  // For each query, up to top_k identities nearest first (an identity counts once, by its
+  // nearest face), from the named watchlists (empty: all), each within its watchlist's
+  // max_distance, or within `max_distance` when given. kNotFound for an unknown watchlist.
+  std::vector<std::vector<Candidate>> search(std::span<const Embedding> queries,
+                                             const std::vector<std::string>& watchlists, int top_k,
+                                             std::optional<float> max_distance);
+
+  // Descriptors in the index of a watchlist (equals the store's count when in step).
+  std::size_t indexed_faces(std::int64_t watchlist_id) const;
+  // How each watchlist's index was obtained at start: "snapshot" or "rebuilt: <why>".
+  std::map<std::int64_t, std::string> load_report() const;
+  // Writes every index's snapshot (at shutdown, or periodically).
+  void save_snapshots();
+
+ private:
+  struct WatchlistIndex {
+    std::unique_ptr<FaceIndex> index;
+    std::uint64_t applied = 0;  // store change number the index reflects
+  };
+  std::unique_ptr<FaceIndex> build_index(std::int64_t watchlist_id);
+  void catch_up();  // replays the store's change log into the indexes; caller holds write_
+
+  std::unique_ptr<GalleryStore> store_;
+  GalleryOptions options_;
+  std::mutex write_;  // orders writes: store commit, then index update
+  mutable std::shared_mutex indexes_mutex_;
+  std::map<std::int64_t, WatchlistIndex> indexes_;
+  std::map<std::int64_t, std::string> load_report_;
+};
+
+}  // namespace frs

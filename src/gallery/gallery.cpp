@@ -1,0 +1,207 @@
+#include "frs/gallery/gallery.h"
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "frs/core/error.h"
+
+namespace frs {
+namespace {
+
+std::filesystem::path snapshot_path(const std::filesystem::path& dir, std::int64_t watchlist_id) {
+  return dir / ("watchlist-" + std::to_string(watchlist_id) + ".index");
+}
+
+// Faces fetched per wanted identity: an identity with several enrolled faces fills several
+// neighbour slots, and results name identities.
+constexpr int kFacesPerIdentity = 4;
+
+}  // namespace
+
+Gallery::Gallery(std::unique_ptr<GalleryStore> store, const GalleryOptions& options)
+    : store_(std::move(store)), options_(options) {
+  if (!options_.snapshot_dir.empty()) std::filesystem::create_directories(options_.snapshot_dir);
+  std::lock_guard write(write_);
+  const std::uint64_t last = store_->last_change();
+  for (const Watchlist& w : store_->list_watchlists()) {
+    std::string why = "snapshots are off";
+    if (!options_.snapshot_dir.empty()) {
+      auto snapshot =
+          FaceIndex::load(snapshot_path(options_.snapshot_dir, w.id), options_.index, why);
+      if (snapshot && snapshot->change_number <= last) {
+        indexes_[w.id] = {std::move(snapshot->index), snapshot->change_number};
+        load_report_[w.id] = "snapshot";
+        continue;
+      }
+      if (snapshot) why = "the snapshot is newer than the store";
+    }
+    indexes_[w.id] = {build_index(w.id), last};
+    load_report_[w.id] = "rebuilt: " + why;
+  }
+  catch_up();
+}
+
+Gallery::~Gallery() = default;
+
+std::unique_ptr<FaceIndex> Gallery::build_index(std::int64_t watchlist_id) {
+  const std::vector<StoredFace> faces = store_->faces_of_watchlist(watchlist_id);
+  std::vector<std::int64_t> ids;
+  std::vector<Embedding> descriptors;
+  for (const StoredFace& f : faces) {
+    ids.push_back(f.id);
+    descriptors.push_back(f.descriptor);
+  }
+  auto index = std::make_unique<FaceIndex>(options_.index);
+  if (index->needs_training()) {
+    if (descriptors.size() < index->min_training_size()) {
+      // Too few faces to learn clusters from: exact search is fast at this size anyway.
+      FaceIndexOptions exact = options_.index;
+      exact.factory = "Flat";
+      index = std::make_unique<FaceIndex>(exact);
+    } else {
+      index->train(descriptors);
+    }
+  }
+  index->add(ids, descriptors);
+  return index;
+}
+
+void Gallery::catch_up() {
+  std::unique_lock lock(indexes_mutex_);
+  if (indexes_.empty()) return;
+  std::uint64_t from = UINT64_MAX;
+  for (const auto& [id, w] : indexes_) from = std::min(from, w.applied);
+  for (const FaceChange& c : store_->changes_after(from)) {
+    auto it = indexes_.find(c.watchlist_id);
+    if (it == indexes_.end() || c.sequence <= it->second.applied) continue;
+    const std::int64_t one[] = {c.face_id};
+    if (c.added) {
+      const Embedding descriptor[] = {c.descriptor};
+      it->second.index->add(one, descriptor);
+    } else {
+      it->second.index->remove(one);
+    }
+    it->second.applied = c.sequence;
+  }
+  const std::uint64_t last = store_->last_change();
+  for (auto& [id, w] : indexes_) w.applied = std::max(w.applied, last);
+}
+
+Watchlist Gallery::create_watchlist(const Watchlist& watchlist) {
+  std::lock_guard write(write_);
+  Watchlist created = store_->create_watchlist(watchlist);
+  std::unique_lock lock(indexes_mutex_);
+  indexes_[created.id] = {build_index(created.id), store_->last_change()};
+  return created;
+}
+
+void Gallery::delete_watchlist(const std::string& name) {
+  std::lock_guard write(write_);
+  const auto w = store_->find_watchlist(name);
+  if (!w) throw Error(ErrorCode::kNotFound, "watchlist '" + name + "' does not exist");
+  store_->delete_watchlist(name);
+  {
+    std::unique_lock lock(indexes_mutex_);
+    indexes_.erase(w->id);
+  }
+  if (!options_.snapshot_dir.empty()) {
+    std::filesystem::remove(snapshot_path(options_.snapshot_dir, w->id));
+  }
+  catch_up();
+}
+
+Identity Gallery::enroll(const Identity& identity, const std::vector<StoredFace>& faces) {
+  std::lock_guard write(write_);
+  Identity out = store_->enroll(identity, faces);
+  catch_up();
+  return out;
+}
+
+std::vector<StoredFace> Gallery::add_faces(std::int64_t identity_id,
+                                           const std::vector<StoredFace>& faces) {
+  std::lock_guard write(write_);
+  auto out = store_->add_faces(identity_id, faces);
+  catch_up();
+  return out;
+}
+
+void Gallery::remove_identity(std::int64_t identity_id) {
+  std::lock_guard write(write_);
+  store_->remove_identity(identity_id);
+  catch_up();
+}
+
+std::vector<std::vector<Candidate>> Gallery::search(std::span<const Embedding> queries,
+                                                    const std::vector<std::string>& watchlists,
+                                                    int top_k, std::optional<float> max_distance) {
+  if (top_k < 1 || top_k > 1000) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "top_k must be in 1..1000, got " + std::to_string(top_k));
+  }
+  if (max_distance && !(*max_distance > 0.0f && *max_distance <= 4.0f)) {
+    throw Error(ErrorCode::kInvalidArgument, "max_distance must be in (0, 4]");
+  }
+  std::vector<Watchlist> targets;
+  if (watchlists.empty()) {
+    targets = store_->list_watchlists();
+  } else {
+    for (const std::string& name : watchlists) {
+      auto w = store_->find_watchlist(name);
+      if (!w) throw Error(ErrorCode::kNotFound, "watchlist '" + name + "' does not exist");
+      targets.push_back(*w);
+    }
+  }
+
+  std::vector<std::vector<Candidate>> results(queries.size());
+  std::unordered_map<std::int64_t, std::optional<Identity>> owners;  // face id -> identity
+  std::shared_lock lock(indexes_mutex_);
+  for (const Watchlist& w : targets) {
+    auto it = indexes_.find(w.id);
+    if (it == indexes_.end()) continue;
+    const float threshold = max_distance.value_or(w.max_distance);
+    const auto found = it->second.index->search(queries, top_k * kFacesPerIdentity, threshold);
+    for (std::size_t q = 0; q < queries.size(); ++q) {
+      for (const Neighbor& n : found[q]) {
+        auto owner = owners.find(n.id);
+        if (owner == owners.end())
+          owner = owners.emplace(n.id, store_->identity_of_face(n.id)).first;
+        if (!owner->second) continue;  // removed since the search began
+        auto& list = results[q];
+        const bool seen = std::any_of(list.begin(), list.end(), [&](const Candidate& c) {
+          return c.identity_id == owner->second->id;
+        });
+        if (seen) continue;  // neighbours come nearest first: the first face is the best
+        list.push_back({owner->second->id, owner->second->external_id, owner->second->display_name,
+                        w.name, n.id, n.distance});
+      }
+    }
+  }
+  for (auto& list : results) {
+    std::stable_sort(list.begin(), list.end(), [](const Candidate& a, const Candidate& b) {
+      return a.distance < b.distance;
+    });
+    if (list.size() > static_cast<std::size_t>(top_k)) list.resize(static_cast<std::size_t>(top_k));
+  }
+  return results;
+}
+
+std::size_t Gallery::indexed_faces(std::int64_t watchlist_id) const {
+  std::shared_lock lock(indexes_mutex_);
+  auto it = indexes_.find(watchlist_id);
+  return it == indexes_.end() ? 0 : it->second.index->size();
+}
+
+std::map<std::int64_t, std::string> Gallery::load_report() const {
+  return load_report_;
+}
+
+void Gallery::save_snapshots() {
+  if (options_.snapshot_dir.empty()) return;
+  std::lock_guard write(write_);
+  std::shared_lock lock(indexes_mutex_);
+  for (const auto& [id, w] : indexes_) {
+    w.index->save(snapshot_path(options_.snapshot_dir, id), w.applied);
+  }
+}
+
+}  // namespace frs

@@ -1,0 +1,157 @@
+#include "frs/gallery/gallery.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "frs/core/error.h"
+
+namespace frs {
+namespace {
+
+Embedding axis(std::size_t dim, float value = 1.0f) {
+  Embedding e{};
+  e[dim] = value;
+  return e;
+}
+
+StoredFace face_at(std::size_t dim, float value = 1.0f) {
+  StoredFace f;
+  f.descriptor = axis(dim, value);
+  f.image_sha256 = "sha-" + std::to_string(dim) + "-" + std::to_string(value);
+  f.quality = 1.0f;
+  return f;
+}
+
+class GalleryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("frs_gallery_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<Gallery> open(const std::string& factory = "Flat") {
+    GalleryOptions o;
+    o.snapshot_dir = dir_ / "index";
+    o.index.factory = factory;
+    return std::make_unique<Gallery>(open_sqlite_store(dir_ / "gallery.db"), o);
+  }
+
+  // "wanted": A (faces on axes 0 and 1), B (axis 2), C (axis 3); threshold 0.5.
+  static void enroll_abc(Gallery& g) {
+    Watchlist w;
+    w.name = "wanted";
+    w.max_distance = 0.5f;
+    const Watchlist created = g.create_watchlist(w);
+    auto person = [&](const std::string& id, std::vector<StoredFace> faces) {
+      Identity i;
+      i.watchlist_id = created.id;
+      i.external_id = id;
+      i.display_name = "Person " + id;
+      return g.enroll(i, faces);
+    };
+    person("A", {face_at(0), face_at(1)});
+    person("B", {face_at(2)});
+    person("C", {face_at(3)});
+  }
+
+  std::filesystem::path dir_;
+};
+
+TEST_F(GalleryTest, SearchNamesEachIdentityOnceNearestFirst) {
+  auto g = open();
+  enroll_abc(*g);
+  // 0.1 from A's first face, 0.1 + sqrt(2)-ish from everything else.
+  const auto results = g->search(std::vector<Embedding>{axis(0, 0.9f)}, {}, 3, 2.0f);
+  ASSERT_EQ(results.size(), 1u);
+  ASSERT_EQ(results[0].size(), 3u);
+  EXPECT_EQ(results[0][0].external_id, "A");
+  EXPECT_EQ(results[0][0].watchlist, "wanted");
+  EXPECT_NEAR(results[0][0].distance, 0.1f, 1e-4f);
+  EXPECT_NE(results[0][1].external_id, "A");  // A's second face does not count again
+  EXPECT_NE(results[0][2].external_id, "A");
+}
+
+TEST_F(GalleryTest, WatchlistThresholdAppliesUnlessTheCallerIsStricter) {
+  auto g = open();
+  enroll_abc(*g);
+  // 0.6 from B: over the watchlist's 0.5.
+  EXPECT_TRUE(
+      g->search(std::vector<Embedding>{axis(2, 0.4f)}, {"wanted"}, 5, std::nullopt)[0].empty());
+  EXPECT_EQ(g->search(std::vector<Embedding>{axis(2, 0.6f)}, {"wanted"}, 5, std::nullopt)[0].size(),
+            1u);
+  EXPECT_TRUE(g->search(std::vector<Embedding>{axis(2, 0.6f)}, {"wanted"}, 5, 0.3f)[0].empty());
+}
+
+TEST_F(GalleryTest, RemovedIdentitiesAreNotFound) {
+  auto g = open();
+  enroll_abc(*g);
+  const auto b = g->store().find_identity(g->store().find_watchlist("wanted")->id, "B");
+  g->remove_identity(b->id);
+  EXPECT_TRUE(g->search(std::vector<Embedding>{axis(2)}, {}, 5, 0.5f)[0].empty());
+  EXPECT_EQ(g->indexed_faces(b->watchlist_id), 3u);
+}
+
+TEST_F(GalleryTest, RestartLoadsTheSnapshotAndReplaysNewerChanges) {
+  std::int64_t watchlist_id = 0;
+  {
+    auto g = open();
+    enroll_abc(*g);
+    g->save_snapshots();
+    watchlist_id = g->store().find_watchlist("wanted")->id;
+    Identity d;
+    d.watchlist_id = watchlist_id;
+    d.external_id = "D";
+    g->enroll(d, {face_at(4)});  // after the snapshot
+  }
+  auto g = open();
+  EXPECT_EQ(g->load_report().at(watchlist_id), "snapshot");
+  EXPECT_EQ(g->indexed_faces(watchlist_id),
+            static_cast<std::size_t>(g->store().face_count(watchlist_id)));
+  EXPECT_EQ(g->search(std::vector<Embedding>{axis(4)}, {}, 1, 0.5f)[0].at(0).external_id, "D");
+  EXPECT_EQ(g->search(std::vector<Embedding>{axis(3)}, {}, 1, 0.5f)[0].at(0).external_id, "C");
+}
+
+TEST_F(GalleryTest, RebuildsFromTheStoreWhenTheSnapshotIsDamagedOrOfAnotherType) {
+  std::int64_t watchlist_id = 0;
+  {
+    auto g = open();
+    enroll_abc(*g);
+    g->save_snapshots();
+    watchlist_id = g->store().find_watchlist("wanted")->id;
+  }
+  {
+    auto g = open("HNSW32");
+    EXPECT_NE(g->load_report().at(watchlist_id).find("'Flat'"), std::string::npos)
+        << g->load_report().at(watchlist_id);
+    EXPECT_EQ(g->indexed_faces(watchlist_id), 4u);
+  }
+  const auto file = dir_ / "index" / ("watchlist-" + std::to_string(watchlist_id) + ".index");
+  std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(40);
+  f.put('\x00');
+  f.put('\x13');
+  f.close();
+  auto g = open();
+  EXPECT_NE(g->load_report().at(watchlist_id).find("rebuilt"), std::string::npos);
+  EXPECT_EQ(g->search(std::vector<Embedding>{axis(2)}, {}, 1, 0.5f)[0].at(0).external_id, "B");
+}
+
+TEST_F(GalleryTest, BadSearchesAndDeletedWatchlists) {
+  auto g = open();
+  enroll_abc(*g);
+  const std::vector<Embedding> q = {axis(0)};
+  EXPECT_THROW(g->search(q, {"nope"}, 1, std::nullopt), Error);
+  EXPECT_THROW(g->search(q, {}, 0, std::nullopt), Error);
+  EXPECT_THROW(g->search(q, {}, 1, 0.0f), Error);
+  g->delete_watchlist("wanted");
+  EXPECT_TRUE(g->search(q, {}, 1, 4.0f)[0].empty());
+  EXPECT_THROW(g->delete_watchlist("wanted"), Error);
+}
+
+}  // namespace
+}  // namespace frs
