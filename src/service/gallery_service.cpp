@@ -1,0 +1,254 @@
+#include "frs/core/error.h"
+#include "frs/service/services.h"
+#include "frs/v1/gallery.grpc.pb.h"
+
+namespace frs::service {
+namespace {
+
+namespace pb = ::frs::v1;
+
+// Runs `body`, turning any exception into the matching gRPC status.
+template <typename F>
+grpc::Status guarded(F&& body) {
+  try {
+    body();
+    return grpc::Status::OK;
+  } catch (const std::exception& e) {
+    return to_status(e);
+  }
+}
+
+void to_proto(GalleryStore& store, const Watchlist& w, pb::Watchlist* out) {
+  out->set_id(w.id);
+  out->set_name(w.name);
+  out->set_description(w.description);
+  out->set_max_distance(w.max_distance);
+  out->set_created_by(w.created_by);
+  out->set_created_at_ms(w.created_at_ms);
+  out->set_face_count(store.face_count(w.id));
+  out->set_identity_count(static_cast<std::int64_t>(store.list_identities(w.id, 0, 1 << 30).size()));
+}
+
+void to_proto(const Identity& i, const std::string& watchlist, pb::Identity* out) {
+  out->set_id(i.id);
+  out->set_watchlist(watchlist);
+  out->set_external_id(i.external_id);
+  out->set_display_name(i.display_name);
+  out->set_notes(i.notes);
+  out->set_created_at_ms(i.created_at_ms);
+  out->set_face_count(i.face_count);
+}
+
+void to_proto(const cv::Rect2f& r, pb::Box* out) {
+  out->set_x(static_cast<int>(std::lround(r.x)));
+  out->set_y(static_cast<int>(std::lround(r.y)));
+  out->set_width(static_cast<int>(std::lround(r.width)));
+  out->set_height(static_cast<int>(std::lround(r.height)));
+}
+
+Watchlist require_watchlist(GalleryStore& store, const std::string& name) {
+  auto w = store.find_watchlist(name);
+  if (!w) throw Error(ErrorCode::kNotFound, "watchlist '" + name + "' does not exist");
+  return *w;
+}
+
+class GalleryService final : public pb::Gallery::Service {
+ public:
+  GalleryService(Gallery& gallery, const FaceEngine& engine, const ServiceOptions& options)
+      : gallery_(gallery), engine_(engine), options_(options) {}
+
+  grpc::Status CreateWatchlist(grpc::ServerContext*, const pb::CreateWatchlistRequest* request,
+                               pb::Watchlist* response) override {
+    return guarded([&] {
+      Watchlist w;
+      w.name = request->name();
+      w.description = request->description();
+      w.max_distance =
+          request->max_distance() == 0 ? options_.default_max_distance : request->max_distance();
+      to_proto(gallery_.store(), gallery_.create_watchlist(w), response);
+    });
+  }
+
+  grpc::Status ListWatchlists(grpc::ServerContext*, const pb::ListWatchlistsRequest*,
+                              pb::ListWatchlistsResponse* response) override {
+    return guarded([&] {
+      for (const Watchlist& w : gallery_.store().list_watchlists()) {
+        to_proto(gallery_.store(), w, response->add_watchlists());
+      }
+    });
+  }
+
+  grpc::Status GetWatchlist(grpc::ServerContext*, const pb::GetWatchlistRequest* request,
+                            pb::Watchlist* response) override {
+    return guarded([&] {
+      to_proto(gallery_.store(), require_watchlist(gallery_.store(), request->name()), response);
+    });
+  }
+
+  grpc::Status DeleteWatchlist(grpc::ServerContext*, const pb::DeleteWatchlistRequest* request,
+                               pb::DeleteWatchlistResponse*) override {
+    return guarded([&] { gallery_.delete_watchlist(request->name()); });
+  }
+
+  grpc::Status UpdateWatchlistThreshold(grpc::ServerContext*,
+                                        const pb::UpdateWatchlistThresholdRequest* request,
+                                        pb::Watchlist* response) override {
+    return guarded([&] {
+      gallery_.store().set_max_distance(request->name(), request->max_distance());
+      to_proto(gallery_.store(), require_watchlist(gallery_.store(), request->name()), response);
+    });
+  }
+
+  grpc::Status Enroll(grpc::ServerContext*, const pb::EnrollRequest* request,
+                      pb::EnrollResponse* response) override {
+    return guarded([&] {
+      const Watchlist w = require_watchlist(gallery_.store(), request->watchlist());
+      if (request->external_id().empty()) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "external_id is required (e.g. a booking number; --external-id)");
+      }
+      Identity identity;
+      identity.watchlist_id = w.id;
+      identity.external_id = request->external_id();
+      identity.display_name = request->display_name();
+      identity.notes = request->notes();
+      const auto prepared = prepare(request->photos(), response);
+      std::vector<StoredFace> faces;
+      for (const auto& [outcome, face] : prepared) faces.push_back(face);
+      const Identity stored = gallery_.enroll(identity, faces);
+      const auto stored_faces = gallery_.store().faces_of_identity(stored.id);
+      for (std::size_t i = 0; i < prepared.size() && i < stored_faces.size(); ++i) {
+        response->mutable_photos(prepared[i].first)->set_face_id(stored_faces[i].id);
+      }
+      to_proto(stored, w.name, response->mutable_identity());
+    });
+  }
+
+  grpc::Status AddFaces(grpc::ServerContext*, const pb::AddFacesRequest* request,
+                        pb::EnrollResponse* response) override {
+    return guarded([&] {
+      const auto identity = gallery_.store().get_identity(request->identity_id());
+      if (!identity) {
+        throw Error(ErrorCode::kNotFound,
+                    "identity " + std::to_string(request->identity_id()) + " does not exist");
+      }
+      // Photos already enrolled for this identity are skipped, so a re-run resumes.
+      const auto prepared = prepare(request->photos(), response);
+      std::vector<StoredFace> fresh;
+      std::vector<int> fresh_outcomes;
+      for (const auto& [outcome, face] : prepared) {
+        if (gallery_.store().has_photo(identity->id, face.image_sha256)) {
+          response->mutable_photos(outcome)->set_skipped(true);
+        } else {
+          fresh.push_back(face);
+          fresh_outcomes.push_back(outcome);
+        }
+      }
+      if (!fresh.empty()) {
+        const auto stored = gallery_.add_faces(identity->id, fresh);
+        for (std::size_t i = 0; i < stored.size(); ++i) {
+          response->mutable_photos(fresh_outcomes[i])->set_face_id(stored[i].id);
+        }
+      }
+      const auto w = gallery_.store().get_watchlist(identity->watchlist_id);
+      to_proto(*gallery_.store().get_identity(identity->id), w ? w->name : "",
+               response->mutable_identity());
+    });
+  }
+
+  grpc::Status ListIdentities(grpc::ServerContext*, const pb::ListIdentitiesRequest* request,
+                              pb::ListIdentitiesResponse* response) override {
+    return guarded([&] {
+      const Watchlist w = require_watchlist(gallery_.store(), request->watchlist());
+      const int size = request->page_size() == 0 ? 100 : request->page_size();
+      if (size < 1 || size > 1000) {
+        throw Error(ErrorCode::kInvalidArgument, "page_size must be in 1..1000");
+      }
+      std::int64_t after = 0;
+      if (!request->page_token().empty()) {
+        try {
+          after = std::stoll(request->page_token());
+        } catch (const std::exception&) {
+          throw Error(ErrorCode::kInvalidArgument, "page_token is not one this server issued");
+        }
+      }
+      const auto page = gallery_.store().list_identities(w.id, after, size);
+      for (const Identity& i : page) to_proto(i, w.name, response->add_identities());
+      if (static_cast<int>(page.size()) == size) {
+        response->set_next_page_token(std::to_string(page.back().id));
+      }
+    });
+  }
+
+  grpc::Status GetIdentity(grpc::ServerContext*, const pb::GetIdentityRequest* request,
+                           pb::Identity* response) override {
+    return guarded([&] {
+      const auto identity = gallery_.store().get_identity(request->id());
+      if (!identity) {
+        throw Error(ErrorCode::kNotFound, "identity " + std::to_string(request->id()) +
+                                              " does not exist");
+      }
+      const auto w = gallery_.store().get_watchlist(identity->watchlist_id);
+      to_proto(*identity, w ? w->name : "", response);
+    });
+  }
+
+  grpc::Status RemoveIdentity(grpc::ServerContext*, const pb::RemoveIdentityRequest* request,
+                              pb::RemoveIdentityResponse*) override {
+    return guarded([&] { gallery_.remove_identity(request->id()); });
+  }
+
+ private:
+  // Checks every photo; throws kInvalidArgument (after filling the per-photo outcomes)
+  // unless all are usable, so that an enrollment lands whole or not at all.
+  // Returns each accepted face with the index of its outcome in the response.
+  std::vector<std::pair<int, StoredFace>> prepare(
+      const google::protobuf::RepeatedPtrField<pb::Photo>& photos, pb::EnrollResponse* response) {
+    if (photos.empty()) throw Error(ErrorCode::kInvalidArgument, "no photos given");
+    if (photos.size() > options_.max_photos_per_request) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "at most " + std::to_string(options_.max_photos_per_request) +
+                      " photos per request, got " + std::to_string(photos.size()));
+    }
+    std::vector<std::pair<int, StoredFace>> faces;
+    std::string first_problem;
+    for (const pb::Photo& photo : photos) {
+      const auto& bytes = photo.image();
+      const std::span<const std::uint8_t> image(reinterpret_cast<const std::uint8_t*>(bytes.data()),
+                                                bytes.size());
+      const PreparedPhoto prepared = prepare_photo(
+          engine_, image,
+          photo.has_face_index() ? std::optional<int>(photo.face_index()) : std::nullopt,
+          options_.enrollment);
+      pb::PhotoOutcome* outcome = response->add_photos();
+      outcome->set_source(photo.source());
+      outcome->set_accepted(prepared.accepted);
+      outcome->set_reason(prepared.reason);
+      to_proto(prepared.box, outcome->mutable_box());
+      outcome->set_quality(prepared.face.quality);
+      if (prepared.accepted) {
+        faces.emplace_back(response->photos_size() - 1, prepared.face);
+      } else if (first_problem.empty()) {
+        first_problem = (photo.source().empty() ? "a photo" : "'" + photo.source() + "'") + ": " +
+                        prepared.reason;
+      }
+    }
+    if (!first_problem.empty()) {
+      throw Error(ErrorCode::kInvalidArgument, "nothing enrolled: " + first_problem);
+    }
+    return faces;
+  }
+
+  Gallery& gallery_;
+  const FaceEngine& engine_;
+  ServiceOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::Service> make_gallery_service(Gallery& gallery, const FaceEngine& engine,
+                                                    const ServiceOptions& options) {
+  return std::make_unique<GalleryService>(gallery, engine, options);
+}
+
+}  // namespace frs::service

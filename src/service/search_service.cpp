@@ -1,0 +1,113 @@
+#include "frs/core/error.h"
+#include "frs/service/services.h"
+#include "frs/v1/gallery.grpc.pb.h"
+
+namespace frs::service {
+namespace {
+
+namespace pb = ::frs::v1;
+
+std::span<const std::uint8_t> bytes_of(const std::string& s) {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+
+void set_box(const cv::Rect2f& r, pb::Box* out) {
+  out->set_x(static_cast<int>(std::lround(r.x)));
+  out->set_y(static_cast<int>(std::lround(r.y)));
+  out->set_width(static_cast<int>(std::lround(r.width)));
+  out->set_height(static_cast<int>(std::lround(r.height)));
+}
+
+class SearchService final : public pb::Search::Service {
+ public:
+  SearchService(Gallery& gallery, const FaceEngine& engine) : gallery_(gallery), engine_(engine) {}
+
+  grpc::Status Search(grpc::ServerContext*, const pb::SearchRequest* request,
+                      pb::SearchResponse* response) override {
+    try {
+      const int top_k = request->top_k() == 0 ? 5 : request->top_k();
+      if (top_k < 1 || top_k > 100) {
+        throw Error(ErrorCode::kInvalidArgument, "top_k must be in 1..100, got " +
+                                                     std::to_string(request->top_k()));
+      }
+      std::optional<float> max_distance;
+      if (request->max_distance() != 0) max_distance = request->max_distance();
+      const std::vector<std::string> watchlists(request->watchlists().begin(),
+                                                request->watchlists().end());
+      std::vector<Embedding> queries;
+      std::vector<Face> faces;
+      if (request->has_descriptors()) {
+        for (const pb::Descriptor& d : request->descriptors().descriptors()) {
+          if (d.values_size() != static_cast<int>(kEmbeddingSize)) {
+            throw Error(ErrorCode::kInvalidArgument,
+                        "a descriptor has " + std::to_string(d.values_size()) +
+                            " values; it needs exactly 128 (as frs embed prints them)");
+          }
+          Embedding e{};
+          std::copy(d.values().begin(), d.values().end(), e.begin());
+          queries.push_back(e);
+        }
+      } else if (request->query_case() == pb::SearchRequest::kImage) {
+        faces = engine_.analyze(decode_image(bytes_of(request->image()), engine_.options().limits));
+        for (const Face& f : faces) queries.push_back(*f.embedding);
+      } else {
+        throw Error(ErrorCode::kInvalidArgument, "give an image or descriptors to search with");
+      }
+      const auto results = gallery_.search(queries, watchlists, top_k, max_distance);
+      for (std::size_t i = 0; i < results.size(); ++i) {
+        pb::FaceResult* face = response->add_faces();
+        if (i < faces.size()) {
+          set_box(faces[i].box, face->mutable_box());
+          face->set_detection_score(faces[i].score);
+          face->set_quality(faces[i].quality.score);
+        }
+        for (const Candidate& c : results[i]) {
+          pb::Candidate* out = face->add_candidates();
+          out->set_identity_id(c.identity_id);
+          out->set_external_id(c.external_id);
+          out->set_display_name(c.display_name);
+          out->set_watchlist(c.watchlist);
+          out->set_face_id(c.face_id);
+          out->set_distance(c.distance);
+        }
+      }
+      return grpc::Status::OK;
+    } catch (const std::exception& e) {
+      return to_status(e);
+    }
+  }
+
+  grpc::Status Compare(grpc::ServerContext*, const pb::CompareRequest* request,
+                       pb::CompareResponse* response) override {
+    try {
+      auto largest = [&](const std::string& bytes, const char* which) {
+        auto faces = engine_.analyze(decode_image(bytes_of(bytes), engine_.options().limits));
+        if (faces.empty()) {
+          throw Error(ErrorCode::kInvalidArgument, std::string("no face found in image_") + which);
+        }
+        return faces.front();
+      };
+      const Face a = largest(request->image_a(), "a");
+      const Face b = largest(request->image_b(), "b");
+      response->set_distance(distance(*a.embedding, *b.embedding));
+      set_box(a.box, response->mutable_box_a());
+      set_box(b.box, response->mutable_box_b());
+      return grpc::Status::OK;
+    } catch (const std::exception& e) {
+      return to_status(e);
+    }
+  }
+
+ private:
+  Gallery& gallery_;
+  const FaceEngine& engine_;
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::Service> make_search_service(Gallery& gallery, const FaceEngine& engine,
+                                                   const ServiceOptions&) {
+  return std::make_unique<SearchService>(gallery, engine);
+}
+
+}  // namespace frs::service

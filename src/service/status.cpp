@@ -1,0 +1,26 @@
+#include "frs/core/error.h"
+#include "frs/service/services.h"
+
+namespace frs::service {
+
+grpc::Status to_status(const std::exception& e) {
+  const auto* error = dynamic_cast<const Error*>(&e);
+  if (error == nullptr) return {grpc::StatusCode::INTERNAL, e.what()};
+  switch (error->code()) {
+    case ErrorCode::kInvalidArgument:
+      return {grpc::StatusCode::INVALID_ARGUMENT, e.what()};
+    case ErrorCode::kNotFound:
+      return {grpc::StatusCode::NOT_FOUND, e.what()};
+    case ErrorCode::kAlreadyExists:
+      return {grpc::StatusCode::ALREADY_EXISTS, e.what()};
+    case ErrorCode::kResourceExhausted:
+      return {grpc::StatusCode::RESOURCE_EXHAUSTED, e.what()};
+    case ErrorCode::kFailedPrecondition:
+      return {grpc::StatusCode::FAILED_PRECONDITION, e.what()};
+    case ErrorCode::kInternal:
+      break;
+  }
+  return {grpc::StatusCode::INTERNAL, e.what()};
+}
+
+}  // namespace frs::service
