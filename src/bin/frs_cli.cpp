@@ -4,12 +4,13 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/core/utils/logger.hpp>
+#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "frs/core/error.h"
 #include "frs/vision/face_engine.h"
+#include "frs_remote.h"
 
 namespace {
 
@@ -186,7 +187,7 @@ int run_compare(const CommonOptions& o, const std::string& a, const std::string&
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"frs: face recognition for live video (offline tools)"};
+  CLI::App app{"frs: face recognition for live video"};
   app.require_subcommand(1);
   CommonOptions common;
 
@@ -214,6 +215,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   add_common_options(*compare, common);
 
+  std::function<int()> remote_action;
+  frs::cli::add_remote_commands(app, remote_action);
+
   CLI11_PARSE(app, argc, argv);
   // Decoding failures are reported by frs in one line; OpenCV's own warnings would repeat
   // them less clearly.
@@ -222,11 +226,12 @@ int main(int argc, char** argv) {
     if (detect->parsed()) return run_faces(common, images, false, annotate_path);
     if (embed->parsed()) return run_faces(common, images, true, "");
     if (compare->parsed()) return run_compare(common, image_a, image_b, max_distance);
+    if (remote_action) return remote_action();
   } catch (const frs::Error& e) {
     std::cerr << "frs: " << e.what() << "\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "frs: unexpected error: " << e.what() << "\n";
+    std::cerr << "frs: " << e.what() << "\n";
     return 1;
   }
   return 0;

@@ -22,12 +22,12 @@ namespace {
 
 struct ServerConfig {
   std::string listen = "127.0.0.1:50051";  // host:port; loopback unless told otherwise
-  std::string data_dir = "frs-data";        // store and index snapshots
+  std::string data_dir = "frs-data";       // store and index snapshots
   std::string models_dir = frs::default_models_dir().string();
-  std::string index_type = "Flat";          // FAISS factory string
-  int threads = 0;                          // face engine threads; 0 = one per core
-  int max_message_mb = 64;                  // largest request, MiB (1..1024)
-  float default_max_distance = 0.5f;        // of watchlists created without one
+  std::string index_type = "Flat";    // FAISS factory string
+  int threads = 0;                    // face engine threads; 0 = one per core
+  int max_message_mb = 64;            // largest request, MiB (1..1024)
+  float default_max_distance = 0.5f;  // of watchlists created without one
 };
 
 // Reads the YAML file; keys are the long flag names with '-' (see docs/operations.md).
@@ -39,8 +39,12 @@ void read_config(const std::string& path, ServerConfig& c) {
     throw frs::Error(frs::ErrorCode::kInvalidArgument,
                      "cannot read config '" + path + "': " + e.what());
   }
-  const std::set<std::string> known = {"listen",  "data-dir",       "models",
-                                       "index-type", "threads",     "max-message-mb",
+  const std::set<std::string> known = {"listen",
+                                       "data-dir",
+                                       "models",
+                                       "index-type",
+                                       "threads",
+                                       "max-message-mb",
                                        "default-max-distance"};
   for (const auto& entry : root) {
     const auto key = entry.first.as<std::string>();
@@ -56,7 +60,8 @@ void read_config(const std::string& path, ServerConfig& c) {
     if (root["index-type"]) c.index_type = root["index-type"].as<std::string>();
     if (root["threads"]) c.threads = root["threads"].as<int>();
     if (root["max-message-mb"]) c.max_message_mb = root["max-message-mb"].as<int>();
-    if (root["default-max-distance"]) c.default_max_distance = root["default-max-distance"].as<float>();
+    if (root["default-max-distance"])
+      c.default_max_distance = root["default-max-distance"].as<float>();
   } catch (const YAML::Exception& e) {
     throw frs::Error(frs::ErrorCode::kInvalidArgument,
                      "config '" + path + "': wrong value type: " + e.what());
@@ -82,10 +87,14 @@ int main(int argc, char** argv) {
   }
   CLI::App flags{"frs-server: face recognition server (gRPC)"};
   flags.add_option("--config", config_file, "YAML config file (keys as the long options)");
-  flags.add_option("--listen", config.listen, "Address to serve on, host:port")->capture_default_str();
-  flags.add_option("--data-dir", config.data_dir, "Store and index snapshots")->capture_default_str();
+  flags.add_option("--listen", config.listen, "Address to serve on, host:port")
+      ->capture_default_str();
+  flags.add_option("--data-dir", config.data_dir, "Store and index snapshots")
+      ->capture_default_str();
   flags.add_option("--models", config.models_dir, "Model directory")->capture_default_str();
-  flags.add_option("--index-type", config.index_type, "FAISS factory string: Flat, HNSW32, IVF4096,PQ32x8")
+  flags
+      .add_option("--index-type", config.index_type,
+                  "FAISS factory string: Flat, HNSW32, IVF4096,PQ32x8")
       ->capture_default_str();
   flags.add_option("--threads", config.threads, "Face engine threads (0 = one per core)")
       ->check(CLI::Range(0, 64))
@@ -93,8 +102,9 @@ int main(int argc, char** argv) {
   flags.add_option("--max-message-mb", config.max_message_mb, "Largest request in MiB")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
-  flags.add_option("--default-max-distance", config.default_max_distance,
-                   "max_distance of new watchlists that do not set one")
+  flags
+      .add_option("--default-max-distance", config.default_max_distance,
+                  "max_distance of new watchlists that do not set one")
       ->check(CLI::Range(0.01f, 4.0f))
       ->capture_default_str();
   CLI11_PARSE(flags, argc, argv);
@@ -118,8 +128,9 @@ int main(int argc, char** argv) {
     frs::GalleryOptions gallery_options;
     gallery_options.snapshot_dir = std::filesystem::path(config.data_dir) / "index";
     gallery_options.index.factory = config.index_type;
-    frs::Gallery gallery(frs::open_sqlite_store(std::filesystem::path(config.data_dir) / "gallery.db"),
-                         gallery_options);
+    frs::Gallery gallery(
+        frs::open_sqlite_store(std::filesystem::path(config.data_dir) / "gallery.db"),
+        gallery_options);
     for (const auto& [id, how] : gallery.load_report()) {
       spdlog::info("watchlist {} index: {} ({} faces)", id, how, gallery.indexed_faces(id));
     }

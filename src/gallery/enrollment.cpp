@@ -41,16 +41,29 @@ PreparedPhoto prepare_photo(const FaceEngine& engine, std::span<const std::uint8
   std::size_t chosen = 0;
   if (face_index) {
     if (*face_index < 0 || static_cast<std::size_t>(*face_index) >= faces.size()) {
-      out.reason = "face_index " + std::to_string(*face_index) + " is out of range: the photo has " +
-                   std::to_string(faces.size()) + " faces (0 = largest)";
+      out.reason = "face_index " + std::to_string(*face_index) +
+                   " is out of range: the photo has " + std::to_string(faces.size()) +
+                   " faces (0 = largest)";
       return out;
     }
     chosen = static_cast<std::size_t>(*face_index);
-  } else if (faces.size() > 1 && faces[1].quality.face_px >=
-                                     rules.ambiguous_size_ratio * faces[0].quality.face_px) {
-    out.reason = "the photo has " + std::to_string(faces.size()) +
-                 " faces of similar size: say which with a face index (0 = largest)";
-    return out;
+  } else {
+    // The subject is the largest confidently detected face; weak detections (a hand, a
+    // pattern) neither become the subject nor make the photo ambiguous.
+    std::vector<std::size_t> contenders;
+    for (std::size_t i = 0; i < faces.size(); ++i) {
+      if (faces[i].score >= rules.confident_score) contenders.push_back(i);
+    }
+    if (contenders.empty()) {
+      for (std::size_t i = 0; i < faces.size(); ++i) contenders.push_back(i);
+    }
+    chosen = contenders[0];  // faces come largest first
+    if (contenders.size() > 1 && faces[contenders[1]].quality.face_px >=
+                                     rules.ambiguous_size_ratio * faces[chosen].quality.face_px) {
+      out.reason = "the photo has " + std::to_string(contenders.size()) +
+                   " faces of similar size: say which with a face index (0 = largest)";
+      return out;
+    }
   }
   Face& face = faces[chosen];
   out.box = face.box;

@@ -18,7 +18,9 @@ grpc::Status guarded(F&& body) {
   }
 }
 
-void to_proto(GalleryStore& store, const Watchlist& w, pb::Watchlist* out) {
+void to_proto(Gallery& gallery, const Watchlist& w, pb::Watchlist* out) {
+  GalleryStore& store = gallery.store();
+  out->set_indexed_face_count(static_cast<std::int64_t>(gallery.indexed_faces(w.id)));
   out->set_id(w.id);
   out->set_name(w.name);
   out->set_description(w.description);
@@ -26,7 +28,8 @@ void to_proto(GalleryStore& store, const Watchlist& w, pb::Watchlist* out) {
   out->set_created_by(w.created_by);
   out->set_created_at_ms(w.created_at_ms);
   out->set_face_count(store.face_count(w.id));
-  out->set_identity_count(static_cast<std::int64_t>(store.list_identities(w.id, 0, 1 << 30).size()));
+  out->set_identity_count(
+      static_cast<std::int64_t>(store.list_identities(w.id, 0, 1 << 30).size()));
 }
 
 void to_proto(const Identity& i, const std::string& watchlist, pb::Identity* out) {
@@ -65,7 +68,7 @@ class GalleryService final : public pb::Gallery::Service {
       w.description = request->description();
       w.max_distance =
           request->max_distance() == 0 ? options_.default_max_distance : request->max_distance();
-      to_proto(gallery_.store(), gallery_.create_watchlist(w), response);
+      to_proto(gallery_, gallery_.create_watchlist(w), response);
     });
   }
 
@@ -73,7 +76,7 @@ class GalleryService final : public pb::Gallery::Service {
                               pb::ListWatchlistsResponse* response) override {
     return guarded([&] {
       for (const Watchlist& w : gallery_.store().list_watchlists()) {
-        to_proto(gallery_.store(), w, response->add_watchlists());
+        to_proto(gallery_, w, response->add_watchlists());
       }
     });
   }
@@ -81,7 +84,7 @@ class GalleryService final : public pb::Gallery::Service {
   grpc::Status GetWatchlist(grpc::ServerContext*, const pb::GetWatchlistRequest* request,
                             pb::Watchlist* response) override {
     return guarded([&] {
-      to_proto(gallery_.store(), require_watchlist(gallery_.store(), request->name()), response);
+      to_proto(gallery_, require_watchlist(gallery_.store(), request->name()), response);
     });
   }
 
@@ -95,7 +98,7 @@ class GalleryService final : public pb::Gallery::Service {
                                         pb::Watchlist* response) override {
     return guarded([&] {
       gallery_.store().set_max_distance(request->name(), request->max_distance());
-      to_proto(gallery_.store(), require_watchlist(gallery_.store(), request->name()), response);
+      to_proto(gallery_, require_watchlist(gallery_.store(), request->name()), response);
     });
   }
 
@@ -185,8 +188,8 @@ class GalleryService final : public pb::Gallery::Service {
     return guarded([&] {
       const auto identity = gallery_.store().get_identity(request->id());
       if (!identity) {
-        throw Error(ErrorCode::kNotFound, "identity " + std::to_string(request->id()) +
-                                              " does not exist");
+        throw Error(ErrorCode::kNotFound,
+                    "identity " + std::to_string(request->id()) + " does not exist");
       }
       const auto w = gallery_.store().get_watchlist(identity->watchlist_id);
       to_proto(*identity, w ? w->name : "", response);

@@ -27,8 +27,8 @@ class SearchService final : public pb::Search::Service {
     try {
       const int top_k = request->top_k() == 0 ? 5 : request->top_k();
       if (top_k < 1 || top_k > 100) {
-        throw Error(ErrorCode::kInvalidArgument, "top_k must be in 1..100, got " +
-                                                     std::to_string(request->top_k()));
+        throw Error(ErrorCode::kInvalidArgument,
+                    "top_k must be in 1..100, got " + std::to_string(request->top_k()));
       }
       std::optional<float> max_distance;
       if (request->max_distance() != 0) max_distance = request->max_distance();

@@ -2,10 +2,10 @@
 // gRPC services of frs-server. This module is the only place that speaks grpc::Status:
 // frs::Error codes map one to one (kInvalidArgument -> INVALID_ARGUMENT, ...).
 
-#include <memory>
-
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/service_type.h>
+
+#include <memory>
 
 #include "frs/gallery/enrollment.h"
 #include "frs/gallery/gallery.h"

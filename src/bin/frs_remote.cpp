@@ -1,0 +1,487 @@
+// The `frs` subcommands that talk to frs-server over gRPC: watchlist, enroll, identity,
+// search. Server address: --server, else $FRS_SERVER, else 127.0.0.1:50051.
+
+#include "frs_remote.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "frs/v1/gallery.grpc.pb.h"
+
+namespace frs::cli {
+namespace {
+
+namespace pb = ::frs::v1;
+using nlohmann::json;
+
+struct RemoteOptions {
+  std::string server;
+  bool json_output = false;
+};
+
+class RemoteError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+std::string default_server() {
+  const char* env = std::getenv("FRS_SERVER");
+  return env && *env ? env : "127.0.0.1:50051";
+}
+
+std::shared_ptr<grpc::Channel> connect(const RemoteOptions& o) {
+  grpc::ChannelArguments args;
+  args.SetMaxSendMessageSize(64 << 20);
+  args.SetMaxReceiveMessageSize(64 << 20);
+  return grpc::CreateCustomChannel(o.server, grpc::InsecureChannelCredentials(), args);
+}
+
+void check(const grpc::Status& status, const RemoteOptions& o) {
+  if (status.ok()) return;
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    throw RemoteError("cannot reach frs-server at " + o.server +
+                      ": start it, or point --server / FRS_SERVER at it (" +
+                      status.error_message() + ")");
+  }
+  throw RemoteError(status.error_message());
+}
+
+std::unique_ptr<grpc::ClientContext> context(int seconds = 120) {
+  auto c = std::make_unique<grpc::ClientContext>();
+  c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+  return c;
+}
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw RemoteError("cannot read '" + path + "'");
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+json box_json(const pb::Box& b) {
+  return {{"x", b.x()}, {"y", b.y()}, {"width", b.width()}, {"height", b.height()}};
+}
+
+double rounded(double v) {
+  return std::round(v * 10000) / 10000;
+}
+
+json watchlist_json(const pb::Watchlist& w) {
+  return {{"id", w.id()},
+          {"name", w.name()},
+          {"description", w.description()},
+          {"max_distance", rounded(w.max_distance())},
+          {"identities", w.identity_count()},
+          {"faces", w.face_count()},
+          {"created_at_ms", w.created_at_ms()}};
+}
+
+json identity_json(const pb::Identity& i) {
+  return {{"identity_id", i.id()},    {"external_id", i.external_id()},
+          {"name", i.display_name()}, {"watchlist", i.watchlist()},
+          {"faces", i.face_count()},  {"created_at_ms", i.created_at_ms()}};
+}
+
+// Bulk enrollment of a folder tree, one sub-folder per identity.
+struct BulkReport {
+  std::atomic<int> done{0}, enrolled{0}, skipped{0}, rejected{0};
+  std::mutex mutex;
+  std::vector<std::pair<std::string, std::string>> rejections;  // photo, reason
+};
+
+bool is_image(const std::filesystem::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" || ext == ".webp";
+}
+
+void enroll_folder(pb::Gallery::Stub& stub, const RemoteOptions& o, const std::string& watchlist,
+                   const std::string& person, const std::vector<std::filesystem::path>& photos,
+                   std::optional<std::int64_t> identity_id, BulkReport& report) {
+  auto reject = [&](const std::filesystem::path& p, const std::string& why) {
+    ++report.rejected;
+    std::lock_guard lock(report.mutex);
+    report.rejections.emplace_back(p.string(), why);
+  };
+  for (const auto& photo : photos) {
+    pb::Photo* p = nullptr;
+    pb::EnrollResponse response;
+    grpc::Status status;
+    std::string bytes;
+    try {
+      bytes = read_bytes(photo.string());
+    } catch (const std::exception& e) {
+      reject(photo, e.what());
+      ++report.done;
+      continue;
+    }
+    if (!identity_id) {
+      pb::EnrollRequest request;
+      request.set_watchlist(watchlist);
+      request.set_external_id(person);
+      request.set_display_name(person);
+      p = request.add_photos();
+      p->set_image(std::move(bytes));
+      p->set_source(photo.string());
+      status = stub.Enroll(context().get(), request, &response);
+    } else {
+      pb::AddFacesRequest request;
+      request.set_identity_id(*identity_id);
+      p = request.add_photos();
+      p->set_image(std::move(bytes));
+      p->set_source(photo.string());
+      status = stub.AddFaces(context().get(), request, &response);
+    }
+    ++report.done;
+    if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+      reject(photo, status.error_message());
+      continue;
+    }
+    check(status, o);
+    identity_id = response.identity().id();
+    if (response.photos_size() > 0 && response.photos(0).skipped()) {
+      ++report.skipped;
+    } else {
+      ++report.enrolled;
+    }
+  }
+}
+
+int bulk_enroll(const RemoteOptions& o, const std::string& watchlist, const std::string& dir,
+                int workers) {
+  auto channel = connect(o);
+  auto stub = pb::Gallery::NewStub(channel);
+  // Identities already enrolled, so a re-run adds to them (the server skips photos it has).
+  std::map<std::string, std::int64_t> existing;
+  std::string token;
+  do {
+    pb::ListIdentitiesRequest request;
+    request.set_watchlist(watchlist);
+    request.set_page_size(1000);
+    request.set_page_token(token);
+    pb::ListIdentitiesResponse response;
+    check(stub->ListIdentities(context().get(), request, &response), o);
+    for (const auto& i : response.identities()) existing[i.external_id()] = i.id();
+    token = response.next_page_token();
+  } while (!token.empty());
+
+  std::vector<std::pair<std::string, std::vector<std::filesystem::path>>> people;
+  std::size_t total = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (!entry.is_directory()) continue;
+    std::vector<std::filesystem::path> photos;
+    for (const auto& f : std::filesystem::directory_iterator(entry.path())) {
+      if (f.is_regular_file() && is_image(f.path())) photos.push_back(f.path());
+    }
+    std::sort(photos.begin(), photos.end());
+    total += photos.size();
+    if (!photos.empty()) people.emplace_back(entry.path().filename().string(), std::move(photos));
+  }
+  if (ec) throw RemoteError("cannot read folder '" + dir + "': " + ec.message());
+  if (people.empty()) {
+    throw RemoteError("'" + dir +
+                      "' has no sub-folders with photos: use one sub-folder per person");
+  }
+  std::sort(people.begin(), people.end());
+
+  BulkReport report;
+  std::atomic<std::size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::string failure;
+  std::mutex failure_mutex;
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> pool;
+  for (int w = 0; w < workers; ++w) {
+    pool.emplace_back([&] {
+      for (std::size_t i = next++; i < people.size() && !failed; i = next++) {
+        try {
+          const auto it = existing.find(people[i].first);
+          enroll_folder(*stub, o, watchlist, people[i].first, people[i].second,
+                        it == existing.end() ? std::nullopt : std::optional(it->second), report);
+        } catch (const std::exception& e) {
+          std::lock_guard lock(failure_mutex);
+          failure = e.what();
+          failed = true;
+        }
+      }
+    });
+  }
+  while (report.done < static_cast<int>(total) && !failed) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double rate = report.done / std::max(seconds, 1e-3);
+    const double eta = rate > 0 ? (static_cast<double>(total) - report.done) / rate : 0;
+    const int filled = static_cast<int>(30.0 * report.done / static_cast<double>(total));
+    std::fprintf(stderr, "\r[%-30s] %d/%zu photos  %.1f/s  ETA %.0fs  ",
+                 std::string(filled, '#').c_str(), report.done.load(), total, rate, eta);
+  }
+  for (auto& t : pool) t.join();
+  std::fprintf(stderr, "\n");
+  if (failed) throw RemoteError(failure);
+
+  if (o.json_output) {
+    json rejected = json::array();
+    for (const auto& [photo, why] : report.rejections)
+      rejected.push_back({{"photo", photo}, {"reason", why}});
+    std::cout << json{{"photos", total},
+                      {"enrolled", report.enrolled.load()},
+                      {"skipped", report.skipped.load()},
+                      {"rejected", rejected}}
+                     .dump()
+              << "\n";
+  } else {
+    std::cout << "enrolled " << report.enrolled << ", already enrolled " << report.skipped
+              << ", rejected " << report.rejected << " of " << total << " photos\n";
+    for (const auto& [photo, why] : report.rejections)
+      std::cout << "  rejected " << photo << ": " << why << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_remote_commands(CLI::App& app, std::function<int()>& action) {
+  static RemoteOptions o;
+  o.server = default_server();
+  auto common = [&](CLI::App* cmd) {
+    cmd->add_option("--server", o.server, "frs-server address (env FRS_SERVER)")
+        ->capture_default_str();
+    cmd->add_flag("--json", o.json_output, "JSON output");
+  };
+  auto run = [&action](std::function<int()> f) { action = std::move(f); };
+
+  // watchlist
+  CLI::App* watchlist = app.add_subcommand("watchlist", "Create, list and delete watchlists");
+  watchlist->require_subcommand(1);
+  static std::string name, description;
+  static float max_distance = 0;
+  CLI::App* create = watchlist->add_subcommand("create", "Create a watchlist");
+  create->add_option("name", name, "Watchlist name")->required();
+  create
+      ->add_option("--max-distance", max_distance,
+                   "Match threshold (distance, lower = stricter; default: the server's, 0.5)")
+      ->check(CLI::Range(0.01f, 4.0f));
+  create->add_option("--description", description, "Free text");
+  common(create);
+  create->callback([run] {
+    run([] {
+      auto stub = pb::Gallery::NewStub(connect(o));
+      pb::CreateWatchlistRequest request;
+      request.set_name(name);
+      request.set_description(description);
+      request.set_max_distance(max_distance);
+      pb::Watchlist response;
+      check(stub->CreateWatchlist(context().get(), request, &response), o);
+      if (o.json_output) {
+        std::cout << watchlist_json(response).dump() << "\n";
+      } else {
+        std::cout << "created watchlist " << response.name() << " (max distance "
+                  << response.max_distance() << ")\n";
+      }
+      return 0;
+    });
+  });
+  CLI::App* list = watchlist->add_subcommand("list", "List watchlists");
+  common(list);
+  list->callback([run] {
+    run([] {
+      auto stub = pb::Gallery::NewStub(connect(o));
+      pb::ListWatchlistsResponse response;
+      check(stub->ListWatchlists(context().get(), pb::ListWatchlistsRequest(), &response), o);
+      for (const auto& w : response.watchlists()) {
+        if (o.json_output) {
+          std::cout << watchlist_json(w).dump() << "\n";
+        } else {
+          std::cout << w.name() << "  identities " << w.identity_count() << "  faces "
+                    << w.face_count() << "  max distance " << w.max_distance() << "\n";
+        }
+      }
+      return 0;
+    });
+  });
+  CLI::App* remove = watchlist->add_subcommand("delete", "Delete a watchlist and all it holds");
+  remove->add_option("name", name, "Watchlist name")->required();
+  common(remove);
+  remove->callback([run] {
+    run([] {
+      auto stub = pb::Gallery::NewStub(connect(o));
+      pb::DeleteWatchlistRequest request;
+      request.set_name(name);
+      pb::DeleteWatchlistResponse response;
+      check(stub->DeleteWatchlist(context().get(), request, &response), o);
+      if (!o.json_output) std::cout << "deleted watchlist " << name << "\n";
+      return 0;
+    });
+  });
+
+  // enroll
+  static std::string enroll_watchlist, display_name, external_id, folder;
+  static std::vector<std::string> photos;
+  static int workers = 4;
+  CLI::App* enroll = app.add_subcommand("enroll", "Enroll a person's photos, or a folder tree");
+  enroll->add_option("--watchlist", enroll_watchlist, "Watchlist")->required();
+  enroll->add_option("--name", display_name, "Display name");
+  enroll->add_option("--external-id", external_id, "e.g. booking number (default: the name)");
+  enroll->add_option("--dir", folder, "Folder with one sub-folder of photos per person");
+  enroll->add_option("--parallel", workers, "Uploads at once (--dir)")->check(CLI::Range(1, 32));
+  enroll->add_option("photos", photos, "Photos of one person");
+  common(enroll);
+  enroll->callback([run] {
+    run([] {
+      if (!folder.empty()) return bulk_enroll(o, enroll_watchlist, folder, workers);
+      if (photos.empty() || display_name.empty()) {
+        throw RemoteError("give --name and photos, or --dir FOLDER");
+      }
+      auto stub = pb::Gallery::NewStub(connect(o));
+      pb::EnrollRequest request;
+      request.set_watchlist(enroll_watchlist);
+      request.set_display_name(display_name);
+      request.set_external_id(external_id.empty() ? display_name : external_id);
+      for (const auto& path : photos) {
+        auto* p = request.add_photos();
+        p->set_image(read_bytes(path));
+        p->set_source(path);
+      }
+      pb::EnrollResponse response;
+      check(stub->Enroll(context().get(), request, &response), o);
+      if (o.json_output) {
+        std::cout << identity_json(response.identity()).dump() << "\n";
+      } else {
+        std::cout << "enrolled " << response.identity().display_name() << " (identity "
+                  << response.identity().id() << ", " << response.identity().face_count()
+                  << " faces)\n";
+      }
+      return 0;
+    });
+  });
+
+  // identity
+  static std::int64_t identity_id = 0;
+  CLI::App* identity = app.add_subcommand("identity", "List and remove identities");
+  identity->require_subcommand(1);
+  CLI::App* ilist = identity->add_subcommand("list", "List the identities of a watchlist");
+  ilist->add_option("--watchlist", enroll_watchlist, "Watchlist")->required();
+  common(ilist);
+  ilist->callback([run] {
+    run([] {
+      auto stub = pb::Gallery::NewStub(connect(o));
+      std::string token;
+      do {
+        pb::ListIdentitiesRequest request;
+        request.set_watchlist(enroll_watchlist);
+        request.set_page_size(1000);
+        request.set_page_token(token);
+        pb::ListIdentitiesResponse response;
+        check(stub->ListIdentities(context().get(), request, &response), o);
+        for (const auto& i : response.identities()) {
+          if (o.json_output) {
+            std::cout << identity_json(i).dump() << "\n";
+          } else {
+            std::cout << i.id() << "  " << i.external_id() << "  " << i.display_name() << "  "
+                      << i.face_count() << " faces\n";
+          }
+        }
+        token = response.next_page_token();
+      } while (!token.empty());
+      return 0;
+    });
+  });
+  CLI::App* iremove = identity->add_subcommand("remove", "Remove an identity and its faces");
+  iremove->add_option("id", identity_id, "Identity id")->required();
+  common(iremove);
+  iremove->callback([run] {
+    run([] {
+      auto stub = pb::Gallery::NewStub(connect(o));
+      pb::RemoveIdentityRequest request;
+      request.set_id(identity_id);
+      pb::RemoveIdentityResponse response;
+      check(stub->RemoveIdentity(context().get(), request, &response), o);
+      if (!o.json_output) std::cout << "removed identity " << identity_id << "\n";
+      return 0;
+    });
+  });
+
+  // search
+  static std::vector<std::string> search_watchlists;
+  static int top_k = 5;
+  static float search_max_distance = 0;
+  static std::vector<std::string> search_images;
+  CLI::App* search = app.add_subcommand("search", "Search every face of each image");
+  search->add_option("images", search_images, "Images")->required();
+  search->add_option("--watchlist", search_watchlists, "Watchlist (repeatable; default all)");
+  search->add_option("--top-k", top_k, "Candidates per face")->check(CLI::Range(1, 100));
+  search
+      ->add_option("--max-distance", search_max_distance,
+                   "Stricter threshold than the watchlists' own")
+      ->check(CLI::Range(0.01f, 4.0f));
+  common(search);
+  search->callback([run] {
+    run([] {
+      auto stub = pb::Search::NewStub(connect(o));
+      int status = 0;
+      for (const auto& path : search_images) {
+        pb::SearchRequest request;
+        pb::SearchResponse response;
+        grpc::Status rpc;
+        try {
+          request.set_image(read_bytes(path));
+          for (const auto& w : search_watchlists) request.add_watchlists(w);
+          request.set_top_k(top_k);
+          request.set_max_distance(search_max_distance);
+          rpc = stub->Search(context().get(), request, &response);
+          if (rpc.error_code() == grpc::StatusCode::UNAVAILABLE) check(rpc, o);
+        } catch (const RemoteError& e) {
+          if (std::string(e.what()).rfind("cannot reach", 0) == 0) throw;
+          rpc = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, e.what());
+        }
+        if (!rpc.ok()) {
+          status = 1;
+          if (o.json_output)
+            std::cout << json{{"image", path}, {"error", rpc.error_message()}}.dump() << "\n";
+          std::cerr << "frs: " << path << ": " << rpc.error_message() << "\n";
+          continue;
+        }
+        json line = {{"image", path}, {"faces", json::array()}};
+        for (const auto& f : response.faces()) {
+          json face = {{"box", box_json(f.box())}, {"candidates", json::array()}};
+          for (const auto& c : f.candidates()) {
+            face["candidates"].push_back({{"identity_id", c.identity_id()},
+                                          {"external_id", c.external_id()},
+                                          {"name", c.display_name()},
+                                          {"watchlist", c.watchlist()},
+                                          {"distance", rounded(c.distance())}});
+          }
+          line["faces"].push_back(face);
+        }
+        if (o.json_output) {
+          std::cout << line.dump() << "\n";
+        } else {
+          std::cout << path << ": " << response.faces_size() << " faces\n";
+          for (const auto& f : line["faces"]) {
+            std::cout << "  face at " << f["box"]["x"] << "," << f["box"]["y"] << ": ";
+            if (f["candidates"].empty()) std::cout << "no match";
+            for (const auto& c : f["candidates"]) {
+              std::cout << c["name"].get<std::string>() << " (" << c["watchlist"].get<std::string>()
+                        << ", " << c["distance"] << ")  ";
+            }
+            std::cout << "\n";
+          }
+        }
+      }
+      return status;
+    });
+  });
+}
+
+}  // namespace frs::cli

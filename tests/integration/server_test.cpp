@@ -1,0 +1,311 @@
+// A real frs-server on a loopback port with a temporary data directory, driven through the
+// gRPC API and the frs CLI.
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "frs/v1/gallery.grpc.pb.h"
+#include "model_fixture.h"
+
+namespace frs::testing {
+namespace {
+
+namespace pb = ::frs::v1;
+
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::string bytes_of(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+class Server {
+ public:
+  explicit Server(std::filesystem::path data) : data_(std::move(data)), port_(free_port()) {
+    start();
+  }
+  ~Server() { stop(SIGTERM); }
+
+  void start() {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const std::string listen = address();
+      const std::string log = (data_.parent_path() / "server.log").string();
+      std::freopen(log.c_str(), "a", stderr);
+      std::freopen(log.c_str(), "a", stdout);
+      ::execl(FRS_SERVER, FRS_SERVER, "--listen", listen.c_str(), "--data-dir", data_.c_str(),
+              "--threads", "2", static_cast<char*>(nullptr));
+      std::_Exit(127);
+    }
+    // A channel of its own: gRPC would otherwise reuse the connection to the server that was
+    // just stopped, which looks ready for a moment after the process is gone.
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    args.SetMaxSendMessageSize(128 << 20);
+    channel_ = grpc::CreateCustomChannel(address(), grpc::InsecureChannelCredentials(), args);
+    gallery_ = pb::Gallery::NewStub(channel_);
+    search_ = pb::Search::NewStub(channel_);
+    const auto give_up = std::chrono::system_clock::now() + std::chrono::seconds(90);
+    while (true) {
+      grpc::ClientContext c;
+      c.set_wait_for_ready(true);
+      c.set_deadline(give_up);
+      pb::ListWatchlistsResponse r;
+      if (gallery_->ListWatchlists(&c, pb::ListWatchlistsRequest(), &r).ok()) break;
+      if (std::chrono::system_clock::now() > give_up) {
+        throw std::runtime_error("frs-server did not come up on " + address());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  void stop(int signal) {
+    if (pid_ <= 0) return;
+    ::kill(pid_, signal);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  pb::Gallery::Stub& gallery() { return *gallery_; }
+  pb::Search::Stub& search() { return *search_; }
+
+ private:
+  std::filesystem::path data_;
+  int port_;
+  pid_t pid_ = -1;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<pb::Gallery::Stub> gallery_;
+  std::unique_ptr<pb::Search::Stub> search_;
+};
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = std::filesystem::temp_directory_path() /
+            ("frs_server_" + std::to_string(::getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(root_);
+    std::filesystem::create_directories(root_);
+    server_ = std::make_unique<Server>(root_ / "data");
+  }
+  void TearDown() override {
+    server_.reset();
+    if (HasFailure()) {
+      std::ifstream log(root_ / "server.log");
+      std::cerr << "--- frs-server log ---\n" << log.rdbuf() << "\n";
+    }
+    std::filesystem::remove_all(root_);
+  }
+
+  grpc::Status create_watchlist(const std::string& name) {
+    grpc::ClientContext c;
+    pb::CreateWatchlistRequest r;
+    r.set_name(name);
+    pb::Watchlist w;
+    return server_->gallery().CreateWatchlist(&c, r, &w);
+  }
+  pb::Watchlist get_watchlist(const std::string& name) {
+    grpc::ClientContext c;
+    pb::GetWatchlistRequest r;
+    r.set_name(name);
+    pb::Watchlist w;
+    const auto status = server_->gallery().GetWatchlist(&c, r, &w);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return w;
+  }
+  // Rank-1 answer (external id, or "" for no candidate) for the largest face of a photo.
+  std::string top_match(const std::filesystem::path& photo) {
+    grpc::ClientContext c;
+    pb::SearchRequest r;
+    r.set_image(bytes_of(photo));
+    r.set_top_k(1);
+    pb::SearchResponse response;
+    EXPECT_TRUE(server_->search().Search(&c, r, &response).ok());
+    if (response.faces_size() == 0 || response.faces(0).candidates_size() == 0) return "";
+    return response.faces(0).candidates(0).external_id();
+  }
+
+  std::filesystem::path root_;
+  std::unique_ptr<Server> server_;
+};
+
+TEST_F(ServerTest, Lfw10EnrollThreeSearchTheRestThenRestart) {
+  ASSERT_TRUE(create_watchlist("lfw").ok());
+  const auto images = read_identity_tree(testdata_dir() / "lfw10");
+  std::map<std::string, std::vector<std::filesystem::path>> by_person;
+  for (const auto& i : images) by_person[i.identity].push_back(i.file);
+  // Two people are never enrolled: their photos must match no one.
+  const std::set<std::string> never = {"Tony_Blair", "Vladimir_Putin"};
+  std::vector<std::pair<std::string, std::filesystem::path>> probes;
+  for (const auto& [person, files] : by_person) {
+    if (never.count(person)) {
+      for (const auto& f : files) probes.emplace_back("", f);
+      continue;
+    }
+    grpc::ClientContext c;
+    pb::EnrollRequest r;
+    r.set_watchlist("lfw");
+    r.set_external_id(person);
+    r.set_display_name(person);
+    for (int i = 0; i < 3; ++i) {
+      auto* p = r.add_photos();
+      p->set_image(bytes_of(files[static_cast<std::size_t>(i)]));
+      p->set_source(files[static_cast<std::size_t>(i)].string());
+    }
+    pb::EnrollResponse response;
+    const auto status = server_->gallery().Enroll(&c, r, &response);
+    ASSERT_TRUE(status.ok()) << person << ": " << status.error_message();
+    for (std::size_t i = 3; i < files.size(); ++i) probes.emplace_back(person, files[i]);
+  }
+  EXPECT_EQ(get_watchlist("lfw").face_count(), 24);
+  EXPECT_EQ(get_watchlist("lfw").indexed_face_count(), 24);
+
+  int mated = 0, correct = 0, impostors = 0, false_matches = 0;
+  std::vector<std::string> answers;
+  for (const auto& [person, file] : probes) {
+    const std::string got = top_match(file);
+    answers.push_back(got);
+    if (person.empty()) {
+      ++impostors;
+      false_matches += got.empty() ? 0 : 1;
+    } else {
+      ++mated;
+      correct += got == person ? 1 : 0;
+    }
+  }
+  std::printf(
+      "lfw10 via frs-server (3 photos enrolled, max distance 0.5): rank-1 %d/%d, "
+      "never-enrolled matched %d/%d\n",
+      correct, mated, false_matches, impostors);
+  EXPECT_GE(correct, FRS_LFW10_MIN_RANK1);
+  EXPECT_LE(false_matches, FRS_LFW10_MAX_FALSE);
+
+  // Restart: the snapshot is loaded and the same searches give the same answers.
+  server_->stop(SIGTERM);
+  server_->start();
+  EXPECT_EQ(get_watchlist("lfw").indexed_face_count(), 24);
+  for (std::size_t i = 0; i < probes.size(); ++i) {
+    EXPECT_EQ(top_match(probes[i].second), answers[i]) << probes[i].second;
+  }
+}
+
+TEST_F(ServerTest, BadInputsReturnTheirCodesAndChangeNothing) {
+  ASSERT_TRUE(create_watchlist("w").ok());
+  EXPECT_EQ(create_watchlist("w").error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(create_watchlist("").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  auto enroll = [&](const std::string& watchlist, const std::string& id,
+                    const std::vector<std::string>& images) {
+    grpc::ClientContext c;
+    pb::EnrollRequest r;
+    r.set_watchlist(watchlist);
+    r.set_external_id(id);
+    for (const auto& bytes : images) r.add_photos()->set_image(bytes);
+    pb::EnrollResponse response;
+    return server_->gallery().Enroll(&c, r, &response);
+  };
+  const std::string obama = bytes_of(face_path("obama.jpg"));
+  ASSERT_TRUE(enroll("w", "obama", {obama}).ok());
+  // One bad photo among good ones: nothing of the request is stored.
+  auto status = enroll("w", "biden", {bytes_of(face_path("biden.jpg")), "not an image"});
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("not a JPEG"), std::string::npos) << status.error_message();
+  EXPECT_EQ(enroll("w", "obama", {obama}).error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(enroll("nope", "x", {obama}).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(enroll("w", "", {obama}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(enroll("w", "empty", {}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(
+      enroll("w", "dogs", {bytes_of(testdata_dir() / "groups" / "two_people.jpg")}).error_code(),
+      grpc::StatusCode::INVALID_ARGUMENT);  // two faces of similar size
+  EXPECT_EQ(get_watchlist("w").face_count(), 1);
+  EXPECT_EQ(get_watchlist("w").indexed_face_count(), 1);
+
+  grpc::ClientContext c1;
+  pb::SearchRequest r1;
+  r1.mutable_descriptors()->add_descriptors()->add_values(0.5f);
+  pb::SearchResponse s1;
+  EXPECT_EQ(server_->search().Search(&c1, r1, &s1).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  grpc::ClientContext c2;
+  pb::SearchRequest r2;
+  r2.set_image(obama);
+  r2.set_top_k(1000);
+  EXPECT_EQ(server_->search().Search(&c2, r2, &s1).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  grpc::ClientContext c3;
+  pb::SearchRequest r3;
+  r3.set_image(obama);
+  r3.add_watchlists("nope");
+  EXPECT_EQ(server_->search().Search(&c3, r3, &s1).error_code(), grpc::StatusCode::NOT_FOUND);
+  grpc::ClientContext c4;
+  pb::SearchRequest r4;
+  r4.set_image(std::string(70 << 20, 'x'));  // over the 64 MiB message limit
+  EXPECT_EQ(server_->search().Search(&c4, r4, &s1).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+TEST_F(ServerTest, KillNineDuringBulkEnrollThenResume) {
+  ASSERT_TRUE(create_watchlist("lfw").ok());
+  const std::string cli = std::string(FRS_CLI) + " enroll --json --server " + server_->address() +
+                          " --watchlist lfw --dir '" + (testdata_dir() / "lfw10").string() + "'";
+  // Start the bulk enrollment, and kill the server hard while it runs.
+  const pid_t client = ::fork();
+  if (client == 0) {
+    const std::string quiet = cli + " > /dev/null 2>&1";
+    ::execl("/bin/sh", "sh", "-c", quiet.c_str(), static_cast<char*>(nullptr));
+    std::_Exit(127);
+  }
+  // Kill once a few faces are in: mid-run, whatever the machine's speed.
+  for (int i = 0; i < 1200 && get_watchlist("lfw").face_count() < 10; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  server_->stop(SIGKILL);
+  int status = 0;
+  ::waitpid(client, &status, 0);
+
+  server_->start();
+  const pb::Watchlist partial = get_watchlist("lfw");
+  std::printf("after kill -9: %lld faces stored, %lld indexed\n",
+              static_cast<long long>(partial.face_count()),
+              static_cast<long long>(partial.indexed_face_count()));
+  EXPECT_EQ(partial.indexed_face_count(), partial.face_count());
+  EXPECT_LT(partial.face_count(), 100);
+
+  FILE* pipe = ::popen((cli + " 2>/dev/null").c_str(), "r");
+  std::string out;
+  char buffer[4096];
+  while (std::size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) out.append(buffer, n);
+  ASSERT_EQ(::pclose(pipe), 0) << out;
+  const auto report = nlohmann::json::parse(out);
+  const int enrolled = report["enrolled"].get<int>();
+  const int skipped = report["skipped"].get<int>();
+  const auto rejected = report["rejected"].size();
+  EXPECT_EQ(static_cast<std::size_t>(enrolled + skipped) + rejected, 100u);
+  const pb::Watchlist whole = get_watchlist("lfw");
+  EXPECT_EQ(whole.face_count(), static_cast<std::int64_t>(100 - rejected));
+  EXPECT_EQ(whole.indexed_face_count(), whole.face_count());
+}
+
+}  // namespace
+}  // namespace frs::testing
