@@ -154,11 +154,17 @@ class SqliteStore : public GalleryStore {
       throw Error(ErrorCode::kFailedPrecondition,
                   "cannot open the gallery store '" + file.string() + "': " + message);
     }
-    sqlite3_busy_timeout(db_, 5000);
-    exec("PRAGMA journal_mode=WAL");
-    exec("PRAGMA synchronous=FULL");
-    exec("PRAGMA foreign_keys=ON");
-    migrate(file);
+    try {
+      sqlite3_busy_timeout(db_, 5000);
+      exec("PRAGMA journal_mode=WAL");
+      exec("PRAGMA synchronous=FULL");
+      exec("PRAGMA foreign_keys=ON");
+      migrate(file);
+    } catch (...) {
+      // The destructor does not run for a constructor that throws.
+      sqlite3_close(db_);
+      throw;
+    }
   }
   ~SqliteStore() override { sqlite3_close(db_); }
 

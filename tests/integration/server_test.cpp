@@ -1,6 +1,7 @@
 // A real frs-server on a loopback port with a temporary data directory, driven through the
 // gRPC API and the frs CLI.
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -263,6 +264,49 @@ TEST_F(ServerTest, BadInputsReturnTheirCodesAndChangeNothing) {
   r4.set_image(std::string(70 << 20, 'x'));  // over the 64 MiB message limit
   EXPECT_EQ(server_->search().Search(&c4, r4, &s1).error_code(),
             grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+TEST_F(ServerTest, CompareAndHealth) {
+  grpc::ClientContext c;
+  pb::CompareRequest r;
+  r.set_image_a(bytes_of(face_path("obama.jpg")));
+  r.set_image_b(bytes_of(face_path("obama2.jpg")));
+  pb::CompareResponse response;
+  ASSERT_TRUE(server_->search().Compare(&c, r, &response).ok());
+  EXPECT_NEAR(response.distance(), 0.378, 0.02);
+  EXPECT_GT(response.box_a().width(), 200);
+
+  grpc::ClientContext c2;
+  r.set_image_b("garbage");
+  EXPECT_EQ(server_->search().Compare(&c2, r, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  // The standard health service answers SERVING for the whole server ("").
+  grpc::ClientContext c3;
+  grpc::ByteBuffer reply;
+  const auto channel = grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials());
+  grpc::GenericStub generic(channel);
+  // grpc.health.v1.HealthCheckRequest{service: ""} encodes as an empty message.
+  const grpc::Slice empty;
+  grpc::ByteBuffer request(&empty, 1);
+  grpc::CompletionQueue cq;
+  auto call = generic.PrepareUnaryCall(&c3, "/grpc.health.v1.Health/Check", request, &cq);
+  call->StartCall();
+  grpc::Status status;
+  call->Finish(&reply, &status, reinterpret_cast<void*>(1));
+  void* tag = nullptr;
+  bool ok = false;
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::vector<grpc::Slice> slices;
+  reply.Dump(&slices);
+  std::string bytes;
+  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  // HealthCheckResponse{status: SERVING (1)}: field 1, varint 1.
+  EXPECT_EQ(bytes, std::string("\x08\x01", 2));
 }
 
 TEST_F(ServerTest, KillNineDuringBulkEnrollThenResume) {
