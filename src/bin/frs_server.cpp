@@ -71,14 +71,14 @@ void read_config(const std::string& path, ServerConfig& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"frs-server: face recognition server (gRPC)"};
+  // The config file is read first, so that flags given as well override its values.
   ServerConfig config;
   std::string config_file;
-  app.add_option("--config", config_file, "YAML config file (keys as the long options)")
-      ->check(CLI::ExistingFile);
-  // Flags are parsed twice: once to find --config, then over the file's values.
-  app.allow_extras();
-  CLI11_PARSE(app, argc, argv);
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--config" && i + 1 < argc) config_file = argv[i + 1];
+    if (arg.rfind("--config=", 0) == 0) config_file = arg.substr(9);
+  }
   try {
     if (!config_file.empty()) read_config(config_file, config);
   } catch (const std::exception& e) {
@@ -86,7 +86,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   CLI::App flags{"frs-server: face recognition server (gRPC)"};
-  flags.add_option("--config", config_file, "YAML config file (keys as the long options)");
+  flags.add_option("--config", config_file, "YAML config file (keys as the long options)")
+      ->check(CLI::ExistingFile);
   flags.add_option("--listen", config.listen, "Address to serve on, host:port")
       ->capture_default_str();
   flags.add_option("--data-dir", config.data_dir, "Store and index snapshots")
@@ -128,6 +129,7 @@ int main(int argc, char** argv) {
     frs::GalleryOptions gallery_options;
     gallery_options.snapshot_dir = std::filesystem::path(config.data_dir) / "index";
     gallery_options.index.factory = config.index_type;
+    frs::FaceIndex validate_index_type(gallery_options.index);  // fails now, not at first use
     frs::Gallery gallery(
         frs::open_sqlite_store(std::filesystem::path(config.data_dir) / "gallery.db"),
         gallery_options);

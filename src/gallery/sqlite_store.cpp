@@ -386,6 +386,13 @@ class SqliteStore : public GalleryStore {
     return static_cast<std::uint64_t>(s.integer(0));
   }
 
+  std::int64_t identity_count(std::int64_t watchlist_id) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "SELECT COUNT(*) FROM identities WHERE watchlist_id = ?");
+    s.bind(1, watchlist_id).step();
+    return s.integer(0);
+  }
+
   std::int64_t face_count(std::int64_t watchlist_id) override {
     std::lock_guard lock(mutex_);
     Statement s(db_, "SELECT COUNT(*) FROM faces WHERE watchlist_id = ?");

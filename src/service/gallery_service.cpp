@@ -28,8 +28,7 @@ void to_proto(Gallery& gallery, const Watchlist& w, pb::Watchlist* out) {
   out->set_created_by(w.created_by);
   out->set_created_at_ms(w.created_at_ms);
   out->set_face_count(store.face_count(w.id));
-  out->set_identity_count(
-      static_cast<std::int64_t>(store.list_identities(w.id, 0, 1 << 30).size()));
+  out->set_identity_count(store.identity_count(w.id));
 }
 
 void to_proto(const Identity& i, const std::string& watchlist, pb::Identity* out) {

@@ -116,6 +116,7 @@ TEST_F(SqliteStoreTest, EnrollsAnIdentityWithAllItsFacesAndLogsTheChanges) {
   EXPECT_EQ(changes[2].descriptor[0], 3.0f);
   EXPECT_EQ(store_->last_change(), changes[2].sequence);
   EXPECT_EQ(store_->face_count(w.id), 3);
+  EXPECT_EQ(store_->identity_count(w.id), 1);
   EXPECT_EQ(store_->find_identity(w.id, "B-1001")->display_name, "Jane Doe");
 }
 

@@ -96,6 +96,7 @@ class GalleryStore {
   virtual std::vector<FaceChange> changes_after(std::uint64_t sequence) = 0;
   virtual std::uint64_t last_change() = 0;
   virtual std::int64_t face_count(std::int64_t watchlist_id) = 0;
+  virtual std::int64_t identity_count(std::int64_t watchlist_id) = 0;
 };
 
 // The embedded default: one SQLite file (WAL, synchronous=FULL, foreign keys on) with a
