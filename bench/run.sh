@@ -23,6 +23,10 @@ if [[ "${1:-}" == "--quick" ]]; then runs=3; quick="--quick"; fi
   "$bin/bench_detection_accuracy" $quick
   echo '```'
   echo
+  echo "## Enrollment throughput (bench_enrollment_throughput)"
+  echo
+  "$bin/bench_enrollment_throughput"
+  echo
   echo "## Smallest face BlazeFace finds in its 256-pixel input (bench_detector_min_face)"
   echo
   echo '```'
