@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark and writes the report to build/bench-report.md (docs/benchmarks.md
 # quotes it). Needs a set-up build (scripts/setup.sh) and ../shared/testdata.
-#   bench/run.sh           full (about 8 minutes on 2 cores)
+#   bench/run.sh           full (about 15 minutes on 2 cores; HNSW32 over 100k takes 5)
 #   bench/run.sh --quick   fewer runs and settings (about 4 minutes)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -26,6 +26,14 @@ if [[ "${1:-}" == "--quick" ]]; then runs=3; quick="--quick"; fi
   echo "## Enrollment throughput (bench_enrollment_throughput)"
   echo
   "$bin/bench_enrollment_throughput"
+  echo
+  echo "## Search latency on a synthetic 100k gallery (bench_search_latency)"
+  echo
+  if [[ -n "$quick" ]]; then
+    "$bin/bench_search_latency" --faces 100000 --types "Flat;IVF1024,Flat"
+  else
+    "$bin/bench_search_latency" --faces 100000 --types "Flat;IVF1024,Flat;HNSW32"
+  fi
   echo
   echo "## Smallest face BlazeFace finds in its 256-pixel input (bench_detector_min_face)"
   echo
