@@ -211,6 +211,75 @@ TEST_F(ServerTest, Lfw10EnrollThreeSearchTheRestThenRestart) {
   }
 }
 
+TEST_F(ServerTest, CropsAndKnnEnrollAndSearch) {
+  // crops/: 5 people x 20 tight 150x150 crops; enroll the first 3 of each, search the rest.
+  ASSERT_TRUE(create_watchlist("crops").ok());
+  std::map<std::string, std::vector<std::filesystem::path>> crops;
+  for (const auto& entry : std::filesystem::directory_iterator(testdata_dir() / "crops")) {
+    const std::string name = entry.path().filename().string();
+    crops[name.substr(0, name.find('_'))].push_back(entry.path());
+  }
+  int enrolled_photos = 0, searched = 0, correct = 0;
+  for (auto& [person, files] : crops) {
+    std::sort(files.begin(), files.end());
+    std::size_t used = 0;
+    // Enroll up to 3 photos, one call each: a crop with no usable face is skipped.
+    std::int64_t identity_id = 0;
+    for (std::size_t i = 0; i < files.size() && used < 3; ++i) {
+      grpc::ClientContext c;
+      pb::EnrollResponse response;
+      grpc::Status status;
+      if (identity_id == 0) {
+        pb::EnrollRequest r;
+        r.set_watchlist("crops");
+        r.set_external_id(person);
+        r.add_photos()->set_image(bytes_of(files[i]));
+        status = server_->gallery().Enroll(&c, r, &response);
+      } else {
+        pb::AddFacesRequest r;
+        r.set_identity_id(identity_id);
+        r.add_photos()->set_image(bytes_of(files[i]));
+        status = server_->gallery().AddFaces(&c, r, &response);
+      }
+      files[i].clear();  // not searched: tried for enrollment
+      if (!status.ok()) continue;
+      identity_id = response.identity().id();
+      ++used;
+      ++enrolled_photos;
+    }
+    for (const auto& f : files) {
+      if (f.empty()) continue;
+      ++searched;
+      correct += top_match(f) == person ? 1 : 0;
+    }
+  }
+  std::printf("crops via frs-server: %d photos enrolled, rank-1 %d/%d\n", enrolled_photos, correct,
+              searched);
+  EXPECT_EQ(enrolled_photos, 15);
+  EXPECT_GE(correct, FRS_CROPS_MIN_RANK1);
+
+  // faces/knn: enroll train/, search the test photos named after who is in them.
+  ASSERT_TRUE(create_watchlist("knn").ok());
+  std::map<std::string, std::vector<std::filesystem::path>> train;
+  for (const auto& i : read_identity_tree(testdata_dir() / "faces" / "knn" / "train")) {
+    train[i.identity].push_back(i.file);
+  }
+  for (const auto& [person, files] : train) {
+    grpc::ClientContext c;
+    pb::EnrollRequest r;
+    r.set_watchlist("knn");
+    r.set_external_id(person);
+    for (const auto& f : files) r.add_photos()->set_image(bytes_of(f));
+    pb::EnrollResponse response;
+    const auto status = server_->gallery().Enroll(&c, r, &response);
+    EXPECT_TRUE(status.ok()) << person << ": " << status.error_message();
+  }
+  const auto test = testdata_dir() / "faces" / "knn" / "test";
+  EXPECT_EQ(top_match(test / "obama1.jpg"), "obama");
+  EXPECT_EQ(top_match(test / "alex_lacamoire1.jpg"), "alex_lacamoire");
+  EXPECT_EQ(top_match(test / "johnsnow_test1.jpg"), "kit_harington");
+}
+
 TEST_F(ServerTest, BadInputsReturnTheirCodesAndChangeNothing) {
   ASSERT_TRUE(create_watchlist("w").ok());
   EXPECT_EQ(create_watchlist("w").error_code(), grpc::StatusCode::ALREADY_EXISTS);
