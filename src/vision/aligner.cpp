@@ -3,6 +3,7 @@
 #include <dlib/image_processing.h>
 #include <dlib/image_transforms.h>
 #include <dlib/opencv/cv_image.h>
+#include <dlib/opencv/to_open_cv.h>
 
 #include <opencv2/imgproc.hpp>
 
@@ -109,13 +110,7 @@ Face FaceAligner::align(const cv::Mat& bgr, const Detection& detection) const {
   dlib::matrix<dlib::bgr_pixel> chip;
   dlib::extract_image_chip(image, dlib::get_face_chip_details(shape, kChipSize, kChipPadding),
                            chip);
-  face.chip = cv::Mat(kChipSize, kChipSize, CV_8UC3);
-  for (int y = 0; y < kChipSize; ++y) {
-    for (int x = 0; x < kChipSize; ++x) {
-      const dlib::bgr_pixel& p = chip(y, x);
-      face.chip.at<cv::Vec3b>(y, x) = cv::Vec3b(p.blue, p.green, p.red);
-    }
-  }
+  face.chip = dlib::toMat(chip).clone();  // bgr_pixel is laid out as OpenCV's BGR
   face.quality = measure_quality(face);
   return face;
 }

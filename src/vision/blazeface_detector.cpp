@@ -92,13 +92,11 @@ std::vector<Detection> merge_detections(std::vector<Detection> detections, float
     if (used[i]) continue;
     const Detection& best = detections[i];
     double weight = 0, x = 0, y = 0, w = 0, h = 0;
-    int support = 0;
     std::vector<cv::Point2d> keypoints(best.keypoints.size());
     for (std::size_t j = i; j < detections.size(); ++j) {
       if (used[j] || (j != i && iou(best.box, detections[j].box) <= iou_threshold)) continue;
       used[j] = true;
       const Detection& d = detections[j];
-      support += d.support;
       const double s = d.score;
       weight += s;
       x += s * d.box.x;
@@ -113,7 +111,6 @@ std::vector<Detection> merge_detections(std::vector<Detection> detections, float
     }
     Detection out;
     out.score = best.score;
-    out.support = support;
     if (weight <= 0) weight = 1;
     out.box = cv::Rect2f(static_cast<float>(x / weight), static_cast<float>(y / weight),
                          static_cast<float>(w / weight), static_cast<float>(h / weight));
@@ -149,6 +146,7 @@ BlazeFaceDetector::BlazeFaceDetector(const BlazeFaceOptions& options) : options_
   for (int i = 0; i < instances; ++i) {
     try {
       auto net = std::make_unique<cv::dnn::Net>(cv::dnn::readNetFromONNX(options.model.string()));
+      if (output_names_.empty()) output_names_ = net->getUnconnectedOutLayersNames();
       nets_.add(std::move(net));
     } catch (const cv::Exception& e) {
       throw Error(ErrorCode::kFailedPrecondition,
@@ -183,8 +181,7 @@ std::vector<Detection> BlazeFaceDetector::detect_view(cv::dnn::Net& net, const c
   net.setInput(cv::Mat(4, shape, CV_32F, input.data));
 
   std::vector<cv::Mat> outputs;
-  const std::vector<cv::String> names = net.getUnconnectedOutLayersNames();
-  net.forward(outputs, names);
+  net.forward(outputs, output_names_);
   // Outputs: scores and boxes of the 16x16 grid (512 anchors), then of the 8x8 grid (384).
   const cv::Mat* scores[2] = {nullptr, nullptr};
   const cv::Mat* boxes[2] = {nullptr, nullptr};

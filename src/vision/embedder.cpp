@@ -101,14 +101,15 @@ std::vector<Embedding> FaceEmbedder::embed(const std::vector<cv::Mat>& chips) co
     for (auto& j : jobs) j.get();
   }
 
-  std::vector<Embedding> embeddings(chips.size());
+  std::vector<Embedding> embeddings;
+  embeddings.reserve(chips.size());
   for (std::size_t i = 0; i < chips.size(); ++i) {
-    for (int c = 0; c < copies; ++c) {
-      const auto& d = raw[i * copies + static_cast<std::size_t>(c)];
-      for (std::size_t k = 0; k < kEmbeddingSize; ++k) {
-        embeddings[i][k] += d(static_cast<long>(k)) / static_cast<float>(copies);
-      }
+    std::vector<Embedding> views(static_cast<std::size_t>(copies));
+    for (std::size_t c = 0; c < views.size(); ++c) {
+      const auto& d = raw[i * views.size() + c];
+      std::copy(d.begin(), d.end(), views[c].begin());
     }
+    embeddings.push_back(mean_embedding(views));  // the chip and, with flip_average, its mirror
   }
   return embeddings;
 }

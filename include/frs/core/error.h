@@ -5,7 +5,6 @@
 
 #include <stdexcept>
 #include <string>
-#include <string_view>
 
 namespace frs {
 
@@ -17,8 +16,6 @@ enum class ErrorCode {
   kFailedPrecondition,  // the system is not set up for the request (e.g. models missing)
   kInternal,            // a bug or an unexpected failure of a library we call
 };
-
-std::string_view to_string(ErrorCode code);
 
 class Error : public std::runtime_error {
  public:

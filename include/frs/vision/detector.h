@@ -18,8 +18,6 @@ struct Detection {
   // BlazeFace only, in source pixels: right eye, left eye, nose tip, mouth centre, right
   // ear tragion, left ear tragion (the subject's right/left). Empty for HOG.
   std::vector<cv::Point2f> keypoints;
-  // How many raw anchor hits (over all anchors and views) were merged into this detection.
-  int support = 1;
 };
 
 class FaceDetector {
@@ -73,6 +71,7 @@ class BlazeFaceDetector : public FaceDetector {
                                      const DetectionView& view) const;
   BlazeFaceOptions options_;
   ObjectPool<cv::dnn::Net> nets_;
+  std::vector<cv::String> output_names_;  // the same for every net; read once
 };
 
 struct HogOptions {
