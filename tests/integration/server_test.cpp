@@ -102,21 +102,13 @@ class Server {
 
 class ServerTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    root_ = std::filesystem::temp_directory_path() /
-            ("frs_server_" + std::to_string(::getpid()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(root_);
-    std::filesystem::create_directories(root_);
-    server_ = std::make_unique<Server>(root_ / "data");
-  }
+  void SetUp() override { server_ = std::make_unique<Server>(root_ / "data"); }
   void TearDown() override {
     server_.reset();
     if (HasFailure()) {
       std::ifstream log(root_ / "server.log");
       std::cerr << "--- frs-server log ---\n" << log.rdbuf() << "\n";
     }
-    std::filesystem::remove_all(root_);
   }
 
   grpc::Status create_watchlist(const std::string& name) {
@@ -147,7 +139,7 @@ class ServerTest : public ::testing::Test {
     return response.faces(0).candidates(0).external_id();
   }
 
-  std::filesystem::path root_;
+  ScopedTempDir root_{"server"};
   std::unique_ptr<Server> server_;
 };
 

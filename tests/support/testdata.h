@@ -11,6 +11,20 @@
 
 namespace frs::testing {
 
+// A new empty directory under the system's temporary directory, removed with the object.
+class ScopedTempDir {
+ public:
+  explicit ScopedTempDir(const std::string& tag = "test");
+  ~ScopedTempDir();
+  ScopedTempDir(const ScopedTempDir&) = delete;
+  ScopedTempDir& operator=(const ScopedTempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
 // $FRS_TESTDATA, else ../shared/testdata beside the source tree. Throws std::runtime_error
 // with a message saying how to provide it when the folder is missing.
 std::filesystem::path testdata_dir();

@@ -35,15 +35,35 @@ TEST(PlanDetectionViews, TilesCoverEveryPixelOfA1080pFrame) {
   EXPECT_GE(40.0 * 256 / finest, 16.0);
 }
 
-TEST(PlanDetectionViews, MarksOnlyEdgesInsideTheImageAsInterior) {
+TEST(PlanDetectionViews, LaysOutA1080pFrameExactly) {
+  // 1920x1080, 40-pixel faces: the whole frame, then 960-pixel tiles (step 720), then
+  // 480-pixel tiles (step 360); the last tile of a row or column is pushed back inside.
   const auto views = plan_detection_views({1920, 1080}, 40);
+  std::vector<cv::Rect> tiles;
   for (const auto& v : views) {
-    if (!v.is_tile) continue;
-    EXPECT_EQ(v.interior_left, v.region.x > 0);
-    EXPECT_EQ(v.interior_top, v.region.y > 0);
-    EXPECT_EQ(v.interior_right, v.region.br().x < 1920);
-    EXPECT_EQ(v.interior_bottom, v.region.br().y < 1080);
+    if (v.is_tile) tiles.push_back(v.region);
   }
+  std::vector<cv::Rect> expected;
+  for (int y : {0, 120})
+    for (int x : {0, 720, 960}) expected.emplace_back(x, y, 960, 960);
+  for (int y : {0, 360, 600})
+    for (int x : {0, 360, 720, 1080, 1440}) expected.emplace_back(x, y, 480, 480);
+  EXPECT_EQ(tiles, expected);
+  EXPECT_EQ(views.size(), 22u);
+
+  // Only edges inside the frame are interior (a face touching them may be cut).
+  const DetectionView& middle = views[2];  // (720, 0, 960): left and right inside, top not
+  EXPECT_EQ(middle.region, cv::Rect(720, 0, 960, 960));
+  EXPECT_TRUE(middle.interior_left);
+  EXPECT_TRUE(middle.interior_right);
+  EXPECT_FALSE(middle.interior_top);
+  EXPECT_TRUE(middle.interior_bottom);
+  const DetectionView& corner = views[6];  // (960, 120, 960): touches right and bottom
+  EXPECT_EQ(corner.region, cv::Rect(960, 120, 960, 960));
+  EXPECT_TRUE(corner.interior_left);
+  EXPECT_TRUE(corner.interior_top);
+  EXPECT_FALSE(corner.interior_right);
+  EXPECT_FALSE(corner.interior_bottom);
 }
 
 TEST(MergeDetections, BlendsOverlappingBoxesByScore) {

@@ -7,17 +7,13 @@
 #include <thread>
 
 #include "frs/core/error.h"
+#include "synthetic.h"
+#include "testdata.h"
 
 namespace frs {
 namespace {
 
-// Descriptor with `value` in dimension `dim` and zeros elsewhere: distances between them
-// are known exactly (sqrt(a^2 + b^2) for different dims, |a - b| for the same one).
-Embedding axis(std::size_t dim, float value = 1.0f) {
-  Embedding e{};
-  e[dim] = value;
-  return e;
-}
+using testing::axis;
 
 FaceIndex make(const std::string& factory) {
   FaceIndexOptions o;
@@ -130,13 +126,8 @@ TEST(FaceIndex, RejectsBadInput) {
 
 class FaceIndexSnapshot : public ::testing::Test {
  protected:
-  void SetUp() override {
-    path_ = std::filesystem::temp_directory_path() /
-            ("frs_index_" + std::to_string(::getpid()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-  }
-  void TearDown() override { std::filesystem::remove(path_); }
-  std::filesystem::path path_;
+  testing::ScopedTempDir dir_{"index"};
+  const std::filesystem::path path_ = dir_ / "snapshot.index";
 };
 
 TEST_F(FaceIndexSnapshot, RoundTripKeepsIdsTombstonesAndChangeNumber) {

@@ -5,15 +5,13 @@
 #include <fstream>
 
 #include "frs/core/error.h"
+#include "synthetic.h"
+#include "testdata.h"
 
 namespace frs {
 namespace {
 
-Embedding axis(std::size_t dim, float value = 1.0f) {
-  Embedding e{};
-  e[dim] = value;
-  return e;
-}
+using testing::axis;
 
 StoredFace face_at(std::size_t dim, float value = 1.0f) {
   StoredFace f;
@@ -25,15 +23,6 @@ StoredFace face_at(std::size_t dim, float value = 1.0f) {
 
 class GalleryTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("frs_gallery_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   std::unique_ptr<Gallery> open(const std::string& factory = "Flat") {
     GalleryOptions o;
     o.snapshot_dir = dir_ / "index";
@@ -59,7 +48,7 @@ class GalleryTest : public ::testing::Test {
     person("C", {face_at(3)});
   }
 
-  std::filesystem::path dir_;
+  testing::ScopedTempDir dir_{"gallery"};
 };
 
 TEST_F(GalleryTest, SearchNamesEachIdentityOnceNearestFirst) {

@@ -9,24 +9,15 @@
 
 #include "frs/core/error.h"
 #include "frs/gallery/store.h"
+#include "testdata.h"
 
 namespace frs {
 namespace {
 
 class SqliteStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("frs_store_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-    store_ = open_sqlite_store(file());
-  }
-  void TearDown() override {
-    store_.reset();
-    std::filesystem::remove_all(dir_);
-  }
+  void SetUp() override { store_ = open_sqlite_store(file()); }
+  void TearDown() override { store_.reset(); }
   std::filesystem::path file() const { return dir_ / "gallery.db"; }
 
   static StoredFace face(float value, const std::string& sha = "") {
@@ -58,7 +49,7 @@ class SqliteStoreTest : public ::testing::Test {
     return ErrorCode::kInternal;
   }
 
-  std::filesystem::path dir_;
+  testing::ScopedTempDir dir_{"store"};
   std::unique_ptr<GalleryStore> store_;
 };
 

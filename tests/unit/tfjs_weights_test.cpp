@@ -6,27 +6,20 @@
 #include <nlohmann/json.hpp>
 
 #include "frs/core/error.h"
+#include "testdata.h"
 
 namespace frs::convert {
 namespace {
 
 class TfjsWeights : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("frs_tfjs_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   std::filesystem::path write(const nlohmann::json& manifest, const std::string& bin) {
     std::ofstream(dir_ / "w.bin", std::ios::binary) << bin;
     std::ofstream(dir_ / "m.json") << manifest.dump();
     return dir_ / "m.json";
   }
 
-  std::filesystem::path dir_;
+  testing::ScopedTempDir dir_{"tfjs"};
 };
 
 nlohmann::json manifest_with(nlohmann::json weights) {
