@@ -91,6 +91,23 @@ json identity_json(const pb::Identity& i) {
           {"faces", i.face_count()},  {"created_at_ms", i.created_at_ms()}};
 }
 
+// Calls `visit` for every identity of a watchlist, page by page.
+void for_each_identity(pb::Gallery::Stub& stub, const RemoteOptions& o,
+                       const std::string& watchlist,
+                       const std::function<void(const pb::Identity&)>& visit) {
+  std::string token;
+  do {
+    pb::ListIdentitiesRequest request;
+    request.set_watchlist(watchlist);
+    request.set_page_size(1000);
+    request.set_page_token(token);
+    pb::ListIdentitiesResponse response;
+    check(stub.ListIdentities(context().get(), request, &response), o);
+    for (const auto& i : response.identities()) visit(i);
+    token = response.next_page_token();
+  } while (!token.empty());
+}
+
 // Bulk enrollment of a folder tree, one sub-folder per identity.
 struct BulkReport {
   std::atomic<int> done{0}, enrolled{0}, skipped{0}, rejected{0};
@@ -162,17 +179,8 @@ int bulk_enroll(const RemoteOptions& o, const std::string& watchlist, const std:
   auto stub = pb::Gallery::NewStub(channel);
   // Identities already enrolled, so a re-run adds to them (the server skips photos it has).
   std::map<std::string, std::int64_t> existing;
-  std::string token;
-  do {
-    pb::ListIdentitiesRequest request;
-    request.set_watchlist(watchlist);
-    request.set_page_size(1000);
-    request.set_page_token(token);
-    pb::ListIdentitiesResponse response;
-    check(stub->ListIdentities(context().get(), request, &response), o);
-    for (const auto& i : response.identities()) existing[i.external_id()] = i.id();
-    token = response.next_page_token();
-  } while (!token.empty());
+  for_each_identity(*stub, o, watchlist,
+                    [&](const pb::Identity& i) { existing[i.external_id()] = i.id(); });
 
   std::vector<std::pair<std::string, std::vector<std::filesystem::path>>> people;
   std::size_t total = 0;
@@ -376,24 +384,14 @@ void add_remote_commands(CLI::App& app, std::function<int()>& action) {
   ilist->callback([run] {
     run([] {
       auto stub = pb::Gallery::NewStub(connect(o));
-      std::string token;
-      do {
-        pb::ListIdentitiesRequest request;
-        request.set_watchlist(enroll_watchlist);
-        request.set_page_size(1000);
-        request.set_page_token(token);
-        pb::ListIdentitiesResponse response;
-        check(stub->ListIdentities(context().get(), request, &response), o);
-        for (const auto& i : response.identities()) {
-          if (o.json_output) {
-            std::cout << identity_json(i).dump() << "\n";
-          } else {
-            std::cout << i.id() << "  " << i.external_id() << "  " << i.display_name() << "  "
-                      << i.face_count() << " faces\n";
-          }
+      for_each_identity(*stub, o, enroll_watchlist, [](const pb::Identity& i) {
+        if (o.json_output) {
+          std::cout << identity_json(i).dump() << "\n";
+        } else {
+          std::cout << i.id() << "  " << i.external_id() << "  " << i.display_name() << "  "
+                    << i.face_count() << " faces\n";
         }
-        token = response.next_page_token();
-      } while (!token.empty());
+      });
       return 0;
     });
   });

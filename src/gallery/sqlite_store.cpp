@@ -62,6 +62,8 @@ static_assert(kMigrationCount == kStoreSchemaVersion);
 const std::string kFaceSelect =
     "SELECT id, identity_id, descriptor, image_sha256, thumbnail, quality, enrolled_at_ms "
     "FROM faces";
+const std::string kWatchlistSelect =
+    "SELECT id, name, description, max_distance, created_by, created_at_ms FROM watchlists";
 const std::string kIdentitySelect =
     "SELECT i.id, i.watchlist_id, i.external_id, i.display_name, i.notes, i.created_at_ms, "
     "COUNT(f.id) FROM identities i LEFT JOIN faces f ON f.identity_id = i.id";
@@ -191,9 +193,7 @@ class SqliteStore : public GalleryStore {
 
   std::vector<Watchlist> list_watchlists() override {
     std::lock_guard lock(mutex_);
-    Statement s(db_,
-                "SELECT id, name, description, max_distance, created_by, created_at_ms "
-                "FROM watchlists ORDER BY name");
+    Statement s(db_, kWatchlistSelect + " ORDER BY name");
     std::vector<Watchlist> out;
     while (s.step()) out.push_back(read_watchlist(s));
     return out;
@@ -201,9 +201,7 @@ class SqliteStore : public GalleryStore {
 
   std::optional<Watchlist> find_watchlist(const std::string& name) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_,
-                "SELECT id, name, description, max_distance, created_by, created_at_ms "
-                "FROM watchlists WHERE name = ?");
+    Statement s(db_, kWatchlistSelect + " WHERE name = ?");
     s.bind(1, name);
     if (!s.step()) return std::nullopt;
     return read_watchlist(s);
@@ -211,9 +209,7 @@ class SqliteStore : public GalleryStore {
 
   std::optional<Watchlist> get_watchlist(std::int64_t id) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_,
-                "SELECT id, name, description, max_distance, created_by, created_at_ms "
-                "FROM watchlists WHERE id = ?");
+    Statement s(db_, kWatchlistSelect + " WHERE id = ?");
     s.bind(1, id);
     if (!s.step()) return std::nullopt;
     return read_watchlist(s);

@@ -1,11 +1,13 @@
 #include "frs/core/error.h"
 #include "frs/service/services.h"
 #include "frs/v1/gallery.grpc.pb.h"
+#include "proto_convert.h"
 
 namespace frs::service {
 namespace {
 
 namespace pb = ::frs::v1;
+using ::frs::service::to_proto;  // the box conversion, beside this file's overloads
 
 // Runs `body`, turning any exception into the matching gRPC status.
 template <typename F>
@@ -39,13 +41,6 @@ void to_proto(const Identity& i, const std::string& watchlist, pb::Identity* out
   out->set_notes(i.notes);
   out->set_created_at_ms(i.created_at_ms);
   out->set_face_count(i.face_count);
-}
-
-void to_proto(const cv::Rect2f& r, pb::Box* out) {
-  out->set_x(static_cast<int>(std::lround(r.x)));
-  out->set_y(static_cast<int>(std::lround(r.y)));
-  out->set_width(static_cast<int>(std::lround(r.width)));
-  out->set_height(static_cast<int>(std::lround(r.height)));
 }
 
 Watchlist require_watchlist(GalleryStore& store, const std::string& name) {

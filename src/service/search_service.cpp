@@ -1,6 +1,7 @@
 #include "frs/core/error.h"
 #include "frs/service/services.h"
 #include "frs/v1/gallery.grpc.pb.h"
+#include "proto_convert.h"
 
 namespace frs::service {
 namespace {
@@ -9,13 +10,6 @@ namespace pb = ::frs::v1;
 
 std::span<const std::uint8_t> bytes_of(const std::string& s) {
   return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
-}
-
-void set_box(const cv::Rect2f& r, pb::Box* out) {
-  out->set_x(static_cast<int>(std::lround(r.x)));
-  out->set_y(static_cast<int>(std::lround(r.y)));
-  out->set_width(static_cast<int>(std::lround(r.width)));
-  out->set_height(static_cast<int>(std::lround(r.height)));
 }
 
 class SearchService final : public pb::Search::Service {
@@ -57,7 +51,7 @@ class SearchService final : public pb::Search::Service {
       for (std::size_t i = 0; i < results.size(); ++i) {
         pb::FaceResult* face = response->add_faces();
         if (i < faces.size()) {
-          set_box(faces[i].box, face->mutable_box());
+          to_proto(faces[i].box, face->mutable_box());
           face->set_detection_score(faces[i].score);
           face->set_quality(faces[i].quality.score);
         }
@@ -90,8 +84,8 @@ class SearchService final : public pb::Search::Service {
       const Face a = largest(request->image_a(), "a");
       const Face b = largest(request->image_b(), "b");
       response->set_distance(distance(*a.embedding, *b.embedding));
-      set_box(a.box, response->mutable_box_a());
-      set_box(b.box, response->mutable_box_b());
+      to_proto(a.box, response->mutable_box_a());
+      to_proto(b.box, response->mutable_box_b());
       return grpc::Status::OK;
     } catch (const std::exception& e) {
       return to_status(e);
