@@ -1,18 +1,30 @@
-// Search latency and recall of the FAISS index types on a large synthetic gallery.
-// Descriptors are drawn from a normal distribution with the per-dimension mean and spread
-// of real descriptors (the 100 lfw10 photos), so distances between different synthetic
-// people resemble real impostor distances. Mated queries are an enrolled descriptor plus
-// noise of length 0.4 (the same person seen again); non-mated queries are fresh draws.
-// Single queries, one at a time; recall@1 = the mated query's own face ranked first.
-//   bench_search_latency [--faces N] [--types Flat,HNSW32,IVF1024,Flat]
+// Search latency, recall and memory of the FAISS index types on a large synthetic gallery.
+// Descriptors are drawn from a normal distribution with the mean and full covariance of
+// real descriptors (the lfw10 and crops photos), so synthetic people spread like real ones
+// (along the few directions real faces vary in, not evenly in all 128) and their distances
+// resemble real impostor distances. Mated queries are an enrolled descriptor plus
+// noise of length 0.4 (the same person seen again: the case an alert depends on);
+// non-mated queries are fresh draws (nobody enrolled). Single queries, one at a time, on
+// one thread. recall@1 = the index's first answer is exact search's first answer.
+//   bench_search_latency [--faces N] [--queries Q]
+//       [--types "Flat;HNSW32;IVF4096,Flat;IVF4096,PQ32,RFlat"]
+//       [--nprobe "8,16,32"] [--ef "64,128"] [--k-factor "8"]
+// Each search setting of a type is measured on the same built index.
+
+#include <faiss/utils/distances.h>
+#include <malloc.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <opencv2/core.hpp>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "bench_util.h"
+#include "frs/core/error.h"
 #include "frs/gallery/face_index.h"
 #include "frs/vision/face_engine.h"
 #include "testdata.h"
@@ -26,112 +38,218 @@ double percentile(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
 }
 
+std::vector<std::string> split(const std::string& text, char separator) {
+  std::vector<std::string> parts;
+  std::stringstream list(text);
+  for (std::string t; std::getline(list, t, separator);) parts.push_back(t);
+  return parts;
+}
+
+std::vector<int> split_ints(const std::string& text) {
+  std::vector<int> values;
+  for (const auto& t : split(text, ',')) values.push_back(std::stoi(t));
+  return values;
+}
+
+// Resident memory of this process in bytes, after returning freed heap to the system.
+double resident_bytes() {
+  malloc_trim(0);
+  std::ifstream statm("/proc/self/statm");
+  double size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * static_cast<double>(sysconf(_SC_PAGESIZE));
+}
+
+struct Queries {
+  std::vector<Embedding> vectors;
+  std::vector<std::int64_t> exact_first;  // exact search's nearest face
+};
+
+void exact_nearest(const std::vector<Embedding>& gallery, Queries& q) {
+  std::vector<float> distances(q.vectors.size());
+  q.exact_first.resize(q.vectors.size());
+  faiss::knn_L2sqr(q.vectors.front().data(), gallery.front().data(), kEmbeddingSize,
+                   q.vectors.size(), gallery.size(), 1, distances.data(), q.exact_first.data());
+}
+
+struct Measured {
+  double p50 = 0, p99 = 0, recall = 0;
+};
+
+Measured measure(const FaceIndex& index, const Queries& q) {
+  std::vector<double> ms;
+  int hits = 0;
+  for (std::size_t i = 0; i < q.vectors.size(); ++i) {
+    const Embedding one[] = {q.vectors[i]};
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto r = index.search(one, 1, 4.0f);
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    hits += !r[0].empty() && r[0][0].id == q.exact_first[i] ? 1 : 0;
+  }
+  return {percentile(ms, 0.5), percentile(ms, 0.99),
+          static_cast<double>(hits) / static_cast<double>(q.vectors.size())};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::size_t faces = 100000;
+  int query_count = 500;
   std::vector<std::string> types = {"Flat", "HNSW32", "IVF1024,Flat"};
+  std::vector<int> nprobes = {16}, efs = {64}, k_factors = {8};
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--faces") == 0) faces = std::stoul(argv[i + 1]);
-    if (std::strcmp(argv[i], "--types") == 0) {
-      types.clear();
-      // Factory strings contain commas; types are separated by ';'.
-      std::stringstream list(argv[i + 1]);
-      for (std::string t; std::getline(list, t, ';');) types.push_back(t);
+    const std::string flag = argv[i], value = argv[i + 1];
+    if (flag == "--faces") faces = std::stoul(value);
+    if (flag == "--queries") query_count = std::stoi(value);
+    if (flag == "--types") types = split(value, ';');  // factory strings contain commas
+    if (flag == "--nprobe") nprobes = split_ints(value);
+    if (flag == "--ef") efs = split_ints(value);
+    if (flag == "--k-factor") k_factors = split_ints(value);
+  }
+
+  // Mean and covariance of real descriptors; draws are mean + eigenvectors * (sqrt(eigen
+  // values) * standard normal).
+  std::vector<Embedding> real;
+  {
+    FaceEngineOptions engine_options;
+    engine_options.threads = 2;
+    const FaceEngine engine(engine_options);
+    // Every face of every photo (group photos add many people).
+    for (const char* set : {"lfw10", "crops", "faces", "groups"}) {
+      for (const auto& entry :
+           std::filesystem::recursive_directory_iterator(testing::testdata_dir() / set)) {
+        if (!entry.is_regular_file()) continue;
+        try {
+          for (const auto& face : engine.analyze(load_image(entry.path()))) {
+            if (face.embedding) real.push_back(*face.embedding);
+          }
+        } catch (const Error&) {
+          // not a photo (README, licence) or one frs refuses: nothing to learn from
+        }
+      }
     }
   }
-
-  // Per-dimension mean and standard deviation of real descriptors.
-  FaceEngineOptions engine_options;
-  engine_options.threads = 2;
-  const FaceEngine engine(engine_options);
-  std::array<double, kEmbeddingSize> mean{}, var{};
-  std::vector<Embedding> real;
-  for (const auto& p : testing::read_identity_tree(testing::testdata_dir() / "lfw10")) {
-    const auto found = engine.analyze(load_image(p.file));
-    if (!found.empty()) real.push_back(*found.front().embedding);
+  cv::Mat samples(static_cast<int>(real.size()), kEmbeddingSize, CV_32F, real.front().data());
+  cv::Mat covariance, mean;
+  cv::calcCovarMatrix(samples, covariance, mean,
+                      cv::COVAR_NORMAL | cv::COVAR_ROWS | cv::COVAR_SCALE, CV_32F);
+  cv::Mat eigenvalues, eigenvectors;
+  cv::eigen(covariance, eigenvalues, eigenvectors);
+  // Rows of `mixing` map a standard normal vector to a descriptor offset.
+  cv::Mat mixing = eigenvectors.clone();
+  for (int r = 0; r < mixing.rows; ++r) {
+    mixing.row(r) *= std::sqrt(std::max(0.0f, eigenvalues.at<float>(r)));
   }
-  for (const auto& e : real)
-    for (std::size_t d = 0; d < kEmbeddingSize; ++d)
-      mean[d] += e[d] / static_cast<double>(real.size());
-  for (const auto& e : real)
-    for (std::size_t d = 0; d < kEmbeddingSize; ++d)
-      var[d] += (e[d] - mean[d]) * (e[d] - mean[d]) / static_cast<double>(real.size());
-
-  std::mt19937 rng(42);
-  std::normal_distribution<double> unit(0.0, 1.0);
-  auto draw = [&] {
-    Embedding e{};
-    for (std::size_t d = 0; d < kEmbeddingSize; ++d)
-      e[d] = static_cast<float>(mean[d] + std::sqrt(var[d]) * unit(rng));
-    return e;
+  // Fills rows [begin, end) of `out` with draws.
+  auto draw_rows = [&](std::mt19937& rng, Embedding* out, std::size_t count) {
+    std::normal_distribution<float> unit(0.0f, 1.0f);
+    cv::Mat z(static_cast<int>(count), kEmbeddingSize, CV_32F);
+    for (int i = 0; i < z.rows; ++i)
+      for (int d = 0; d < z.cols; ++d) z.at<float>(i, d) = unit(rng);
+    cv::Mat x(static_cast<int>(count), kEmbeddingSize, CV_32F, out->data());
+    cv::gemm(z, mixing, 1.0, cv::repeat(mean, z.rows, 1), 1.0, x);
   };
+
+  const auto generate_start = std::chrono::steady_clock::now();
   std::vector<Embedding> gallery(faces);
   std::vector<std::int64_t> ids(faces);
-  for (std::size_t i = 0; i < faces; ++i) {
-    gallery[i] = draw();
-    ids[i] = static_cast<std::int64_t>(i);
+  for (std::size_t i = 0; i < faces; ++i) ids[i] = static_cast<std::int64_t>(i);
+  {
+    // Two generator threads, each with its own seeded stream, in blocks of 50k draws.
+    constexpr std::size_t kThreads = 2, kBlock = 50000;
+    std::vector<std::thread> workers;
+    for (std::size_t t = 0; t < kThreads; ++t) {
+      workers.emplace_back([&, t] {
+        std::mt19937 rng(static_cast<unsigned>(42 + t));
+        for (std::size_t begin = t * kBlock; begin < faces; begin += kThreads * kBlock) {
+          draw_rows(rng, gallery.data() + begin, std::min(kBlock, faces - begin));
+        }
+      });
+    }
+    for (auto& w : workers) w.join();
   }
-  constexpr int kQueries = 500;
-  std::vector<Embedding> mated(kQueries), non_mated(kQueries);
-  std::vector<std::int64_t> mated_id(kQueries);
-  for (int q = 0; q < kQueries; ++q) {
-    mated_id[static_cast<std::size_t>(q)] = static_cast<std::int64_t>(rng() % faces);
+  std::mt19937 rng(7);
+  std::normal_distribution<double> unit(0.0, 1.0);
+  Queries mated, non_mated;
+  for (int q = 0; q < query_count; ++q) {
+    const Embedding& enrolled = gallery[rng() % faces];
     Embedding noise{};
     double length = 0;
     for (float& v : noise) {
       v = static_cast<float>(unit(rng));
       length += static_cast<double>(v) * v;
     }
-    for (std::size_t d = 0; d < kEmbeddingSize; ++d) {
-      mated[static_cast<std::size_t>(q)][d] =
-          gallery[static_cast<std::size_t>(mated_id[static_cast<std::size_t>(q)])][d] +
-          static_cast<float>(0.4 * noise[d] / std::sqrt(length));
-    }
-    non_mated[static_cast<std::size_t>(q)] = draw();
+    Embedding seen{};
+    for (std::size_t d = 0; d < kEmbeddingSize; ++d)
+      seen[d] = enrolled[d] + static_cast<float>(0.4 * noise[d] / std::sqrt(length));
+    mated.vectors.push_back(seen);
+    Embedding stranger{};
+    draw_rows(rng, &stranger, 1);
+    non_mated.vectors.push_back(stranger);
   }
+  exact_nearest(gallery, mated);
+  exact_nearest(gallery, non_mated);
+  const double generate_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - generate_start).count();
 
-  std::printf("Synthetic gallery of %zu faces (from %zu real descriptors), %d queries each.\n\n",
-              faces, real.size(), kQueries);
   std::printf(
-      "| index | build s | bytes per face | mated p50 ms | mated p99 ms | recall@1 | non-mated p50 "
-      "ms | non-mated p99 ms |\n");
-  std::printf("|---|---|---|---|---|---|---|---|\n");
+      "Synthetic gallery of %zu faces (from %zu real descriptors), %d mated and %d non-mated "
+      "single queries on one thread; gallery and exact answers took %.0f s.\n\n",
+      faces, real.size(), query_count, query_count, generate_s);
+  std::printf(
+      "| index | search setting | build s | snapshot bytes/face | resident bytes/face | mated "
+      "p50 ms | mated p99 ms | mated recall@1 | non-mated p50 ms | non-mated p99 ms | non-mated "
+      "recall@1 |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+  std::fflush(stdout);
   for (const std::string& type : types) {
     FaceIndexOptions options;
     options.factory = type;
-    FaceIndex index(options);
+    const double resident_before = resident_bytes();
     const auto start = std::chrono::steady_clock::now();
+    FaceIndex index(options);
     if (index.needs_training()) index.train(gallery);
     index.add(ids, gallery);
     const double build =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double resident = (resident_bytes() - resident_before) / static_cast<double>(faces);
     const auto snapshot = std::filesystem::temp_directory_path() / "frs_bench_index";
     index.save(snapshot, 0);
     const double bytes =
         static_cast<double>(std::filesystem::file_size(snapshot)) / static_cast<double>(faces);
     std::filesystem::remove(snapshot);
 
-    std::vector<double> mated_ms, non_mated_ms;
-    int hits = 0;
-    for (int q = 0; q < kQueries; ++q) {
-      const Embedding one[] = {mated[static_cast<std::size_t>(q)]};
-      const auto t0 = std::chrono::steady_clock::now();
-      const auto r = index.search(one, 1, 4.0f);
-      mated_ms.push_back(
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-      hits += !r[0].empty() && r[0][0].id == mated_id[static_cast<std::size_t>(q)] ? 1 : 0;
-      const Embedding other[] = {non_mated[static_cast<std::size_t>(q)]};
-      const auto t1 = std::chrono::steady_clock::now();
-      index.search(other, 1, 4.0f);
-      non_mated_ms.push_back(
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count());
+    // Only the settings that apply to this type.
+    std::vector<std::pair<std::string, FaceIndexOptions>> settings;
+    const bool ivf = type.find("IVF") != std::string::npos;
+    const bool hnsw = type.find("HNSW") != std::string::npos;
+    const bool refine =
+        type.find("Refine") != std::string::npos || type.find("RFlat") != std::string::npos;
+    for (int nprobe : ivf ? nprobes : std::vector<int>{16}) {
+      for (int ef : hnsw ? efs : std::vector<int>{64}) {
+        for (int k_factor : refine ? k_factors : std::vector<int>{8}) {
+          FaceIndexOptions s = options;
+          s.ivf_nprobe = nprobe;
+          s.hnsw_ef_search = ef;
+          s.refine_k_factor = k_factor;
+          std::string name;
+          if (ivf) name += "nprobe " + std::to_string(nprobe) + " ";
+          if (hnsw) name += "efSearch " + std::to_string(ef) + " ";
+          if (refine) name += "k_factor " + std::to_string(k_factor);
+          settings.emplace_back(name.empty() ? "-" : name, s);
+        }
+      }
     }
-    std::printf("| %s | %.1f | %.0f | %.3f | %.3f | %.3f | %.3f | %.3f |\n", type.c_str(), build,
-                bytes, percentile(mated_ms, 0.5), percentile(mated_ms, 0.99),
-                static_cast<double>(hits) / kQueries, percentile(non_mated_ms, 0.5),
-                percentile(non_mated_ms, 0.99));
-    std::fflush(stdout);
+    for (const auto& [name, s] : settings) {
+      index.set_search_options(s);
+      const Measured m = measure(index, mated);
+      const Measured n = measure(index, non_mated);
+      std::printf("| %s | %s | %.1f | %.0f | %.0f | %.3f | %.3f | %.3f | %.3f | %.3f | %.3f |\n",
+                  type.c_str(), name.c_str(), build, bytes, resident, m.p50, m.p99, m.recall, n.p50,
+                  n.p99, n.recall);
+      std::fflush(stdout);
+    }
   }
   return 0;
 }

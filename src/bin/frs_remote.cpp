@@ -55,6 +55,24 @@ void check(const grpc::Status& status, const RemoteOptions& o) {
   throw RemoteError(status.error_message());
 }
 
+// The refused photos of an Enroll/AddFaces that failed because of them, as (source,
+// reason), from the status details (see frs.v1.ErrorStatus); empty for other failures.
+std::vector<std::pair<std::string, std::string>> refused_photos(const grpc::Status& status) {
+  std::vector<std::pair<std::string, std::string>> refused;
+  pb::ErrorStatus details;
+  if (status.error_details().empty() || !details.ParseFromString(status.error_details())) {
+    return refused;
+  }
+  for (const auto& any : details.details()) {
+    pb::EnrollResponse outcomes;
+    if (!any.UnpackTo(&outcomes)) continue;
+    for (const auto& photo : outcomes.photos()) {
+      if (!photo.accepted()) refused.emplace_back(photo.source(), photo.reason());
+    }
+  }
+  return refused;
+}
+
 std::unique_ptr<grpc::ClientContext> context(int seconds = 120) {
   auto c = std::make_unique<grpc::ClientContext>();
   c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
@@ -82,6 +100,8 @@ json watchlist_json(const pb::Watchlist& w) {
           {"max_distance", rounded(w.max_distance())},
           {"identities", w.identity_count()},
           {"faces", w.face_count()},
+          {"indexed_faces", w.indexed_face_count()},
+          {"created_by", w.created_by()},
           {"created_at_ms", w.created_at_ms()}};
 }
 
@@ -270,7 +290,8 @@ void add_remote_commands(CLI::App& app, std::function<int()>& action) {
   auto run = [&action](std::function<int()> f) { action = std::move(f); };
 
   // watchlist
-  CLI::App* watchlist = app.add_subcommand("watchlist", "Create, list and delete watchlists");
+  CLI::App* watchlist =
+      app.add_subcommand("watchlist", "Create, list, show, update and delete watchlists");
   watchlist->require_subcommand(1);
   static std::string name, description;
   static float max_distance = 0;
@@ -314,6 +335,56 @@ void add_remote_commands(CLI::App& app, std::function<int()>& action) {
           std::cout << w.name() << "  identities " << w.identity_count() << "  faces "
                     << w.face_count() << "  max distance " << w.max_distance() << "\n";
         }
+      }
+      return 0;
+    });
+  });
+  CLI::App* show = watchlist->add_subcommand("show", "Show one watchlist");
+  show->add_option("name", name, "Watchlist name")->required();
+  common(show);
+  show->callback([run] {
+    run([] {
+      auto stub = pb::Gallery::NewStub(connect(o));
+      pb::GetWatchlistRequest request;
+      request.set_name(name);
+      pb::Watchlist response;
+      check(stub->GetWatchlist(context().get(), request, &response), o);
+      if (o.json_output) {
+        std::cout << watchlist_json(response).dump() << "\n";
+        return 0;
+      }
+      std::cout << "name          " << response.name() << "\n"
+                << "description   " << response.description() << "\n"
+                << "max distance  " << response.max_distance()
+                << " (a match needs distance <= this; lower = stricter)\n"
+                << "identities    " << response.identity_count() << "\n"
+                << "faces         " << response.face_count() << " stored, "
+                << response.indexed_face_count() << " in the search index\n"
+                << "created by    " << response.created_by() << "\n";
+      return 0;
+    });
+  });
+  CLI::App* update = watchlist->add_subcommand("update", "Change a watchlist's threshold");
+  update->add_option("name", name, "Watchlist name")->required();
+  update
+      ->add_option("--max-distance", max_distance,
+                   "New match threshold (distance, lower = stricter)")
+      ->check(CLI::Range(0.01f, 4.0f))
+      ->required();
+  common(update);
+  update->callback([run] {
+    run([] {
+      auto stub = pb::Gallery::NewStub(connect(o));
+      pb::UpdateWatchlistThresholdRequest request;
+      request.set_name(name);
+      request.set_max_distance(max_distance);
+      pb::Watchlist response;
+      check(stub->UpdateWatchlistThreshold(context().get(), request, &response), o);
+      if (o.json_output) {
+        std::cout << watchlist_json(response).dump() << "\n";
+      } else {
+        std::cout << "watchlist " << response.name() << ": max distance now "
+                  << response.max_distance() << "\n";
       }
       return 0;
     });
@@ -362,7 +433,16 @@ void add_remote_commands(CLI::App& app, std::function<int()>& action) {
         p->set_source(path);
       }
       pb::EnrollResponse response;
-      check(stub->Enroll(context().get(), request, &response), o);
+      const grpc::Status status = stub->Enroll(context().get(), request, &response);
+      const auto refused = refused_photos(status);
+      if (!refused.empty()) {
+        std::string photo_list;
+        for (const auto& [source, reason] : refused) {
+          photo_list += "\n  " + source + ": " + reason;
+        }
+        throw RemoteError("nothing enrolled: fix or leave out these photos:" + photo_list);
+      }
+      check(status, o);
       if (o.json_output) {
         std::cout << identity_json(response.identity()).dump() << "\n";
       } else {

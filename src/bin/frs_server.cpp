@@ -2,7 +2,7 @@
 // indexes) and serves the Gallery and Search APIs, the standard health service and server
 // reflection.
 //
-//   frs-server [--config FILE] [--listen ADDR] [--data-dir DIR] [--models DIR]
+//   frs-server [--config FILE] [--listen ADDR] [--data-dir DIR] [--models DIR] ... (--help)
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
@@ -24,68 +24,13 @@ struct ServerConfig {
   std::string listen = "127.0.0.1:50051";  // host:port; loopback unless told otherwise
   std::string data_dir = "frs-data";       // store and index snapshots
   std::string models_dir = frs::default_models_dir().string();
-  std::string index_type = "Flat";    // FAISS factory string
+  frs::FaceIndexOptions index;        // FAISS type and search settings (face_index.h)
   int threads = 0;                    // face engine threads; 0 = one per core
   int max_message_mb = 64;            // largest request, MiB (1..1024)
   float default_max_distance = 0.5f;  // of watchlists created without one
 };
 
-// Reads the YAML file; keys are the long flag names with '-' (see docs/operations.md).
-void read_config(const std::string& path, ServerConfig& c) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::Exception& e) {
-    throw frs::Error(frs::ErrorCode::kInvalidArgument,
-                     "cannot read config '" + path + "': " + e.what());
-  }
-  const std::set<std::string> known = {"listen",
-                                       "data-dir",
-                                       "models",
-                                       "index-type",
-                                       "threads",
-                                       "max-message-mb",
-                                       "default-max-distance"};
-  for (const auto& entry : root) {
-    const auto key = entry.first.as<std::string>();
-    if (!known.count(key)) {
-      throw frs::Error(frs::ErrorCode::kInvalidArgument,
-                       "config '" + path + "': unknown key '" + key + "'");
-    }
-  }
-  try {
-    if (root["listen"]) c.listen = root["listen"].as<std::string>();
-    if (root["data-dir"]) c.data_dir = root["data-dir"].as<std::string>();
-    if (root["models"]) c.models_dir = root["models"].as<std::string>();
-    if (root["index-type"]) c.index_type = root["index-type"].as<std::string>();
-    if (root["threads"]) c.threads = root["threads"].as<int>();
-    if (root["max-message-mb"]) c.max_message_mb = root["max-message-mb"].as<int>();
-    if (root["default-max-distance"])
-      c.default_max_distance = root["default-max-distance"].as<float>();
-  } catch (const YAML::Exception& e) {
-    throw frs::Error(frs::ErrorCode::kInvalidArgument,
-                     "config '" + path + "': wrong value type: " + e.what());
-  }
-}
-
-}  // namespace
-
-int main(int argc, char** argv) {
-  // The config file is read first, so that flags given as well override its values.
-  ServerConfig config;
-  std::string config_file;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--config" && i + 1 < argc) config_file = argv[i + 1];
-    if (arg.rfind("--config=", 0) == 0) config_file = arg.substr(9);
-  }
-  try {
-    if (!config_file.empty()) read_config(config_file, config);
-  } catch (const std::exception& e) {
-    std::cerr << "frs-server: " << e.what() << "\n";
-    return 2;
-  }
-  CLI::App flags{"frs-server: face recognition server (gRPC)"};
+void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_file) {
   flags.add_option("--config", config_file, "YAML config file (keys as the long options)")
       ->check(CLI::ExistingFile);
   flags.add_option("--listen", config.listen, "Address to serve on, host:port")
@@ -94,8 +39,24 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   flags.add_option("--models", config.models_dir, "Model directory")->capture_default_str();
   flags
-      .add_option("--index-type", config.index_type,
-                  "FAISS factory string: Flat, HNSW32, IVF4096,PQ32x8")
+      .add_option("--index-type", config.index.factory,
+                  "FAISS factory string: Flat (exact), HNSW32, IVF4096,Flat, IVF4096,PQ32,RFlat, "
+                  "IVF4096,PQ64 (docs/benchmarks.md compares them)")
+      ->capture_default_str();
+  flags
+      .add_option("--ivf-nprobe", config.index.ivf_nprobe,
+                  "IVF types: lists searched per query (more = better recall, slower)")
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
+  flags
+      .add_option("--hnsw-ef-search", config.index.hnsw_ef_search,
+                  "HNSW types: candidates kept while searching (more = better recall, slower)")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  flags
+      .add_option("--refine-k-factor", config.index.refine_k_factor,
+                  "Refined types (RFlat): candidates re-ranked per wanted result")
+      ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   flags.add_option("--threads", config.threads, "Face engine threads (0 = one per core)")
       ->check(CLI::Range(0, 64))
@@ -108,7 +69,73 @@ int main(int argc, char** argv) {
                   "max_distance of new watchlists that do not set one")
       ->check(CLI::Range(0.01f, 4.0f))
       ->capture_default_str();
-  CLI11_PARSE(flags, argc, argv);
+}
+
+// The YAML file's keys are the long flag names without "--"; each becomes "--key value"
+// placed before the command line's own arguments, so flags override the file and both go
+// through the same checks.
+std::vector<std::string> config_file_arguments(const std::string& path, const CLI::App& flags) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    throw frs::Error(frs::ErrorCode::kInvalidArgument,
+                     "cannot read config '" + path + "': " + e.what());
+  }
+  if (!root.IsMap()) {
+    throw frs::Error(frs::ErrorCode::kInvalidArgument,
+                     "config '" + path + "' must be a map of option: value");
+  }
+  std::vector<std::string> arguments;
+  for (const auto& entry : root) {
+    const auto key = entry.first.as<std::string>();
+    if (key == "config" || flags.get_option_no_throw("--" + key) == nullptr) {
+      throw frs::Error(frs::ErrorCode::kInvalidArgument,
+                       "config '" + path + "': unknown key '" + key +
+                           "' (keys are the long options of frs-server --help)");
+    }
+    if (!entry.second.IsScalar()) {
+      throw frs::Error(frs::ErrorCode::kInvalidArgument,
+                       "config '" + path + "': '" + key + "' must be a single value");
+    }
+    arguments.push_back("--" + key);
+    arguments.push_back(entry.second.as<std::string>());
+  }
+  return arguments;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ServerConfig config;
+  std::string config_file;
+  CLI::App flags{"frs-server: face recognition server (gRPC)"};
+  // Before the options exist: defaults apply to options defined afterwards.
+  flags.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  define_flags(flags, config, config_file);
+  std::vector<std::string> arguments = {argv[0]};
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    std::string file;
+    if (arg == "--config" && i + 1 < argc) file = argv[i + 1];
+    if (arg.rfind("--config=", 0) == 0) file = arg.substr(9);
+    if (file.empty() || !std::filesystem::is_regular_file(file)) continue;
+    try {
+      const auto from_file = config_file_arguments(file, flags);
+      arguments.insert(arguments.begin() + 1, from_file.begin(), from_file.end());
+    } catch (const std::exception& e) {
+      std::cerr << "frs-server: " << e.what() << "\n";
+      return 2;
+    }
+  }
+  for (int i = 1; i < argc; ++i) arguments.emplace_back(argv[i]);
+  std::vector<const char*> pointers;
+  for (const auto& a : arguments) pointers.push_back(a.c_str());
+  try {
+    flags.parse(static_cast<int>(pointers.size()), pointers.data());
+  } catch (const CLI::ParseError& e) {
+    return flags.exit(e);
+  }
 
   cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_ERROR);
   // SIGINT/SIGTERM are taken by a thread that starts the graceful shutdown.
@@ -119,6 +146,10 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   try {
+    frs::GalleryOptions gallery_options;
+    gallery_options.snapshot_dir = std::filesystem::path(config.data_dir) / "index";
+    gallery_options.index = config.index;
+    frs::FaceIndex validate_index_type(gallery_options.index);  // before the slow model load
     std::filesystem::create_directories(config.data_dir);
     frs::FaceEngineOptions engine_options;
     engine_options.models_dir = config.models_dir;
@@ -126,10 +157,6 @@ int main(int argc, char** argv) {
     engine_options.limits.max_bytes = static_cast<std::size_t>(config.max_message_mb) << 20;
     const frs::FaceEngine engine(engine_options);
 
-    frs::GalleryOptions gallery_options;
-    gallery_options.snapshot_dir = std::filesystem::path(config.data_dir) / "index";
-    gallery_options.index.factory = config.index_type;
-    frs::FaceIndex validate_index_type(gallery_options.index);  // fails now, not at first use
     frs::Gallery gallery(
         frs::open_sqlite_store(std::filesystem::path(config.data_dir) / "gallery.db"),
         gallery_options);

@@ -19,7 +19,9 @@ constexpr int kFacesPerIdentity = 4;
 }  // namespace
 
 Gallery::Gallery(std::unique_ptr<GalleryStore> store, const GalleryOptions& options)
-    : store_(std::move(store)), options_(options) {
+    : store_(std::move(store)),
+      options_(options),
+      training_size_(FaceIndex(options.index).min_training_size()) {
   if (!options_.snapshot_dir.empty()) std::filesystem::create_directories(options_.snapshot_dir);
   std::lock_guard write(write_);
   const std::uint64_t last = store_->last_change();
@@ -67,6 +69,29 @@ std::unique_ptr<FaceIndex> Gallery::build_index(std::int64_t watchlist_id) {
 }
 
 void Gallery::catch_up() {
+  apply_changes();
+  // A watchlist that started below the training size of the configured type got exact
+  // search; once it has grown enough, build the configured type. Built outside the index
+  // lock so searches go on meanwhile; write_ keeps changes out until the swap.
+  std::vector<std::int64_t> grown;
+  {
+    std::shared_lock lock(indexes_mutex_);
+    for (const auto& [id, w] : indexes_) {
+      if (w.index->options().factory != options_.index.factory &&
+          w.index->size() >= training_size_) {
+        grown.push_back(id);
+      }
+    }
+  }
+  for (std::int64_t id : grown) {
+    auto rebuilt = build_index(id);
+    std::unique_lock lock(indexes_mutex_);
+    indexes_[id].index = std::move(rebuilt);
+    load_report_[id] = "rebuilt as " + options_.index.factory + ": grown to training size";
+  }
+}
+
+void Gallery::apply_changes() {
   std::unique_lock lock(indexes_mutex_);
   if (indexes_.empty()) return;
   std::uint64_t from = UINT64_MAX;
@@ -192,6 +217,7 @@ std::size_t Gallery::indexed_faces(std::int64_t watchlist_id) const {
 }
 
 std::map<std::int64_t, std::string> Gallery::load_report() const {
+  std::shared_lock lock(indexes_mutex_);
   return load_report_;
 }
 

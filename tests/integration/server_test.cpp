@@ -43,7 +43,9 @@ std::string bytes_of(const std::filesystem::path& p) {
 
 class Server {
  public:
-  explicit Server(std::filesystem::path data) : data_(std::move(data)), port_(free_port()) {
+  // `extra`: more frs-server arguments, after --listen, --data-dir and --threads.
+  explicit Server(std::filesystem::path data, std::vector<std::string> extra = {})
+      : data_(std::move(data)), extra_(std::move(extra)), port_(free_port()) {
     start();
   }
   ~Server() { stop(SIGTERM); }
@@ -55,8 +57,13 @@ class Server {
       const std::string log = (data_.parent_path() / "server.log").string();
       std::freopen(log.c_str(), "a", stderr);
       std::freopen(log.c_str(), "a", stdout);
-      ::execl(FRS_SERVER, FRS_SERVER, "--listen", listen.c_str(), "--data-dir", data_.c_str(),
-              "--threads", "2", static_cast<char*>(nullptr));
+      std::vector<std::string> args = {FRS_SERVER,     "--listen",  listen, "--data-dir",
+                                       data_.string(), "--threads", "2"};
+      args.insert(args.end(), extra_.begin(), extra_.end());
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(FRS_SERVER, argv.data());
       std::_Exit(127);
     }
     // A channel of its own: gRPC would otherwise reuse the connection to the server that was
@@ -71,11 +78,16 @@ class Server {
     while (true) {
       grpc::ClientContext c;
       c.set_wait_for_ready(true);
-      c.set_deadline(give_up);
+      c.set_deadline(std::min(give_up, std::chrono::system_clock::now() + std::chrono::seconds(2)));
       pb::ListWatchlistsResponse r;
       if (gallery_->ListWatchlists(&c, pb::ListWatchlistsRequest(), &r).ok()) break;
-      if (std::chrono::system_clock::now() > give_up) {
-        throw std::runtime_error("frs-server did not come up on " + address());
+      int status = 0;
+      const bool exited = ::waitpid(pid_, &status, WNOHANG) == pid_;
+      if (exited) pid_ = -1;
+      if (exited || std::chrono::system_clock::now() > give_up) {
+        stop(SIGKILL);
+        throw std::runtime_error("frs-server did not come up on " + address() + "; its log:\n" +
+                                 bytes_of(data_.parent_path() / "server.log"));
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
@@ -93,6 +105,7 @@ class Server {
 
  private:
   std::filesystem::path data_;
+  std::vector<std::string> extra_;
   int port_;
   pid_t pid_ = -1;
   std::shared_ptr<grpc::Channel> channel_;
@@ -142,6 +155,90 @@ class ServerTest : public ::testing::Test {
   ScopedTempDir root_{"server"};
   std::unique_ptr<Server> server_;
 };
+
+float default_max_distance_of(Server& server) {
+  grpc::ClientContext c;
+  pb::CreateWatchlistRequest r;
+  r.set_name("defaults");
+  pb::Watchlist w;
+  EXPECT_TRUE(server.gallery().CreateWatchlist(&c, r, &w).ok());
+  return w.max_distance();
+}
+
+TEST(ServerConfig, FileKeysAreTheLongFlagsAndFlagsOverrideThem) {
+  ScopedTempDir dir("server-config");
+  const auto file = dir.path() / "frs.yaml";
+  std::ofstream(file) << "default-max-distance: 0.42\nindex-type: IVF4,Flat\nivf-nprobe: 4\n";
+  {
+    Server server(dir.path() / "a", {"--config", file.string()});
+    EXPECT_FLOAT_EQ(default_max_distance_of(server), 0.42f);
+  }
+  {
+    Server server(dir.path() / "b", {"--config", file.string(), "--default-max-distance", "0.3"});
+    EXPECT_FLOAT_EQ(default_max_distance_of(server), 0.3f);
+  }
+}
+
+// Runs a shell command until it exits; returns its exit code and what it printed.
+std::pair<int, std::string> run_command(const std::string& command) {
+  std::string output;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  for (char buffer[512]; std::fgets(buffer, sizeof buffer, pipe) != nullptr;) output += buffer;
+  const int status = ::pclose(pipe);
+  return {WEXITSTATUS(status), output};
+}
+
+std::pair<int, std::string> run_server_expecting_exit(const std::string& args) {
+  return run_command(std::string(FRS_SERVER) + " " + args);
+}
+
+TEST(ServerConfig, BadFilesAndValuesStopTheServerWithTheReason) {
+  ScopedTempDir dir("server-config-bad");
+  const auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir.path() / name) << text;
+    return (dir.path() / name).string();
+  };
+  const auto port = std::to_string(free_port());
+  auto [code, out] = run_server_expecting_exit("--config " + write("a.yaml", "nprobe: 4\n"));
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("unknown key 'nprobe'"), std::string::npos) << out;
+  std::tie(code, out) = run_server_expecting_exit("--config " + write("b.yaml", "[1, 2]\n"));
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("must be a map"), std::string::npos) << out;
+  std::tie(code, out) = run_server_expecting_exit("--listen 127.0.0.1:" + port + " --config " +
+                                                  write("c.yaml", "default-max-distance: 9\n"));
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("default-max-distance"), std::string::npos) << out;
+  std::tie(code, out) =
+      run_server_expecting_exit("--listen 127.0.0.1:" + port + " --data-dir " +
+                                (dir.path() / "d").string() + " --index-type NoSuchIndex");
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("NoSuchIndex"), std::string::npos) << out;
+}
+
+TEST_F(ServerTest, CliCreatesShowsAndUpdatesWatchlists) {
+  const std::string cli = std::string(FRS_CLI) + " watchlist ";
+  const std::string server = " --server " + server_->address();
+  auto [code, out] =
+      run_command(cli + "create wanted --max-distance 0.45 --description 'case 7' --json" + server);
+  ASSERT_EQ(code, 0) << out;
+  std::tie(code, out) = run_command(cli + "update wanted --max-distance 0.4 --json" + server);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NEAR(nlohmann::json::parse(out)["max_distance"].get<double>(), 0.4, 1e-6);
+  std::tie(code, out) = run_command(cli + "show wanted --json" + server);
+  ASSERT_EQ(code, 0) << out;
+  const auto shown = nlohmann::json::parse(out);
+  EXPECT_EQ(shown["description"], "case 7");
+  EXPECT_NEAR(shown["max_distance"].get<double>(), 0.4, 1e-6);
+  EXPECT_EQ(shown["faces"], 0);
+  EXPECT_EQ(shown["indexed_faces"], 0);
+  std::tie(code, out) = run_command(cli + "show nobody" + server);
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("nobody"), std::string::npos) << out;
+  std::tie(code, out) = run_command(cli + "update wanted --max-distance 7" + server);
+  EXPECT_NE(code, 0);
+  EXPECT_NEAR(get_watchlist("wanted").max_distance(), 0.4, 1e-6);  // unchanged
+}
 
 TEST_F(ServerTest, Lfw10EnrollThreeSearchTheRestThenRestart) {
   ASSERT_TRUE(create_watchlist("lfw").ok());
@@ -293,6 +390,25 @@ TEST_F(ServerTest, BadInputsReturnTheirCodesAndChangeNothing) {
   auto status = enroll("w", "biden", {bytes_of(face_path("biden.jpg")), "not an image"});
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(status.error_message().find("not a JPEG"), std::string::npos) << status.error_message();
+  // Every photo's outcome travels in the status details.
+  pb::ErrorStatus details;
+  ASSERT_TRUE(details.ParseFromString(status.error_details()));
+  ASSERT_EQ(details.details_size(), 1);
+  pb::EnrollResponse outcomes;
+  ASSERT_TRUE(details.details(0).UnpackTo(&outcomes));
+  ASSERT_EQ(outcomes.photos_size(), 2);
+  EXPECT_TRUE(outcomes.photos(0).accepted());
+  EXPECT_FALSE(outcomes.photos(1).accepted());
+  EXPECT_NE(outcomes.photos(1).reason().find("not a JPEG"), std::string::npos);
+  // The CLI lists every refused photo.
+  const auto bad = root_ / "bad.jpg";
+  std::ofstream(bad) << "not an image";
+  const auto [code, out] = run_command(
+      std::string(FRS_CLI) + " enroll --server " + server_->address() + " --watchlist w --name x " +
+      face_path("biden.jpg").string() + " " + bad.string() + " " + bad.string());
+  EXPECT_EQ(code, 1);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 3) << out;  // the error and two photos
+  EXPECT_NE(out.find(bad.string() + ": "), std::string::npos) << out;
   EXPECT_EQ(enroll("w", "obama", {obama}).error_code(), grpc::StatusCode::ALREADY_EXISTS);
   EXPECT_EQ(enroll("nope", "x", {obama}).error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(enroll("w", "", {obama}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 
 #include "frs/core/error.h"
@@ -128,6 +129,32 @@ TEST_F(GalleryTest, RebuildsFromTheStoreWhenTheSnapshotIsDamagedOrOfAnotherType)
   auto g = open();
   EXPECT_NE(g->load_report().at(watchlist_id).find("rebuilt"), std::string::npos);
   EXPECT_EQ(g->search(std::vector<Embedding>{axis(2)}, {}, 1, 0.5f)[0].at(0).external_id, "B");
+}
+
+TEST_F(GalleryTest, AWatchlistTooSmallToTrainSearchesExactlyUntilItGrows) {
+  // IVF4,Flat needs 39 faces per list to train: 156.
+  auto g = open("IVF4,Flat");
+  enroll_abc(*g);
+  const std::int64_t watchlist_id = g->store().find_watchlist("wanted")->id;
+  EXPECT_EQ(g->search(std::vector<Embedding>{axis(3)}, {}, 1, 0.5f)[0].at(0).external_id, "C");
+  EXPECT_EQ(g->load_report().count(watchlist_id), 0u);  // exact fallback, not yet rebuilt
+  std::vector<StoredFace> crowd;
+  for (int i = 0; i < 160; ++i) {
+    // Points on a circle in dimensions 10 and 11, far from A, B and C.
+    const double angle = i * 0.0392;
+    StoredFace f = face_at(10, static_cast<float>(std::cos(angle)));
+    f.descriptor[11] = static_cast<float>(std::sin(angle));
+    f.image_sha256 = "crowd-" + std::to_string(i);
+    crowd.push_back(f);
+  }
+  Identity many;
+  many.watchlist_id = watchlist_id;
+  many.external_id = "crowd";
+  g->enroll(many, crowd);
+  EXPECT_EQ(g->load_report().at(watchlist_id), "rebuilt as IVF4,Flat: grown to training size");
+  EXPECT_EQ(g->indexed_faces(watchlist_id), 164u);
+  EXPECT_EQ(g->search(std::vector<Embedding>{axis(3)}, {}, 1, 0.5f)[0].at(0).external_id, "C");
+  EXPECT_EQ(g->search(std::vector<Embedding>{axis(10)}, {}, 1, 0.5f)[0].at(0).external_id, "crowd");
 }
 
 TEST_F(GalleryTest, BadSearchesAndDeletedWatchlists) {

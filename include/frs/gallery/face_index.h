@@ -23,8 +23,9 @@ struct Index;
 namespace frs {
 
 struct FaceIndexOptions {
-  // FAISS index_factory description, without the id map (frs adds "IDMap2,"). Default
-  // "Flat" (exact L2). Examples: "HNSW32", "IVF1024,Flat", "IVF4096,PQ32x8".
+  // FAISS index_factory description, without an id map (frs keeps ids in IVF lists or
+  // adds "IDMap"). Default "Flat" (exact L2). Examples: "HNSW32", "IVF4096,Flat",
+  // "IVF4096,PQ32,RFlat" (PQ codes re-ranked by exact distance), "IVF4096,PQ64".
   std::string factory = "Flat";
   // HNSW: candidates kept while searching; higher = better recall, slower. Default 64,
   // range 1..4096.
@@ -32,6 +33,9 @@ struct FaceIndexOptions {
   // IVF: inverted lists visited per query; higher = better recall, slower. Default 16,
   // range 1..number of lists.
   int ivf_nprobe = 16;
+  // Refined types ("...,RFlat", "...,Refine(...)"): the coarse search returns top_k times
+  // this many candidates, re-ranked by the finer codes. Default 8, range 1..1024.
+  int refine_k_factor = 8;
 };
 
 struct Neighbor {
@@ -65,6 +69,10 @@ class FaceIndex {
   std::vector<std::vector<Neighbor>> search(std::span<const Embedding> queries, int k,
                                             float max_distance) const;
 
+  // Changes ivf_nprobe, hnsw_ef_search and refine_k_factor (the factory stays): search
+  // speed against recall, tunable without a rebuild. Same ranges as FaceIndexOptions.
+  void set_search_options(const FaceIndexOptions& search_options);
+
   std::size_t size() const;        // searchable descriptors
   std::size_t tombstones() const;  // removed but still stored (HNSW); rebuild when large
   const FaceIndexOptions& options() const { return options_; }
@@ -86,10 +94,11 @@ class FaceIndex {
  private:
   FaceIndex(const FaceIndexOptions& options, faiss::Index* index);
   void apply_search_options();
+  bool contains(std::int64_t id) const;  // caller holds mutex_
 
   FaceIndexOptions options_;
   std::unique_ptr<faiss::Index> index_;
-  std::unordered_set<std::int64_t> ids_;         // searchable ids
+  std::vector<std::int64_t> ids_;                // searchable ids, ascending (8 bytes a face)
   std::unordered_set<std::int64_t> tombstones_;  // removed, still inside index_
   mutable std::shared_mutex mutex_;
 };

@@ -57,7 +57,8 @@ class Gallery {
 
   // Descriptors in the index of a watchlist (equals the store's count when in step).
   std::size_t indexed_faces(std::int64_t watchlist_id) const;
-  // How each watchlist's index was obtained at start: "snapshot" or "rebuilt: <why>".
+  // How each watchlist's index was obtained: "snapshot", "rebuilt: <why>" at start, or
+  // "rebuilt as <type>: grown to training size" once an exact-search fallback grew.
   std::map<std::int64_t, std::string> load_report() const;
   // Writes every index's snapshot (at shutdown, or periodically).
   void save_snapshots();
@@ -68,11 +69,15 @@ class Gallery {
     std::uint64_t applied = 0;  // store change number the index reflects
   };
   std::unique_ptr<FaceIndex> build_index(std::int64_t watchlist_id);
-  void catch_up();  // replays the store's change log into the indexes; caller holds write_
+  // Replays the store's change log into the indexes, then gives watchlists that have grown
+  // past the configured type's training size that type. Caller holds write_.
+  void catch_up();
+  void apply_changes();
 
   std::unique_ptr<GalleryStore> store_;
   GalleryOptions options_;
-  std::mutex write_;  // orders writes: store commit, then index update
+  std::size_t training_size_;  // faces the configured index type needs to be trained
+  std::mutex write_;           // orders writes: store commit, then index update
   mutable std::shared_mutex indexes_mutex_;
   std::map<std::int64_t, WatchlistIndex> indexes_;
   std::map<std::int64_t, std::string> load_report_;
