@@ -1,14 +1,16 @@
 // Search latency, recall and memory of the FAISS index types on a large synthetic gallery.
 // Descriptors are drawn from a normal distribution with the mean and full covariance of
-// real descriptors (the lfw10 and crops photos), so synthetic people spread like real ones
+// every face in the shared test photos, so synthetic people spread like real ones
 // (along the few directions real faces vary in, not evenly in all 128) and their distances
 // resemble real impostor distances. Mated queries are an enrolled descriptor plus
-// noise of length 0.4 (the same person seen again: the case an alert depends on);
+// a change of length 0.4 drawn from how real photos of one person differ (lfw10, crops: the
+// same person seen again, the case an alert depends on; --mated-noise isotropic draws the
+// direction uniformly instead);
 // non-mated queries are fresh draws (nobody enrolled). Single queries, one at a time, on
 // one thread. recall@1 = the index's first answer is exact search's first answer.
 //   bench_search_latency [--faces N] [--queries Q]
 //       [--types "Flat;HNSW32;IVF4096,Flat;IVF4096,PQ32,RFlat"]
-//       [--nprobe "8,16,32"] [--ef "64,128"] [--k-factor "8"]
+//       [--nprobe "8,16,32"] [--ef "64,128"] [--k-factor "8"] [--mated-noise isotropic]
 // Each search setting of a type is measured on the same built index.
 
 #include <faiss/utils/distances.h>
@@ -18,6 +20,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <opencv2/core.hpp>
 #include <random>
 #include <sstream>
@@ -60,6 +63,34 @@ double resident_bytes() {
   return resident * static_cast<double>(sysconf(_SC_PAGESIZE));
 }
 
+// A multivariate normal distribution: draws are mean + standard normal * mixing.
+struct Gaussian {
+  cv::Mat mean;    // 1 x 128
+  cv::Mat mixing;  // 128 x 128: eigenvectors scaled by the square roots of the eigenvalues
+  void draw(std::mt19937& rng, Embedding* out, std::size_t count) const {
+    std::normal_distribution<float> unit(0.0f, 1.0f);
+    cv::Mat z(static_cast<int>(count), kEmbeddingSize, CV_32F);
+    for (int i = 0; i < z.rows; ++i)
+      for (int d = 0; d < z.cols; ++d) z.at<float>(i, d) = unit(rng);
+    cv::Mat x(static_cast<int>(count), kEmbeddingSize, CV_32F, out->data());
+    cv::gemm(z, mixing, 1.0, cv::repeat(mean, z.rows, 1), 1.0, x);
+  }
+};
+
+Gaussian fit_gaussian(std::vector<Embedding>& samples) {
+  const cv::Mat rows(static_cast<int>(samples.size()), kEmbeddingSize, CV_32F,
+                     samples.front().data());
+  Gaussian g;
+  cv::Mat covariance, eigenvalues;
+  cv::calcCovarMatrix(rows, covariance, g.mean, cv::COVAR_NORMAL | cv::COVAR_ROWS | cv::COVAR_SCALE,
+                      CV_32F);
+  cv::eigen(covariance, eigenvalues, g.mixing);
+  for (int r = 0; r < g.mixing.rows; ++r) {
+    g.mixing.row(r) *= std::sqrt(std::max(0.0f, eigenvalues.at<float>(r)));
+  }
+  return g;
+}
+
 struct Queries {
   std::vector<Embedding> vectors;
   std::vector<std::int64_t> exact_first;  // exact search's nearest face
@@ -98,6 +129,7 @@ int main(int argc, char** argv) {
   int query_count = 500;
   std::vector<std::string> types = {"Flat", "HNSW32", "IVF1024,Flat"};
   std::vector<int> nprobes = {16}, efs = {64}, k_factors = {8};
+  bool isotropic_noise = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--faces") faces = std::stoul(value);
@@ -106,15 +138,40 @@ int main(int argc, char** argv) {
     if (flag == "--nprobe") nprobes = split_ints(value);
     if (flag == "--ef") efs = split_ints(value);
     if (flag == "--k-factor") k_factors = split_ints(value);
+    if (flag == "--mated-noise") isotropic_noise = value == "isotropic";
   }
 
   // Mean and covariance of real descriptors; draws are mean + eigenvectors * (sqrt(eigen
   // values) * standard normal).
   std::vector<Embedding> real;
+  // How one person's descriptors differ from that person's mean (lfw10: 10 photos of each
+  // of 10 people; crops: 20 of each of 5).
+  std::vector<Embedding> within_person;
   {
     FaceEngineOptions engine_options;
     engine_options.threads = 2;
     const FaceEngine engine(engine_options);
+    std::map<std::string, std::vector<Embedding>> by_person;
+    for (const auto& p : testing::read_identity_tree(testing::testdata_dir() / "lfw10")) {
+      const auto found = engine.analyze(load_image(p.file));
+      if (!found.empty()) by_person["lfw10/" + p.identity].push_back(*found.front().embedding);
+    }
+    for (const auto& entry :
+         std::filesystem::directory_iterator(testing::testdata_dir() / "crops")) {
+      const auto found = engine.analyze(load_image(entry.path()));
+      const std::string name = entry.path().filename().string();
+      if (!found.empty()) {
+        by_person["crops/" + name.substr(0, name.find('_'))].push_back(*found.front().embedding);
+      }
+    }
+    for (const auto& [person, descriptors] : by_person) {
+      const Embedding centre = mean_embedding(descriptors);
+      for (const Embedding& e : descriptors) {
+        Embedding r{};
+        for (std::size_t d = 0; d < kEmbeddingSize; ++d) r[d] = e[d] - centre[d];
+        within_person.push_back(r);
+      }
+    }
     // Every face of every photo (group photos add many people).
     for (const char* set : {"lfw10", "crops", "faces", "groups"}) {
       for (const auto& entry :
@@ -130,25 +187,10 @@ int main(int argc, char** argv) {
       }
     }
   }
-  cv::Mat samples(static_cast<int>(real.size()), kEmbeddingSize, CV_32F, real.front().data());
-  cv::Mat covariance, mean;
-  cv::calcCovarMatrix(samples, covariance, mean,
-                      cv::COVAR_NORMAL | cv::COVAR_ROWS | cv::COVAR_SCALE, CV_32F);
-  cv::Mat eigenvalues, eigenvectors;
-  cv::eigen(covariance, eigenvalues, eigenvectors);
-  // Rows of `mixing` map a standard normal vector to a descriptor offset.
-  cv::Mat mixing = eigenvectors.clone();
-  for (int r = 0; r < mixing.rows; ++r) {
-    mixing.row(r) *= std::sqrt(std::max(0.0f, eigenvalues.at<float>(r)));
-  }
-  // Fills rows [begin, end) of `out` with draws.
+  const Gaussian people = fit_gaussian(real);
+  const Gaussian same_person = fit_gaussian(within_person);
   auto draw_rows = [&](std::mt19937& rng, Embedding* out, std::size_t count) {
-    std::normal_distribution<float> unit(0.0f, 1.0f);
-    cv::Mat z(static_cast<int>(count), kEmbeddingSize, CV_32F);
-    for (int i = 0; i < z.rows; ++i)
-      for (int d = 0; d < z.cols; ++d) z.at<float>(i, d) = unit(rng);
-    cv::Mat x(static_cast<int>(count), kEmbeddingSize, CV_32F, out->data());
-    cv::gemm(z, mixing, 1.0, cv::repeat(mean, z.rows, 1), 1.0, x);
+    people.draw(rng, out, count);
   };
 
   const auto generate_start = std::chrono::steady_clock::now();
@@ -174,12 +216,18 @@ int main(int argc, char** argv) {
   Queries mated, non_mated;
   for (int q = 0; q < query_count; ++q) {
     const Embedding& enrolled = gallery[rng() % faces];
+    // The same person again: a change of the kind real photos of one person show, or
+    // (--mated-noise isotropic) one in a uniformly random direction; length 0.4 either way.
     Embedding noise{};
-    double length = 0;
-    for (float& v : noise) {
-      v = static_cast<float>(unit(rng));
-      length += static_cast<double>(v) * v;
+    if (isotropic_noise) {
+      for (float& v : noise) v = static_cast<float>(unit(rng));
+    } else {
+      same_person.draw(rng, &noise, 1);
+      for (std::size_t d = 0; d < kEmbeddingSize; ++d)
+        noise[d] -= same_person.mean.at<float>(0, static_cast<int>(d));
     }
+    double length = 0;
+    for (float v : noise) length += static_cast<double>(v) * v;
     Embedding seen{};
     for (std::size_t d = 0; d < kEmbeddingSize; ++d)
       seen[d] = enrolled[d] + static_cast<float>(0.4 * noise[d] / std::sqrt(length));
@@ -194,9 +242,10 @@ int main(int argc, char** argv) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - generate_start).count();
 
   std::printf(
-      "Synthetic gallery of %zu faces (from %zu real descriptors), %d mated and %d non-mated "
-      "single queries on one thread; gallery and exact answers took %.0f s.\n\n",
-      faces, real.size(), query_count, query_count, generate_s);
+      "Synthetic gallery of %zu faces (from %zu real descriptors), %d mated (%s change) and %d "
+      "non-mated single queries on one thread; gallery and exact answers took %.0f s.\n\n",
+      faces, real.size(), query_count, isotropic_noise ? "isotropic" : "same-person", query_count,
+      generate_s);
   std::printf(
       "| index | search setting | build s | snapshot bytes/face | resident bytes/face | mated "
       "p50 ms | mated p99 ms | mated recall@1 | non-mated p50 ms | non-mated p99 ms | non-mated "

@@ -5,6 +5,7 @@
 #include <faiss/IndexIDMap.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexIVFPQ.h>
+#include <faiss/IndexPreTransform.h>
 #include <faiss/IndexRefine.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
@@ -69,10 +70,12 @@ class Reader {
   std::size_t pos_ = 0;
 };
 
-// The index that does the coarse work, inside frs's id map and FAISS's refine wrapper.
+// The index that does the coarse work, inside frs's id map and FAISS's refine and
+// transform ("PCA64,...") wrappers.
 faiss::Index* coarse_index(faiss::Index* index) {
   if (auto* id_map = dynamic_cast<faiss::IndexIDMap*>(index)) index = id_map->index;
   if (auto* refine = dynamic_cast<faiss::IndexRefine*>(index)) index = refine->base_index;
+  if (auto* transform = dynamic_cast<faiss::IndexPreTransform*>(index)) index = transform->index;
   return index;
 }
 

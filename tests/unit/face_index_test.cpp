@@ -69,6 +69,40 @@ TEST_P(FaceIndexTypes, FindsTheNearestIdsWithExactDistances) {
 INSTANTIATE_TEST_SUITE_P(Flat, FaceIndexTypes, ::testing::Values("Flat"));
 INSTANTIATE_TEST_SUITE_P(Hnsw, FaceIndexTypes, ::testing::Values("HNSW32"));
 INSTANTIATE_TEST_SUITE_P(Ivf, FaceIndexTypes, ::testing::Values("IVF4,Flat"));
+INSTANTIATE_TEST_SUITE_P(RefinedAndTransformed, FaceIndexTypes,
+                         ::testing::Values("PCA16,IVF4,Flat,RFlat"));
+
+// Four tight clusters on four axes train IVF4 into several lists: with one list probed a
+// query on axis 3 sees only the faces of its own list, with four it sees all.
+TEST(FaceIndex, SearchOptionsReachTheIvfInsideWrappers) {
+  for (const std::string factory : {"IVF4,Flat", "PCA16,IVF4,Flat,RFlat"}) {
+    SCOPED_TRACE(factory);
+    FaceIndex index = make(factory);
+    std::mt19937 rng(3);
+    std::normal_distribution<float> noise(0.0f, 0.01f);
+    std::vector<Embedding> samples(400);
+    for (std::size_t i = 0; i < samples.size(); ++i) {
+      samples[i] = axis(i % 4);
+      for (float& v : samples[i]) v += noise(rng);
+    }
+    index.train(samples);
+    const std::vector<std::int64_t> ids = {0, 1, 2, 3};
+    index.add(ids, std::vector<Embedding>{axis(0), axis(1), axis(2), axis(3)});
+    const std::vector<Embedding> query = {axis(3)};
+    FaceIndexOptions one_list = index.options();
+    one_list.ivf_nprobe = 1;
+    index.set_search_options(one_list);
+    EXPECT_LT(index.search(query, 4, 10.0f)[0].size(), 4u);
+    FaceIndexOptions all_lists = index.options();
+    all_lists.ivf_nprobe = 4;
+    index.set_search_options(all_lists);
+    EXPECT_EQ(index.search(query, 4, 10.0f)[0].size(), 4u);
+    FaceIndexOptions bad = index.options();
+    bad.refine_k_factor = 0;
+    EXPECT_THROW(index.set_search_options(bad), Error);
+    EXPECT_EQ(index.options().refine_k_factor, 8);  // unchanged
+  }
+}
 
 TEST(FaceIndex, HnswHidesRemovedFacesWithTombstones) {
   FaceIndex index = make("HNSW32");
