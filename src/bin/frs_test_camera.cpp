@@ -93,7 +93,8 @@ int main(int argc, char** argv) {
       "width=" +
       std::to_string(frame.cols) + ",height=" + std::to_string(frame.rows) +
       ",framerate=" + std::to_string(fps_milli) +
-      "/1000 ! queue max-size-buffers=2 leaky=downstream ! videoconvert ! jpegenc quality=85 "
+      "/1000 ! queue max-size-buffers=2 leaky=downstream ! videoconvert ! video/x-raw,format=I420 "
+      "! jpegenc quality=85 "
       "! rtpjpegpay name=pay0 pt=26 )";
   gst_rtsp_media_factory_set_launch(factory, launch.c_str());
   gst_rtsp_media_factory_set_shared(factory, TRUE);

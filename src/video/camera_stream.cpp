@@ -1,0 +1,290 @@
+#include "frs/video/camera_stream.h"
+
+#include <gst/app/gstappsink.h>
+#include <gst/gst.h>
+
+#include <filesystem>
+
+#include "frs/core/error.h"
+
+namespace frs {
+namespace {
+
+bool starts_with(const std::string& s, const char* prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
+
+bool is_rtsp(const std::string& url) {
+  return starts_with(url, "rtsp://") || starts_with(url, "rtsps://");
+}
+
+// The URI uridecodebin gets: http(s) and file URIs as given, a plain path as file://.
+std::string uri_of(const std::string& url) {
+  if (starts_with(url, "http://") || starts_with(url, "https://") || starts_with(url, "file://")) {
+    return url;
+  }
+  GError* error = nullptr;
+  gchar* uri = gst_filename_to_uri(url.c_str(), &error);
+  if (uri == nullptr) {
+    const std::string why = error ? error->message : "unknown";
+    g_clear_error(&error);
+    throw Error(ErrorCode::kInvalidArgument, "camera URL '" + url + "' is not usable: " + why);
+  }
+  std::string out = uri;
+  g_free(uri);
+  return out;
+}
+
+std::int64_t now_unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+struct Unref {
+  void operator()(gpointer p) const { gst_object_unref(p); }
+};
+using ElementPtr = std::unique_ptr<GstElement, Unref>;
+using BusPtr = std::unique_ptr<GstBus, Unref>;
+
+// Stops and releases a pipeline however the connection ends.
+struct PipelineGuard {
+  GstElement* pipeline;
+  ~PipelineGuard() {
+    gst_element_set_state(pipeline, GST_STATE_NULL);
+    gst_object_unref(pipeline);
+  }
+};
+
+std::string message_text(GstMessage* message) {
+  if (GST_MESSAGE_TYPE(message) == GST_MESSAGE_EOS) return "end of stream";
+  GError* error = nullptr;
+  gchar* debug = nullptr;
+  gst_message_parse_error(message, &error, &debug);
+  std::string text = error ? error->message : "unknown error";
+  if (debug != nullptr && *debug != '\0') {
+    std::string detail = debug;
+    // The debug string ends with the element's inner reason; keep it short.
+    const auto cut = detail.rfind(':');
+    text += " (" + (cut == std::string::npos ? detail : detail.substr(cut + 1)) + ")";
+  }
+  g_clear_error(&error);
+  g_free(debug);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\n')) text.pop_back();
+  return text;
+}
+
+}  // namespace
+
+const char* to_string(CameraState state) {
+  switch (state) {
+    case CameraState::kConnecting:
+      return "connecting";
+    case CameraState::kStreaming:
+      return "streaming";
+    case CameraState::kBackingOff:
+      return "backing_off";
+    case CameraState::kStopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
+std::string CameraStream::pipeline_description(const CameraSourceOptions& options) {
+  // The URL is set as a property afterwards, never spliced into this text: a URL can
+  // then not add elements to the pipeline.
+  const std::string tail =
+      " ! videoconvert ! video/x-raw,format=BGR ! appsink name=sink max-buffers=1 drop=true";
+  if (is_rtsp(options.url)) {
+    std::string source = "rtspsrc name=source latency=" + std::to_string(options.rtsp_latency_ms);
+    if (options.rtsp_transport == "tcp") source += " protocols=tcp";
+    if (options.rtsp_transport == "udp") source += " protocols=udp";
+    return source + " ! decodebin" + tail + " sync=false";
+  }
+  // Files and HTTP sources play at their own pace (sync=true), as a camera would.
+  return "uridecodebin name=source" + tail + " sync=true";
+}
+
+CameraStream::CameraStream(const CameraSourceOptions& options, FrameHandler on_frame)
+    : options_(options), on_frame_(std::move(on_frame)) {
+  static std::once_flag gst_ready;
+  std::call_once(gst_ready, [] { gst_init(nullptr, nullptr); });
+  if (options_.url.empty()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "camera URL is empty: give rtsp://..., http(s)://..., or a video file");
+  }
+  const auto colon = options_.url.find("://");
+  if (colon != std::string::npos && !is_rtsp(options_.url) &&
+      !starts_with(options_.url, "http://") && !starts_with(options_.url, "https://") &&
+      !starts_with(options_.url, "file://")) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "camera URL '" + options_.url +
+                    "' has a scheme frs does not play: use rtsp://, rtsps://, http(s):// or a "
+                    "file");
+  }
+  if (options_.rtsp_transport != "tcp" && options_.rtsp_transport != "udp" &&
+      options_.rtsp_transport != "auto") {
+    throw Error(ErrorCode::kInvalidArgument,
+                "rtsp_transport must be tcp, udp or auto, got '" + options_.rtsp_transport + "'");
+  }
+  if (options_.rtsp_latency_ms < 0 || options_.rtsp_latency_ms > 10000) {
+    throw Error(ErrorCode::kInvalidArgument, "rtsp_latency_ms must be in 0..10000");
+  }
+  if (!is_rtsp(options_.url)) uri_of(options_.url);  // throws for an unusable path
+  thread_ = std::thread([this] { run(); });
+}
+
+CameraStream::~CameraStream() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+CameraStatus CameraStream::status() const {
+  std::lock_guard lock(mutex_);
+  CameraStatus out = status_;
+  // The sink keeps only the newest frame: what reached it and was never taken was dropped
+  // (at most one frame is still waiting to be taken).
+  out.counters.frames_dropped =
+      out.counters.frames_in > frames_delivered_ ? out.counters.frames_in - frames_delivered_ : 0;
+  return out;
+}
+
+void CameraStream::set_state(CameraState state, const std::string& error) {
+  std::lock_guard lock(mutex_);
+  status_.state = state;
+  if (!error.empty()) status_.last_error = error;
+}
+
+void CameraStream::run() {
+  auto backoff = options_.initial_backoff;
+  for (bool first = true;; first = false) {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) break;
+      if (!first) ++status_.counters.reconnects;
+      status_.state = CameraState::kConnecting;
+    }
+    bool streamed_long = false;
+    const std::string failure = stream_once(streamed_long);
+    if (streamed_long) backoff = options_.initial_backoff;
+    std::unique_lock lock(mutex_);
+    if (stopping_) break;
+    status_.state = CameraState::kBackingOff;
+    status_.last_error = failure;
+    wake_.wait_for(lock, backoff, [this] { return stopping_; });
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+  set_state(CameraState::kStopped);
+}
+
+std::string CameraStream::stream_once(bool& streamed_long) {
+  GError* parse_error = nullptr;
+  GstElement* pipeline = gst_parse_launch(pipeline_description(options_).c_str(), &parse_error);
+  if (pipeline == nullptr || parse_error != nullptr) {
+    std::string why = parse_error ? parse_error->message : "unknown";
+    g_clear_error(&parse_error);
+    if (pipeline != nullptr) gst_object_unref(pipeline);
+    return "cannot build the GStreamer pipeline (missing plugin?): " + why;
+  }
+  const PipelineGuard guard{pipeline};
+  const ElementPtr source(gst_bin_get_by_name(GST_BIN(pipeline), "source"));
+  if (is_rtsp(options_.url)) {
+    g_object_set(source.get(), "location", options_.url.c_str(), nullptr);
+  } else {
+    g_object_set(source.get(), "uri", uri_of(options_.url).c_str(), nullptr);
+  }
+  const ElementPtr sink(gst_bin_get_by_name(GST_BIN(pipeline), "sink"));
+  GstAppSink* appsink = GST_APP_SINK(sink.get());
+
+  // Count every frame reaching the sink, including those the sink drops for newer ones.
+  GstPad* sink_pad = gst_element_get_static_pad(sink.get(), "sink");
+  gst_pad_add_probe(
+      sink_pad, GST_PAD_PROBE_TYPE_BUFFER,
+      [](GstPad*, GstPadProbeInfo*, gpointer self) -> GstPadProbeReturn {
+        auto* stream = static_cast<CameraStream*>(self);
+        std::lock_guard lock(stream->mutex_);
+        ++stream->status_.counters.frames_in;
+        return GST_PAD_PROBE_OK;
+      },
+      this, nullptr);
+  gst_object_unref(sink_pad);
+
+  if (gst_element_set_state(pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+    const BusPtr bus(gst_element_get_bus(pipeline));
+    GstMessage* m = gst_bus_pop_filtered(bus.get(), GST_MESSAGE_ERROR);
+    std::string why = m ? message_text(m) : "the pipeline refused to start";
+    if (m) gst_message_unref(m);
+    return why;
+  }
+  const BusPtr bus(gst_element_get_bus(pipeline));
+  const auto connected_at = std::chrono::steady_clock::now();
+  auto last_frame = connected_at;
+  std::uint64_t delivered = 0;
+  while (true) {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) return {};
+    }
+    GstSample* sample = gst_app_sink_try_pull_sample(appsink, 100 * GST_MSECOND);
+    const auto now = std::chrono::steady_clock::now();
+    if (sample != nullptr) {
+      last_frame = now;
+      VideoFrame frame;
+      GstBuffer* buffer = gst_sample_get_buffer(sample);
+      const GstStructure* caps = gst_caps_get_structure(gst_sample_get_caps(sample), 0);
+      int width = 0, height = 0;
+      gst_structure_get_int(caps, "width", &width);
+      gst_structure_get_int(caps, "height", &height);
+      GstMapInfo map;
+      if (width > 0 && height > 0 && gst_buffer_map(buffer, &map, GST_MAP_READ)) {
+        // Rows of BGR are padded to 4 bytes by GStreamer's default video layout.
+        const std::size_t stride = (static_cast<std::size_t>(width) * 3 + 3) & ~std::size_t{3};
+        if (map.size >= stride * static_cast<std::size_t>(height)) {
+          frame.bgr = cv::Mat(height, width, CV_8UC3, map.data, stride).clone();
+        }
+        gst_buffer_unmap(buffer, &map);
+      }
+      // Presentation time -> pipeline clock -> wall clock.
+      frame.captured_at_ms = now_unix_ms();
+      GstClock* clock = gst_element_get_clock(pipeline);
+      if (clock != nullptr && GST_BUFFER_PTS_IS_VALID(buffer)) {
+        const GstClockTime running = gst_segment_to_running_time(
+            gst_sample_get_segment(sample), GST_FORMAT_TIME, GST_BUFFER_PTS(buffer));
+        const GstClockTime at = gst_element_get_base_time(pipeline) + running;
+        const GstClockTime clock_now = gst_clock_get_time(clock);
+        if (running != GST_CLOCK_TIME_NONE && clock_now >= at) {
+          frame.captured_at_ms -= static_cast<std::int64_t>((clock_now - at) / GST_MSECOND);
+        }
+      }
+      if (clock != nullptr) gst_object_unref(clock);
+      gst_sample_unref(sample);
+      if (!frame.bgr.empty()) {
+        frame.sequence = ++delivered;
+        {
+          std::lock_guard lock(mutex_);
+          status_.state = CameraState::kStreaming;
+          status_.counters.last_frame_at_ms = frame.captured_at_ms;
+          ++frames_delivered_;
+        }
+        on_frame_(std::move(frame));
+      }
+    }
+    if (GstMessage* m = gst_bus_pop_filtered(
+            bus.get(), static_cast<GstMessageType>(GST_MESSAGE_ERROR | GST_MESSAGE_EOS))) {
+      std::string why = message_text(m);
+      gst_message_unref(m);
+      streamed_long = now - connected_at > std::chrono::seconds(10);
+      return why;
+    }
+    if (now - last_frame > options_.stall_timeout) {
+      streamed_long = now - connected_at > std::chrono::seconds(10);
+      return "no frame for " + std::to_string(options_.stall_timeout.count()) + " ms";
+    }
+  }
+}
+
+}  // namespace frs

@@ -1,0 +1,160 @@
+// Camera ingest against a real RTSP server on loopback (frs-test-camera serving the shared
+// clip) and against the clip as a file: frames arrive, a camera that goes away is retried
+// and comes back, and bad URLs fail with a reason without blocking anything.
+
+#include "frs/video/camera_stream.h"
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include "frs/core/error.h"
+#include "testdata.h"
+
+namespace frs::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::filesystem::path clip() {
+  return testdata_dir() / "video" / "short_hamilton_clip.mp4";
+}
+
+// frs-test-camera as a child process.
+class TestCamera {
+ public:
+  explicit TestCamera(int port) : port_(port) { start(); }
+  ~TestCamera() { stop(); }
+  void start() {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      std::freopen("/dev/null", "w", stdout);
+      const std::string port = std::to_string(port_);
+      ::execl(FRS_TEST_CAMERA, FRS_TEST_CAMERA, clip().c_str(), "--port", port.c_str(),
+              static_cast<char*>(nullptr));
+      std::_Exit(127);
+    }
+  }
+  void stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  std::string url() const { return "rtsp://127.0.0.1:" + std::to_string(port_) + "/camera"; }
+
+ private:
+  int port_;
+  pid_t pid_ = -1;
+};
+
+// Polls `status` until `done` holds or `limit` passes.
+template <typename Done>
+bool wait_until(const CameraStream& stream, Done done, std::chrono::seconds limit) {
+  const auto give_up = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < give_up) {
+    if (done(stream.status())) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return done(stream.status());
+}
+
+TEST(CameraStream, RtspFramesArriveAndALostCameraIsRetriedUntilItIsBack) {
+  TestCamera camera(free_port());
+  std::atomic<int> frames{0};
+  std::atomic<int> width{0};
+  std::atomic<std::int64_t> captured_at{0};
+  CameraSourceOptions options;
+  options.url = camera.url();
+  options.initial_backoff = 200ms;
+  options.max_backoff = 1000ms;
+  options.stall_timeout = 3000ms;
+  CameraStream stream(options, [&](VideoFrame f) {
+    width = f.bgr.cols;
+    captured_at = f.captured_at_ms;
+    ++frames;
+  });
+  ASSERT_TRUE(wait_until(
+      stream, [&](const CameraStatus&) { return frames >= 30; }, 20s))
+      << "state " << to_string(stream.status().state) << ": " << stream.status().last_error;
+  EXPECT_EQ(width, 640);
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  EXPECT_NEAR(static_cast<double>(captured_at), static_cast<double>(now_ms), 3000.0);
+  CameraStatus streaming = stream.status();
+  EXPECT_EQ(streaming.state, CameraState::kStreaming);
+  EXPECT_GE(streaming.counters.frames_in, 30u);
+
+  camera.stop();  // the camera disappears (kill -9: no RTSP teardown)
+  ASSERT_TRUE(wait_until(
+      stream,
+      [&](const CameraStatus& s) { return s.counters.reconnects > streaming.counters.reconnects; },
+      20s));
+  EXPECT_FALSE(stream.status().last_error.empty());
+  const int before = frames;
+  camera.start();
+  ASSERT_TRUE(wait_until(
+      stream,
+      [&](const CameraStatus& s) { return s.state == CameraState::kStreaming && frames > before; },
+      30s))
+      << "state " << to_string(stream.status().state) << ": " << stream.status().last_error;
+}
+
+TEST(CameraStream, AFilePlaysAtItsOwnPace) {
+  std::atomic<int> frames{0};
+  CameraSourceOptions options;
+  options.url = clip().string();
+  CameraStream stream(options, [&](VideoFrame) { ++frames; });
+  ASSERT_TRUE(wait_until(
+      stream, [&](const CameraStatus&) { return frames >= 1; }, 20s))
+      << stream.status().last_error;
+  const int first = frames;
+  std::this_thread::sleep_for(1000ms);
+  // About 30 frames a second, not as fast as the file can be decoded (hundreds).
+  EXPECT_GE(frames - first, 15);
+  EXPECT_LE(frames - first, 45);
+}
+
+TEST(CameraStream, BadSourcesFailWithAReasonAndKeepRetrying) {
+  CameraSourceOptions options;
+  options.url = "rtsp://127.0.0.1:" + std::to_string(free_port()) + "/nothing-listens";
+  options.initial_backoff = 100ms;
+  options.max_backoff = 200ms;
+  CameraStream stream(options, [](VideoFrame) {});
+  ASSERT_TRUE(wait_until(
+      stream, [](const CameraStatus& s) { return s.counters.reconnects >= 2; }, 30s));
+  EXPECT_FALSE(stream.status().last_error.empty());
+
+  options.url = "/no/such/video.mp4";
+  CameraStream missing(options, [](VideoFrame) {});
+  ASSERT_TRUE(wait_until(
+      missing, [](const CameraStatus& s) { return !s.last_error.empty(); }, 20s));
+
+  options.url = "ftp://example.org/video.mp4";
+  EXPECT_THROW(CameraStream(options, [](VideoFrame) {}), Error);
+  options.url = clip().string();
+  options.rtsp_transport = "carrier-pigeon";
+  EXPECT_THROW(CameraStream(options, [](VideoFrame) {}), Error);
+}
+
+}  // namespace
+}  // namespace frs::testing
