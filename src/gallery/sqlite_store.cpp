@@ -1,20 +1,14 @@
-#include <sqlite3.h>
-
 #include <chrono>
 #include <cstring>
 #include <mutex>
 
+#include "frs/core/clock.h"
 #include "frs/core/error.h"
 #include "frs/gallery/store.h"
+#include "frs/storage/sqlite.h"
 
 namespace frs {
 namespace {
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // Forward migrations; entry i takes the schema from version i to i + 1.
 const char* const kMigrations[] = {
@@ -56,8 +50,7 @@ CREATE TABLE face_changes (
 );
 )sql",
 };
-constexpr int kMigrationCount = static_cast<int>(sizeof kMigrations / sizeof kMigrations[0]);
-static_assert(kMigrationCount == kStoreSchemaVersion);
+static_assert(std::size(kMigrations) == kStoreSchemaVersion);
 
 const std::string kFaceSelect =
     "SELECT id, identity_id, descriptor, image_sha256, thumbnail, quality, enrolled_at_ms "
@@ -67,63 +60,6 @@ const std::string kWatchlistSelect =
 const std::string kIdentitySelect =
     "SELECT i.id, i.watchlist_id, i.external_id, i.display_name, i.notes, i.created_at_ms, "
     "COUNT(f.id) FROM identities i LEFT JOIN faces f ON f.identity_id = i.id";
-
-class Statement {
- public:
-  Statement(sqlite3* db, const std::string& sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt_, nullptr) != SQLITE_OK) {
-      throw Error(ErrorCode::kInternal, std::string("SQL error: ") + sqlite3_errmsg(db));
-    }
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  Statement& bind(int i, std::int64_t v) {
-    sqlite3_bind_int64(stmt_, i, v);
-    return *this;
-  }
-  Statement& bind(int i, double v) {
-    sqlite3_bind_double(stmt_, i, v);
-    return *this;
-  }
-  Statement& bind(int i, const std::string& v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Statement& bind_blob(int i, const void* data, std::size_t size) {
-    sqlite3_bind_blob(stmt_, i, data, static_cast<int>(size), SQLITE_TRANSIENT);
-    return *this;
-  }
-  // True while there is a row.
-  bool step() {
-    const int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    const int extended = sqlite3_extended_errcode(db_);
-    const std::string message = sqlite3_errmsg(db_);
-    if (extended == SQLITE_CONSTRAINT_UNIQUE || extended == SQLITE_CONSTRAINT_PRIMARYKEY) {
-      throw Error(ErrorCode::kAlreadyExists, message);
-    }
-    throw Error(ErrorCode::kInternal, "SQL error: " + message);
-  }
-  std::int64_t integer(int c) const { return sqlite3_column_int64(stmt_, c); }
-  double real(int c) const { return sqlite3_column_double(stmt_, c); }
-  std::string text(int c) const {
-    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, c));
-    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, c))) : "";
-  }
-  std::vector<std::uint8_t> blob(int c) const {
-    const void* p = sqlite3_column_blob(stmt_, c);
-    std::vector<std::uint8_t> out(p ? static_cast<std::size_t>(sqlite3_column_bytes(stmt_, c)) : 0);
-    if (!out.empty()) std::memcpy(out.data(), p, out.size());
-    return out;
-  }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-};
 
 Embedding to_embedding(const std::vector<std::uint8_t>& bytes) {
   Embedding e{};
@@ -148,33 +84,14 @@ void check_watchlist_fields(const std::string& name, float max_distance) {
 
 class SqliteStore : public GalleryStore {
  public:
-  explicit SqliteStore(const std::filesystem::path& file) {
-    if (sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
-        SQLITE_OK) {
-      const std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
-      sqlite3_close(db_);
-      throw Error(ErrorCode::kFailedPrecondition,
-                  "cannot open the gallery store '" + file.string() + "': " + message);
-    }
-    try {
-      sqlite3_busy_timeout(db_, 5000);
-      exec("PRAGMA journal_mode=WAL");
-      exec("PRAGMA synchronous=FULL");
-      exec("PRAGMA foreign_keys=ON");
-      migrate(file);
-    } catch (...) {
-      // The destructor does not run for a constructor that throws.
-      sqlite3_close(db_);
-      throw;
-    }
-  }
-  ~SqliteStore() override { sqlite3_close(db_); }
+  explicit SqliteStore(const std::filesystem::path& file)
+      : db_(file, "the gallery store", kMigrations) {}
 
   Watchlist create_watchlist(const Watchlist& w) override {
     check_watchlist_fields(w.name, w.max_distance);
     std::lock_guard lock(mutex_);
     Watchlist out = w;
-    out.created_at_ms = now_ms();
+    out.created_at_ms = now_unix_ms();
     try {
       Statement s(db_,
                   "INSERT INTO watchlists(name, description, max_distance, created_by, "
@@ -187,7 +104,7 @@ class SqliteStore : public GalleryStore {
       }
       throw;
     }
-    out.id = sqlite3_last_insert_rowid(db_);
+    out.id = db_.last_insert_rowid();
     return out;
   }
 
@@ -217,7 +134,7 @@ class SqliteStore : public GalleryStore {
 
   void delete_watchlist(const std::string& name) override {
     std::lock_guard lock(mutex_);
-    Transaction t(*this);
+    Transaction t(db_);
     const std::int64_t id = watchlist_id_locked(name);
     log_removals("SELECT id, watchlist_id FROM faces WHERE watchlist_id = ?", id);
     Statement(db_, "DELETE FROM watchlists WHERE id = ?").bind(1, id).step();
@@ -229,7 +146,7 @@ class SqliteStore : public GalleryStore {
     std::lock_guard lock(mutex_);
     Statement s(db_, "UPDATE watchlists SET max_distance = ? WHERE name = ?");
     s.bind(1, static_cast<double>(max_distance)).bind(2, name).step();
-    if (sqlite3_changes(db_) == 0) throw not_found_watchlist(name);
+    if (db_.changes() == 0) throw not_found_watchlist(name);
   }
 
   Identity enroll(const Identity& identity, const std::vector<StoredFace>& faces) override {
@@ -237,7 +154,7 @@ class SqliteStore : public GalleryStore {
       throw Error(ErrorCode::kInvalidArgument, "an identity needs an external id");
     }
     std::lock_guard lock(mutex_);
-    Transaction t(*this);
+    Transaction t(db_);
     {
       Statement w(db_, "SELECT 1 FROM watchlists WHERE id = ?");
       w.bind(1, identity.watchlist_id);
@@ -247,7 +164,7 @@ class SqliteStore : public GalleryStore {
       }
     }
     Identity out = identity;
-    out.created_at_ms = now_ms();
+    out.created_at_ms = now_unix_ms();
     try {
       Statement s(db_,
                   "INSERT INTO identities(watchlist_id, external_id, display_name, notes, "
@@ -261,7 +178,7 @@ class SqliteStore : public GalleryStore {
       }
       throw;
     }
-    out.id = sqlite3_last_insert_rowid(db_);
+    out.id = db_.last_insert_rowid();
     insert_faces(out.id, out.watchlist_id, faces);
     t.commit();
     out.face_count = static_cast<int>(faces.size());
@@ -271,7 +188,7 @@ class SqliteStore : public GalleryStore {
   std::vector<StoredFace> add_faces(std::int64_t identity_id,
                                     const std::vector<StoredFace>& faces) override {
     std::lock_guard lock(mutex_);
-    Transaction t(*this);
+    Transaction t(db_);
     Statement s(db_, "SELECT watchlist_id FROM identities WHERE id = ?");
     s.bind(1, identity_id);
     if (!s.step()) throw not_found_identity(identity_id);
@@ -319,11 +236,11 @@ class SqliteStore : public GalleryStore {
 
   void remove_identity(std::int64_t id) override {
     std::lock_guard lock(mutex_);
-    Transaction t(*this);
+    Transaction t(db_);
     log_removals("SELECT id, watchlist_id FROM faces WHERE identity_id = ?", id);
     Statement s(db_, "DELETE FROM identities WHERE id = ?");
     s.bind(1, id).step();
-    if (sqlite3_changes(db_) == 0) throw not_found_identity(id);
+    if (db_.changes() == 0) throw not_found_identity(id);
     t.commit();
   }
 
@@ -398,49 +315,6 @@ class SqliteStore : public GalleryStore {
 
  private:
   // Rolls back unless committed, so an exception anywhere leaves the store unchanged.
-  class Transaction {
-   public:
-    explicit Transaction(SqliteStore& store) : store_(store) { store_.exec("BEGIN IMMEDIATE"); }
-    ~Transaction() {
-      if (!committed_) sqlite3_exec(store_.db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    }
-    void commit() {
-      store_.exec("COMMIT");
-      committed_ = true;
-    }
-
-   private:
-    SqliteStore& store_;
-    bool committed_ = false;
-  };
-
-  void exec(const char* sql) {
-    char* message = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &message) != SQLITE_OK) {
-      const std::string text = message ? message : "unknown";
-      sqlite3_free(message);
-      throw Error(ErrorCode::kInternal, std::string("SQL error in '") + sql + "': " + text);
-    }
-  }
-
-  void migrate(const std::filesystem::path& file) {
-    Statement v(db_, "PRAGMA user_version");
-    v.step();
-    const int version = static_cast<int>(v.integer(0));
-    if (version > kStoreSchemaVersion) {
-      throw Error(ErrorCode::kFailedPrecondition,
-                  "the gallery store '" + file.string() + "' has schema version " +
-                      std::to_string(version) + ", newer than this frs (" +
-                      std::to_string(kStoreSchemaVersion) + "): upgrade frs");
-    }
-    for (int i = version; i < kStoreSchemaVersion; ++i) {
-      Transaction t(*this);
-      exec(kMigrations[i]);
-      exec(("PRAGMA user_version = " + std::to_string(i + 1)).c_str());
-      t.commit();
-    }
-  }
-
   static Watchlist read_watchlist(const Statement& s) {
     Watchlist w;
     w.id = s.integer(0);
@@ -486,7 +360,7 @@ class SqliteStore : public GalleryStore {
     for (const StoredFace& face : faces) {
       StoredFace f = face;
       f.identity_id = identity_id;
-      f.enrolled_at_ms = now_ms();
+      f.enrolled_at_ms = now_unix_ms();
       Statement s(db_,
                   "INSERT INTO faces(identity_id, watchlist_id, descriptor, image_sha256, "
                   "thumbnail, quality, enrolled_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)");
@@ -494,7 +368,7 @@ class SqliteStore : public GalleryStore {
       s.bind_blob(3, f.descriptor.data(), sizeof f.descriptor);
       s.bind(4, f.image_sha256).bind_blob(5, f.thumbnail.data(), f.thumbnail.size());
       s.bind(6, static_cast<double>(f.quality)).bind(7, f.enrolled_at_ms).step();
-      f.id = sqlite3_last_insert_rowid(db_);
+      f.id = db_.last_insert_rowid();
       Statement c(db_, "INSERT INTO face_changes(watchlist_id, face_id, added) VALUES (?, ?, 1)");
       c.bind(1, watchlist_id).bind(2, f.id).step();
       out.push_back(std::move(f));
@@ -526,7 +400,7 @@ class SqliteStore : public GalleryStore {
     return Error(ErrorCode::kNotFound, "identity " + std::to_string(id) + " does not exist");
   }
 
-  sqlite3* db_ = nullptr;
+  SqliteDatabase db_;
   std::mutex mutex_;
 };
 

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "frs/core/clock.h"
 #include "frs/core/error.h"
 
 namespace frs {
@@ -33,12 +34,6 @@ std::string uri_of(const std::string& url) {
   std::string out = uri;
   g_free(uri);
   return out;
-}
-
-std::int64_t now_unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 struct Unref {
