@@ -1,0 +1,75 @@
+#pragma once
+// The durable alert log: every alert is written here, with an id that only grows and is
+// never reused, before anyone is told about it; subscribers resume from the last id they
+// saw. Alerts copy the names they show (identity, watchlist, camera) so an alert stays
+// readable after the identity is removed. SQLite (WAL, synchronous=FULL) in the data dir.
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "frs/storage/sqlite.h"
+#include "frs/video/tracker.h"
+
+namespace frs {
+
+enum class ReviewState { kPending, kConfirmed, kRejected };
+const char* to_string(ReviewState state);
+
+struct Alert {
+  std::int64_t id = 0;  // assigned by append(); increasing
+  std::string camera;
+  std::int64_t captured_at_ms = 0;  // capture time of the frame that decided it (Unix ms)
+  std::int64_t detected_at_ms = 0;  // when frs decided (Unix ms)
+  std::uint64_t track_id = 0;
+  std::vector<TrackPoint> track_path;  // the track up to the decision
+  std::int64_t identity_id = 0;
+  std::string external_id;
+  std::string display_name;
+  std::string watchlist;
+  std::int64_t face_id = 0;                 // the enrolled face nearest the live face
+  float distance = 0;                       // Euclidean, lower = more alike
+  std::optional<float> runner_up_distance;  // nearest other identity, when there was one
+  std::vector<std::uint8_t> face_jpeg;      // the live face crop; empty when not loaded
+  ReviewState review = ReviewState::kPending;
+  std::string review_note;
+  std::string reviewed_by;
+  std::int64_t reviewed_at_ms = 0;
+};
+
+struct AlertFilter {
+  std::int64_t after_id = 0;            // only alerts with a larger id
+  std::vector<std::string> cameras;     // empty = all
+  std::vector<std::string> watchlists;  // empty = all
+  std::optional<float> max_distance;    // only alerts at most this far
+  std::optional<ReviewState> review;    // only alerts in this state
+  int limit = 100;                      // 1..1000
+  bool with_images = false;             // load face_jpeg
+};
+
+class AlertStore {
+ public:
+  explicit AlertStore(const std::filesystem::path& file);
+
+  // Stores the alert (id and nothing else is assigned) and returns it with its id. The
+  // alert is on disk when this returns.
+  Alert append(Alert alert);
+  // Alerts passing the filter, ascending id.
+  std::vector<Alert> list(const AlertFilter& filter);
+  std::optional<Alert> get(std::int64_t id, bool with_images = true);
+  // Records a human's decision; kNotFound for an unknown id, kInvalidArgument for
+  // ReviewState::kPending.
+  Alert review(std::int64_t id, ReviewState decision, const std::string& note,
+               const std::string& reviewer);
+  std::int64_t last_id();
+
+ private:
+  SqliteDatabase db_;
+  std::mutex mutex_;
+};
+
+}  // namespace frs

@@ -1,0 +1,206 @@
+#include "frs/alerts/alert_store.h"
+
+#include <iterator>
+#include <nlohmann/json.hpp>
+
+#include "frs/core/clock.h"
+#include "frs/core/error.h"
+
+namespace frs {
+namespace {
+
+const char* const kMigrations[] = {
+    R"sql(
+CREATE TABLE alerts (
+  id                 INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused
+  camera             TEXT NOT NULL,
+  captured_at_ms     INTEGER NOT NULL,
+  detected_at_ms     INTEGER NOT NULL,
+  track_id           INTEGER NOT NULL,
+  track_path         TEXT NOT NULL,      -- JSON [[at_ms, x, y, width, height], ...]
+  identity_id        INTEGER NOT NULL,
+  external_id        TEXT NOT NULL,
+  display_name       TEXT NOT NULL,
+  watchlist          TEXT NOT NULL,
+  face_id            INTEGER NOT NULL,
+  distance           REAL NOT NULL,
+  runner_up_distance REAL,               -- NULL: no other identity was near
+  face_jpeg          BLOB NOT NULL,
+  review             TEXT NOT NULL DEFAULT 'pending'
+                     CHECK (review IN ('pending', 'confirmed', 'rejected')),
+  review_note        TEXT NOT NULL DEFAULT '',
+  reviewed_by        TEXT NOT NULL DEFAULT '',
+  reviewed_at_ms     INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX alerts_by_camera ON alerts(camera, id);
+)sql",
+};
+
+const std::string kColumns =
+    "id, camera, captured_at_ms, detected_at_ms, track_id, track_path, identity_id, "
+    "external_id, display_name, watchlist, face_id, distance, runner_up_distance, review, "
+    "review_note, reviewed_by, reviewed_at_ms";
+
+ReviewState review_from(const std::string& text) {
+  if (text == "confirmed") return ReviewState::kConfirmed;
+  if (text == "rejected") return ReviewState::kRejected;
+  return ReviewState::kPending;
+}
+
+std::string path_json(const std::vector<TrackPoint>& path) {
+  nlohmann::json points = nlohmann::json::array();
+  for (const TrackPoint& p : path) {
+    points.push_back({p.at_ms, p.box.x, p.box.y, p.box.width, p.box.height});
+  }
+  return points.dump();
+}
+
+std::vector<TrackPoint> path_from(const std::string& text) {
+  std::vector<TrackPoint> path;
+  for (const auto& p : nlohmann::json::parse(text)) {
+    path.push_back({p[0].get<std::int64_t>(), cv::Rect2f(p[1].get<float>(), p[2].get<float>(),
+                                                         p[3].get<float>(), p[4].get<float>())});
+  }
+  return path;
+}
+
+Alert read_alert(const Statement& s) {
+  Alert a;
+  a.id = s.integer(0);
+  a.camera = s.text(1);
+  a.captured_at_ms = s.integer(2);
+  a.detected_at_ms = s.integer(3);
+  a.track_id = static_cast<std::uint64_t>(s.integer(4));
+  a.track_path = path_from(s.text(5));
+  a.identity_id = s.integer(6);
+  a.external_id = s.text(7);
+  a.display_name = s.text(8);
+  a.watchlist = s.text(9);
+  a.face_id = s.integer(10);
+  a.distance = static_cast<float>(s.real(11));
+  if (!s.is_null(12)) a.runner_up_distance = static_cast<float>(s.real(12));
+  a.review = review_from(s.text(13));
+  a.review_note = s.text(14);
+  a.reviewed_by = s.text(15);
+  a.reviewed_at_ms = s.integer(16);
+  return a;
+}
+
+// "?, ?, ?" for n values.
+std::string placeholders(std::size_t n) {
+  std::string out;
+  for (std::size_t i = 0; i < n; ++i) out += i ? ", ?" : "?";
+  return out;
+}
+
+}  // namespace
+
+const char* to_string(ReviewState state) {
+  switch (state) {
+    case ReviewState::kPending:
+      return "pending";
+    case ReviewState::kConfirmed:
+      return "confirmed";
+    case ReviewState::kRejected:
+      return "rejected";
+  }
+  return "pending";
+}
+
+AlertStore::AlertStore(const std::filesystem::path& file)
+    : db_(file, "the alert log", kMigrations) {}
+
+Alert AlertStore::append(Alert alert) {
+  std::lock_guard lock(mutex_);
+  Statement s(db_,
+              "INSERT INTO alerts(camera, captured_at_ms, detected_at_ms, track_id, "
+              "track_path, identity_id, external_id, display_name, watchlist, face_id, "
+              "distance, runner_up_distance, face_jpeg) VALUES (" +
+                  placeholders(13) + ")");
+  s.bind(1, alert.camera).bind(2, alert.captured_at_ms).bind(3, alert.detected_at_ms);
+  s.bind(4, static_cast<std::int64_t>(alert.track_id)).bind(5, path_json(alert.track_path));
+  s.bind(6, alert.identity_id).bind(7, alert.external_id).bind(8, alert.display_name);
+  s.bind(9, alert.watchlist).bind(10, alert.face_id);
+  s.bind(11, static_cast<double>(alert.distance));
+  if (alert.runner_up_distance) {
+    s.bind(12, static_cast<double>(*alert.runner_up_distance));
+  } else {
+    s.bind_null(12);
+  }
+  s.bind_blob(13, alert.face_jpeg.data(), alert.face_jpeg.size());
+  s.step();
+  alert.id = db_.last_insert_rowid();
+  alert.review = ReviewState::kPending;
+  return alert;
+}
+
+std::vector<Alert> AlertStore::list(const AlertFilter& filter) {
+  if (filter.limit < 1 || filter.limit > 1000) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "limit must be in 1..1000, got " + std::to_string(filter.limit));
+  }
+  std::string sql = "SELECT " + kColumns + (filter.with_images ? ", face_jpeg" : "") +
+                    " FROM alerts WHERE id > ?";
+  if (!filter.cameras.empty())
+    sql += " AND camera IN (" + placeholders(filter.cameras.size()) + ")";
+  if (!filter.watchlists.empty()) {
+    sql += " AND watchlist IN (" + placeholders(filter.watchlists.size()) + ")";
+  }
+  if (filter.max_distance) sql += " AND distance <= ?";
+  if (filter.review) sql += " AND review = ?";
+  sql += " ORDER BY id LIMIT ?";
+
+  std::lock_guard lock(mutex_);
+  Statement s(db_, sql);
+  int at = 1;
+  s.bind(at++, filter.after_id);
+  for (const auto& c : filter.cameras) s.bind(at++, c);
+  for (const auto& w : filter.watchlists) s.bind(at++, w);
+  if (filter.max_distance) s.bind(at++, static_cast<double>(*filter.max_distance));
+  if (filter.review) s.bind(at++, std::string(to_string(*filter.review)));
+  s.bind(at, static_cast<std::int64_t>(filter.limit));
+  std::vector<Alert> out;
+  while (s.step()) {
+    out.push_back(read_alert(s));
+    if (filter.with_images) out.back().face_jpeg = s.blob(17);
+  }
+  return out;
+}
+
+std::optional<Alert> AlertStore::get(std::int64_t id, bool with_images) {
+  std::lock_guard lock(mutex_);
+  Statement s(db_, "SELECT " + kColumns + ", face_jpeg FROM alerts WHERE id = ?");
+  s.bind(1, id);
+  if (!s.step()) return std::nullopt;
+  Alert a = read_alert(s);
+  if (with_images) a.face_jpeg = s.blob(17);
+  return a;
+}
+
+Alert AlertStore::review(std::int64_t id, ReviewState decision, const std::string& note,
+                         const std::string& reviewer) {
+  if (decision == ReviewState::kPending) {
+    throw Error(ErrorCode::kInvalidArgument, "a review confirms or rejects an alert");
+  }
+  {
+    std::lock_guard lock(mutex_);
+    Statement s(db_,
+                "UPDATE alerts SET review = ?, review_note = ?, reviewed_by = ?, "
+                "reviewed_at_ms = ? WHERE id = ?");
+    s.bind(1, std::string(to_string(decision))).bind(2, note).bind(3, reviewer);
+    s.bind(4, now_unix_ms()).bind(5, id).step();
+    if (db_.changes() == 0) {
+      throw Error(ErrorCode::kNotFound, "alert " + std::to_string(id) + " does not exist");
+    }
+  }
+  return *get(id, false);
+}
+
+std::int64_t AlertStore::last_id() {
+  std::lock_guard lock(mutex_);
+  Statement s(db_, "SELECT COALESCE(MAX(id), 0) FROM alerts");
+  s.step();
+  return s.integer(0);
+}
+
+}  // namespace frs

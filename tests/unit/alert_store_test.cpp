@@ -1,0 +1,100 @@
+#include "frs/alerts/alert_store.h"
+
+#include <gtest/gtest.h>
+
+#include "frs/core/error.h"
+#include "testdata.h"
+
+namespace frs {
+namespace {
+
+Alert alert_of(const std::string& camera, const std::string& watchlist, float distance) {
+  Alert a;
+  a.camera = camera;
+  a.watchlist = watchlist;
+  a.distance = distance;
+  a.captured_at_ms = 1000;
+  a.detected_at_ms = 1200;
+  a.track_id = 7;
+  a.track_path = {{900, {10, 20, 30, 40}}, {1000, {12, 20, 30, 40}}};
+  a.identity_id = 3;
+  a.external_id = "B-1";
+  a.display_name = "Jane Doe";
+  a.face_id = 11;
+  a.face_jpeg = {0xff, 0xd8, 0xff};
+  return a;
+}
+
+TEST(AlertStore, IdsGrowAndFiltersSelect) {
+  testing::ScopedTempDir dir("alerts");
+  std::int64_t first = 0;
+  {
+    AlertStore store(dir / "alerts.db");
+    EXPECT_EQ(store.last_id(), 0);
+    Alert a = alert_of("door", "wanted", 0.41f);
+    a.runner_up_distance = 0.55f;
+    first = store.append(a).id;
+    EXPECT_GT(store.append(alert_of("hall", "wanted", 0.45f)).id, first);
+    EXPECT_GT(store.append(alert_of("door", "missing", 0.30f)).id, first + 1);
+  }
+  AlertStore store(dir / "alerts.db");  // reopened: nothing lost
+  EXPECT_EQ(store.last_id(), first + 2);
+
+  AlertFilter all;
+  const auto everything = store.list(all);
+  ASSERT_EQ(everything.size(), 3u);
+  EXPECT_EQ(everything[0].id, first);
+  EXPECT_TRUE(everything[0].face_jpeg.empty());  // images only when asked
+  ASSERT_TRUE(everything[0].runner_up_distance.has_value());
+  EXPECT_FLOAT_EQ(*everything[0].runner_up_distance, 0.55f);
+  EXPECT_FALSE(everything[1].runner_up_distance.has_value());
+  ASSERT_EQ(everything[0].track_path.size(), 2u);
+  EXPECT_EQ(everything[0].track_path[1].at_ms, 1000);
+  EXPECT_FLOAT_EQ(everything[0].track_path[1].box.x, 12.0f);
+
+  AlertFilter door;
+  door.cameras = {"door"};
+  EXPECT_EQ(store.list(door).size(), 2u);
+  door.watchlists = {"missing"};
+  EXPECT_EQ(store.list(door).size(), 1u);
+  AlertFilter close;
+  close.max_distance = 0.42f;
+  EXPECT_EQ(store.list(close).size(), 2u);
+  AlertFilter resume;
+  resume.after_id = first;
+  resume.limit = 1;
+  resume.with_images = true;
+  const auto next = store.list(resume);
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].id, first + 1);
+  EXPECT_EQ(next[0].face_jpeg.size(), 3u);
+  resume.limit = 0;
+  EXPECT_THROW(store.list(resume), Error);
+}
+
+TEST(AlertStore, ReviewsAreRecordedAndFilterable) {
+  testing::ScopedTempDir dir("alerts-review");
+  AlertStore store(dir / "alerts.db");
+  const auto id = store.append(alert_of("door", "wanted", 0.4f)).id;
+  store.append(alert_of("door", "wanted", 0.4f));
+  const Alert reviewed = store.review(id, ReviewState::kRejected, "not him: twin", "officer 12");
+  EXPECT_EQ(reviewed.review, ReviewState::kRejected);
+  EXPECT_EQ(reviewed.review_note, "not him: twin");
+  EXPECT_EQ(reviewed.reviewed_by, "officer 12");
+  EXPECT_GT(reviewed.reviewed_at_ms, 0);
+  AlertFilter pending;
+  pending.review = ReviewState::kPending;
+  EXPECT_EQ(store.list(pending).size(), 1u);
+  try {
+    store.review(id + 100, ReviewState::kConfirmed, "", "x");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
+  }
+  EXPECT_THROW(store.review(id, ReviewState::kPending, "", "x"), Error);
+  EXPECT_EQ(store.get(id)->face_jpeg.size(), 3u);
+  EXPECT_FALSE(store.get(id + 100).has_value());
+}
+
+}  // namespace
+}  // namespace frs
