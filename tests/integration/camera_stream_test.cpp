@@ -5,66 +5,17 @@
 #include "frs/video/camera_stream.h"
 
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <thread>
 
+#include "child_processes.h"
 #include "frs/core/error.h"
-#include "testdata.h"
 
 namespace frs::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-std::filesystem::path clip() {
-  return testdata_dir() / "video" / "short_hamilton_clip.mp4";
-}
-
-// frs-test-camera as a child process.
-class TestCamera {
- public:
-  explicit TestCamera(int port) : port_(port) { start(); }
-  ~TestCamera() { stop(); }
-  void start() {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      std::freopen("/dev/null", "w", stdout);
-      const std::string port = std::to_string(port_);
-      ::execl(FRS_TEST_CAMERA, FRS_TEST_CAMERA, clip().c_str(), "--port", port.c_str(),
-              static_cast<char*>(nullptr));
-      std::_Exit(127);
-    }
-  }
-  void stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-  std::string url() const { return "rtsp://127.0.0.1:" + std::to_string(port_) + "/camera"; }
-
- private:
-  int port_;
-  pid_t pid_ = -1;
-};
 
 // Polls `status` until `done` holds or `limit` passes.
 template <typename Done>
@@ -78,7 +29,7 @@ bool wait_until(const CameraStream& stream, Done done, std::chrono::seconds limi
 }
 
 TEST(CameraStream, RtspFramesArriveAndALostCameraIsRetriedUntilItIsBack) {
-  TestCamera camera(free_port());
+  TestCamera camera;
   std::atomic<int> frames{0};
   std::atomic<int> width{0};
   std::atomic<std::int64_t> captured_at{0};
@@ -122,7 +73,7 @@ TEST(CameraStream, RtspFramesArriveAndALostCameraIsRetriedUntilItIsBack) {
 TEST(CameraStream, AFilePlaysAtItsOwnPace) {
   std::atomic<int> frames{0};
   CameraSourceOptions options;
-  options.url = clip().string();
+  options.url = hamilton_clip().string();
   CameraStream stream(options, [&](VideoFrame) { ++frames; });
   ASSERT_TRUE(wait_until(
       stream, [&](const CameraStatus&) { return frames >= 1; }, 20s))
@@ -151,7 +102,7 @@ TEST(CameraStream, BadSourcesFailWithAReasonAndKeepRetrying) {
 
   options.url = "ftp://example.org/video.mp4";
   EXPECT_THROW(CameraStream(options, [](VideoFrame) {}), Error);
-  options.url = clip().string();
+  options.url = hamilton_clip().string();
   options.rtsp_transport = "carrier-pigeon";
   EXPECT_THROW(CameraStream(options, [](VideoFrame) {}), Error);
 }

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "child_processes.h"
 #include "frs/v1/gallery.grpc.pb.h"
 #include "model_fixture.h"
 
@@ -23,18 +24,6 @@ namespace frs::testing {
 namespace {
 
 namespace pb = ::frs::v1;
-
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 std::string bytes_of(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);

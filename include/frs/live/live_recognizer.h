@@ -1,0 +1,105 @@
+#pragma once
+// Recognition on live video: every camera's newest frame goes, at the camera's analysis
+// rate, to a shared pool of workers that detect and align the faces, follow them with one
+// tracker per camera, embed only each track's best few chips, search the camera's
+// watchlists, and decide per track. A decision becomes an alert written to the alert log
+// first, then published to subscribers. Frames never queue up: a camera holds at most one
+// waiting frame, and a newer one replaces it (counted as dropped).
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "frs/alerts/alert_feed.h"
+#include "frs/alerts/alert_store.h"
+#include "frs/gallery/gallery.h"
+#include "frs/video/camera_stream.h"
+#include "frs/video/tracker.h"
+#include "frs/vision/face_engine.h"
+
+namespace frs {
+
+struct CameraConfig {
+  std::string name;  // unique; 1..64 characters
+  CameraSourceOptions source;
+  std::vector<std::string> watchlists;  // empty = all watchlists
+  // Frames analysed per second at most. Default 5, range 0.1..60.
+  double analyse_fps = 5;
+  std::optional<cv::Rect> region;  // only faces whose centre lies inside; pixels
+};
+
+struct DecisionOptions {
+  // Descriptors computed for the first chips of a track, one per analysed frame. Default
+  // 3, range 1..32.
+  int chips_per_track = 3;
+  // After those, while the track has no decision, a chip is embedded again when its
+  // quality beats the track's best so far by `quality_gain` (default 0.05, range 0..1),
+  // or when `retry_ms` have passed since the last try (default 500 ms; a face's distance
+  // varies with expression and light more than the quality score tells).
+  float quality_gain = 0.05f;
+  std::int64_t retry_ms = 500;
+  // A match needs the identity's distance at least this far below the runner-up
+  // identity's (when there is one). Default 0 = off; range 0..1.
+  float margin = 0;
+  // Matching descriptors (of the same track, for the same identity) needed to alert.
+  // Default 1; raise it to ask for agreement over several chips. Range 1..32.
+  int votes_needed = 1;
+  // After an alert for an identity on a camera, no new alert for that pair for this long
+  // (a broken and restarted track is the same sighting). Default 60000 ms.
+  std::int64_t cooldown_ms = 60000;
+  TrackerOptions tracker;
+};
+
+struct CameraReport {
+  CameraConfig config;
+  CameraStatus status;
+  std::uint64_t frames_analysed = 0;
+  std::uint64_t frames_skipped = 0;  // replaced by a newer frame while waiting for a worker
+  std::uint64_t faces = 0;
+  std::uint64_t tracks = 0;
+  std::uint64_t alerts = 0;
+};
+
+class LiveRecognizer {
+ public:
+  // `workers` threads analyse frames of all cameras (default 0 = one per core).
+  LiveRecognizer(const FaceEngine& engine, Gallery& gallery, AlertStore& alerts, AlertFeed& feed,
+                 const DecisionOptions& decisions, int workers = 0);
+  ~LiveRecognizer();  // stops every camera and worker
+  LiveRecognizer(const LiveRecognizer&) = delete;
+  LiveRecognizer& operator=(const LiveRecognizer&) = delete;
+
+  // kInvalidArgument for bad settings, kAlreadyExists for a name in use.
+  void add_camera(const CameraConfig& camera);
+  // kNotFound for an unknown name.
+  void remove_camera(const std::string& name);
+  std::vector<CameraReport> cameras() const;
+
+ private:
+  struct Camera;
+  void work();
+  void analyse(Camera& camera, VideoFrame frame);
+  std::shared_ptr<Camera> next_ready();  // caller holds mutex_
+
+  const FaceEngine& engine_;
+  Gallery& gallery_;
+  AlertStore& alerts_;
+  AlertFeed& feed_;
+  DecisionOptions decisions_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable frame_ready_;
+  bool stopping_ = false;
+  std::map<std::string, std::shared_ptr<Camera>> cameras_;
+  std::string served_last_;  // camera whose frame a worker took last
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace frs

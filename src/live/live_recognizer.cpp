@@ -1,0 +1,302 @@
+#include "frs/live/live_recognizer.h"
+
+#include <algorithm>
+#include <opencv2/imgcodecs.hpp>
+#include <set>
+
+#include "frs/core/clock.h"
+#include "frs/core/error.h"
+
+namespace frs {
+namespace {
+
+// One identity's evidence within one track.
+struct Vote {
+  int count = 0;
+  Candidate best;                           // the nearest sighting
+  std::optional<float> runner_up_distance;  // next identity at that sighting
+  std::int64_t captured_at_ms = 0;
+  std::vector<std::uint8_t> face_jpeg;
+};
+
+struct TrackState {
+  float best_quality = -1;
+  int descriptors = 0;
+  std::int64_t last_try_ms = 0;
+  std::map<std::int64_t, Vote> votes;  // by identity id
+  std::set<std::int64_t> alerted;
+};
+
+std::vector<std::uint8_t> face_crop_jpeg(const cv::Mat& bgr, const cv::Rect2f& box) {
+  // A little context around the face helps the human who reviews the alert.
+  const float pad = 0.25f * std::max(box.width, box.height);
+  const cv::Rect wanted(
+      cv::Point(static_cast<int>(box.x - pad), static_cast<int>(box.y - pad)),
+      cv::Point(static_cast<int>(box.br().x + pad), static_cast<int>(box.br().y + pad)));
+  const cv::Rect inside = wanted & cv::Rect(0, 0, bgr.cols, bgr.rows);
+  std::vector<std::uint8_t> jpeg;
+  if (inside.area() > 0) cv::imencode(".jpg", bgr(inside), jpeg, {cv::IMWRITE_JPEG_QUALITY, 90});
+  return jpeg;
+}
+
+void check_camera(const CameraConfig& c) {
+  if (c.name.empty() || c.name.size() > 64) {
+    throw Error(ErrorCode::kInvalidArgument, "camera name must be 1..64 characters");
+  }
+  if (!(c.analyse_fps >= 0.1 && c.analyse_fps <= 60)) {
+    throw Error(ErrorCode::kInvalidArgument, "camera '" + c.name +
+                                                 "': analyse_fps must be in 0.1..60, got " +
+                                                 std::to_string(c.analyse_fps));
+  }
+  if (c.region && (c.region->width <= 0 || c.region->height <= 0)) {
+    throw Error(ErrorCode::kInvalidArgument, "camera '" + c.name + "': empty region");
+  }
+}
+
+}  // namespace
+
+struct LiveRecognizer::Camera {
+  explicit Camera(const CameraConfig& c, const TrackerOptions& t) : config(c), tracker(t) {}
+  CameraConfig config;
+  std::unique_ptr<CameraStream> stream;
+
+  // Under LiveRecognizer::mutex_.
+  std::optional<VideoFrame> pending;
+  bool busy = false;
+  bool removed = false;
+  std::chrono::steady_clock::time_point last_accepted{};
+  std::uint64_t frames_analysed = 0, frames_skipped = 0, faces = 0, tracks = 0, alerts = 0;
+
+  // Only the worker that holds `busy` touches these.
+  FaceTracker tracker;
+  std::map<std::uint64_t, TrackState> track_states;
+  std::map<std::int64_t, std::int64_t> last_alert_ms;  // by identity id
+};
+
+LiveRecognizer::LiveRecognizer(const FaceEngine& engine, Gallery& gallery, AlertStore& alerts,
+                               AlertFeed& feed, const DecisionOptions& decisions, int workers)
+    : engine_(engine), gallery_(gallery), alerts_(alerts), feed_(feed), decisions_(decisions) {
+  if (decisions.chips_per_track < 1 || decisions.chips_per_track > 32 ||
+      decisions.votes_needed < 1 || decisions.votes_needed > 32) {
+    throw Error(ErrorCode::kInvalidArgument, "chips_per_track and votes_needed must be in 1..32");
+  }
+  if (decisions.margin < 0 || decisions.margin > 1 || decisions.quality_gain < 0 ||
+      decisions.quality_gain > 1 || decisions.cooldown_ms < 0 || decisions.retry_ms < 1) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "margin and quality_gain must be in 0..1, cooldown_ms >= 0, retry_ms >= 1");
+  }
+  FaceTracker validate(decisions.tracker);
+  const int count =
+      workers > 0 ? workers : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  for (int i = 0; i < count; ++i) workers_.emplace_back([this] { work(); });
+}
+
+LiveRecognizer::~LiveRecognizer() {
+  std::map<std::string, std::shared_ptr<Camera>> cameras;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    cameras.swap(cameras_);
+  }
+  frame_ready_.notify_all();
+  for (auto& w : workers_) w.join();
+  cameras.clear();  // stops the streams (joins their threads)
+}
+
+void LiveRecognizer::add_camera(const CameraConfig& config) {
+  check_camera(config);
+  auto camera = std::make_shared<Camera>(config, decisions_.tracker);
+  {
+    std::lock_guard lock(mutex_);
+    if (cameras_.count(config.name)) {
+      throw Error(ErrorCode::kAlreadyExists, "camera '" + config.name + "' already exists");
+    }
+    cameras_[config.name] = camera;
+  }
+  const auto min_gap = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(1.0 / config.analyse_fps));
+  std::weak_ptr<Camera> weak = camera;
+  try {
+    camera->stream =
+        std::make_unique<CameraStream>(config.source, [this, weak, min_gap](VideoFrame f) {
+          auto c = weak.lock();
+          if (!c) return;
+          const auto now = std::chrono::steady_clock::now();
+          {
+            std::lock_guard lock(mutex_);
+            if (now - c->last_accepted < min_gap) return;  // over the analysis rate
+            c->last_accepted = now;
+            if (c->pending) ++c->frames_skipped;  // never a backlog: the newest frame wins
+            c->pending = std::move(f);
+          }
+          frame_ready_.notify_one();
+        });
+  } catch (...) {
+    std::lock_guard lock(mutex_);
+    cameras_.erase(config.name);
+    throw;
+  }
+}
+
+void LiveRecognizer::remove_camera(const std::string& name) {
+  std::shared_ptr<Camera> camera;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = cameras_.find(name);
+    if (it == cameras_.end()) {
+      throw Error(ErrorCode::kNotFound, "camera '" + name + "' does not exist");
+    }
+    camera = it->second;
+    camera->removed = true;
+    cameras_.erase(it);
+  }
+  camera->stream.reset();  // a worker still analysing its last frame keeps `camera` alive
+}
+
+std::vector<CameraReport> LiveRecognizer::cameras() const {
+  std::vector<CameraReport> out;
+  std::lock_guard lock(mutex_);
+  for (const auto& [name, c] : cameras_) {
+    CameraReport r;
+    r.config = c->config;
+    r.status = c->stream ? c->stream->status() : CameraStatus{};
+    r.frames_analysed = c->frames_analysed;
+    r.frames_skipped = c->frames_skipped;
+    r.faces = c->faces;
+    r.tracks = c->tracks;
+    r.alerts = c->alerts;
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::shared_ptr<LiveRecognizer::Camera> LiveRecognizer::next_ready() {
+  // Oldest-waiting first would need timestamps; cameras are few, so take the first ready
+  // one after the one served last (round robin keeps one camera from starving others).
+  std::shared_ptr<Camera> first_ready;
+  for (auto& [name, c] : cameras_) {
+    if (!c->pending || c->busy) continue;
+    if (!first_ready) first_ready = c;
+    if (name > served_last_) {
+      served_last_ = name;
+      return c;
+    }
+  }
+  if (first_ready) served_last_ = first_ready->config.name;
+  return first_ready;
+}
+
+void LiveRecognizer::work() {
+  while (true) {
+    std::shared_ptr<Camera> camera;
+    VideoFrame frame;
+    {
+      std::unique_lock lock(mutex_);
+      frame_ready_.wait(lock, [&] { return stopping_ || (camera = next_ready()) != nullptr; });
+      if (stopping_) return;
+      frame = std::move(*camera->pending);
+      camera->pending.reset();
+      camera->busy = true;
+    }
+    try {
+      analyse(*camera, std::move(frame));
+    } catch (const std::exception&) {
+      // A frame that cannot be analysed is skipped; the camera goes on.
+    }
+    {
+      std::lock_guard lock(mutex_);
+      camera->busy = false;
+    }
+    frame_ready_.notify_one();
+  }
+}
+
+void LiveRecognizer::analyse(Camera& camera, VideoFrame frame) {
+  std::vector<Face> faces = engine_.analyze(frame.bgr, false);
+  if (camera.config.region) {
+    std::erase_if(faces, [&](const Face& f) {
+      const cv::Point2f c(f.box.x + f.box.width / 2, f.box.y + f.box.height / 2);
+      return !cv::Rect2f(*camera.config.region).contains(c);
+    });
+  }
+  std::vector<cv::Rect2f> boxes;
+  for (const Face& f : faces) boxes.push_back(f.box);
+  const std::vector<std::uint64_t> ids = camera.tracker.update(frame.captured_at_ms, boxes);
+  for (const Track& ended : camera.tracker.take_ended(frame.captured_at_ms)) {
+    camera.track_states.erase(ended.id);
+  }
+  std::uint64_t new_tracks = 0;
+  std::vector<Alert> decided;
+  for (std::size_t i = 0; i < faces.size(); ++i) {
+    auto [state_it, created] = camera.track_states.try_emplace(ids[i]);
+    new_tracks += created ? 1 : 0;
+    TrackState& track = state_it->second;
+    Face& face = faces[i];
+    const bool first_chips = track.descriptors < decisions_.chips_per_track;
+    const bool undecided = track.alerted.empty();
+    const bool better = face.quality.score > track.best_quality + decisions_.quality_gain;
+    const bool retry_due = frame.captured_at_ms - track.last_try_ms >= decisions_.retry_ms;
+    if (!first_chips && !(undecided && (better || retry_due))) continue;
+    track.best_quality = std::max(track.best_quality, face.quality.score);
+    track.last_try_ms = frame.captured_at_ms;
+    ++track.descriptors;
+    std::vector<Face> one = {face};
+    engine_.embed(one);
+    const std::vector<Embedding> query = {*one[0].embedding};
+    // Two identities, unrestricted, so the runner-up is known; each watchlist's own
+    // threshold is applied below.
+    const auto found = gallery_.search(query, camera.config.watchlists, 2, 4.0f)[0];
+    if (found.empty()) continue;
+    const Candidate& best = found[0];
+    const auto watchlist = gallery_.store().find_watchlist(best.watchlist);
+    if (!watchlist || best.distance > watchlist->max_distance) continue;
+    Vote& vote = track.votes[best.identity_id];
+    ++vote.count;
+    if (vote.count == 1 || best.distance < vote.best.distance) {
+      vote.best = best;
+      vote.runner_up_distance =
+          found.size() > 1 ? std::optional<float>(found[1].distance) : std::nullopt;
+      vote.captured_at_ms = frame.captured_at_ms;
+      vote.face_jpeg = face_crop_jpeg(frame.bgr, face.box);
+    }
+    if (track.alerted.count(best.identity_id) || vote.count < decisions_.votes_needed) continue;
+    if (decisions_.margin > 0 && vote.runner_up_distance &&
+        *vote.runner_up_distance - vote.best.distance < decisions_.margin) {
+      continue;
+    }
+    track.alerted.insert(best.identity_id);
+    auto last = camera.last_alert_ms.find(best.identity_id);
+    if (last != camera.last_alert_ms.end() &&
+        frame.captured_at_ms - last->second < decisions_.cooldown_ms) {
+      continue;  // the same sighting, seen again by a restarted track
+    }
+    camera.last_alert_ms[best.identity_id] = frame.captured_at_ms;
+    Alert alert;
+    alert.camera = camera.config.name;
+    alert.captured_at_ms = vote.captured_at_ms;
+    alert.detected_at_ms = now_unix_ms();
+    alert.track_id = ids[i];
+    if (const Track* t = camera.tracker.find(ids[i])) alert.track_path = t->path;
+    alert.identity_id = vote.best.identity_id;
+    alert.external_id = vote.best.external_id;
+    alert.display_name = vote.best.display_name;
+    alert.watchlist = vote.best.watchlist;
+    alert.face_id = vote.best.face_id;
+    alert.distance = vote.best.distance;
+    alert.runner_up_distance = vote.runner_up_distance;
+    alert.face_jpeg = vote.face_jpeg;
+    decided.push_back(std::move(alert));
+  }
+  for (Alert& alert : decided) {
+    // Logged before anyone hears of it: a subscriber never sees an alert the log lacks.
+    const Alert stored = alerts_.append(std::move(alert));
+    feed_.publish(stored);
+  }
+  std::lock_guard lock(mutex_);
+  ++camera.frames_analysed;
+  camera.faces += faces.size();
+  camera.tracks += new_tracks;
+  camera.alerts += decided.size();
+}
+
+}  // namespace frs
