@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -16,6 +17,7 @@
 #include <thread>
 
 #include "frs/v1/gallery.grpc.pb.h"
+#include "frs/v1/live.grpc.pb.h"
 
 namespace frs::cli {
 namespace {
@@ -275,6 +277,64 @@ int bulk_enroll(const RemoteOptions& o, const std::string& watchlist, const std:
       std::cout << "  rejected " << photo << ": " << why << "\n";
   }
   return 0;
+}
+
+json camera_json(const pb::Camera& c) {
+  return {{"name", c.spec().name()},
+          {"url", c.spec().url()},
+          {"watchlists", c.spec().watchlists()},
+          {"analyse_fps", c.spec().analyse_fps()},
+          {"state", c.state()},
+          {"last_error", c.last_error()},
+          {"reconnects", c.reconnects()},
+          {"frames_in", c.frames_in()},
+          {"frames_analysed", c.frames_analysed()},
+          {"frames_dropped", c.frames_dropped()},
+          {"faces", c.faces()},
+          {"tracks", c.tracks()},
+          {"alerts", c.alerts()},
+          {"last_frame_at_ms", c.last_frame_at_ms()}};
+}
+
+json alert_json(const pb::Alert& a) {
+  json j = {{"id", a.id()},
+            {"camera", a.camera()},
+            {"captured_at", a.captured_at_ms()},
+            {"detected_at", a.detected_at_ms()},
+            {"track_id", a.track_id()},
+            {"identity_id", a.identity_id()},
+            {"name", a.display_name()},
+            {"external_id", a.external_id()},
+            {"watchlist", a.watchlist()},
+            {"distance", rounded(a.distance())},
+            {"runner_up_distance", nullptr},
+            {"review", a.review()}};
+  if (a.has_runner_up_distance()) j["runner_up_distance"] = rounded(a.runner_up_distance());
+  return j;
+}
+
+// "2026-11-22 04:50:01.123" in local time, for people reading alerts as they come.
+std::string local_time(std::int64_t unix_ms) {
+  const std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm parts{};
+  localtime_r(&seconds, &parts);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &parts);
+  char millis[8];
+  std::snprintf(millis, sizeof millis, ".%03d", static_cast<int>(unix_ms % 1000));
+  return std::string(text) + millis;
+}
+
+void print_alert(const pb::Alert& a, bool as_json) {
+  if (as_json) {
+    std::cout << alert_json(a).dump() << std::endl;
+    return;
+  }
+  std::cout << "#" << a.id() << " " << local_time(a.captured_at_ms()) << " " << a.camera() << ": "
+            << a.display_name() << " (" << a.external_id() << ", " << a.watchlist() << ") distance "
+            << rounded(a.distance());
+  if (a.has_runner_up_distance()) std::cout << ", runner-up " << rounded(a.runner_up_distance());
+  std::cout << ", " << a.review() << std::endl;
 }
 
 }  // namespace
@@ -558,6 +618,157 @@ void add_remote_commands(CLI::App& app, std::function<int()>& action) {
         }
       }
       return status;
+    });
+  });
+  // camera
+  static std::string camera_name, camera_url;
+  static std::vector<std::string> camera_watchlists;
+  static double camera_fps = 0;
+  CLI::App* camera = app.add_subcommand("camera", "Add, list and remove cameras");
+  camera->require_subcommand(1);
+  CLI::App* cadd = camera->add_subcommand("add", "Add a camera (kept across restarts)");
+  cadd->add_option("name", camera_name, "Camera name")->required();
+  cadd->add_option("url", camera_url, "rtsp://..., http(s)://..., or a video file on the server")
+      ->required();
+  cadd->add_option("--watchlist", camera_watchlists,
+                   "Watchlist to check (repeatable; default all)");
+  cadd->add_option("--fps", camera_fps, "Frames analysed per second (default 5)")
+      ->check(CLI::Range(0.1, 60.0));
+  common(cadd);
+  cadd->callback([run] {
+    run([] {
+      auto stub = pb::Cameras::NewStub(connect(o));
+      pb::AddCameraRequest request;
+      request.mutable_spec()->set_name(camera_name);
+      request.mutable_spec()->set_url(camera_url);
+      for (const auto& w : camera_watchlists) request.mutable_spec()->add_watchlists(w);
+      request.mutable_spec()->set_analyse_fps(camera_fps);
+      pb::Camera response;
+      check(stub->AddCamera(context().get(), request, &response), o);
+      if (o.json_output) {
+        std::cout << camera_json(response).dump() << "\n";
+      } else {
+        std::cout << "added camera " << camera_name << " (" << response.state() << ")\n";
+      }
+      return 0;
+    });
+  });
+  CLI::App* clist = camera->add_subcommand("list", "List cameras with their state and counters");
+  common(clist);
+  clist->callback([run] {
+    run([] {
+      auto stub = pb::Cameras::NewStub(connect(o));
+      pb::ListCamerasResponse response;
+      check(stub->ListCameras(context().get(), pb::ListCamerasRequest(), &response), o);
+      for (const auto& c : response.cameras()) {
+        if (o.json_output) {
+          std::cout << camera_json(c).dump() << "\n";
+          continue;
+        }
+        std::cout << c.spec().name() << "  " << c.state() << "  " << c.spec().url() << "  frames "
+                  << c.frames_in() << " in, " << c.frames_analysed() << " analysed, "
+                  << c.frames_dropped() << " dropped  faces " << c.faces() << "  tracks "
+                  << c.tracks() << "  alerts " << c.alerts() << "  reconnects " << c.reconnects()
+                  << "\n";
+        if (!c.last_error().empty()) std::cout << "  last error: " << c.last_error() << "\n";
+      }
+      return 0;
+    });
+  });
+  CLI::App* cremove = camera->add_subcommand("remove", "Stop and forget a camera");
+  cremove->add_option("name", camera_name, "Camera name")->required();
+  common(cremove);
+  cremove->callback([run] {
+    run([] {
+      auto stub = pb::Cameras::NewStub(connect(o));
+      pb::RemoveCameraRequest request;
+      request.set_name(camera_name);
+      pb::RemoveCameraResponse response;
+      check(stub->RemoveCamera(context().get(), request, &response), o);
+      if (!o.json_output) std::cout << "removed camera " << camera_name << "\n";
+      return 0;
+    });
+  });
+
+  // alerts
+  static bool follow = false, confirm = false, reject = false;
+  static std::int64_t after_id = 0, alert_id = 0;
+  static std::vector<std::string> alert_cameras, alert_watchlists;
+  static std::string review_note;
+  CLI::App* alerts = app.add_subcommand("alerts", "Print alerts (--follow: as they happen)");
+  alerts->require_subcommand(0, 1);
+  alerts->add_flag("--follow", follow, "Keep printing new alerts until interrupted");
+  alerts->add_option("--after", after_id, "Only alerts with a larger id (resume from here)");
+  alerts->add_option("--camera", alert_cameras, "Only this camera (repeatable)");
+  alerts->add_option("--watchlist", alert_watchlists, "Only this watchlist (repeatable)");
+  common(alerts);
+  alerts->callback([run, alerts] {
+    if (!alerts->get_subcommands().empty()) return;  // `alerts review`
+    run([] {
+      auto channel = connect(o);
+      auto stub = pb::Alerts::NewStub(channel);
+      pb::AlertFilter filter;
+      for (const auto& c : alert_cameras) filter.add_cameras(c);
+      for (const auto& w : alert_watchlists) filter.add_watchlists(w);
+      if (!follow) {
+        for (std::int64_t after = after_id;;) {
+          pb::ListAlertsRequest request;
+          *request.mutable_filter() = filter;
+          request.set_after_id(after);
+          request.set_page_size(1000);
+          pb::ListAlertsResponse response;
+          check(stub->ListAlerts(context().get(), request, &response), o);
+          for (const auto& a : response.alerts()) print_alert(a, o.json_output);
+          if (response.next_after_id() == 0) return 0;
+          after = response.next_after_id();
+        }
+      }
+      // Follow: stream; after a cut or falling behind, resume from the last id seen.
+      std::int64_t last = after_id;
+      while (true) {
+        grpc::ClientContext streaming;
+        pb::StreamAlertsRequest request;
+        *request.mutable_filter() = filter;
+        request.set_after_id(last);
+        auto reader = stub->StreamAlerts(&streaming, request);
+        pb::Alert alert;
+        while (reader->Read(&alert)) {
+          print_alert(alert, o.json_output);
+          last = alert.id();
+        }
+        const grpc::Status status = reader->Finish();
+        if (status.error_code() != grpc::StatusCode::ABORTED &&
+            status.error_code() != grpc::StatusCode::UNAVAILABLE) {
+          check(status, o);
+          return 0;
+        }
+        std::cerr << "frs alerts: " << status.error_message() << "; resuming after #" << last
+                  << "\n";
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+      }
+    });
+  });
+  CLI::App* review = alerts->add_subcommand("review", "Confirm or reject an alert");
+  review->add_option("id", alert_id, "Alert id")->required();
+  auto* confirm_flag = review->add_flag("--confirm", confirm, "It is that person");
+  auto* reject_flag = review->add_flag("--reject", reject, "It is not that person");
+  confirm_flag->excludes(reject_flag);
+  review->add_option("--note", review_note, "Why (kept with the alert)");
+  common(review);
+  review->callback([run] {
+    run([] {
+      if (confirm == reject) throw RemoteError("say --confirm or --reject");
+      auto stub = pb::Alerts::NewStub(connect(o));
+      pb::ReviewAlertRequest request;
+      request.set_id(alert_id);
+      request.set_confirm(confirm);
+      request.set_note(review_note);
+      const char* user = std::getenv("USER");
+      request.set_reviewer(user ? user : "");
+      pb::Alert response;
+      check(stub->ReviewAlert(context().get(), request, &response), o);
+      print_alert(response, o.json_output);
+      return 0;
     });
   });
 }

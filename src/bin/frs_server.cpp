@@ -164,10 +164,28 @@ int main(int argc, char** argv) {
       spdlog::info("watchlist {} index: {} ({} faces)", id, how, gallery.indexed_faces(id));
     }
 
+    // Live video: the alert log, stored cameras, and the recognizer that runs them.
+    const std::filesystem::path data(config.data_dir);
+    frs::AlertStore alerts(data / "alerts.db");
+    frs::AlertFeed feed;
+    frs::CameraStore camera_store(data / "cameras.db");
+    frs::LiveRecognizer live(engine, gallery, alerts, feed, frs::DecisionOptions{},
+                             config.threads);
+    for (const frs::CameraConfig& camera : camera_store.list()) {
+      try {
+        live.add_camera(camera);
+        spdlog::info("camera {}: {}", camera.name, camera.source.url);
+      } catch (const std::exception& e) {
+        spdlog::error("camera {} not started: {}", camera.name, e.what());
+      }
+    }
+
     frs::service::ServiceOptions service_options;
     service_options.default_max_distance = config.default_max_distance;
     auto gallery_service = frs::service::make_gallery_service(gallery, engine, service_options);
     auto search_service = frs::service::make_search_service(gallery, engine, service_options);
+    auto camera_service = frs::service::make_camera_service(live, camera_store);
+    auto alert_service = frs::service::make_alert_service(alerts, feed);
 
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -177,6 +195,8 @@ int main(int argc, char** argv) {
     builder.SetMaxReceiveMessageSize(config.max_message_mb << 20);
     builder.RegisterService(gallery_service.get());
     builder.RegisterService(search_service.get());
+    builder.RegisterService(camera_service.get());
+    builder.RegisterService(alert_service.get());
     std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
     if (!server || port == 0) {
       spdlog::error("cannot listen on {}: is the address valid and the port free?", config.listen);

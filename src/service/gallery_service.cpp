@@ -9,34 +9,13 @@ namespace {
 namespace pb = ::frs::v1;
 using ::frs::service::to_proto;  // the box conversion, beside this file's overloads
 
-// An enrollment refused because of its photos; carries every photo's outcome.
-class PhotosRefused : public Error {
- public:
-  PhotosRefused(const std::string& message, const pb::EnrollResponse& outcomes)
-      : Error(ErrorCode::kInvalidArgument, message), outcomes_(outcomes) {}
-  grpc::Status status() const {
-    pb::ErrorStatus details;
-    details.set_code(grpc::StatusCode::INVALID_ARGUMENT);
-    details.set_message(what());
-    details.add_details()->PackFrom(outcomes_);
-    return {grpc::StatusCode::INVALID_ARGUMENT, what(), details.SerializeAsString()};
-  }
-
- private:
-  pb::EnrollResponse outcomes_;
-};
-
-// Runs `body`, turning any exception into the matching gRPC status.
-template <typename F>
-grpc::Status guarded(F&& body) {
-  try {
-    body();
-    return grpc::Status::OK;
-  } catch (const PhotosRefused& refused) {
-    return refused.status();
-  } catch (const std::exception& e) {
-    return to_status(e);
-  }
+// An enrollment refused because of its photos, with every photo's outcome as details.
+DetailedError photos_refused(const std::string& message, const pb::EnrollResponse& outcomes) {
+  pb::ErrorStatus details;
+  details.set_code(grpc::StatusCode::INVALID_ARGUMENT);
+  details.set_message(message);
+  details.add_details()->PackFrom(outcomes);
+  return DetailedError(ErrorCode::kInvalidArgument, message, details.SerializeAsString());
 }
 
 void to_proto(Gallery& gallery, const Watchlist& w, pb::Watchlist* out) {
@@ -215,7 +194,7 @@ class GalleryService final : public pb::Gallery::Service {
   }
 
  private:
-  // Checks every photo; throws PhotosRefused (with every photo's outcome) unless all are
+  // Checks every photo; throws photos_refused (with every photo's outcome) unless all are
   // usable, so that an enrollment lands whole or not at all.
   // Returns each accepted face with the index of its outcome in the response.
   std::vector<std::pair<int, StoredFace>> prepare(
@@ -250,7 +229,7 @@ class GalleryService final : public pb::Gallery::Service {
       }
     }
     if (!first_problem.empty()) {
-      throw PhotosRefused("nothing enrolled: " + first_problem, *response);
+      throw photos_refused("nothing enrolled: " + first_problem, *response);
     }
     return faces;
   }

@@ -6,6 +6,10 @@ namespace frs::service {
 grpc::Status to_status(const std::exception& e) {
   const auto* error = dynamic_cast<const Error*>(&e);
   if (error == nullptr) return {grpc::StatusCode::INTERNAL, e.what()};
+  if (const auto* detailed = dynamic_cast<const DetailedError*>(&e)) {
+    const grpc::Status plain = to_status(Error(detailed->code(), detailed->what()));
+    return {plain.error_code(), plain.error_message(), detailed->details()};
+  }
   switch (error->code()) {
     case ErrorCode::kInvalidArgument:
       return {grpc::StatusCode::INVALID_ARGUMENT, e.what()};

@@ -18,6 +18,7 @@
 
 #include "child_processes.h"
 #include "frs/v1/gallery.grpc.pb.h"
+#include "frs/v1/live.grpc.pb.h"
 #include "model_fixture.h"
 
 namespace frs::testing {
@@ -515,6 +516,94 @@ TEST_F(ServerTest, KillNineDuringBulkEnrollThenResume) {
   const pb::Watchlist whole = get_watchlist("lfw");
   EXPECT_EQ(whole.face_count(), static_cast<std::int64_t>(100 - rejected));
   EXPECT_EQ(whole.indexed_face_count(), whole.face_count());
+}
+
+}  // namespace
+}  // namespace frs::testing
+
+namespace frs::testing {
+namespace {
+
+// The live path through the server and the CLI: a camera added with `frs camera add` is
+// kept across a restart, its alert is listed, streamed (backlog first) and reviewed.
+TEST_F(ServerTest, CamerasAndAlertsThroughTheCli) {
+  ASSERT_TRUE(create_watchlist("wanted").ok());
+  {
+    grpc::ClientContext c;
+    pb::EnrollRequest r;
+    r.set_watchlist("wanted");
+    r.set_external_id("LMM-1");
+    r.set_display_name("Lin-Manuel Miranda");
+    r.add_photos()->set_image(bytes_of(face_path("lin-manuel-miranda.png")));
+    pb::EnrollResponse response;
+    ASSERT_TRUE(server_->gallery().Enroll(&c, r, &response).ok());
+  }
+  TestCamera camera;
+  const std::string frs = std::string(FRS_CLI) + " ";
+  const std::string server = " --server " + server_->address();
+  auto [code, out] =
+      run_command(frs + "camera add stage " + camera.url() + " --watchlist wanted --json" + server);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(nlohmann::json::parse(out)["name"], "stage");
+  std::tie(code, out) = run_command(frs + "camera add stage " + camera.url() + server);
+  EXPECT_EQ(code, 1);  // the name is taken
+  EXPECT_NE(out.find("already exists"), std::string::npos) << out;
+
+  // His alert, within two loops of the clip.
+  nlohmann::json alert;
+  for (int i = 0; i < 100 && alert.is_null(); ++i) {
+    std::tie(code, out) = run_command(frs + "alerts --json" + server);
+    ASSERT_EQ(code, 0) << out;
+    if (!out.empty()) alert = nlohmann::json::parse(out.substr(0, out.find('\n')));
+    if (alert.is_null()) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  ASSERT_FALSE(alert.is_null()) << "no alert within 25 s";
+  EXPECT_EQ(alert["name"], "Lin-Manuel Miranda");
+  EXPECT_EQ(alert["external_id"], "LMM-1");
+  EXPECT_EQ(alert["camera"], "stage");
+  EXPECT_EQ(alert["review"], "pending");
+  EXPECT_LE(alert["distance"].get<double>(), 0.5);
+
+  std::tie(code, out) = run_command(frs + "camera list --json" + server);
+  ASSERT_EQ(code, 0) << out;
+  const auto listed = nlohmann::json::parse(out.substr(0, out.find('\n')));
+  EXPECT_EQ(listed["state"], "streaming");
+  EXPECT_GT(listed["frames_analysed"].get<int>(), 0);
+  EXPECT_GE(listed["alerts"].get<int>(), 1);
+
+  const std::string id = std::to_string(alert["id"].get<std::int64_t>());
+  std::tie(code, out) =
+      run_command(frs + "alerts review " + id + " --reject --note 'test' --json" + server);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(nlohmann::json::parse(out)["review"], "rejected");
+  std::tie(code, out) = run_command(frs + "alerts review 999999 --confirm" + server);
+  EXPECT_EQ(code, 1);
+
+  // After a restart the camera is back and the alert still there; a stream from id 0
+  // delivers it first (the backlog), with its image when asked.
+  server_->stop(SIGTERM);
+  server_->start();
+  std::tie(code, out) = run_command(frs + "camera list --json" + server);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(nlohmann::json::parse(out.substr(0, out.find('\n')))["name"], "stage");
+  pb::StreamAlertsRequest request;
+  request.set_with_images(true);
+  grpc::ClientContext streaming;
+  streaming.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto stream = pb::Alerts::NewStub(
+                    grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()))
+                    ->StreamAlerts(&streaming, request);
+  pb::Alert first;
+  ASSERT_TRUE(stream->Read(&first));
+  EXPECT_EQ(std::to_string(first.id()), id);
+  EXPECT_EQ(first.review(), "rejected");
+  EXPECT_GT(first.face_jpeg().size(), 100u);
+  streaming.TryCancel();
+
+  std::tie(code, out) = run_command(frs + "camera remove stage" + server);
+  EXPECT_EQ(code, 0) << out;
+  std::tie(code, out) = run_command(frs + "camera list --json" + server);
+  EXPECT_TRUE(out.empty()) << out;
 }
 
 }  // namespace

@@ -1,3 +1,4 @@
+#include "frs/alerts/alert_feed.h"
 #include "frs/alerts/alert_store.h"
 
 #include <gtest/gtest.h>
@@ -94,6 +95,34 @@ TEST(AlertStore, ReviewsAreRecordedAndFilterable) {
   EXPECT_THROW(store.review(id, ReviewState::kPending, "", "x"), Error);
   EXPECT_EQ(store.get(id)->face_jpeg.size(), 3u);
   EXPECT_FALSE(store.get(id + 100).has_value());
+}
+
+}  // namespace
+}  // namespace frs
+
+namespace frs {
+namespace {
+
+TEST(AlertFeed, DeliversInOrderAndCutsOffASubscriberThatFallsBehind) {
+  AlertFeed feed;
+  auto fast = feed.subscribe(4);
+  auto slow = feed.subscribe(2);
+  EXPECT_EQ(feed.subscribers(), 2u);
+  for (std::int64_t id = 1; id <= 3; ++id) {
+    Alert a;
+    a.id = id;
+    feed.publish(a);
+    // `fast` keeps up; `slow` never reads.
+    const auto got = fast->next(std::chrono::milliseconds(10));
+    ASSERT_TRUE(got.has_value());
+    EXPECT_EQ(got->id, id);
+  }
+  EXPECT_TRUE(slow->fell_behind());
+  EXPECT_FALSE(slow->next(std::chrono::milliseconds(10)).has_value());  // at once, nothing
+  EXPECT_FALSE(fast->fell_behind());
+  EXPECT_FALSE(fast->next(std::chrono::milliseconds(10)).has_value());  // nothing new
+  slow.reset();
+  EXPECT_EQ(feed.subscribers(), 1u);
 }
 
 }  // namespace

@@ -1,0 +1,236 @@
+#include <algorithm>
+
+#include "frs/core/error.h"
+#include "frs/service/services.h"
+#include "frs/v1/live.grpc.pb.h"
+#include "proto_convert.h"
+
+namespace frs::service {
+namespace {
+
+namespace pb = ::frs::v1;
+using ::frs::service::to_proto;  // the box conversion, beside this file's overloads
+
+CameraConfig from_proto(const pb::CameraSpec& spec) {
+  CameraConfig c;
+  c.name = spec.name();
+  c.source.url = spec.url();
+  c.watchlists.assign(spec.watchlists().begin(), spec.watchlists().end());
+  if (spec.analyse_fps() != 0) c.analyse_fps = spec.analyse_fps();
+  if (spec.has_region() && spec.region().width() > 0 && spec.region().height() > 0) {
+    c.region = cv::Rect(spec.region().x(), spec.region().y(), spec.region().width(),
+                        spec.region().height());
+  }
+  if (!spec.rtsp_transport().empty()) c.source.rtsp_transport = spec.rtsp_transport();
+  if (spec.rtsp_latency_ms() != 0) c.source.rtsp_latency_ms = spec.rtsp_latency_ms();
+  return c;
+}
+
+void to_proto(const CameraReport& r, pb::Camera* out) {
+  pb::CameraSpec* spec = out->mutable_spec();
+  spec->set_name(r.config.name);
+  spec->set_url(r.config.source.url);
+  for (const auto& w : r.config.watchlists) spec->add_watchlists(w);
+  spec->set_analyse_fps(r.config.analyse_fps);
+  if (r.config.region) to_proto(cv::Rect2f(*r.config.region), spec->mutable_region());
+  spec->set_rtsp_transport(r.config.source.rtsp_transport);
+  spec->set_rtsp_latency_ms(r.config.source.rtsp_latency_ms);
+  out->set_state(to_string(r.status.state));
+  out->set_last_error(r.status.last_error);
+  out->set_frames_in(r.status.counters.frames_in);
+  out->set_frames_analysed(r.frames_analysed);
+  out->set_frames_dropped(r.status.counters.frames_dropped + r.frames_skipped);
+  out->set_faces(r.faces);
+  out->set_tracks(r.tracks);
+  out->set_alerts(r.alerts);
+  out->set_reconnects(r.status.counters.reconnects);
+  out->set_last_frame_at_ms(r.status.counters.last_frame_at_ms);
+}
+
+void to_proto(const Alert& a, pb::Alert* out) {
+  out->set_id(a.id);
+  out->set_camera(a.camera);
+  out->set_captured_at_ms(a.captured_at_ms);
+  out->set_detected_at_ms(a.detected_at_ms);
+  out->set_track_id(a.track_id);
+  for (const TrackPoint& p : a.track_path) {
+    pb::TrackPoint* point = out->add_track();
+    point->set_at_ms(p.at_ms);
+    to_proto(p.box, point->mutable_box());
+  }
+  out->set_identity_id(a.identity_id);
+  out->set_external_id(a.external_id);
+  out->set_display_name(a.display_name);
+  out->set_watchlist(a.watchlist);
+  out->set_face_id(a.face_id);
+  out->set_distance(a.distance);
+  if (a.runner_up_distance) out->set_runner_up_distance(*a.runner_up_distance);
+  out->set_face_jpeg(std::string(a.face_jpeg.begin(), a.face_jpeg.end()));
+  out->set_review(to_string(a.review));
+  out->set_review_note(a.review_note);
+  out->set_reviewed_by(a.reviewed_by);
+  out->set_reviewed_at_ms(a.reviewed_at_ms);
+}
+
+AlertFilter from_proto(const pb::AlertFilter& f) {
+  AlertFilter out;
+  out.cameras.assign(f.cameras().begin(), f.cameras().end());
+  out.watchlists.assign(f.watchlists().begin(), f.watchlists().end());
+  if (f.max_distance() != 0) out.max_distance = f.max_distance();
+  return out;
+}
+
+// The same test the log's query applies, for alerts that arrive live.
+bool passes(const AlertFilter& f, const Alert& a) {
+  auto in = [](const std::vector<std::string>& list, const std::string& v) {
+    return list.empty() || std::find(list.begin(), list.end(), v) != list.end();
+  };
+  return in(f.cameras, a.camera) && in(f.watchlists, a.watchlist) &&
+         (!f.max_distance || a.distance <= *f.max_distance) && a.id > f.after_id;
+}
+
+class CameraService final : public pb::Cameras::Service {
+ public:
+  CameraService(LiveRecognizer& live, CameraStore& cameras) : live_(live), cameras_(cameras) {}
+
+  grpc::Status AddCamera(grpc::ServerContext*, const pb::AddCameraRequest* request,
+                         pb::Camera* response) override {
+    return guarded([&] {
+      const CameraConfig config = from_proto(request->spec());
+      live_.add_camera(config);  // validates, then starts it
+      try {
+        cameras_.put(config);
+      } catch (...) {
+        live_.remove_camera(config.name);  // not stored: not running either
+        throw;
+      }
+      for (const CameraReport& r : live_.cameras()) {
+        if (r.config.name == config.name) to_proto(r, response);
+      }
+    });
+  }
+
+  grpc::Status RemoveCamera(grpc::ServerContext*, const pb::RemoveCameraRequest* request,
+                            pb::RemoveCameraResponse*) override {
+    return guarded([&] {
+      live_.remove_camera(request->name());
+      cameras_.remove(request->name());
+    });
+  }
+
+  grpc::Status ListCameras(grpc::ServerContext*, const pb::ListCamerasRequest*,
+                           pb::ListCamerasResponse* response) override {
+    return guarded([&] {
+      for (const CameraReport& r : live_.cameras()) to_proto(r, response->add_cameras());
+    });
+  }
+
+ private:
+  LiveRecognizer& live_;
+  CameraStore& cameras_;
+};
+
+class AlertService final : public pb::Alerts::Service {
+ public:
+  AlertService(AlertStore& alerts, AlertFeed& feed) : alerts_(alerts), feed_(feed) {}
+
+  grpc::Status StreamAlerts(grpc::ServerContext* context, const pb::StreamAlertsRequest* request,
+                            grpc::ServerWriter<pb::Alert>* writer) override {
+    try {
+      // Subscribed before the backlog is read, so an alert logged meanwhile is not missed
+      // (ids already sent are skipped).
+      const auto subscription = feed_.subscribe();
+      AlertFilter filter = from_proto(request->filter());
+      filter.after_id = request->live_only() ? alerts_.last_id() : request->after_id();
+      filter.with_images = request->with_images();
+      filter.limit = 100;
+      pb::Alert message;
+      while (!context->IsCancelled()) {
+        const auto page = alerts_.list(filter);
+        for (const Alert& a : page) {
+          message.Clear();
+          to_proto(a, &message);
+          if (!writer->Write(message)) return grpc::Status::CANCELLED;
+          filter.after_id = a.id;
+        }
+        if (page.size() < static_cast<std::size_t>(filter.limit)) break;
+      }
+      while (!context->IsCancelled()) {
+        auto a = subscription->next(std::chrono::milliseconds(250));
+        if (subscription->fell_behind()) {
+          return {grpc::StatusCode::ABORTED,
+                  "fell behind: resume with after_id=" + std::to_string(filter.after_id)};
+        }
+        if (!a || !passes(filter, *a)) continue;
+        if (!filter.with_images) a->face_jpeg.clear();
+        message.Clear();
+        to_proto(*a, &message);
+        if (!writer->Write(message)) return grpc::Status::CANCELLED;
+        filter.after_id = a->id;
+      }
+      return grpc::Status::CANCELLED;
+    } catch (const std::exception& e) {
+      return to_status(e);
+    }
+  }
+
+  grpc::Status ListAlerts(grpc::ServerContext*, const pb::ListAlertsRequest* request,
+                          pb::ListAlertsResponse* response) override {
+    return guarded([&] {
+      AlertFilter filter = from_proto(request->filter());
+      filter.after_id = request->after_id();
+      filter.limit = request->page_size() == 0 ? 100 : request->page_size();
+      const std::string& review = request->review();
+      if (review == "pending") filter.review = ReviewState::kPending;
+      if (review == "confirmed") filter.review = ReviewState::kConfirmed;
+      if (review == "rejected") filter.review = ReviewState::kRejected;
+      if (!review.empty() && !filter.review) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "review must be pending, confirmed or rejected, got '" + review + "'");
+      }
+      const auto page = alerts_.list(filter);
+      for (const Alert& a : page) to_proto(a, response->add_alerts());
+      if (page.size() == static_cast<std::size_t>(filter.limit)) {
+        response->set_next_after_id(page.back().id);
+      }
+    });
+  }
+
+  grpc::Status GetAlert(grpc::ServerContext*, const pb::GetAlertRequest* request,
+                        pb::Alert* response) override {
+    return guarded([&] {
+      const auto a = alerts_.get(request->id());
+      if (!a) {
+        throw Error(ErrorCode::kNotFound,
+                    "alert " + std::to_string(request->id()) + " does not exist");
+      }
+      to_proto(*a, response);
+    });
+  }
+
+  grpc::Status ReviewAlert(grpc::ServerContext*, const pb::ReviewAlertRequest* request,
+                           pb::Alert* response) override {
+    return guarded([&] {
+      const Alert a = alerts_.review(
+          request->id(), request->confirm() ? ReviewState::kConfirmed : ReviewState::kRejected,
+          request->note(), request->reviewer());
+      to_proto(a, response);
+    });
+  }
+
+ private:
+  AlertStore& alerts_;
+  AlertFeed& feed_;
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::Service> make_camera_service(LiveRecognizer& live, CameraStore& cameras) {
+  return std::make_unique<CameraService>(live, cameras);
+}
+
+std::unique_ptr<grpc::Service> make_alert_service(AlertStore& alerts, AlertFeed& feed) {
+  return std::make_unique<AlertService>(alerts, feed);
+}
+
+}  // namespace frs::service
