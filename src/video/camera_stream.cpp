@@ -3,6 +3,7 @@
 #include <gst/app/gstappsink.h>
 #include <gst/gst.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "frs/core/clock.h"
@@ -61,7 +62,10 @@ std::string message_text(GstMessage* message) {
     std::string detail = debug;
     // The debug string ends with the element's inner reason; keep it short.
     const auto cut = detail.rfind(':');
-    text += " (" + (cut == std::string::npos ? detail : detail.substr(cut + 1)) + ")";
+    detail = cut == std::string::npos ? detail : detail.substr(cut + 1);
+    std::replace(detail.begin(), detail.end(), '\n', ' ');
+    detail.erase(0, detail.find_first_not_of(' '));
+    text += " (" + detail + ")";
   }
   g_clear_error(&error);
   g_free(debug);
