@@ -7,6 +7,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <httplib.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <yaml-cpp/yaml.h>
@@ -24,10 +25,11 @@ struct ServerConfig {
   std::string listen = "127.0.0.1:50051";  // host:port; loopback unless told otherwise
   std::string data_dir = "frs-data";       // store and index snapshots
   std::string models_dir = frs::default_models_dir().string();
-  frs::FaceIndexOptions index;        // FAISS type and search settings (face_index.h)
-  int threads = 0;                    // face engine threads; 0 = one per core
-  int max_message_mb = 64;            // largest request, MiB (1..1024)
-  float default_max_distance = 0.5f;  // of watchlists created without one
+  frs::FaceIndexOptions index;                    // FAISS type and search settings (face_index.h)
+  int threads = 0;                                // face engine threads; 0 = one per core
+  int max_message_mb = 64;                        // largest request, MiB (1..1024)
+  std::string metrics_listen = "127.0.0.1:9464";  // Prometheus /metrics; "" = off
+  float default_max_distance = 0.5f;              // of watchlists created without one
 };
 
 void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_file) {
@@ -60,6 +62,11 @@ void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_fil
       ->capture_default_str();
   flags.add_option("--threads", config.threads, "Face engine threads (0 = one per core)")
       ->check(CLI::Range(0, 64))
+      ->capture_default_str();
+  flags
+      .add_option("--metrics-listen", config.metrics_listen,
+                  "host:port of the Prometheus /metrics endpoint (plain HTTP: keep it on "
+                  "loopback or a monitoring network); empty = off")
       ->capture_default_str();
   flags.add_option("--max-message-mb", config.max_message_mb, "Largest request in MiB")
       ->check(CLI::Range(1, 1024))
@@ -169,8 +176,7 @@ int main(int argc, char** argv) {
     frs::AlertStore alerts(data / "alerts.db");
     frs::AlertFeed feed;
     frs::CameraStore camera_store(data / "cameras.db");
-    frs::LiveRecognizer live(engine, gallery, alerts, feed, frs::DecisionOptions{},
-                             config.threads);
+    frs::LiveRecognizer live(engine, gallery, alerts, feed, frs::DecisionOptions{}, config.threads);
     for (const frs::CameraConfig& camera : camera_store.list()) {
       try {
         live.add_camera(camera);
@@ -205,6 +211,32 @@ int main(int argc, char** argv) {
     spdlog::info("frs-server listening on {} (port {}), data in {}", config.listen, port,
                  config.data_dir);
 
+    // Prometheus text endpoint; plain HTTP, so loopback by default.
+    httplib::Server metrics;
+    std::thread metrics_thread;
+    if (!config.metrics_listen.empty()) {
+      const auto colon = config.metrics_listen.rfind(':');
+      const std::string host = config.metrics_listen.substr(0, colon);
+      const int metrics_port =
+          colon == std::string::npos ? 0 : std::atoi(config.metrics_listen.c_str() + colon + 1);
+      metrics.Get("/metrics", [&](const httplib::Request&, httplib::Response& response) {
+        std::string text = live.prometheus_metrics();
+        text +=
+            "# HELP frs_alert_subscribers Clients streaming alerts.\n"
+            "# TYPE frs_alert_subscribers gauge\nfrs_alert_subscribers " +
+            std::to_string(feed.subscribers()) + "\n";
+        response.set_content(text, "text/plain; version=0.0.4");
+      });
+      if (metrics_port <= 0 || !metrics.bind_to_port(host, metrics_port)) {
+        spdlog::error("cannot serve metrics on {}: give a free host:port, or \"\" for none",
+                      config.metrics_listen);
+        server->Shutdown();
+        return 1;
+      }
+      metrics_thread = std::thread([&] { metrics.listen_after_bind(); });
+      spdlog::info("metrics on http://{}/metrics", config.metrics_listen);
+    }
+
     std::thread signal_waiter([&] {
       int signal = 0;
       sigwait(&signals, &signal);
@@ -213,6 +245,8 @@ int main(int argc, char** argv) {
     });
     server->Wait();
     signal_waiter.join();
+    metrics.stop();
+    if (metrics_thread.joinable()) metrics_thread.join();
     gallery.save_snapshots();
     spdlog::info("index snapshots saved; stopped");
   } catch (const std::exception& e) {

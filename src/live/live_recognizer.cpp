@@ -211,8 +211,19 @@ void LiveRecognizer::work() {
   }
 }
 
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+}  // namespace
+
 void LiveRecognizer::analyse(Camera& camera, VideoFrame frame) {
+  const auto frame_start = std::chrono::steady_clock::now();
   std::vector<Face> faces = engine_.analyze(frame.bgr, false);
+  detect_ms_.record(ms_since(frame_start));
   if (camera.config.region) {
     std::erase_if(faces, [&](const Face& f) {
       const cv::Point2f c(f.box.x + f.box.width / 2, f.box.y + f.box.height / 2);
@@ -241,11 +252,15 @@ void LiveRecognizer::analyse(Camera& camera, VideoFrame frame) {
     track.last_try_ms = frame.captured_at_ms;
     ++track.descriptors;
     std::vector<Face> one = {face};
+    const auto embed_start = std::chrono::steady_clock::now();
     engine_.embed(one);
+    embed_ms_.record(ms_since(embed_start));
     const std::vector<Embedding> query = {*one[0].embedding};
     // Two identities, unrestricted, so the runner-up is known; each watchlist's own
     // threshold is applied below.
+    const auto search_start = std::chrono::steady_clock::now();
     const auto found = gallery_.search(query, camera.config.watchlists, 2, 4.0f)[0];
+    search_ms_.record(ms_since(search_start));
     if (found.empty()) continue;
     const Candidate& best = found[0];
     const auto watchlist = gallery_.store().find_watchlist(best.watchlist);
@@ -291,12 +306,70 @@ void LiveRecognizer::analyse(Camera& camera, VideoFrame frame) {
     // Logged before anyone hears of it: a subscriber never sees an alert the log lacks.
     const Alert stored = alerts_.append(std::move(alert));
     feed_.publish(stored);
+    alert_delay_ms_.record(static_cast<double>(now_unix_ms() - stored.captured_at_ms));
   }
+  frame_ms_.record(ms_since(frame_start));
   std::lock_guard lock(mutex_);
   ++camera.frames_analysed;
   camera.faces += faces.size();
   camera.tracks += new_tracks;
   camera.alerts += decided.size();
+}
+
+}  // namespace frs
+
+namespace frs {
+
+std::string LiveRecognizer::prometheus_metrics() const {
+  std::string out;
+  auto family = [&](const char* name, const char* type, const char* help) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  };
+  const std::vector<CameraReport> reports = cameras();
+  std::map<std::string, bool> waiting;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [name, c] : cameras_) waiting[name] = c->pending.has_value();
+  }
+  auto per_camera = [&](const char* name, const char* type, const char* help, auto value) {
+    family(name, type, help);
+    for (const CameraReport& r : reports) {
+      out += std::string(name) + "{camera=\"" + r.config.name + "\"} " + std::to_string(value(r)) +
+             "\n";
+    }
+  };
+  per_camera("frs_camera_frames_in_total", "counter", "Decoded frames that reached frs.",
+             [](const CameraReport& r) { return r.status.counters.frames_in; });
+  per_camera("frs_camera_frames_analysed_total", "counter", "Frames analysed.",
+             [](const CameraReport& r) { return r.frames_analysed; });
+  per_camera("frs_camera_frames_dropped_total", "counter",
+             "Frames replaced by a newer one before they were used.", [](const CameraReport& r) {
+               return r.status.counters.frames_dropped + r.frames_skipped;
+             });
+  per_camera("frs_camera_reconnects_total", "counter", "Connection attempts after the first.",
+             [](const CameraReport& r) { return r.status.counters.reconnects; });
+  per_camera("frs_camera_faces_total", "counter", "Faces found in analysed frames.",
+             [](const CameraReport& r) { return r.faces; });
+  per_camera("frs_camera_tracks_total", "counter", "People followed.",
+             [](const CameraReport& r) { return r.tracks; });
+  per_camera("frs_camera_alerts_total", "counter", "Alerts raised.",
+             [](const CameraReport& r) { return r.alerts; });
+  per_camera(
+      "frs_camera_streaming", "gauge", "1 while the camera delivers frames.",
+      [](const CameraReport& r) { return r.status.state == CameraState::kStreaming ? 1 : 0; });
+  per_camera("frs_camera_frames_waiting", "gauge", "Frames waiting for a worker (at most 1).",
+             [&](const CameraReport& r) { return waiting[r.config.name] ? 1 : 0; });
+  const std::pair<const char*, const LatencyHistogram*> stages[] = {
+      {"frs_stage_detect_seconds", &detect_ms_},
+      {"frs_stage_embed_seconds", &embed_ms_},
+      {"frs_stage_search_seconds", &search_ms_},
+      {"frs_frame_analysis_seconds", &frame_ms_},
+      {"frs_alert_delay_seconds", &alert_delay_ms_}};
+  for (const auto& [name, histogram] : stages) {
+    family(name, "histogram", "Latency of a live-path stage (alert delay: capture to alert).");
+    out += histogram->prometheus(name, "");
+  }
+  return out;
 }
 
 }  // namespace frs

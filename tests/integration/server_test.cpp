@@ -4,6 +4,7 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -35,7 +36,10 @@ class Server {
  public:
   // `extra`: more frs-server arguments, after --listen, --data-dir and --threads.
   explicit Server(std::filesystem::path data, std::vector<std::string> extra = {})
-      : data_(std::move(data)), extra_(std::move(extra)), port_(free_port()) {
+      : data_(std::move(data)),
+        extra_(std::move(extra)),
+        port_(free_port()),
+        metrics_port_(free_port()) {
     start();
   }
   ~Server() { stop(SIGTERM); }
@@ -47,8 +51,9 @@ class Server {
       const std::string log = (data_.parent_path() / "server.log").string();
       std::freopen(log.c_str(), "a", stderr);
       std::freopen(log.c_str(), "a", stdout);
-      std::vector<std::string> args = {FRS_SERVER,     "--listen",  listen, "--data-dir",
-                                       data_.string(), "--threads", "2"};
+      std::vector<std::string> args = {FRS_SERVER,   "--listen",         listen,
+                                       "--data-dir", data_.string(),     "--threads",
+                                       "2",          "--metrics-listen", metrics_address()};
       args.insert(args.end(), extra_.begin(), extra_.end());
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
@@ -90,6 +95,8 @@ class Server {
     pid_ = -1;
   }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string metrics_address() const { return "127.0.0.1:" + std::to_string(metrics_port_); }
+  int metrics_port() const { return metrics_port_; }
   pb::Gallery::Stub& gallery() { return *gallery_; }
   pb::Search::Stub& search() { return *search_; }
 
@@ -97,6 +104,7 @@ class Server {
   std::filesystem::path data_;
   std::vector<std::string> extra_;
   int port_;
+  int metrics_port_;
   pid_t pid_ = -1;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<pb::Gallery::Stub> gallery_;
@@ -570,6 +578,17 @@ TEST_F(ServerTest, CamerasAndAlertsThroughTheCli) {
   EXPECT_EQ(listed["state"], "streaming");
   EXPECT_GT(listed["frames_analysed"].get<int>(), 0);
   EXPECT_GE(listed["alerts"].get<int>(), 1);
+
+  // Prometheus sees the camera and the stages.
+  httplib::Client metrics("127.0.0.1", server_->metrics_port());
+  const auto scraped = metrics.Get("/metrics");
+  ASSERT_TRUE(scraped);
+  EXPECT_EQ(scraped->status, 200);
+  EXPECT_NE(scraped->body.find("frs_camera_frames_in_total{camera=\"stage\"}"), std::string::npos)
+      << scraped->body;
+  EXPECT_NE(scraped->body.find("frs_camera_streaming{camera=\"stage\"} 1"), std::string::npos);
+  EXPECT_NE(scraped->body.find("frs_stage_embed_seconds_count"), std::string::npos);
+  EXPECT_NE(scraped->body.find("frs_alert_subscribers 0"), std::string::npos);
 
   const std::string id = std::to_string(alert["id"].get<std::int64_t>());
   std::tie(code, out) =

@@ -19,6 +19,7 @@
 
 #include "frs/alerts/alert_feed.h"
 #include "frs/alerts/alert_store.h"
+#include "frs/core/histogram.h"
 #include "frs/gallery/gallery.h"
 #include "frs/video/camera_stream.h"
 #include "frs/video/tracker.h"
@@ -82,6 +83,11 @@ class LiveRecognizer {
   void remove_camera(const std::string& name);
   std::vector<CameraReport> cameras() const;
 
+  // Prometheus text exposition of the live path: per-camera counters and state, frames
+  // waiting, and the latency of each stage (detect+align, embed, search, whole frame,
+  // capture-to-alert).
+  std::string prometheus_metrics() const;
+
  private:
   struct Camera;
   void work();
@@ -93,6 +99,8 @@ class LiveRecognizer {
   AlertStore& alerts_;
   AlertFeed& feed_;
   DecisionOptions decisions_;
+
+  LatencyHistogram detect_ms_, embed_ms_, search_ms_, frame_ms_, alert_delay_ms_;
 
   mutable std::mutex mutex_;
   std::condition_variable frame_ready_;
