@@ -14,6 +14,7 @@
 
 #include <CLI/CLI.hpp>
 #include <opencv2/core/utils/logger.hpp>
+#include <set>
 #include <thread>
 
 #include "frs/core/error.h"
@@ -30,6 +31,8 @@ struct ServerConfig {
   int max_message_mb = 64;                        // largest request, MiB (1..1024)
   std::string metrics_listen = "127.0.0.1:9464";  // Prometheus /metrics; "" = off
   float default_max_distance = 0.5f;              // of watchlists created without one
+  frs::DecisionOptions decisions;                 // live video: when a track alerts
+  std::vector<frs::CameraConfig> cameras;         // from the config file's `cameras:` list
 };
 
 void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_file) {
@@ -64,6 +67,21 @@ void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_fil
       ->check(CLI::Range(0, 64))
       ->capture_default_str();
   flags
+      .add_option("--alert-votes", config.decisions.votes_needed,
+                  "Matching descriptors of one track needed to alert (agreement over chips)")
+      ->check(CLI::Range(1, 32))
+      ->capture_default_str();
+  flags
+      .add_option("--alert-margin", config.decisions.margin,
+                  "Distance the match must beat the runner-up identity by (0 = off)")
+      ->check(CLI::Range(0.0f, 1.0f))
+      ->capture_default_str();
+  flags
+      .add_option("--alert-cooldown-ms", config.decisions.cooldown_ms,
+                  "No new alert for the same person on the same camera for this long")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{86400000}))
+      ->capture_default_str();
+  flags
       .add_option("--metrics-listen", config.metrics_listen,
                   "host:port of the Prometheus /metrics endpoint (plain HTTP: keep it on "
                   "loopback or a monitoring network); empty = off")
@@ -96,6 +114,7 @@ std::vector<std::string> config_file_arguments(const std::string& path, const CL
   std::vector<std::string> arguments;
   for (const auto& entry : root) {
     const auto key = entry.first.as<std::string>();
+    if (key == "cameras") continue;  // a list, read by config_file_cameras()
     if (key == "config" || flags.get_option_no_throw("--" + key) == nullptr) {
       throw frs::Error(frs::ErrorCode::kInvalidArgument,
                        "config '" + path + "': unknown key '" + key +
@@ -109,6 +128,55 @@ std::vector<std::string> config_file_arguments(const std::string& path, const CL
     arguments.push_back(entry.second.as<std::string>());
   }
   return arguments;
+}
+
+// The config file's `cameras:` list: each entry has `name` and `url`, optionally
+// `watchlists` (a list), `fps`, `rtsp-transport`, `rtsp-latency-ms` and `region`
+// ([x, y, width, height]).
+std::vector<frs::CameraConfig> config_file_cameras(const std::string& path) {
+  const YAML::Node root = YAML::LoadFile(path);
+  std::vector<frs::CameraConfig> cameras;
+  if (!root["cameras"]) return cameras;
+  if (!root["cameras"].IsSequence()) {
+    throw frs::Error(frs::ErrorCode::kInvalidArgument,
+                     "config '" + path + "': 'cameras' must be a list of {name, url, ...}");
+  }
+  const std::set<std::string> known = {
+      "name", "url", "watchlists", "fps", "rtsp-transport", "rtsp-latency-ms", "region"};
+  for (const auto& entry : root["cameras"]) {
+    try {
+      for (const auto& field : entry) {
+        if (!known.count(field.first.as<std::string>())) {
+          throw frs::Error(frs::ErrorCode::kInvalidArgument,
+                           "unknown camera key '" + field.first.as<std::string>() + "'");
+        }
+      }
+      frs::CameraConfig c;
+      c.name = entry["name"].as<std::string>();
+      c.source.url = entry["url"].as<std::string>();
+      if (entry["watchlists"]) c.watchlists = entry["watchlists"].as<std::vector<std::string>>();
+      if (entry["fps"]) c.analyse_fps = entry["fps"].as<double>();
+      if (entry["rtsp-transport"])
+        c.source.rtsp_transport = entry["rtsp-transport"].as<std::string>();
+      if (entry["rtsp-latency-ms"]) c.source.rtsp_latency_ms = entry["rtsp-latency-ms"].as<int>();
+      if (entry["region"]) {
+        const auto r = entry["region"].as<std::vector<int>>();
+        if (r.size() != 4)
+          throw frs::Error(frs::ErrorCode::kInvalidArgument, "region needs 4 numbers");
+        c.region = cv::Rect(r[0], r[1], r[2], r[3]);
+      }
+      cameras.push_back(c);
+    } catch (const YAML::Exception& e) {
+      throw frs::Error(frs::ErrorCode::kInvalidArgument,
+                       "config '" + path + "': camera " + std::to_string(cameras.size() + 1) +
+                           " needs `name` and `url` (" + e.what() + ")");
+    } catch (const frs::Error& e) {
+      throw frs::Error(
+          frs::ErrorCode::kInvalidArgument,
+          "config '" + path + "': camera " + std::to_string(cameras.size() + 1) + ": " + e.what());
+    }
+  }
+  return cameras;
 }
 
 }  // namespace
@@ -130,6 +198,7 @@ int main(int argc, char** argv) {
     try {
       const auto from_file = config_file_arguments(file, flags);
       arguments.insert(arguments.begin() + 1, from_file.begin(), from_file.end());
+      config.cameras = config_file_cameras(file);
     } catch (const std::exception& e) {
       std::cerr << "frs-server: " << e.what() << "\n";
       return 2;
@@ -176,7 +245,10 @@ int main(int argc, char** argv) {
     frs::AlertStore alerts(data / "alerts.db");
     frs::AlertFeed feed;
     frs::CameraStore camera_store(data / "cameras.db");
-    frs::LiveRecognizer live(engine, gallery, alerts, feed, frs::DecisionOptions{}, config.threads);
+    frs::LiveRecognizer live(engine, gallery, alerts, feed, config.decisions, config.threads);
+    // Cameras of the config file are stored like those added through the API; the file
+    // wins for a name in both.
+    for (const frs::CameraConfig& camera : config.cameras) camera_store.put(camera);
     for (const frs::CameraConfig& camera : camera_store.list()) {
       try {
         live.add_camera(camera);

@@ -154,29 +154,6 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<Server> server_;
 };
 
-float default_max_distance_of(Server& server) {
-  grpc::ClientContext c;
-  pb::CreateWatchlistRequest r;
-  r.set_name("defaults");
-  pb::Watchlist w;
-  EXPECT_TRUE(server.gallery().CreateWatchlist(&c, r, &w).ok());
-  return w.max_distance();
-}
-
-TEST(ServerConfig, FileKeysAreTheLongFlagsAndFlagsOverrideThem) {
-  ScopedTempDir dir("server-config");
-  const auto file = dir.path() / "frs.yaml";
-  std::ofstream(file) << "default-max-distance: 0.42\nindex-type: IVF4,Flat\nivf-nprobe: 4\n";
-  {
-    Server server(dir.path() / "a", {"--config", file.string()});
-    EXPECT_FLOAT_EQ(default_max_distance_of(server), 0.42f);
-  }
-  {
-    Server server(dir.path() / "b", {"--config", file.string(), "--default-max-distance", "0.3"});
-    EXPECT_FLOAT_EQ(default_max_distance_of(server), 0.3f);
-  }
-}
-
 // Runs a shell command until it exits; returns its exit code and what it printed.
 std::pair<int, std::string> run_command(const std::string& command) {
   std::string output;
@@ -190,6 +167,39 @@ std::pair<int, std::string> run_server_expecting_exit(const std::string& args) {
   return run_command(std::string(FRS_SERVER) + " " + args);
 }
 
+float default_max_distance_of(Server& server) {
+  grpc::ClientContext c;
+  pb::CreateWatchlistRequest r;
+  r.set_name("defaults");
+  pb::Watchlist w;
+  EXPECT_TRUE(server.gallery().CreateWatchlist(&c, r, &w).ok());
+  return w.max_distance();
+}
+
+TEST(ServerConfig, FileKeysAreTheLongFlagsAndFlagsOverrideThem) {
+  ScopedTempDir dir("server-config");
+  const auto file = dir.path() / "frs.yaml";
+  std::ofstream(file) << "default-max-distance: 0.42\nindex-type: IVF4,Flat\nivf-nprobe: 4\n"
+                         "alert-votes: 2\ncameras:\n  - name: yard\n    url: /no/such.mp4\n"
+                         "    watchlists: [wanted]\n    fps: 2\n";
+  {
+    Server server(dir.path() / "a", {"--config", file.string()});
+    EXPECT_FLOAT_EQ(default_max_distance_of(server), 0.42f);
+    // The file's camera runs (and fails, with the reason, for want of the file).
+    const auto [code, out] =
+        run_command(std::string(FRS_CLI) + " camera list --json --server " + server.address());
+    ASSERT_EQ(code, 0) << out;
+    const auto camera = nlohmann::json::parse(out.substr(0, out.find('\n')));
+    EXPECT_EQ(camera["name"], "yard");
+    EXPECT_EQ(camera["watchlists"], nlohmann::json::array({"wanted"}));
+    EXPECT_DOUBLE_EQ(camera["analyse_fps"].get<double>(), 2.0);
+  }
+  {
+    Server server(dir.path() / "b", {"--config", file.string(), "--default-max-distance", "0.3"});
+    EXPECT_FLOAT_EQ(default_max_distance_of(server), 0.3f);
+  }
+}
+
 TEST(ServerConfig, BadFilesAndValuesStopTheServerWithTheReason) {
   ScopedTempDir dir("server-config-bad");
   const auto write = [&](const std::string& name, const std::string& text) {
@@ -200,6 +210,10 @@ TEST(ServerConfig, BadFilesAndValuesStopTheServerWithTheReason) {
   auto [code, out] = run_server_expecting_exit("--config " + write("a.yaml", "nprobe: 4\n"));
   EXPECT_EQ(code, 2);
   EXPECT_NE(out.find("unknown key 'nprobe'"), std::string::npos) << out;
+  std::tie(code, out) = run_server_expecting_exit(
+      "--config " + write("cam.yaml", "cameras:\n  - name: x\n    urll: rtsp://h/s\n"));
+  EXPECT_EQ(code, 2);
+  EXPECT_NE(out.find("unknown camera key 'urll'"), std::string::npos) << out;
   std::tie(code, out) = run_server_expecting_exit("--config " + write("b.yaml", "[1, 2]\n"));
   EXPECT_EQ(code, 2);
   EXPECT_NE(out.find("must be a map"), std::string::npos) << out;
