@@ -39,7 +39,7 @@ const char* to_string(CameraState state);
 
 struct VideoFrame {
   cv::Mat bgr;
-  std::uint64_t sequence = 0;  // frames delivered by this stream, from 1
+  std::uint64_t sequence = 0;  // frames delivered over this connection, from 1
   // When the frame was captured, Unix ms: the stream's presentation time mapped to the
   // wall clock (includes the jitter-buffer latency for RTSP).
   std::int64_t captured_at_ms = 0;
