@@ -113,8 +113,18 @@ class CameraService final : public pb::Cameras::Service {
   grpc::Status RemoveCamera(grpc::ServerContext*, const pb::RemoveCameraRequest* request,
                             pb::RemoveCameraResponse*) override {
     return guarded([&] {
-      live_.remove_camera(request->name());
-      cameras_.remove(request->name());
+      // A stored camera that could not start (say, a bad entry in the config file) is not
+      // running, but can still be removed.
+      bool running = true;
+      try {
+        live_.remove_camera(request->name());
+      } catch (const Error& e) {
+        if (e.code() != ErrorCode::kNotFound) throw;
+        running = false;
+      }
+      if (!cameras_.remove(request->name()) && !running) {
+        throw Error(ErrorCode::kNotFound, "camera '" + request->name() + "' does not exist");
+      }
     });
   }
 

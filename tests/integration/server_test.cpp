@@ -637,6 +637,9 @@ TEST_F(ServerTest, CamerasAndAlertsThroughTheCli) {
   EXPECT_EQ(code, 0) << out;
   std::tie(code, out) = run_command(frs + "camera list --json" + server);
   EXPECT_TRUE(out.empty()) << out;
+  std::tie(code, out) = run_command(frs + "camera remove stage" + server);
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("does not exist"), std::string::npos) << out;
 }
 
 }  // namespace
