@@ -1,7 +1,7 @@
 // The live path end to end, in process: the shared clip served over loopback RTSP by
 // frs-test-camera, a gallery, the live recognizer and the alert log.
 //   - with nobody enrolled: no alert at all;
-//   - with Lin-Manuel Miranda (faces/lin-manuel-miranda.png) and ten other people
+//   - with Lin-Manuel Miranda (faces/lin-manuel-miranda.png) and twelve other people
 //     enrolled: an alert for him, under the threshold, within 2 s of the first frame his
 //     face was found in, and no alert for anyone else over more than a whole loop of the
 //     clip (which ends on the audience).
@@ -72,7 +72,7 @@ TEST(Live, AlertsForTheEnrolledPersonOnlyAndNothingWhenNobodyIsEnrolled) {
   EXPECT_EQ(first.alerts, 0u);
 
   live.remove_camera("stage");
-  // Him and ten others (none of them in the clip).
+  // Him and twelve others: Obama, Biden and the ten lfw10 people (none of them in the clip).
   enroll(gallery, watchlist.id, "Lin-Manuel Miranda", face_path("lin-manuel-miranda.png"));
   enroll(gallery, watchlist.id, "Barack Obama", face_path("obama.jpg"));
   enroll(gallery, watchlist.id, "Joe Biden", face_path("biden.jpg"));
