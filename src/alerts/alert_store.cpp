@@ -86,8 +86,8 @@ Alert read_alert(const Statement& s) {
   return a;
 }
 
-// "?, ?, ?" for n values.
-std::string placeholders(std::size_t n) {
+// "?, ?, ?": n SQL parameters to bind.
+std::string sql_parameters(std::size_t n) {
   std::string out;
   for (std::size_t i = 0; i < n; ++i) out += i ? ", ?" : "?";
   return out;
@@ -116,7 +116,7 @@ Alert AlertStore::append(Alert alert) {
               "INSERT INTO alerts(camera, captured_at_ms, detected_at_ms, track_id, "
               "track_path, identity_id, external_id, display_name, watchlist, face_id, "
               "distance, runner_up_distance, face_jpeg) VALUES (" +
-                  placeholders(13) + ")");
+                  sql_parameters(13) + ")");
   s.bind(1, alert.camera).bind(2, alert.captured_at_ms).bind(3, alert.detected_at_ms);
   s.bind(4, static_cast<std::int64_t>(alert.track_id)).bind(5, path_json(alert.track_path));
   s.bind(6, alert.identity_id).bind(7, alert.external_id).bind(8, alert.display_name);
@@ -142,9 +142,9 @@ std::vector<Alert> AlertStore::list(const AlertFilter& filter) {
   std::string sql = "SELECT " + kColumns + (filter.with_images ? ", face_jpeg" : "") +
                     " FROM alerts WHERE id > ?";
   if (!filter.cameras.empty())
-    sql += " AND camera IN (" + placeholders(filter.cameras.size()) + ")";
+    sql += " AND camera IN (" + sql_parameters(filter.cameras.size()) + ")";
   if (!filter.watchlists.empty()) {
-    sql += " AND watchlist IN (" + placeholders(filter.watchlists.size()) + ")";
+    sql += " AND watchlist IN (" + sql_parameters(filter.watchlists.size()) + ")";
   }
   if (filter.max_distance) sql += " AND distance <= ?";
   if (filter.review) sql += " AND review = ?";

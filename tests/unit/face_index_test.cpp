@@ -28,20 +28,23 @@ void add_five(FaceIndex& index) {
   index.add(ids, e);
 }
 
+// Trains `index` on 400 samples around the first `axes` axes, with Gaussian noise.
+void train_on_axes(FaceIndex& index, std::size_t axes, float spread, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> noise(0.0f, spread);
+  std::vector<Embedding> samples(400);
+  for (std::size_t i = 0; i < samples.size(); ++i) {
+    samples[i] = axis(i % axes);
+    for (float& v : samples[i]) v += noise(rng);
+  }
+  index.train(samples);
+}
+
 class FaceIndexTypes : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(FaceIndexTypes, FindsTheNearestIdsWithExactDistances) {
   FaceIndex index = make(GetParam());
-  if (index.needs_training()) {
-    std::mt19937 rng(7);
-    std::normal_distribution<float> noise(0.0f, 0.3f);
-    std::vector<Embedding> samples(400);
-    for (std::size_t i = 0; i < samples.size(); ++i) {
-      samples[i] = axis(i % 5);
-      for (float& v : samples[i]) v += noise(rng);
-    }
-    index.train(samples);
-  }
+  if (index.needs_training()) train_on_axes(index, 5, 0.3f, 7);
   add_five(index);
   EXPECT_EQ(index.size(), 5u);
 
@@ -78,14 +81,7 @@ TEST(FaceIndex, SearchOptionsReachTheIvfInsideWrappers) {
   for (const std::string factory : {"IVF4,Flat", "PCA16,IVF4,Flat,RFlat"}) {
     SCOPED_TRACE(factory);
     FaceIndex index = make(factory);
-    std::mt19937 rng(3);
-    std::normal_distribution<float> noise(0.0f, 0.01f);
-    std::vector<Embedding> samples(400);
-    for (std::size_t i = 0; i < samples.size(); ++i) {
-      samples[i] = axis(i % 4);
-      for (float& v : samples[i]) v += noise(rng);
-    }
-    index.train(samples);
+    train_on_axes(index, 4, 0.01f, 3);
     const std::vector<std::int64_t> ids = {0, 1, 2, 3};
     index.add(ids, std::vector<Embedding>{axis(0), axis(1), axis(2), axis(3)});
     const std::vector<Embedding> query = {axis(3)};
