@@ -36,34 +36,70 @@ TEST(PlanDetectionViews, TilesCoverEveryPixelOfA1080pFrame) {
 }
 
 TEST(PlanDetectionViews, LaysOutA1080pFrameExactly) {
-  // 1920x1080, 40-pixel faces: the whole frame, then 960-pixel tiles (step 720), then
-  // 480-pixel tiles (step 360); the last tile of a row or column is pushed back inside.
+  // 1920x1080, 40-pixel faces: the whole frame (with its margin: 2880 pixels, faces from
+  // 180 px), then 640-pixel tiles (40 px faces are 16 px in the model input) that keep
+  // faces up to 180 px and so overlap by 180 (step 460); the last tile of a row or column
+  // is pushed back inside.
   const auto views = plan_detection_views({1920, 1080}, 40);
   std::vector<cv::Rect> tiles;
   for (const auto& v : views) {
-    if (v.is_tile) tiles.push_back(v.region);
+    if (v.is_tile) {
+      tiles.push_back(v.region);
+      EXPECT_FLOAT_EQ(v.max_face, 180.0f);
+    }
   }
   std::vector<cv::Rect> expected;
-  for (int y : {0, 120})
-    for (int x : {0, 720, 960}) expected.emplace_back(x, y, 960, 960);
-  for (int y : {0, 360, 600})
-    for (int x : {0, 360, 720, 1080, 1440}) expected.emplace_back(x, y, 480, 480);
+  for (int y : {0, 440})
+    for (int x : {0, 460, 920, 1280}) expected.emplace_back(x, y, 640, 640);
   EXPECT_EQ(tiles, expected);
-  EXPECT_EQ(views.size(), 22u);
+  EXPECT_EQ(views.size(), 9u);
+  EXPECT_FLOAT_EQ(views[0].max_face, 0.0f);
 
   // Only edges inside the frame are interior (a face touching them may be cut).
-  const DetectionView& middle = views[2];  // (720, 0, 960): left and right inside, top not
-  EXPECT_EQ(middle.region, cv::Rect(720, 0, 960, 960));
+  const DetectionView& middle = views[2];  // (460, 0, 640): left and right inside, top not
+  EXPECT_EQ(middle.region, cv::Rect(460, 0, 640, 640));
   EXPECT_TRUE(middle.interior_left);
   EXPECT_TRUE(middle.interior_right);
   EXPECT_FALSE(middle.interior_top);
   EXPECT_TRUE(middle.interior_bottom);
-  const DetectionView& corner = views[6];  // (960, 120, 960): touches right and bottom
-  EXPECT_EQ(corner.region, cv::Rect(960, 120, 960, 960));
+  const DetectionView& corner = views[8];  // (1280, 440, 640): touches right and bottom
+  EXPECT_EQ(corner.region, cv::Rect(1280, 440, 640, 640));
   EXPECT_TRUE(corner.interior_left);
   EXPECT_TRUE(corner.interior_top);
   EXPECT_FALSE(corner.interior_right);
   EXPECT_FALSE(corner.interior_bottom);
+}
+
+TEST(PlanDetectionViews, A640x360FrameNeedsOneTileFor40PixelFaces) {
+  // The whole view (960 px with its margin) finds faces from 60 px; one 640-pixel view of
+  // the frame finds 40..160 px faces.
+  const auto views = plan_detection_views({640, 360}, 40);
+  ASSERT_EQ(views.size(), 2u);
+  EXPECT_EQ(views[1].region, cv::Rect(0, 0, 640, 640));
+  EXPECT_FLOAT_EQ(views[1].max_face, 160.0f);
+  EXPECT_FALSE(views[1].interior_bottom);
+}
+
+TEST(PlanDetectionViews, SmallFacesTakeSeveralLevelsThatEachBridgeTheLevelAbove) {
+  for (const cv::Size frame : {cv::Size(1920, 1080), cv::Size(1280, 720), cv::Size(4000, 3000)}) {
+    for (int min_face : {10, 20, 40, 80}) {
+      const auto views = plan_detection_views(frame, min_face);
+      // The whole view finds faces from side * 1.5 / 16; each tile keeps faces up to its
+      // max_face, which must reach the smallest face of the coarser views.
+      double found_from = views[0].region.width / 16.0;
+      int previous_side = views[0].region.width;
+      for (const auto& v : views) {
+        if (!v.is_tile) continue;
+        if (v.region.width != previous_side) {
+          EXPECT_GE(v.max_face, std::floor(found_from)) << frame << " min face " << min_face;
+          EXPECT_LE(v.max_face, v.region.width / 3.0) << frame;
+          found_from = v.region.width / 16.0;
+          previous_side = v.region.width;
+        }
+      }
+      EXPECT_TRUE(found_from <= min_face || previous_side == 128) << frame << " " << min_face;
+    }
+  }
 }
 
 TEST(MergeDetections, BlendsOverlappingBoxesByScore) {

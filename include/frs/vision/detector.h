@@ -49,12 +49,16 @@ struct BlazeFaceOptions {
 struct DetectionView {
   cv::Rect region;
   bool is_tile = false;  // false for the whole-image view
+  // Detections larger than this (source pixels) are dropped: the level above finds them.
+  // 0 = no limit (the whole-image view).
+  float max_face = 0;
   bool interior_left = false, interior_top = false, interior_right = false,
        interior_bottom = false;  // edges that lie inside the image (a face there may be cut)
 };
 
-// The views that BlazeFaceDetector scans for an image of `size`: the whole image, then tiles
-// of half the side at each level until `min_face_px` is covered. Exposed for tests/bench.
+// The views that BlazeFaceDetector scans for an image of `size`: the whole image, then as
+// few levels of overlapping tiles as cover faces down to `min_face_px`. Exposed for
+// tests/bench.
 std::vector<DetectionView> plan_detection_views(cv::Size size, int min_face_px);
 
 class BlazeFaceDetector : public FaceDetector {
