@@ -64,7 +64,7 @@ struct LiveRecognizer::Camera {
   std::optional<VideoFrame> pending;
   bool busy = false;
   bool removed = false;
-  std::chrono::steady_clock::time_point last_accepted{};
+  std::chrono::steady_clock::time_point next_due{};  // when the next frame may be taken
   std::uint64_t frames_analysed = 0, frames_skipped = 0, faces = 0, tracks = 0, alerts = 0;
 
   // Only the worker that holds `busy` touches these.
@@ -124,8 +124,11 @@ void LiveRecognizer::add_camera(const CameraConfig& config) {
           const auto now = std::chrono::steady_clock::now();
           {
             std::lock_guard lock(mutex_);
-            if (now - c->last_accepted < min_gap) return;  // over the analysis rate
-            c->last_accepted = now;
+            if (now < c->next_due) return;  // over the analysis rate
+            // Frames are due on a fixed schedule so the analysed rate is the configured one
+            // (a minimum gap since the last accepted frame gave 7.5 of 10 fps from a 30 fps
+            // stream); after a pause the schedule starts again from now.
+            c->next_due = now - c->next_due > min_gap ? now + min_gap : c->next_due + min_gap;
             if (c->pending) ++c->frames_skipped;  // never a backlog: the newest frame wins
             c->pending = std::move(f);
           }
