@@ -5,12 +5,20 @@
 namespace frs {
 namespace {
 
-TEST(PlanDetectionViews, OnePassIsTheWholeImageWithAMargin) {
-  const auto views = plan_detection_views({640, 360}, 0);
+TEST(PlanDetectionViews, OnePassIsTheWholeImageWithAMarginWhenAFaceCouldFillIt) {
+  // A square image: a quarter of its side of margin all round (500 + 2 * 125 = 750), so a
+  // face filling the image fills two thirds of the view.
+  auto views = plan_detection_views({500, 500}, 0);
   ASSERT_EQ(views.size(), 1u);
-  // 640 + 2 * 160 = 960, centred on the image.
-  EXPECT_EQ(views[0].region, cv::Rect(-160, -300, 960, 960));
+  EXPECT_EQ(views[0].region, cv::Rect(-125, -125, 750, 750));
   EXPECT_FALSE(views[0].is_tile);
+  // A wide frame: its height (the largest face) is already under two thirds of its width.
+  views = plan_detection_views({640, 360}, 0);
+  ASSERT_EQ(views.size(), 1u);
+  EXPECT_EQ(views[0].region, cv::Rect(0, -140, 640, 640));
+  // In between: 400x300 needs a view of 450 (300 * 1.5).
+  views = plan_detection_views({400, 300}, 0);
+  EXPECT_EQ(views[0].region, cv::Rect(-25, -75, 450, 450));
 }
 
 TEST(PlanDetectionViews, TilesCoverEveryPixelOfA1080pFrame) {
@@ -36,28 +44,27 @@ TEST(PlanDetectionViews, TilesCoverEveryPixelOfA1080pFrame) {
 }
 
 TEST(PlanDetectionViews, LaysOutA1080pFrameExactly) {
-  // 1920x1080, 40-pixel faces: the whole frame (with its margin: 2880 pixels, faces from
-  // 180 px), then 640-pixel tiles (40 px faces are 16 px in the model input) that keep
-  // faces up to 180 px and so overlap by 180 (step 460); the last tile of a row or column
-  // is pushed back inside.
+  // 1920x1080, 40-pixel faces: the whole frame (1920 pixels: faces from 120 px), then
+  // 640-pixel tiles (40 px faces are 16 px in the model input) that keep faces up to 160 px
+  // and so overlap by 160 (step 480); the last tile of a row or column is pushed back inside.
   const auto views = plan_detection_views({1920, 1080}, 40);
   std::vector<cv::Rect> tiles;
   for (const auto& v : views) {
     if (v.is_tile) {
       tiles.push_back(v.region);
-      EXPECT_FLOAT_EQ(v.max_face, 180.0f);
+      EXPECT_FLOAT_EQ(v.max_face, 160.0f);
     }
   }
   std::vector<cv::Rect> expected;
   for (int y : {0, 440})
-    for (int x : {0, 460, 920, 1280}) expected.emplace_back(x, y, 640, 640);
+    for (int x : {0, 480, 960, 1280}) expected.emplace_back(x, y, 640, 640);
   EXPECT_EQ(tiles, expected);
   EXPECT_EQ(views.size(), 9u);
   EXPECT_FLOAT_EQ(views[0].max_face, 0.0f);
 
   // Only edges inside the frame are interior (a face touching them may be cut).
-  const DetectionView& middle = views[2];  // (460, 0, 640): left and right inside, top not
-  EXPECT_EQ(middle.region, cv::Rect(460, 0, 640, 640));
+  const DetectionView& middle = views[2];  // (480, 0, 640): left and right inside, top not
+  EXPECT_EQ(middle.region, cv::Rect(480, 0, 640, 640));
   EXPECT_TRUE(middle.interior_left);
   EXPECT_TRUE(middle.interior_right);
   EXPECT_FALSE(middle.interior_top);
@@ -70,21 +77,26 @@ TEST(PlanDetectionViews, LaysOutA1080pFrameExactly) {
   EXPECT_FALSE(corner.interior_bottom);
 }
 
-TEST(PlanDetectionViews, A640x360FrameNeedsOneTileFor40PixelFaces) {
-  // The whole view (960 px with its margin) finds faces from 60 px; one 640-pixel view of
-  // the frame finds 40..160 px faces.
-  const auto views = plan_detection_views({640, 360}, 40);
-  ASSERT_EQ(views.size(), 2u);
+TEST(PlanDetectionViews, A640x360FrameIsOneViewFor40PixelFaces) {
+  // The 640-pixel whole view already shows a 40-pixel face at 16 model pixels.
+  EXPECT_EQ(plan_detection_views({640, 360}, 40).size(), 1u);
+  // A 960x540 frame: the whole view finds faces from 60 px; one level of 640-pixel tiles
+  // (keeping up to 160 px) finds the 40..60 px ones.
+  const auto views = plan_detection_views({960, 540}, 40);
+  ASSERT_EQ(views.size(), 3u);
   EXPECT_EQ(views[1].region, cv::Rect(0, 0, 640, 640));
+  EXPECT_EQ(views[2].region, cv::Rect(320, 0, 640, 640));
   EXPECT_FLOAT_EQ(views[1].max_face, 160.0f);
   EXPECT_FALSE(views[1].interior_bottom);
+  EXPECT_TRUE(views[1].interior_right);
 }
 
 TEST(PlanDetectionViews, SmallFacesTakeSeveralLevelsThatEachBridgeTheLevelAbove) {
-  for (const cv::Size frame : {cv::Size(1920, 1080), cv::Size(1280, 720), cv::Size(4000, 3000)}) {
+  for (const cv::Size frame : {cv::Size(1920, 1080), cv::Size(1280, 720), cv::Size(4000, 3000),
+                               cv::Size(480, 640)}) {
     for (int min_face : {10, 20, 40, 80}) {
       const auto views = plan_detection_views(frame, min_face);
-      // The whole view finds faces from side * 1.5 / 16; each tile keeps faces up to its
+      // The whole view finds faces from its side / 16; each tile keeps faces up to its
       // max_face, which must reach the smallest face of the coarser views.
       double found_from = views[0].region.width / 16.0;
       int previous_side = views[0].region.width;
