@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "frs/core/error.h"
+#include "frs/core/logfmt.h"
 #include "frs/service/services.h"
 
 namespace {
@@ -251,10 +252,10 @@ int main(int argc, char** argv) {
     for (const frs::CameraConfig& camera : config.cameras) camera_store.put(camera);
     for (const frs::CameraConfig& camera : camera_store.list()) {
       try {
-        live.add_camera(camera);
-        spdlog::info("camera {}: {}", camera.name, camera.source.url);
+        live.add_camera(camera);  // logs `event=added`
       } catch (const std::exception& e) {
-        spdlog::error("camera {} not started: {}", camera.name, e.what());
+        spdlog::error("camera={} event=not_started error={}", frs::logfmt_value(camera.name),
+                      frs::logfmt_value(e.what()));
       }
     }
 

@@ -1,11 +1,14 @@
 #include "frs/live/live_recognizer.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <opencv2/imgcodecs.hpp>
 #include <set>
 
 #include "frs/core/clock.h"
 #include "frs/core/error.h"
+#include "frs/core/logfmt.h"
 
 namespace frs {
 namespace {
@@ -68,6 +71,7 @@ struct LiveRecognizer::Camera {
   std::uint64_t frames_analysed = 0, frames_skipped = 0, faces = 0, tracks = 0, alerts = 0;
 
   // Only the worker that holds `busy` touches these.
+  std::chrono::steady_clock::time_point last_summary = std::chrono::steady_clock::now();
   FaceTracker tracker;
   std::map<std::uint64_t, TrackState> track_states;
   std::map<std::int64_t, std::int64_t> last_alert_ms;  // by identity id
@@ -116,29 +120,35 @@ void LiveRecognizer::add_camera(const CameraConfig& config) {
   const auto min_gap = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(1.0 / config.analyse_fps));
   std::weak_ptr<Camera> weak = camera;
+  CameraSourceOptions source = config.source;
+  source.name = config.name;
   try {
-    camera->stream =
-        std::make_unique<CameraStream>(config.source, [this, weak, min_gap](VideoFrame f) {
-          auto c = weak.lock();
-          if (!c) return;
-          const auto now = std::chrono::steady_clock::now();
-          {
-            std::lock_guard lock(mutex_);
-            if (now < c->next_due) return;  // over the analysis rate
-            // Frames are due on a fixed schedule so the analysed rate is the configured one
-            // (a minimum gap since the last accepted frame gave 7.5 of 10 fps from a 30 fps
-            // stream); after a pause the schedule starts again from now.
-            c->next_due = now - c->next_due > min_gap ? now + min_gap : c->next_due + min_gap;
-            if (c->pending) ++c->frames_skipped;  // never a backlog: the newest frame wins
-            c->pending = std::move(f);
-          }
-          frame_ready_.notify_one();
-        });
+    camera->stream = std::make_unique<CameraStream>(source, [this, weak, min_gap](VideoFrame f) {
+      auto c = weak.lock();
+      if (!c) return;
+      const auto now = std::chrono::steady_clock::now();
+      {
+        std::lock_guard lock(mutex_);
+        if (now < c->next_due) return;  // over the analysis rate
+        // Frames are due on a fixed schedule so the analysed rate is the configured one
+        // (a minimum gap since the last accepted frame gave 7.5 of 10 fps from a 30 fps
+        // stream); after a pause the schedule starts again from now.
+        c->next_due = now - c->next_due > min_gap ? now + min_gap : c->next_due + min_gap;
+        if (c->pending) ++c->frames_skipped;  // never a backlog: the newest frame wins
+        c->pending = std::move(f);
+      }
+      frame_ready_.notify_one();
+    });
   } catch (...) {
     std::lock_guard lock(mutex_);
     cameras_.erase(config.name);
     throw;
   }
+  std::string watchlists;
+  for (const std::string& w : config.watchlists) watchlists += (watchlists.empty() ? "" : ",") + w;
+  spdlog::info("camera={} event=added url={} analyse_fps={} watchlists={}",
+               logfmt_value(config.name), logfmt_value(url_for_logs(config.source.url)),
+               config.analyse_fps, logfmt_value(watchlists.empty() ? "all" : watchlists));
 }
 
 void LiveRecognizer::remove_camera(const std::string& name) {
@@ -154,6 +164,7 @@ void LiveRecognizer::remove_camera(const std::string& name) {
     cameras_.erase(it);
   }
   camera->stream.reset();  // a worker still analysing its last frame keeps `camera` alive
+  spdlog::info("camera={} event=removed", logfmt_value(name));
 }
 
 std::vector<CameraReport> LiveRecognizer::cameras() const {
@@ -305,18 +316,46 @@ void LiveRecognizer::analyse(Camera& camera, VideoFrame frame) {
     alert.face_jpeg = vote.face_jpeg;
     decided.push_back(std::move(alert));
   }
+  const std::string camera_name = logfmt_value(camera.config.name);
   for (Alert& alert : decided) {
     // Logged before anyone hears of it: a subscriber never sees an alert the log lacks.
     const Alert stored = alerts_.append(std::move(alert));
     feed_.publish(stored);
-    alert_delay_ms_.record(static_cast<double>(now_unix_ms() - stored.captured_at_ms));
+    const auto delay_ms = now_unix_ms() - stored.captured_at_ms;
+    alert_delay_ms_.record(static_cast<double>(delay_ms));
+    // Ids only: names of watchlisted people stay in the access-controlled alert log.
+    spdlog::info(
+        "camera={} event=alert alert_id={} track_id={} identity_id={} watchlist={} "
+        "distance={:.3f} delay_ms={}",
+        camera_name, stored.id, stored.track_id, stored.identity_id, logfmt_value(stored.watchlist),
+        stored.distance, delay_ms);
   }
   frame_ms_.record(ms_since(frame_start));
-  std::lock_guard lock(mutex_);
-  ++camera.frames_analysed;
-  camera.faces += faces.size();
-  camera.tracks += new_tracks;
-  camera.alerts += decided.size();
+  CameraReport summary;
+  {
+    std::lock_guard lock(mutex_);
+    ++camera.frames_analysed;
+    camera.faces += faces.size();
+    camera.tracks += new_tracks;
+    camera.alerts += decided.size();
+    summary.frames_analysed = camera.frames_analysed;
+    summary.frames_skipped = camera.frames_skipped;
+    summary.faces = camera.faces;
+    summary.tracks = camera.tracks;
+    summary.alerts = camera.alerts;
+  }
+  // A line a minute per working camera: enough to see one fall behind in the logs alone.
+  const auto now = std::chrono::steady_clock::now();
+  if (now - camera.last_summary >= std::chrono::minutes(1)) {
+    camera.last_summary = now;
+    const CameraCounters stream =
+        camera.stream ? camera.stream->status().counters : CameraCounters{};
+    spdlog::info(
+        "camera={} event=summary frames_in={} frames_analysed={} frames_skipped={} "
+        "frames_dropped={} faces={} tracks={} alerts={} reconnects={}",
+        camera_name, stream.frames_in, summary.frames_analysed, summary.frames_skipped,
+        stream.frames_dropped, summary.faces, summary.tracks, summary.alerts, stream.reconnects);
+  }
 }
 
 }  // namespace frs

@@ -2,12 +2,14 @@
 
 #include <gst/app/gstappsink.h>
 #include <gst/gst.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <filesystem>
 
 #include "frs/core/clock.h"
 #include "frs/core/error.h"
+#include "frs/core/logfmt.h"
 
 namespace frs {
 namespace {
@@ -30,7 +32,8 @@ std::string uri_of(const std::string& url) {
   if (uri == nullptr) {
     const std::string why = error ? error->message : "unknown";
     g_clear_error(&error);
-    throw Error(ErrorCode::kInvalidArgument, "camera URL '" + url + "' is not usable: " + why);
+    throw Error(ErrorCode::kInvalidArgument,
+                "camera URL '" + url_for_logs(url) + "' is not usable: " + why);
   }
   std::string out = uri;
   g_free(uri);
@@ -105,7 +108,9 @@ std::string CameraStream::pipeline_description(const CameraSourceOptions& option
 }
 
 CameraStream::CameraStream(const CameraSourceOptions& options, FrameHandler on_frame)
-    : options_(options), on_frame_(std::move(on_frame)) {
+    : options_(options),
+      log_name_(logfmt_value(options.name.empty() ? url_for_logs(options.url) : options.name)),
+      on_frame_(std::move(on_frame)) {
   static std::once_flag gst_ready;
   std::call_once(gst_ready, [] { gst_init(nullptr, nullptr); });
   if (options_.url.empty()) {
@@ -117,7 +122,7 @@ CameraStream::CameraStream(const CameraSourceOptions& options, FrameHandler on_f
       !starts_with(options_.url, "http://") && !starts_with(options_.url, "https://") &&
       !starts_with(options_.url, "file://")) {
     throw Error(ErrorCode::kInvalidArgument,
-                "camera URL '" + options_.url +
+                "camera URL '" + url_for_logs(options_.url) +
                     "' has a scheme frs does not play: use rtsp://, rtsps://, http(s):// or a "
                     "file");
   }
@@ -174,10 +179,13 @@ void CameraStream::run() {
     if (stopping_) break;
     status_.state = CameraState::kBackingOff;
     status_.last_error = failure;
+    spdlog::warn("camera={} event=failed error={} reconnects={} retry_in_ms={}", log_name_,
+                 logfmt_value(failure), status_.counters.reconnects, backoff.count());
     wake_.wait_for(lock, backoff, [this] { return stopping_; });
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
   set_state(CameraState::kStopped);
+  spdlog::info("camera={} event=stopped", log_name_);
 }
 
 std::string CameraStream::stream_once(bool& streamed_long) {
@@ -268,6 +276,15 @@ std::string CameraStream::stream_once(bool& streamed_long) {
           status_.state = CameraState::kStreaming;
           status_.counters.last_frame_at_ms = frame.captured_at_ms;
           ++frames_delivered_;
+        }
+        if (delivered == 1) {
+          std::uint64_t reconnects = 0;
+          {
+            std::lock_guard lock(mutex_);
+            reconnects = status_.counters.reconnects;
+          }
+          spdlog::info("camera={} event=streaming width={} height={} reconnects={}", log_name_,
+                       frame.bgr.cols, frame.bgr.rows, reconnects);
         }
         on_frame_(std::move(frame));
       }

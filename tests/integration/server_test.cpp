@@ -97,6 +97,12 @@ class Server {
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   std::string metrics_address() const { return "127.0.0.1:" + std::to_string(metrics_port_); }
   int metrics_port() const { return metrics_port_; }
+  // Threads of the running server process.
+  std::size_t threads() const {
+    const auto tasks = std::filesystem::path("/proc") / std::to_string(pid_) / "task";
+    return static_cast<std::size_t>(std::distance(std::filesystem::directory_iterator(tasks),
+                                                  std::filesystem::directory_iterator()));
+  }
   pb::Gallery::Stub& gallery() { return *gallery_; }
   pb::Search::Stub& search() { return *search_; }
 
@@ -548,18 +554,25 @@ namespace {
 
 // The live path through the server and the CLI: a camera added with `frs camera add` is
 // kept across a restart, its alert is listed, streamed (backlog first) and reviewed.
+// Watchlist "wanted" with Lin-Manuel Miranda (external id LMM-1), who is in the test clip.
+void enroll_him(Server& server) {
+  grpc::ClientContext create;
+  pb::CreateWatchlistRequest w;
+  w.set_name("wanted");
+  pb::Watchlist created;
+  ASSERT_TRUE(server.gallery().CreateWatchlist(&create, w, &created).ok());
+  grpc::ClientContext c;
+  pb::EnrollRequest r;
+  r.set_watchlist("wanted");
+  r.set_external_id("LMM-1");
+  r.set_display_name("Lin-Manuel Miranda");
+  r.add_photos()->set_image(bytes_of(face_path("lin-manuel-miranda.png")));
+  pb::EnrollResponse response;
+  ASSERT_TRUE(server.gallery().Enroll(&c, r, &response).ok());
+}
+
 TEST_F(ServerTest, CamerasAndAlertsThroughTheCli) {
-  ASSERT_TRUE(create_watchlist("wanted").ok());
-  {
-    grpc::ClientContext c;
-    pb::EnrollRequest r;
-    r.set_watchlist("wanted");
-    r.set_external_id("LMM-1");
-    r.set_display_name("Lin-Manuel Miranda");
-    r.add_photos()->set_image(bytes_of(face_path("lin-manuel-miranda.png")));
-    pb::EnrollResponse response;
-    ASSERT_TRUE(server_->gallery().Enroll(&c, r, &response).ok());
-  }
+  enroll_him(*server_);
   TestCamera camera;
   const std::string frs = std::string(FRS_CLI) + " ";
   const std::string server = " --server " + server_->address();
@@ -604,6 +617,15 @@ TEST_F(ServerTest, CamerasAndAlertsThroughTheCli) {
   EXPECT_NE(scraped->body.find("frs_stage_embed_seconds_count"), std::string::npos);
   EXPECT_NE(scraped->body.find("frs_alert_subscribers 0"), std::string::npos);
 
+  // Per-camera structured log lines (logfmt); the alert's line names no one.
+  const std::string log = bytes_of(root_ / "server.log");
+  EXPECT_NE(log.find("camera=stage event=added url=" + camera.url()), std::string::npos) << log;
+  EXPECT_NE(log.find("camera=stage event=streaming width=640 height=360"), std::string::npos);
+  EXPECT_NE(log.find("camera=stage event=alert alert_id=" + std::to_string(alert["id"].get<int>())),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("Lin-Manuel"), std::string::npos) << log;
+
   const std::string id = std::to_string(alert["id"].get<std::int64_t>());
   std::tie(code, out) =
       run_command(frs + "alerts review " + id + " --reject --note 'test' --json" + server);
@@ -640,6 +662,71 @@ TEST_F(ServerTest, CamerasAndAlertsThroughTheCli) {
   std::tie(code, out) = run_command(frs + "camera remove stage" + server);
   EXPECT_EQ(code, 1);
   EXPECT_NE(out.find("does not exist"), std::string::npos) << out;
+}
+
+// The camera is killed (no RTSP teardown) and started again, three times: each time the
+// camera backs off and reconnects, its state and counters say so, and alerts resume (the
+// cooldown is off, so each new sighting alerts); the server's thread count does not grow.
+TEST_F(ServerTest, ACameraKilledAgainAndAgainReconnectsAndAlertsResume) {
+  enroll_him(*server_);
+  server_.reset();
+  server_ = std::make_unique<Server>(root_ / "data",
+                                     std::vector<std::string>{"--alert-cooldown-ms", "0"});
+  TestCamera camera;
+  const std::string frs = std::string(FRS_CLI) + " ";
+  const std::string server = " --server " + server_->address();
+  auto [code, out] = run_command(frs + "camera add stage " + camera.url() + server);
+  ASSERT_EQ(code, 0) << out;
+  auto camera_now = [&] {
+    auto [c, o] = run_command(frs + "camera list --json" + server);
+    EXPECT_EQ(c, 0) << o;
+    return nlohmann::json::parse(o.substr(0, o.find('\n')));
+  };
+  auto alert_count = [&] {
+    auto [c, o] = run_command(frs + "alerts --json" + server);
+    EXPECT_EQ(c, 0) << o;
+    return static_cast<int>(std::count(o.begin(), o.end(), '\n'));
+  };
+  // Polls `done` every 200 ms for up to `seconds`.
+  auto eventually = [](auto done, int seconds) {
+    for (int i = 0; i < seconds * 5; ++i) {
+      if (done()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return done();
+  };
+  ASSERT_TRUE(eventually([&] { return alert_count() >= 1; }, 30)) << "no first alert";
+  std::size_t threads_after_first_cycle = 0;
+  for (int cycle = 1; cycle <= 3; ++cycle) {
+    const auto before = camera_now();
+    const int alerts_before = alert_count();
+    camera.stop();
+    ASSERT_TRUE(eventually(
+        [&] {
+          const auto now = camera_now();
+          return now["state"] != "streaming" &&
+                 now["reconnects"].get<int>() > before["reconnects"].get<int>();
+        },
+        20))
+        << "cycle " << cycle << ": the lost camera was not noticed: " << camera_now().dump();
+    EXPECT_FALSE(camera_now()["last_error"].get<std::string>().empty());
+    camera.start();
+    ASSERT_TRUE(eventually(
+        [&] {
+          const auto now = camera_now();
+          return now["state"] == "streaming" &&
+                 now["frames_in"].get<long>() > before["frames_in"].get<long>();
+        },
+        30))
+        << "cycle " << cycle << ": not streaming again: " << camera_now().dump();
+    ASSERT_TRUE(eventually([&] { return alert_count() > alerts_before; }, 30))
+        << "cycle " << cycle << ": no alert after reconnecting";
+    if (cycle == 1) threads_after_first_cycle = server_->threads();
+  }
+  // Threads that each reconnection left behind would show as growth over two more cycles.
+  EXPECT_LE(server_->threads(), threads_after_first_cycle + 1)
+      << "after the first cycle: " << threads_after_first_cycle;
+  EXPECT_EQ(camera_now()["state"], "streaming");
 }
 
 }  // namespace

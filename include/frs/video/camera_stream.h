@@ -19,6 +19,8 @@
 namespace frs {
 
 struct CameraSourceOptions {
+  // How the logs call this camera (`camera=NAME`). Default: its URL without credentials.
+  std::string name;
   // rtsp://..., http(s)://... (MJPEG, HLS: whatever GStreamer's uridecodebin plays), a
   // file path or file://. Files play at their own pace, like a live camera.
   std::string url;
@@ -84,6 +86,7 @@ class CameraStream {
   void set_state(CameraState state, const std::string& error = {});
 
   CameraSourceOptions options_;
+  std::string log_name_;  // logfmt value
   FrameHandler on_frame_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
