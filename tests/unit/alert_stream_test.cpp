@@ -1,6 +1,7 @@
 // StreamAlerts over a real (in-process, loopback) gRPC server: a subscriber that stops
 // reading is cut off with ABORTED instead of growing the server's memory, and resuming
-// from the last id it received delivers every alert exactly once.
+// from the last id it received delivers every alert exactly once; one stalled subscriber
+// never holds up nine others.
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
@@ -16,47 +17,68 @@ namespace {
 
 namespace pb = ::frs::v1;
 
-TEST(AlertStream, ASlowSubscriberIsCutOffAndResumesWithoutLoss) {
-  testing::ScopedTempDir dir("alert-stream");
-  AlertStore store(dir / "alerts.db");
-  AlertFeed feed;
-  auto service = service::make_alert_service(store, feed);
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(service.get());
-  const auto server = builder.BuildAndStart();
-  ASSERT_GT(port, 0);
+class AlertStream : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    builder_.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder_.RegisterService(service_.get());
+    server_ = builder_.BuildAndStart();
+    ASSERT_GT(port_, 0);
+  }
+  void TearDown() override { server_->Shutdown(); }
+
+  std::unique_ptr<pb::Alerts::Stub> stub() {
+    return pb::Alerts::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port_),
+                                                   grpc::InsecureChannelCredentials()));
+  }
   // A client with a small receive window and no window growth, so that the server's writes
   // back up as soon as the client stops reading (as over a slow link).
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-  args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 4096);
-  auto stub = pb::Alerts::NewStub(grpc::CreateCustomChannel(
-      "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials(), args));
+  std::unique_ptr<pb::Alerts::Stub> slow_stub() {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 4096);
+    return pb::Alerts::NewStub(grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port_),
+                                                         grpc::InsecureChannelCredentials(), args));
+  }
+  void wait_for_subscribers(std::size_t count) {
+    for (int i = 0; i < 500 && feed_.subscribers() < count; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_EQ(feed_.subscribers(), count);
+  }
+  void publish(int count) {
+    for (int i = 0; i < count; ++i) {
+      Alert a;
+      a.camera = "door";
+      a.watchlist = "wanted";
+      a.display_name = std::string(200, 'x');  // big enough messages to fill a small window
+      a.distance = 0.4f;
+      a.face_jpeg = {1, 2, 3};
+      feed_.publish(store_.append(a));
+    }
+  }
 
+  testing::ScopedTempDir dir_{"alert-stream"};
+  AlertStore store_{dir_ / "alerts.db"};
+  AlertFeed feed_;
+  std::unique_ptr<grpc::Service> service_ = service::make_alert_service(store_, feed_);
+  grpc::ServerBuilder builder_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+TEST_F(AlertStream, ASlowSubscriberIsCutOffAndResumesWithoutLoss) {
+  auto stub = slow_stub();
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
   pb::StreamAlertsRequest request;
   auto reader = stub->StreamAlerts(&context, request);
-  // Wait until the server side has subscribed.
-  for (int i = 0; i < 200 && feed.subscribers() == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_EQ(feed.subscribers(), 1u);
+  wait_for_subscribers(1);
 
   // More alerts than the subscriber's queue (256) and the client's window hold, while the
   // client reads nothing.
   constexpr int kAlerts = 600;
-  for (int i = 0; i < kAlerts; ++i) {
-    Alert a;
-    a.camera = "door";
-    a.watchlist = "wanted";
-    a.display_name = std::string(200, 'x');  // makes each message big enough to fill the window
-    a.distance = 0.4f;
-    a.face_jpeg = {1, 2, 3};
-    feed.publish(store.append(a));
-  }
+  publish(kAlerts);
 
   std::vector<std::int64_t> received;
   pb::Alert alert;
@@ -79,7 +101,52 @@ TEST(AlertStream, ASlowSubscriberIsCutOffAndResumesWithoutLoss) {
   rest->Finish();
   ASSERT_EQ(received.size(), static_cast<std::size_t>(kAlerts));
   for (int i = 0; i < kAlerts; ++i) EXPECT_EQ(received[static_cast<std::size_t>(i)], i + 1);
-  server->Shutdown();
+}
+
+TEST_F(AlertStream, TenSubscribersOneNeverReadingTheOthersGetEverything) {
+  constexpr int kReaders = 9, kAlerts = 600;
+  std::vector<std::vector<std::int64_t>> received(kReaders);
+  std::vector<grpc::Status> finished(kReaders);
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::thread> readers;
+  auto stub_for_readers = stub();
+  for (int r = 0; r < kReaders; ++r) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    contexts.back()->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    readers.emplace_back([&, r, context = contexts.back().get()] {
+      auto reader = stub_for_readers->StreamAlerts(context, pb::StreamAlertsRequest{});
+      pb::Alert alert;
+      while (received[r].size() < kAlerts && reader->Read(&alert)) {
+        received[r].push_back(alert.id());
+      }
+      context->TryCancel();
+      finished[r] = reader->Finish();
+    });
+  }
+  auto slow = slow_stub();
+  grpc::ClientContext stalled;
+  stalled.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto never_read = slow->StreamAlerts(&stalled, pb::StreamAlertsRequest{});
+  wait_for_subscribers(kReaders + 1);
+
+  // Faster than any real watchlist alerts (500 a second), for longer than the stalled
+  // client's window and queue can hold.
+  for (int i = 0; i < kAlerts; ++i) {
+    publish(1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  for (auto& t : readers) t.join();
+  for (int r = 0; r < kReaders; ++r) {
+    ASSERT_EQ(received[r].size(), static_cast<std::size_t>(kAlerts)) << "reader " << r;
+    for (int i = 0; i < kAlerts; ++i) ASSERT_EQ(received[r][static_cast<std::size_t>(i)], i + 1);
+  }
+  // The stalled one was cut off (its queue stayed bounded) rather than holding anyone up.
+  pb::Alert alert;
+  int stalled_got = 0;
+  while (never_read->Read(&alert)) ++stalled_got;
+  const grpc::Status status = never_read->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ABORTED) << status.error_message();
+  EXPECT_LT(stalled_got, kAlerts);
 }
 
 }  // namespace
