@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every benchmark and writes the report to build/bench-report.md (docs/benchmarks.md
 # quotes it). Needs a set-up build (scripts/setup.sh) and ../shared/testdata.
-#   bench/run.sh           full (about 15 minutes on 2 cores; HNSW32 over 100k takes 5)
-#   bench/run.sh --quick   fewer runs and settings (about 4 minutes)
+#   bench/run.sh           full (about 25 minutes on 2 cores; HNSW32 over 100k takes 5,
+#                          the live streams 10)
+#   bench/run.sh --quick   fewer runs and settings (about 5 minutes)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${FRS_BUILD_DIR:-$root/build}/bench"
@@ -33,6 +34,14 @@ if [[ "${1:-}" == "--quick" ]]; then runs=3; quick="--quick"; fi
     "$bin/bench_search_latency" --faces 100000 --types "Flat;IVF1024,Flat"
   else
     "$bin/bench_search_latency" --faces 100000 --types "Flat;IVF1024,Flat;HNSW32"
+  fi
+  echo
+  echo "## Live streams (bench_live_streams)"
+  echo
+  if [[ -n "$quick" ]]; then
+    "$bin/bench_live_streams" --seconds 15 --streams 1,2,4 --sizes 640x360 --naive-seconds 10
+  else
+    "$bin/bench_live_streams"
   fi
   echo
   echo "## Smallest face BlazeFace finds in its 256-pixel input (bench_detector_min_face)"
