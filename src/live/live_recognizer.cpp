@@ -236,16 +236,16 @@ double ms_since(std::chrono::steady_clock::time_point start) {
 
 void LiveRecognizer::analyse(Camera& camera, VideoFrame frame) {
   const auto frame_start = std::chrono::steady_clock::now();
-  std::vector<Face> faces = engine_.analyze(frame.bgr, false);
+  std::vector<Detection> faces = engine_.detect(frame.bgr);
   detect_ms_.record(ms_since(frame_start));
   if (camera.config.region) {
-    std::erase_if(faces, [&](const Face& f) {
+    std::erase_if(faces, [&](const Detection& f) {
       const cv::Point2f c(f.box.x + f.box.width / 2, f.box.y + f.box.height / 2);
       return !cv::Rect2f(*camera.config.region).contains(c);
     });
   }
   std::vector<cv::Rect2f> boxes;
-  for (const Face& f : faces) boxes.push_back(f.box);
+  for (const Detection& f : faces) boxes.push_back(f.box);
   const std::vector<std::uint64_t> ids = camera.tracker.update(frame.captured_at_ms, boxes);
   for (const Track& ended : camera.tracker.take_ended(frame.captured_at_ms)) {
     camera.track_states.erase(ended.id);
@@ -256,16 +256,22 @@ void LiveRecognizer::analyse(Camera& camera, VideoFrame frame) {
     auto [state_it, created] = camera.track_states.try_emplace(ids[i]);
     new_tracks += created ? 1 : 0;
     TrackState& track = state_it->second;
-    Face& face = faces[i];
+    const Detection& face = faces[i];
     const bool first_chips = track.descriptors < decisions_.chips_per_track;
     const bool undecided = track.alerted.empty();
-    const bool better = face.quality.score > track.best_quality + decisions_.quality_gain;
+    if (!first_chips && !undecided) continue;
+    // Landmarks cost several ms a face: only the faces about to be embedded get them,
+    // chosen by a quality estimate from the detection alone.
+    const float quality = estimate_quality(frame.bgr, face).score;
+    const bool better = quality > track.best_quality + decisions_.quality_gain;
     const bool retry_due = frame.captured_at_ms - track.last_try_ms >= decisions_.retry_ms;
-    if (!first_chips && !(undecided && (better || retry_due))) continue;
-    track.best_quality = std::max(track.best_quality, face.quality.score);
+    if (!first_chips && !better && !retry_due) continue;
+    track.best_quality = std::max(track.best_quality, quality);
     track.last_try_ms = frame.captured_at_ms;
     ++track.descriptors;
-    std::vector<Face> one = {face};
+    const auto align_start = std::chrono::steady_clock::now();
+    std::vector<Face> one = {engine_.align(frame.bgr, face)};
+    align_ms_.record(ms_since(align_start));
     const auto embed_start = std::chrono::steady_clock::now();
     engine_.embed(one);
     embed_ms_.record(ms_since(embed_start));
@@ -403,6 +409,7 @@ std::string LiveRecognizer::prometheus_metrics() const {
              [&](const CameraReport& r) { return waiting[r.config.name] ? 1 : 0; });
   const std::pair<const char*, const LatencyHistogram*> stages[] = {
       {"frs_stage_detect_seconds", &detect_ms_},
+      {"frs_stage_align_seconds", &align_ms_},
       {"frs_stage_embed_seconds", &embed_ms_},
       {"frs_stage_search_seconds", &search_ms_},
       {"frs_frame_analysis_seconds", &frame_ms_},

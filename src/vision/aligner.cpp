@@ -134,23 +134,42 @@ float clamp01(double v) {
 // blur. Sharpness saturates at a Laplacian variance of 100 on the chip, above which blur no
 // longer moved the descriptor in our measurements. Pose credit falls linearly to zero at a
 // yaw of 0.8 (about 55 degrees), beyond which the 68-point model itself is unreliable.
-FaceQuality measure_quality(const Face& face) {
-  FaceQuality q;
-  q.face_px = std::max(face.box.width, face.box.height);
+namespace {
 
+float laplacian_variance(const cv::Mat& bgr) {
   cv::Mat grey, laplacian;
-  cv::cvtColor(face.chip, grey, cv::COLOR_BGR2GRAY);
+  cv::cvtColor(bgr, grey, cv::COLOR_BGR2GRAY);
   cv::Laplacian(grey, laplacian, CV_64F);
   cv::Scalar mean, stddev;
   cv::meanStdDev(laplacian, mean, stddev);
-  q.sharpness = static_cast<float>(stddev[0] * stddev[0]);
+  return static_cast<float>(stddev[0] * stddev[0]);
+}
 
-  // Yaw: where the nose tip (30) falls between the jaw ends (0 and 16), along the jaw line.
-  const cv::Point2f jaw_right = face.landmarks[0], jaw_left = face.landmarks[16];
-  const cv::Point2f nose = face.landmarks[30];
-  const cv::Point2f across = jaw_left - jaw_right;
+// Where `nose` falls between a face's right and left edge points, along the line joining
+// them: -1 at the right one, 0 midway (frontal), 1 at the left one.
+float yaw_between(cv::Point2f right, cv::Point2f left, cv::Point2f nose) {
+  const cv::Point2f across = left - right;
   const double width2 = across.dot(across);
-  if (width2 > 0) q.yaw = static_cast<float>(2.0 * (nose - jaw_right).dot(across) / width2 - 1.0);
+  return width2 > 0 ? static_cast<float>(2.0 * (nose - right).dot(across) / width2 - 1.0) : 0.0f;
+}
+
+void score_quality(FaceQuality& q) {
+  const float size_factor = clamp01(q.face_px / 80.0);
+  const float sharp_factor = clamp01(q.sharpness / 100.0);
+  const float pose_factor =
+      clamp01(1.0 - std::abs(q.yaw) / 0.8) * clamp01(1.0 - std::abs(q.pitch) / 0.3);
+  q.score = size_factor * sharp_factor * pose_factor;
+}
+
+}  // namespace
+
+FaceQuality measure_quality(const Face& face) {
+  FaceQuality q;
+  q.face_px = std::max(face.box.width, face.box.height);
+  q.sharpness = laplacian_variance(face.chip);
+  // Yaw: where the nose tip (30) falls between the jaw ends (0 and 16), along the jaw line.
+  const cv::Point2f nose = face.landmarks[30];
+  q.yaw = yaw_between(face.landmarks[0], face.landmarks[16], nose);
 
   // Pitch: where the nose tip falls between the eye line and the chin (8). 0.40 is the
   // median of frontal photos (lfw10); looking down moves the nose towards the chin.
@@ -158,12 +177,29 @@ FaceQuality measure_quality(const Face& face) {
   const cv::Point2f down = face.landmarks[8] - eyes;
   const double height2 = down.dot(down);
   if (height2 > 0) q.pitch = static_cast<float>((nose - eyes).dot(down) / height2 - 0.40);
+  score_quality(q);
+  return q;
+}
 
-  const float size_factor = clamp01(q.face_px / 80.0);
-  const float sharp_factor = clamp01(q.sharpness / 100.0);
-  const float pose_factor =
-      clamp01(1.0 - std::abs(q.yaw) / 0.8) * clamp01(1.0 - std::abs(q.pitch) / 0.3);
-  q.score = size_factor * sharp_factor * pose_factor;
+FaceQuality estimate_quality(const cv::Mat& bgr, const Detection& detection) {
+  FaceQuality q;
+  q.face_px = std::max(detection.box.width, detection.box.height);
+  const cv::Rect inside = cv::Rect(detection.box) & cv::Rect(0, 0, bgr.cols, bgr.rows);
+  if (inside.width >= 2 && inside.height >= 2) {
+    // The face fills about two thirds of the chip (padding 0.25 each side): scale the box
+    // to that size so the Laplacian sees the same level of detail.
+    const int side = static_cast<int>(
+        std::lround(FaceAligner::kChipSize / (1 + 2 * FaceAligner::kChipPadding)));
+    cv::Mat scaled;
+    cv::resize(bgr(inside), scaled, {side, side}, 0, 0,
+               inside.width > side ? cv::INTER_AREA : cv::INTER_LINEAR);
+    q.sharpness = laplacian_variance(scaled);
+  }
+  // BlazeFace keypoints: 2 nose tip, 4 right ear tragion, 5 left ear tragion.
+  if (detection.keypoints.size() == 6) {
+    q.yaw = yaw_between(detection.keypoints[4], detection.keypoints[5], detection.keypoints[2]);
+  }
+  score_quality(q);
   return q;
 }
 

@@ -72,10 +72,6 @@ FaceEngine::FaceEngine(const FaceEngineOptions& options) : options_(options) {
 FaceEngine::~FaceEngine() = default;
 
 std::vector<Detection> FaceEngine::detect(const cv::Mat& bgr) const {
-  return detector_->detect(bgr);
-}
-
-std::vector<Face> FaceEngine::analyze(const cv::Mat& bgr, bool embed_faces) const {
   std::vector<Detection> detections = detector_->detect(bgr);
   // Largest first: the largest face is the subject of an enrollment photo, and when an
   // image holds more faces than max_faces the smallest carry the least identity.
@@ -85,6 +81,15 @@ std::vector<Face> FaceEngine::analyze(const cv::Mat& bgr, bool embed_faces) cons
   if (detections.size() > static_cast<std::size_t>(options_.max_faces)) {
     detections.resize(static_cast<std::size_t>(options_.max_faces));
   }
+  return detections;
+}
+
+Face FaceEngine::align(const cv::Mat& bgr, const Detection& detection) const {
+  return aligner_->align(bgr, detection);
+}
+
+std::vector<Face> FaceEngine::analyze(const cv::Mat& bgr, bool embed_faces) const {
+  const std::vector<Detection> detections = detect(bgr);
   std::vector<Face> faces(detections.size());
   // Landmarks cost ~1 ms a face; split them over the threads only when there are many.
   const std::size_t shares = std::min<std::size_t>(static_cast<std::size_t>(options_.threads),

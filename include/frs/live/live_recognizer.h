@@ -41,7 +41,9 @@ struct DecisionOptions {
   // 3, range 1..32.
   int chips_per_track = 3;
   // After those, while the track has no decision, a chip is embedded again when its
-  // quality beats the track's best so far by `quality_gain` (default 0.05, range 0..1),
+  // quality (estimate_quality: judged before alignment, so that only the faces about to
+  // be embedded pay for landmarks) beats the track's best so far by `quality_gain`
+  // (default 0.05, range 0..1),
   // or when `retry_ms` have passed since the last try (default 500 ms; a face's distance
   // varies with expression and light more than the quality score tells).
   float quality_gain = 0.05f;
@@ -84,8 +86,8 @@ class LiveRecognizer {
   std::vector<CameraReport> cameras() const;
 
   // Prometheus text exposition of the live path: per-camera counters and state, frames
-  // waiting, and the latency of each stage (detect+align, embed, search, whole frame,
-  // capture-to-alert).
+  // waiting, and the latency of each stage (detect a frame, align a face, embed a chip,
+  // search a descriptor, the whole frame, capture-to-alert).
   std::string prometheus_metrics() const;
 
  private:
@@ -100,7 +102,7 @@ class LiveRecognizer {
   AlertFeed& feed_;
   DecisionOptions decisions_;
 
-  LatencyHistogram detect_ms_, embed_ms_, search_ms_, frame_ms_, alert_delay_ms_;
+  LatencyHistogram detect_ms_, align_ms_, embed_ms_, search_ms_, frame_ms_, alert_delay_ms_;
 
   mutable std::mutex mutex_;
   std::condition_variable frame_ready_;

@@ -51,7 +51,11 @@ class FaceEngine {
   FaceEngine& operator=(const FaceEngine&) = delete;
 
   // All thread-safe.
+  // The faces found, largest first (the subject of a portrait is the first), at most
+  // max_faces.
   std::vector<Detection> detect(const cv::Mat& bgr) const;
+  // Landmarks, chip and quality of one detected face (what analyze does for each face).
+  Face align(const cv::Mat& bgr, const Detection& detection) const;
   // Detects, aligns and measures every face (largest first, at most max_faces); with
   // `embed` also computes each face's descriptor in one batch.
   std::vector<Face> analyze(const cv::Mat& bgr, bool embed = true) const;
