@@ -408,12 +408,9 @@ std::string LiveRecognizer::prometheus_metrics() const {
   per_camera("frs_camera_frames_waiting", "gauge", "Frames waiting for a worker (at most 1).",
              [&](const CameraReport& r) { return waiting[r.config.name] ? 1 : 0; });
   const std::pair<const char*, const LatencyHistogram*> stages[] = {
-      {"frs_stage_detect_seconds", &detect_ms_},
-      {"frs_stage_align_seconds", &align_ms_},
-      {"frs_stage_embed_seconds", &embed_ms_},
-      {"frs_stage_search_seconds", &search_ms_},
-      {"frs_frame_analysis_seconds", &frame_ms_},
-      {"frs_alert_delay_seconds", &alert_delay_ms_}};
+      {"frs_stage_detect_seconds", &detect_ms_},  {"frs_stage_align_seconds", &align_ms_},
+      {"frs_stage_embed_seconds", &embed_ms_},    {"frs_stage_search_seconds", &search_ms_},
+      {"frs_frame_analysis_seconds", &frame_ms_}, {"frs_alert_delay_seconds", &alert_delay_ms_}};
   for (const auto& [name, histogram] : stages) {
     family(name, "histogram", "Latency of a live-path stage (alert delay: capture to alert).");
     out += histogram->prometheus(name, "");

@@ -188,8 +188,8 @@ FaceQuality estimate_quality(const cv::Mat& bgr, const Detection& detection) {
   if (inside.width >= 2 && inside.height >= 2) {
     // The face fills about two thirds of the chip (padding 0.25 each side): scale the box
     // to that size so the Laplacian sees the same level of detail.
-    const int side = static_cast<int>(
-        std::lround(FaceAligner::kChipSize / (1 + 2 * FaceAligner::kChipPadding)));
+    const int side =
+        static_cast<int>(std::lround(FaceAligner::kChipSize / (1 + 2 * FaceAligner::kChipPadding)));
     cv::Mat scaled;
     cv::resize(bgr(inside), scaled, {side, side}, 0, 0,
                inside.width > side ? cv::INTER_AREA : cv::INTER_LINEAR);
