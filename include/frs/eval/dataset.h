@@ -1,0 +1,91 @@
+#pragma once
+// The data `frs eval` measures on: labelled images (an identity tree or a CSV of pairs),
+// optional group labels, each image's descriptor, and the comparisons and 1:N searches the
+// metrics (metrics.h) are computed from.
+
+#include <cstddef>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "frs/core/embedding.h"
+#include "frs/eval/metrics.h"
+#include "frs/vision/face_engine.h"
+
+namespace frs {
+
+struct EvalImage {
+  std::string identity;  // empty for images of a pairs file
+  std::filesystem::path file;
+  std::optional<Embedding> descriptor;  // of the largest face; none: see `problem`
+  std::string problem;                  // why there is no descriptor
+};
+
+// One sub-folder per identity, its images directly inside (any file; ones that are not
+// images are listed as problems later). Sorted by path. Throws frs::Error(kInvalidArgument)
+// for a missing folder or one without identity sub-folders.
+std::vector<EvalImage> read_identity_folders(const std::filesystem::path& root);
+
+// A CSV of labelled pairs, one per line: file_a,file_b,same, where same is 1/0, true/false
+// or yes/no; relative paths are relative to the CSV's folder; an optional header line.
+// Malformed rows are skipped and listed ("line 7: ..."), never fatal.
+struct PairsFile {
+  struct Pair {
+    std::size_t a = 0, b = 0;  // indices into images
+    bool same = false;
+  };
+  std::vector<EvalImage> images;  // each file once
+  std::vector<Pair> pairs;
+  std::vector<std::string> skipped;
+};
+// Throws frs::Error(kInvalidArgument) when the file cannot be read.
+PairsFile read_pairs_csv(const std::filesystem::path& csv);
+
+// identity,group per line (an identity may have several rows, one per group it belongs
+// to; an optional header). Malformed rows are skipped and listed.
+struct GroupsFile {
+  std::map<std::string, std::vector<std::string>> groups_of;
+  std::vector<std::string> skipped;
+};
+GroupsFile read_groups_csv(const std::filesystem::path& csv);
+
+// Fills each image's descriptor (the largest face) on `workers` threads; an image with no
+// face, or one that cannot be read, gets a `problem` instead. `progress(done, total)` is
+// called from the workers, serialised.
+void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images, int workers,
+                     const std::function<void(std::size_t, std::size_t)>& progress = {});
+
+// Every pair of described images of an identity tree: same = same identity.
+std::vector<LabelledDistance> all_pairs(const std::vector<EvalImage>& images);
+// The same pairs, for identities in a common group: one entry per shared group.
+std::vector<GroupedDistance> grouped_pairs(const std::vector<EvalImage>& images,
+                                           const GroupsFile& groups);
+// The pairs of a pairs file whose two images were described.
+std::vector<LabelledDistance> listed_pairs(const PairsFile& file);
+
+// How an identity with several enrolled faces is compared with a probe.
+enum class TemplateScore {
+  kNearest,   // the distance to its nearest face (what the gallery's search does)
+  kCentroid,  // the distance to the mean of its faces' descriptors
+};
+
+struct OpenSetOptions {
+  int enroll_per_identity = 1;  // the first N described images of each identity, 1..100
+  // Share of identities held out as never enrolled, (0, 0.5]: every identity is held out
+  // in one of round(1/holdout) folds, so that every image serves as a non-mated search.
+  double holdout = 0.3;
+  unsigned seed = 1;  // the order identities are dealt into folds
+  TemplateScore score = TemplateScore::kNearest;
+};
+
+// The open-set protocol: in each fold the other folds' identities are enrolled; the rest
+// of their images are mated searches, every image of the fold's identities a non-mated
+// one. Throws frs::Error(kInvalidArgument) for options out of range or fewer than 2
+// identities with a described image.
+std::vector<SearchOutcome> open_set_searches(const std::vector<EvalImage>& images,
+                                             const OpenSetOptions& options);
+
+}  // namespace frs

@@ -1,0 +1,124 @@
+#pragma once
+// Accuracy measures of a face matcher from its distances (lower = more alike; a match is a
+// distance at or under the threshold), as NIST's face recognition evaluations define them:
+//   verification (1:1): false match rate (FMR) over impostor comparisons, false non-match
+//     rate (FNMR) over genuine ones;
+//   open-set identification (1:N): a mated search (the person is enrolled) fails when the
+//     nearest identity is someone else or farther than the threshold (FNIR); a non-mated
+//     search (the person is not enrolled) is a false alert when its nearest identity is
+//     within the threshold (FPIR).
+// Pure functions over numbers: the data set and the face engine are elsewhere (dataset.h).
+
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace frs {
+
+// errors of trials.
+struct Rate {
+  std::size_t errors = 0;
+  std::size_t trials = 0;
+  double value() const {
+    return trials ? static_cast<double>(errors) / static_cast<double>(trials) : 0;
+  }
+};
+
+// Whether the data can support an error rate of `target`: enough trials that 10 errors
+// define it (kEnough), at least one error's worth (kFew: a rough figure), or fewer (kTooFew:
+// the threshold is only "no error seen").
+enum class Support { kEnough, kFew, kTooFew };
+const char* to_string(Support support);
+Support support_for(double target, std::size_t trials);
+
+// The largest threshold at which the error rate over `negatives` (distances that must not
+// match) stays at or under `target`.
+struct ThresholdAt {
+  double target = 0;
+  float threshold = 0;
+  Rate achieved;  // over `negatives`, at `threshold`
+  Support support = Support::kTooFew;
+};
+ThresholdAt threshold_at(std::span<const float> negatives, double target);
+
+// One comparison of two images.
+struct LabelledDistance {
+  float distance = 0;
+  bool same = false;  // the same person
+};
+
+struct Verification {
+  std::size_t genuine = 0, impostor = 0;
+  float threshold = 0;  // the configured one
+  Rate fmr, fnmr;       // at `threshold`
+  double accuracy = 0;  // share of comparisons decided right at `threshold`
+  struct AtFmr {
+    ThresholdAt point;  // threshold for the target FMR
+    Rate fnmr;          // at that threshold
+  };
+  std::vector<AtFmr> at_fmr;
+};
+Verification verify(std::span<const LabelledDistance> pairs, float threshold,
+                    std::span<const double> fmr_targets);
+
+// The outcome of one 1:N search.
+struct SearchOutcome {
+  bool mated = false;          // the searched person is enrolled
+  bool nearest_right = false;  // mated: the nearest identity is that person
+  // Distance to the nearest identity; none when the gallery was empty.
+  std::optional<float> nearest_distance;
+};
+
+struct Identification {
+  std::size_t mated = 0, non_mated = 0;
+  double rank1 = 0;     // share of mated searches whose nearest identity is right
+  float threshold = 0;  // the configured one
+  Rate fnir, fpir;      // at `threshold`
+  struct AtFpir {
+    ThresholdAt point;  // threshold for the target FPIR (over non-mated searches)
+    Rate fnir;          // at that threshold
+  };
+  std::vector<AtFpir> at_fpir;
+};
+Identification identify(std::span<const SearchOutcome> searches, float threshold,
+                        std::span<const double> fpir_targets);
+
+// FMR and FNMR at the threshold per group (comparisons within a group only), and each
+// group's ratio to the best (lowest) group's rate; no ratio when the best rate is 0.
+struct GroupRates {
+  std::string group;
+  Rate fmr, fnmr;
+  std::optional<double> fmr_ratio, fnmr_ratio;
+};
+struct GroupedDistance {
+  float distance = 0;
+  bool same = false;
+  std::string group;  // both images belong to it
+};
+std::vector<GroupRates> rates_by_group(std::span<const GroupedDistance> pairs, float threshold);
+
+// The max_distance that keeps the expected false-alert rate (FPIR) of a watchlist of
+// `gallery_size` identities at `target_fpir`. A non-mated search alerts when any of the N
+// identities is within the threshold; with comparisons independent, FPIR = 1 - (1 - FMR)^N,
+// so each comparison may falsely match with probability 1 - (1 - target)^(1/N). That FMR
+// is read off the impostor distances when they are enough (10 false matches' worth);
+// otherwise the impostor distribution's lower tail is fitted with a normal distribution
+// through its 1% and 10% quantiles and extrapolated.
+struct Calibration {
+  double target_fpir = 0;
+  std::size_t gallery_size = 0;
+  double per_comparison_fmr = 0;
+  float max_distance = 0;
+  std::size_t impostor_comparisons = 0;
+  bool extrapolated = false;          // true: from the fitted tail
+  double tail_mean = 0, tail_sd = 0;  // the fitted normal, when extrapolated
+};
+// Throws frs::Error(kInvalidArgument) for a target outside (0,1), a gallery size of 0, or
+// fewer than 100 impostor distances.
+Calibration calibrate(std::span<const float> impostor_distances, double target_fpir,
+                      std::size_t gallery_size);
+
+}  // namespace frs

@@ -1,0 +1,309 @@
+#include "frs/eval/dataset.h"
+
+#include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "frs/core/error.h"
+
+namespace frs {
+namespace {
+
+std::string trimmed(const std::string& s) {
+  const auto first = s.find_first_not_of(" \t\r");
+  if (first == std::string::npos) return "";
+  const auto last = s.find_last_not_of(" \t\r");
+  return s.substr(first, last - first + 1);
+}
+
+std::vector<std::string> csv_fields(const std::string& line) {
+  std::vector<std::string> fields;
+  std::stringstream in(line);
+  for (std::string f; std::getline(in, f, ',');) fields.push_back(trimmed(f));
+  if (!line.empty() && line.back() == ',') fields.emplace_back();
+  return fields;
+}
+
+std::optional<bool> parse_same(std::string value) {
+  std::transform(value.begin(), value.end(), value.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (value == "1" || value == "true" || value == "yes") return true;
+  if (value == "0" || value == "false" || value == "no") return false;
+  return std::nullopt;
+}
+
+std::ifstream open_csv(const std::filesystem::path& csv) {
+  std::ifstream in(csv);
+  if (!in) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "cannot read '" + csv.string() + "': check the path and its permissions");
+  }
+  return in;
+}
+
+}  // namespace
+
+std::vector<EvalImage> read_identity_folders(const std::filesystem::path& root) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(root, ec)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "'" + root.string() +
+                    "' is not a folder: give a folder with one sub-folder "
+                    "per identity");
+  }
+  std::vector<EvalImage> images;
+  std::size_t identities = 0;
+  for (const auto& person : std::filesystem::directory_iterator(root)) {
+    if (!person.is_directory()) continue;
+    ++identities;
+    for (const auto& file : std::filesystem::directory_iterator(person.path())) {
+      if (file.is_regular_file()) {
+        images.push_back({person.path().filename().string(), file.path(), std::nullopt, ""});
+      }
+    }
+  }
+  if (identities == 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "'" + root.string() +
+                    "' has no sub-folders: put each identity's images in a folder named "
+                    "after it");
+  }
+  std::sort(images.begin(), images.end(),
+            [](const EvalImage& a, const EvalImage& b) { return a.file < b.file; });
+  return images;
+}
+
+PairsFile read_pairs_csv(const std::filesystem::path& csv) {
+  std::ifstream in = open_csv(csv);
+  PairsFile out;
+  std::map<std::filesystem::path, std::size_t> index_of;
+  auto image_index = [&](const std::string& name) {
+    std::filesystem::path p(name);
+    if (p.is_relative()) p = csv.parent_path() / p;
+    p = p.lexically_normal();
+    const auto [it, added] = index_of.try_emplace(p, out.images.size());
+    if (added) out.images.push_back({"", p, std::nullopt, ""});
+    return it->second;
+  };
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (trimmed(line).empty()) continue;
+    const auto fields = csv_fields(line);
+    const std::string where = "line " + std::to_string(number) + ": ";
+    if (fields.size() != 3) {
+      out.skipped.push_back(where + "expected file_a,file_b,same, got " +
+                            std::to_string(fields.size()) + " fields");
+      continue;
+    }
+    const auto same = parse_same(fields[2]);
+    if (!same) {
+      if (number > 1 || out.pairs.size() > 0) {
+        out.skipped.push_back(where + "'same' must be 1/0, true/false or yes/no, got '" +
+                              fields[2] + "'");
+      }
+      continue;  // the first line may be a header
+    }
+    if (fields[0].empty() || fields[1].empty()) {
+      out.skipped.push_back(where + "an empty file name");
+      continue;
+    }
+    out.pairs.push_back({image_index(fields[0]), image_index(fields[1]), *same});
+  }
+  return out;
+}
+
+GroupsFile read_groups_csv(const std::filesystem::path& csv) {
+  std::ifstream in = open_csv(csv);
+  GroupsFile out;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (trimmed(line).empty()) continue;
+    const auto fields = csv_fields(line);
+    if (number == 1 && fields.size() == 2 && fields[0] == "identity") continue;  // header
+    if (fields.size() != 2 || fields[0].empty() || fields[1].empty()) {
+      out.skipped.push_back("line " + std::to_string(number) +
+                            ": expected identity,group with both filled in");
+      continue;
+    }
+    auto& groups = out.groups_of[fields[0]];
+    if (std::find(groups.begin(), groups.end(), fields[1]) == groups.end()) {
+      groups.push_back(fields[1]);
+    }
+  }
+  return out;
+}
+
+void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images, int workers,
+                     const std::function<void(std::size_t, std::size_t)>& progress) {
+  std::atomic<std::size_t> next{0};
+  std::size_t done = 0;
+  std::mutex progress_mutex;
+  auto work = [&] {
+    for (std::size_t i = next++; i < images.size(); i = next++) {
+      EvalImage& image = images[i];
+      try {
+        const auto faces = engine.analyze(load_image(image.file, engine.options().limits), true);
+        if (faces.empty()) {
+          image.problem = "no face found";
+        } else {
+          image.descriptor = faces.front().embedding;  // the largest face
+        }
+      } catch (const Error& e) {
+        if (e.code() == ErrorCode::kFailedPrecondition) throw;  // models missing: all fail
+        image.problem = e.what();
+      }
+      if (progress) {
+        std::lock_guard lock(progress_mutex);
+        progress(++done, images.size());
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  std::exception_ptr failure;
+  std::mutex failure_mutex;
+  for (int t = 0; t < std::max(1, workers); ++t) {
+    threads.emplace_back([&] {
+      try {
+        work();
+      } catch (...) {
+        std::lock_guard lock(failure_mutex);
+        failure = std::current_exception();
+        next = images.size();  // the others stop too
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  if (failure) std::rethrow_exception(failure);
+}
+
+std::vector<LabelledDistance> all_pairs(const std::vector<EvalImage>& images) {
+  std::vector<LabelledDistance> pairs;
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    if (!images[i].descriptor) continue;
+    for (std::size_t j = i + 1; j < images.size(); ++j) {
+      if (!images[j].descriptor) continue;
+      pairs.push_back({distance(*images[i].descriptor, *images[j].descriptor),
+                       images[i].identity == images[j].identity});
+    }
+  }
+  return pairs;
+}
+
+std::vector<GroupedDistance> grouped_pairs(const std::vector<EvalImage>& images,
+                                           const GroupsFile& groups) {
+  std::vector<GroupedDistance> pairs;
+  static const std::vector<std::string> kNone;
+  auto groups_of = [&](const std::string& identity) -> const std::vector<std::string>& {
+    const auto it = groups.groups_of.find(identity);
+    return it == groups.groups_of.end() ? kNone : it->second;
+  };
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    if (!images[i].descriptor) continue;
+    const auto& groups_i = groups_of(images[i].identity);
+    if (groups_i.empty()) continue;
+    for (std::size_t j = i + 1; j < images.size(); ++j) {
+      if (!images[j].descriptor) continue;
+      const auto& groups_j = groups_of(images[j].identity);
+      const float d = distance(*images[i].descriptor, *images[j].descriptor);
+      const bool same = images[i].identity == images[j].identity;
+      for (const std::string& g : groups_i) {
+        if (std::find(groups_j.begin(), groups_j.end(), g) != groups_j.end()) {
+          pairs.push_back({d, same, g});
+        }
+      }
+    }
+  }
+  return pairs;
+}
+
+std::vector<LabelledDistance> listed_pairs(const PairsFile& file) {
+  std::vector<LabelledDistance> pairs;
+  for (const PairsFile::Pair& p : file.pairs) {
+    const auto& a = file.images[p.a].descriptor;
+    const auto& b = file.images[p.b].descriptor;
+    if (a && b) pairs.push_back({distance(*a, *b), p.same});
+  }
+  return pairs;
+}
+
+std::vector<SearchOutcome> open_set_searches(const std::vector<EvalImage>& images,
+                                             const OpenSetOptions& options) {
+  if (options.enroll_per_identity < 1 || options.enroll_per_identity > 100) {
+    throw Error(ErrorCode::kInvalidArgument, "photos enrolled per identity must be in 1..100");
+  }
+  if (!(options.holdout > 0 && options.holdout <= 0.5)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "the held-out share of identities must be in (0, 0.5], e.g. 0.3");
+  }
+  // Each identity's described images, in path order.
+  std::map<std::string, std::vector<const Embedding*>> by_identity;
+  for (const EvalImage& image : images) {
+    if (image.descriptor) by_identity[image.identity].push_back(&*image.descriptor);
+  }
+  if (by_identity.size() < 2) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "open-set identification needs at least 2 identities with a face found");
+  }
+  std::vector<std::string> order;
+  for (const auto& [identity, faces] : by_identity) order.push_back(identity);
+  std::mt19937 rng(options.seed);
+  for (std::size_t i = order.size() - 1; i > 0; --i) {  // Fisher-Yates: same on every platform
+    std::swap(order[i], order[rng() % (i + 1)]);
+  }
+  const auto folds = static_cast<std::size_t>(std::max(2L, std::lround(1.0 / options.holdout)));
+  const auto enrolled_count = static_cast<std::size_t>(options.enroll_per_identity);
+
+  struct Template {
+    const std::string* identity;
+    std::vector<Embedding> faces;  // one entry (the mean) for kCentroid
+  };
+  auto template_of = [&](const std::string& identity) {
+    const auto& faces = by_identity.at(identity);
+    Template t{&identity, {}};
+    const std::size_t n = std::min(enrolled_count, faces.size());
+    for (std::size_t i = 0; i < n; ++i) t.faces.push_back(*faces[i]);
+    if (options.score == TemplateScore::kCentroid) t.faces = {mean_embedding(t.faces)};
+    return t;
+  };
+  std::vector<SearchOutcome> searches;
+  for (std::size_t fold = 0; fold < folds; ++fold) {
+    std::vector<Template> gallery;
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      if (i % folds != fold) gallery.push_back(template_of(order[i]));
+    }
+    auto search = [&](const Embedding& probe, const std::string* truth) {
+      SearchOutcome out;
+      out.mated = truth != nullptr;
+      const Template* nearest = nullptr;
+      for (const Template& t : gallery) {
+        for (const Embedding& face : t.faces) {
+          const float d = distance(probe, face);
+          if (!out.nearest_distance || d < *out.nearest_distance) {
+            out.nearest_distance = d;
+            nearest = &t;
+          }
+        }
+      }
+      out.nearest_right = truth && nearest && *nearest->identity == *truth;
+      return out;
+    };
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      const auto& faces = by_identity.at(order[i]);
+      if (i % folds == fold) {
+        for (const Embedding* face : faces) searches.push_back(search(*face, nullptr));
+      } else {
+        for (std::size_t f = enrolled_count; f < faces.size(); ++f) {
+          searches.push_back(search(*faces[f], &order[i]));
+        }
+      }
+    }
+  }
+  return searches;
+}
+
+}  // namespace frs

@@ -1,0 +1,228 @@
+#include "frs/eval/metrics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "frs/core/error.h"
+
+namespace frs {
+
+const char* to_string(Support support) {
+  switch (support) {
+    case Support::kEnough:
+      return "enough";
+    case Support::kFew:
+      return "few";
+    case Support::kTooFew:
+      return "too_few";
+  }
+  return "?";
+}
+
+Support support_for(double target, std::size_t trials) {
+  const double expected_errors = target * static_cast<double>(trials);
+  if (expected_errors >= 10) return Support::kEnough;
+  if (expected_errors >= 1) return Support::kFew;
+  return Support::kTooFew;
+}
+
+namespace {
+
+std::size_t count_at_or_under(std::span<const float> sorted, float threshold) {
+  return static_cast<std::size_t>(std::upper_bound(sorted.begin(), sorted.end(), threshold) -
+                                  sorted.begin());
+}
+
+std::vector<float> sorted_copy(std::span<const float> values) {
+  std::vector<float> out(values.begin(), values.end());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// The threshold on sorted negatives, and the matches at or under it.
+ThresholdAt threshold_on_sorted(std::span<const float> sorted, double target) {
+  ThresholdAt out;
+  out.target = target;
+  out.support = support_for(target, sorted.size());
+  out.achieved.trials = sorted.size();
+  if (sorted.empty()) return out;
+  const auto allowed =
+      static_cast<std::size_t>(std::floor(target * static_cast<double>(sorted.size()) + 1e-9));
+  if (allowed >= sorted.size()) {
+    out.threshold = sorted.back();
+  } else {
+    // Just under the first negative that may not match: ties with it stay out too.
+    out.threshold = std::nextafter(sorted[allowed], -std::numeric_limits<float>::infinity());
+  }
+  out.achieved.errors = count_at_or_under(sorted, out.threshold);
+  return out;
+}
+
+}  // namespace
+
+ThresholdAt threshold_at(std::span<const float> negatives, double target) {
+  const std::vector<float> sorted = sorted_copy(negatives);
+  return threshold_on_sorted(sorted, target);
+}
+
+Verification verify(std::span<const LabelledDistance> pairs, float threshold,
+                    std::span<const double> fmr_targets) {
+  std::vector<float> genuine, impostor;
+  for (const LabelledDistance& p : pairs) (p.same ? genuine : impostor).push_back(p.distance);
+  std::sort(genuine.begin(), genuine.end());
+  std::sort(impostor.begin(), impostor.end());
+  auto fnmr_at = [&](float t) {
+    return Rate{genuine.size() - count_at_or_under(genuine, t), genuine.size()};
+  };
+  Verification v;
+  v.genuine = genuine.size();
+  v.impostor = impostor.size();
+  v.threshold = threshold;
+  v.fmr = {count_at_or_under(impostor, threshold), impostor.size()};
+  v.fnmr = fnmr_at(threshold);
+  const std::size_t total = genuine.size() + impostor.size();
+  v.accuracy =
+      total ? 1.0 - static_cast<double>(v.fmr.errors + v.fnmr.errors) / static_cast<double>(total)
+            : 0;
+  for (const double target : fmr_targets) {
+    Verification::AtFmr at;
+    at.point = threshold_on_sorted(impostor, target);
+    at.fnmr = fnmr_at(at.point.threshold);
+    v.at_fmr.push_back(at);
+  }
+  return v;
+}
+
+Identification identify(std::span<const SearchOutcome> searches, float threshold,
+                        std::span<const double> fpir_targets) {
+  Identification id;
+  std::vector<float> non_mated;  // nearest distances; +inf when the gallery was empty
+  std::size_t right = 0;
+  for (const SearchOutcome& s : searches) {
+    if (s.mated) {
+      ++id.mated;
+      right += s.nearest_right ? 1 : 0;
+    } else {
+      ++id.non_mated;
+      non_mated.push_back(s.nearest_distance.value_or(std::numeric_limits<float>::infinity()));
+    }
+  }
+  std::sort(non_mated.begin(), non_mated.end());
+  id.rank1 = id.mated ? static_cast<double>(right) / static_cast<double>(id.mated) : 0;
+  auto fnir_at = [&](float t) {
+    Rate r{0, id.mated};
+    for (const SearchOutcome& s : searches) {
+      if (s.mated && !(s.nearest_right && s.nearest_distance && *s.nearest_distance <= t)) {
+        ++r.errors;
+      }
+    }
+    return r;
+  };
+  id.threshold = threshold;
+  id.fnir = fnir_at(threshold);
+  id.fpir = {count_at_or_under(non_mated, threshold), id.non_mated};
+  for (const double target : fpir_targets) {
+    Identification::AtFpir at;
+    at.point = threshold_on_sorted(non_mated, target);
+    at.fnir = fnir_at(at.point.threshold);
+    id.at_fpir.push_back(at);
+  }
+  return id;
+}
+
+std::vector<GroupRates> rates_by_group(std::span<const GroupedDistance> pairs, float threshold) {
+  std::map<std::string, GroupRates> by_group;
+  for (const GroupedDistance& p : pairs) {
+    GroupRates& g = by_group[p.group];
+    g.group = p.group;
+    Rate& rate = p.same ? g.fnmr : g.fmr;
+    ++rate.trials;
+    // A genuine pair errs when it does not match; an impostor pair when it does.
+    if (p.same ? p.distance > threshold : p.distance <= threshold) ++rate.errors;
+  }
+  std::vector<GroupRates> out;
+  for (auto& [name, g] : by_group) out.push_back(g);
+  auto best = [&](Rate GroupRates::*rate) {
+    std::optional<double> lowest;
+    for (const GroupRates& g : out) {
+      if ((g.*rate).trials == 0) continue;
+      if (!lowest || (g.*rate).value() < *lowest) lowest = (g.*rate).value();
+    }
+    return lowest;
+  };
+  const auto best_fmr = best(&GroupRates::fmr), best_fnmr = best(&GroupRates::fnmr);
+  for (GroupRates& g : out) {
+    if (best_fmr && *best_fmr > 0 && g.fmr.trials) g.fmr_ratio = g.fmr.value() / *best_fmr;
+    if (best_fnmr && *best_fnmr > 0 && g.fnmr.trials) g.fnmr_ratio = g.fnmr.value() / *best_fnmr;
+  }
+  return out;
+}
+
+namespace {
+
+double standard_normal_cdf(double x) {
+  return 0.5 * std::erfc(-x / std::sqrt(2.0));
+}
+
+// x with standard_normal_cdf(x) = p, by bisection (the CDF is monotonic; 200 halvings of
+// [-40, 40] reach double precision).
+double standard_normal_quantile(double p) {
+  double low = -40, high = 40;
+  for (int i = 0; i < 200; ++i) {
+    const double mid = (low + high) / 2;
+    (standard_normal_cdf(mid) < p ? low : high) = mid;
+  }
+  return (low + high) / 2;
+}
+
+}  // namespace
+
+Calibration calibrate(std::span<const float> impostor_distances, double target_fpir,
+                      std::size_t gallery_size) {
+  if (!(target_fpir > 0 && target_fpir < 1)) {
+    throw Error(
+        ErrorCode::kInvalidArgument,
+        "target FPIR must be between 0 and 1 (e.g. 0.01), got " + std::to_string(target_fpir));
+  }
+  if (gallery_size == 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "gallery size must be at least 1 identity (the watchlist's expected size)");
+  }
+  constexpr std::size_t kMinImpostors = 100;
+  if (impostor_distances.size() < kMinImpostors) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "calibration needs at least 100 comparisons of different people, got " +
+                    std::to_string(impostor_distances.size()) +
+                    ": evaluate more identities (or more photos each)");
+  }
+  Calibration c;
+  c.target_fpir = target_fpir;
+  c.gallery_size = gallery_size;
+  c.impostor_comparisons = impostor_distances.size();
+  c.per_comparison_fmr = -std::expm1(std::log1p(-target_fpir) / static_cast<double>(gallery_size));
+  const std::vector<float> sorted = sorted_copy(impostor_distances);
+  if (support_for(c.per_comparison_fmr, sorted.size()) == Support::kEnough) {
+    c.max_distance = threshold_on_sorted(sorted, c.per_comparison_fmr).threshold;
+    return c;
+  }
+  auto quantile = [&](double q) {
+    return static_cast<double>(
+        sorted[static_cast<std::size_t>(q * static_cast<double>(sorted.size() - 1))]);
+  };
+  const double q01 = quantile(0.01), q10 = quantile(0.10);
+  const double z01 = standard_normal_quantile(0.01), z10 = standard_normal_quantile(0.10);
+  c.tail_sd = (q10 - q01) / (z10 - z01);
+  if (!(c.tail_sd > 0)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "the impostor distances have no spread in their lower tail (are the photos "
+                "duplicates?): cannot extrapolate");
+  }
+  c.tail_mean = q10 - c.tail_sd * z10;
+  c.extrapolated = true;
+  c.max_distance =
+      static_cast<float>(c.tail_mean + c.tail_sd * standard_normal_quantile(c.per_comparison_fmr));
+  return c;
+}
+
+}  // namespace frs
