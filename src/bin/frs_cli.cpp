@@ -1,5 +1,5 @@
 // frs: the operator's command line. Offline subcommands run the face engine locally:
-//   frs detect IMG...   frs embed IMG...   frs compare IMG_A IMG_B
+//   frs detect IMG...   frs embed IMG...   frs compare IMG_A IMG_B   frs eval FOLDER
 
 #include <CLI/CLI.hpp>
 #include <iostream>
@@ -10,6 +10,7 @@
 
 #include "frs/core/error.h"
 #include "frs/vision/face_engine.h"
+#include "frs_eval_cli.h"
 #include "frs_remote.h"
 
 namespace {
@@ -215,6 +216,44 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   add_common_options(*compare, common);
 
+  frs::cli::EvalArgs eval_args;
+  CLI::App* eval = app.add_subcommand(
+      "eval",
+      "Accuracy on your own labelled photos: verification, open-set identification, "
+      "per-group rates, calibration");
+  eval->add_option("folder", eval_args.folder, "Folder with one sub-folder of photos per identity");
+  eval->add_option("--pairs", eval_args.pairs_csv,
+                   "Instead of a folder: CSV of labelled pairs, file_a,file_b,same (1/0)");
+  eval->add_option("--groups", eval_args.groups_csv,
+                   "CSV identity,group: FMR and FNMR per group (any attribute you choose)");
+  eval->add_option("--max-distance", eval_args.max_distance, "The operating threshold to report at")
+      ->check(CLI::Range(0.0f, 4.0f))
+      ->capture_default_str();
+  eval->add_option("--enroll", eval_args.open_set.enroll_per_identity,
+                   "Photos enrolled per identity (the first ones, in file-name order)")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  eval->add_option("--holdout", eval_args.open_set.holdout,
+                   "Share of identities held out as never enrolled (in rotating folds)")
+      ->check(CLI::Range(0.05, 0.5))
+      ->capture_default_str();
+  eval->add_option("--template", eval_args.template_score,
+                   "How an identity with several photos scores: nearest or centroid")
+      ->check(CLI::IsMember({"nearest", "centroid"}))
+      ->capture_default_str();
+  eval->add_option("--seed", eval_args.open_set.seed, "How identities are dealt into folds")
+      ->capture_default_str();
+  eval->add_flag("--calibrate", eval_args.calibrate,
+                 "Also find the max_distance for --target-fpir at --gallery-size");
+  eval->add_option("--target-fpir", eval_args.target_fpir,
+                   "Calibration: expected share of never-enrolled people who alert")
+      ->check(CLI::Range(1e-9, 0.5))
+      ->capture_default_str();
+  eval->add_option("--gallery-size", eval_args.gallery_size,
+                   "Calibration: identities the watchlist will hold");
+  eval->add_flag("!--no-progress", eval_args.progress, "No progress bar on stderr");
+  add_common_options(*eval, common);
+
   std::function<int()> remote_action;
   frs::cli::add_remote_commands(app, remote_action);
 
@@ -226,6 +265,10 @@ int main(int argc, char** argv) {
     if (detect->parsed()) return run_faces(common, images, false, annotate_path);
     if (embed->parsed()) return run_faces(common, images, true, "");
     if (compare->parsed()) return run_compare(common, image_a, image_b, max_distance);
+    if (eval->parsed()) {
+      eval_args.json_output = common.json_output;
+      return frs::cli::run_eval(engine_options(common), eval_args);
+    }
     if (remote_action) return remote_action();
   } catch (const frs::Error& e) {
     std::cerr << "frs: " << e.what() << "\n";

@@ -18,6 +18,7 @@
 
 #include "frs/v1/gallery.grpc.pb.h"
 #include "frs/v1/live.grpc.pb.h"
+#include "progress.h"
 
 namespace frs::cli {
 namespace {
@@ -248,13 +249,9 @@ int bulk_enroll(const RemoteOptions& o, const std::string& watchlist, const std:
   }
   while (report.done < static_cast<int>(total) && !failed) {
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const double rate = report.done / std::max(seconds, 1e-3);
-    const double eta = rate > 0 ? (static_cast<double>(total) - report.done) / rate : 0;
-    const int filled = static_cast<int>(30.0 * report.done / static_cast<double>(total));
-    std::fprintf(stderr, "\r[%-30s] %d/%zu photos  %.1f/s  ETA %.0fs  ",
-                 std::string(filled, '#').c_str(), report.done.load(), total, rate, eta);
+    print_progress(static_cast<std::size_t>(report.done.load()), total,
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+                   "photos");
   }
   for (auto& t : pool) t.join();
   std::fprintf(stderr, "\n");

@@ -1,0 +1,267 @@
+#include "frs_eval_cli.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "frs/core/error.h"
+#include "progress.h"
+
+namespace frs::cli {
+namespace {
+
+using nlohmann::json;
+
+constexpr double kFmrTargets[] = {1e-2, 1e-3, 1e-4};
+constexpr double kFpirTargets[] = {0.1, 0.01};
+
+json rate_json(const Rate& r) {
+  return {{"rate", r.value()}, {"errors", r.errors}, {"trials", r.trials}};
+}
+
+json threshold_json(const ThresholdAt& t) {
+  json j = {
+      {"target", t.target}, {"support", to_string(t.support)}, {"achieved", rate_json(t.achieved)}};
+  if (t.achieved.trials > 0) j["threshold"] = t.threshold;
+  return j;
+}
+
+std::string rate_text(const Rate& r) {
+  char text[96];
+  std::snprintf(text, sizeof text, "%.4f (%zu/%zu)", r.value(), r.errors, r.trials);
+  return text;
+}
+
+// Why a threshold for `target` is rough or missing, in words.
+std::string support_note(const ThresholdAt& t, const char* what) {
+  const auto needed = static_cast<std::size_t>(std::ceil(10 / t.target));
+  switch (t.support) {
+    case Support::kEnough:
+      return "";
+    case Support::kFew:
+      return "  (rough: " + std::to_string(t.achieved.trials) + " " + what + ", " +
+             std::to_string(needed) + " give a firm figure)";
+    case Support::kTooFew:
+      return "  (not supported: " + std::to_string(t.achieved.trials) + " " + what +
+             " cannot show a rate this low; this is only the strictest threshold with no error)";
+  }
+  return "";
+}
+
+void print_verification(const Verification& v) {
+  std::cout << "Verification: " << v.genuine + v.impostor << " comparisons (" << v.genuine
+            << " same person, " << v.impostor << " different people)\n";
+  std::printf("  at max_distance %.3f: FMR %s  FNMR %s  accuracy %.4f\n", v.threshold,
+              rate_text(v.fmr).c_str(), rate_text(v.fnmr).c_str(), v.accuracy);
+  for (const auto& at : v.at_fmr) {
+    if (at.point.achieved.trials == 0) continue;
+    std::printf("  FMR %.0e: threshold %.3f  FNMR %s%s\n", at.point.target, at.point.threshold,
+                rate_text(at.fnmr).c_str(),
+                support_note(at.point, "different-people comparisons").c_str());
+  }
+}
+
+void print_identification(const Identification& id, const OpenSetOptions& o) {
+  std::printf(
+      "Open-set identification (%d photo%s enrolled per identity, %ld folds each holding out "
+      "1/%ld of the identities, %s face):\n",
+      o.enroll_per_identity, o.enroll_per_identity == 1 ? "" : "s",
+      std::max(2L, std::lround(1.0 / o.holdout)), std::max(2L, std::lround(1.0 / o.holdout)),
+      o.score == TemplateScore::kNearest ? "nearest" : "centroid of the enrolled");
+  std::printf("  %zu mated searches, %zu non-mated; rank-1 %.4f\n", id.mated, id.non_mated,
+              id.rank1);
+  std::printf("  at max_distance %.3f: FNIR %s  FPIR %s\n", id.threshold,
+              rate_text(id.fnir).c_str(), rate_text(id.fpir).c_str());
+  for (const auto& at : id.at_fpir) {
+    if (at.point.achieved.trials == 0) continue;
+    std::printf("  FPIR %.2g: threshold %.3f  FNIR %s%s\n", at.point.target, at.point.threshold,
+                rate_text(at.fnir).c_str(), support_note(at.point, "non-mated searches").c_str());
+  }
+}
+
+}  // namespace
+
+int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
+  if (args.folder.empty() == args.pairs_csv.empty()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "give either a folder of identity sub-folders or --pairs CSV");
+  }
+  if (args.calibrate && args.gallery_size == 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "--calibrate needs --gallery-size N: the number of identities the watchlist "
+                "will hold (the false-alert rate grows with it)");
+  }
+  args.open_set.score =
+      args.template_score == "centroid" ? TemplateScore::kCentroid : TemplateScore::kNearest;
+  const FaceEngine engine(engine_options);
+
+  std::vector<EvalImage> images;
+  PairsFile pairs_file;
+  std::vector<std::string> skipped;
+  if (!args.folder.empty()) {
+    images = read_identity_folders(args.folder);
+  } else {
+    pairs_file = read_pairs_csv(args.pairs_csv);
+    skipped = pairs_file.skipped;
+    if (pairs_file.pairs.empty()) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "'" + args.pairs_csv + "' has no usable pair (file_a,file_b,same per line)");
+    }
+  }
+  std::vector<EvalImage>& described = args.folder.empty() ? pairs_file.images : images;
+  const auto start = std::chrono::steady_clock::now();
+  const int workers = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  describe_images(engine, described, workers, [&](std::size_t done, std::size_t total) {
+    if (args.progress) {
+      print_progress(
+          done, total,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+          "images");
+    }
+  });
+  if (args.progress) std::fprintf(stderr, "\n");
+
+  std::vector<std::pair<std::string, std::string>> problems;  // file, why
+  std::set<std::string> identities;
+  for (const EvalImage& image : described) {
+    if (!image.identity.empty()) identities.insert(image.identity);
+    if (!image.descriptor) problems.emplace_back(image.file.string(), image.problem);
+  }
+
+  const auto labelled = args.folder.empty() ? listed_pairs(pairs_file) : all_pairs(images);
+  const Verification verification = verify(labelled, args.max_distance, kFmrTargets);
+  std::optional<Identification> identification;
+  if (!args.folder.empty()) {
+    identification =
+        identify(open_set_searches(images, args.open_set), args.max_distance, kFpirTargets);
+  }
+  std::optional<GroupsFile> groups;
+  std::vector<GroupRates> group_rates;
+  if (!args.groups_csv.empty()) {
+    if (args.folder.empty()) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "--groups needs a folder of identities (a pairs file has no identities)");
+    }
+    groups = read_groups_csv(args.groups_csv);
+    for (const std::string& s : groups->skipped) skipped.push_back(args.groups_csv + " " + s);
+    group_rates = rates_by_group(grouped_pairs(images, *groups), args.max_distance);
+  }
+  std::optional<Calibration> calibration;
+  if (args.calibrate) {
+    std::vector<float> impostors;
+    for (const LabelledDistance& p : labelled) {
+      if (!p.same) impostors.push_back(p.distance);
+    }
+    calibration = calibrate(impostors, args.target_fpir, args.gallery_size);
+  }
+
+  if (args.json_output) {
+    json out;
+    out["images"] = described.size();
+    if (!identities.empty()) out["identities"] = identities.size();
+    out["no_descriptor"] = json::array();
+    for (const auto& [file, why] : problems)
+      out["no_descriptor"].push_back({{"image", file}, {"reason", why}});
+    out["skipped_rows"] = skipped;
+    json v = {{"genuine", verification.genuine},
+              {"impostor", verification.impostor},
+              {"max_distance", verification.threshold},
+              {"fmr", rate_json(verification.fmr)},
+              {"fnmr", rate_json(verification.fnmr)},
+              {"accuracy", verification.accuracy},
+              {"at_fmr", json::array()}};
+    for (const auto& at : verification.at_fmr) {
+      json point = threshold_json(at.point);
+      point["fnmr"] = rate_json(at.fnmr);
+      v["at_fmr"].push_back(point);
+    }
+    out["verification"] = v;
+    if (identification) {
+      const Identification& id = *identification;
+      json i = {{"enroll_per_identity", args.open_set.enroll_per_identity},
+                {"holdout", args.open_set.holdout},
+                {"template", args.template_score},
+                {"mated", id.mated},
+                {"non_mated", id.non_mated},
+                {"rank1", id.rank1},
+                {"max_distance", id.threshold},
+                {"fnir", rate_json(id.fnir)},
+                {"fpir", rate_json(id.fpir)},
+                {"at_fpir", json::array()}};
+      for (const auto& at : id.at_fpir) {
+        json point = threshold_json(at.point);
+        point["fnir"] = rate_json(at.fnir);
+        i["at_fpir"].push_back(point);
+      }
+      out["identification"] = i;
+    }
+    if (groups) {
+      out["groups"] = json::array();
+      for (const GroupRates& g : group_rates) {
+        json j = {{"group", g.group}, {"fmr", rate_json(g.fmr)}, {"fnmr", rate_json(g.fnmr)}};
+        j["fmr_ratio"] = g.fmr_ratio ? json(*g.fmr_ratio) : json(nullptr);
+        j["fnmr_ratio"] = g.fnmr_ratio ? json(*g.fnmr_ratio) : json(nullptr);
+        out["groups"].push_back(j);
+      }
+    }
+    if (calibration) {
+      const Calibration& c = *calibration;
+      out["calibration"] = {{"target_fpir", c.target_fpir},
+                            {"gallery_size", c.gallery_size},
+                            {"per_comparison_fmr", c.per_comparison_fmr},
+                            {"max_distance", c.max_distance},
+                            {"impostor_comparisons", c.impostor_comparisons},
+                            {"extrapolated", c.extrapolated}};
+      if (c.extrapolated) {
+        out["calibration"]["tail_mean"] = c.tail_mean;
+        out["calibration"]["tail_sd"] = c.tail_sd;
+      }
+    }
+    std::cout << out.dump() << "\n";
+    return 0;
+  }
+
+  std::cout << "frs eval: " << described.size() << " images";
+  if (!identities.empty()) std::cout << " of " << identities.size() << " identities";
+  std::cout << "\n";
+  if (!problems.empty()) {
+    std::cout << "No descriptor for " << problems.size() << " image"
+              << (problems.size() == 1 ? "" : "s") << " (left out of every figure):\n";
+    for (const auto& [file, why] : problems) std::cout << "  " << file << ": " << why << "\n";
+  }
+  if (!skipped.empty()) {
+    std::cout << "Skipped " << skipped.size() << " malformed row"
+              << (skipped.size() == 1 ? "" : "s") << ":\n";
+    for (const std::string& s : skipped) std::cout << "  " << s << "\n";
+  }
+  print_verification(verification);
+  if (identification) print_identification(*identification, args.open_set);
+  if (groups) {
+    std::cout << "Per group, at max_distance " << args.max_distance
+              << " (comparisons within a group; ratio to the best group):\n";
+    for (const GroupRates& g : group_rates) {
+      std::printf("  %-20s FMR %s x%s  FNMR %s x%s\n", g.group.c_str(), rate_text(g.fmr).c_str(),
+                  g.fmr_ratio ? std::to_string(*g.fmr_ratio).substr(0, 5).c_str() : "-",
+                  rate_text(g.fnmr).c_str(),
+                  g.fnmr_ratio ? std::to_string(*g.fnmr_ratio).substr(0, 5).c_str() : "-");
+    }
+  }
+  if (calibration) {
+    const Calibration& c = *calibration;
+    std::printf(
+        "Calibration: max_distance %.3f keeps the expected false-alert rate at %.3g for a "
+        "watchlist of %zu identities\n  (each comparison may falsely match with probability "
+        "%.3g; %s from %zu comparisons of different people)\n",
+        c.max_distance, c.target_fpir, c.gallery_size, c.per_comparison_fmr,
+        c.extrapolated ? "extrapolated with a normal fitted to the lower tail"
+                       : "read off the distances",
+        c.impostor_comparisons);
+  }
+  return 0;
+}
+
+}  // namespace frs::cli

@@ -1,0 +1,29 @@
+#pragma once
+// `frs eval`: accuracy of the face engine on the user's own labelled data, offline.
+
+#include <optional>
+#include <string>
+
+#include "frs/eval/dataset.h"
+#include "frs/vision/face_engine.h"
+
+namespace frs::cli {
+
+struct EvalArgs {
+  std::string folder;         // identity tree; or
+  std::string pairs_csv;      // labelled pairs
+  std::string groups_csv;     // optional identity,group
+  float max_distance = 0.5f;  // the operating threshold to report at
+  OpenSetOptions open_set;    // identity trees only
+  std::string template_score = "nearest";
+  bool calibrate = false;
+  double target_fpir = 0.01;
+  std::size_t gallery_size = 0;  // calibration: identities the watchlist will hold
+  bool json_output = false;
+  bool progress = true;
+};
+
+// Returns the process exit code; throws frs::Error for unusable input.
+int run_eval(const FaceEngineOptions& engine_options, EvalArgs args);
+
+}  // namespace frs::cli
