@@ -222,6 +222,8 @@ int main(int argc, char** argv) {
       "Accuracy on your own labelled photos: verification, open-set identification, "
       "per-group rates, calibration");
   eval->add_option("folder", eval_args.folder, "Folder with one sub-folder of photos per identity");
+  eval->add_flag("--named-files", eval_args.named_files,
+                 "The folder holds IDENTITY_N.ext files instead of one sub-folder per identity");
   eval->add_option("--pairs", eval_args.pairs_csv,
                    "Instead of a folder: CSV of labelled pairs, file_a,file_b,same (1/0)");
   eval->add_option("--groups", eval_args.groups_csv,

@@ -103,7 +103,8 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
   PairsFile pairs_file;
   std::vector<std::string> skipped;
   if (!args.folder.empty()) {
-    images = read_identity_folders(args.folder);
+    images = args.named_files ? read_named_files(args.folder, skipped)
+                              : read_identity_folders(args.folder);
   } else {
     pairs_file = read_pairs_csv(args.pairs_csv);
     skipped = pairs_file.skipped;
@@ -235,6 +236,7 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
   }
   if (!skipped.empty()) {
     std::cout << "Skipped " << skipped.size() << " malformed row"
+              << (skipped.size() == 1 ? "" : "s") << " or file name"
               << (skipped.size() == 1 ? "" : "s") << ":\n";
     for (const std::string& s : skipped) std::cout << "  " << s << "\n";
   }

@@ -11,6 +11,7 @@ namespace frs::cli {
 
 struct EvalArgs {
   std::string folder;         // identity tree; or
+  bool named_files = false;   // folder: identities from IDENTITY_N.ext file names
   std::string pairs_csv;      // labelled pairs
   std::string groups_csv;     // optional identity,group
   float max_distance = 0.5f;  // the operating threshold to report at

@@ -78,6 +78,32 @@ std::vector<EvalImage> read_identity_folders(const std::filesystem::path& root) 
   return images;
 }
 
+std::vector<EvalImage> read_named_files(const std::filesystem::path& root,
+                                        std::vector<std::string>& skipped) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(root, ec)) {
+    throw Error(ErrorCode::kInvalidArgument, "'" + root.string() + "' is not a folder");
+  }
+  std::vector<EvalImage> images;
+  for (const auto& file : std::filesystem::directory_iterator(root)) {
+    if (!file.is_regular_file()) continue;
+    const std::string stem = file.path().stem().string();
+    const auto underscore = stem.rfind('_');
+    if (underscore == std::string::npos || underscore == 0) {
+      skipped.push_back(file.path().string() + ": no identity in the name (want NAME_N.ext)");
+      continue;
+    }
+    images.push_back({stem.substr(0, underscore), file.path(), std::nullopt, ""});
+  }
+  if (images.empty()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "'" + root.string() + "' has no file named IDENTITY_N.ext");
+  }
+  std::sort(images.begin(), images.end(),
+            [](const EvalImage& a, const EvalImage& b) { return a.file < b.file; });
+  return images;
+}
+
 PairsFile read_pairs_csv(const std::filesystem::path& csv) {
   std::ifstream in = open_csv(csv);
   PairsFile out;

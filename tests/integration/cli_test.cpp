@@ -137,5 +137,124 @@ TEST(Cli, BadInputsExitNonZeroWithOneLineReasons) {
   std::filesystem::remove(not_image);
 }
 
+// frs eval on lfw10 (10 people, 10 photos each): every comparison counted, and the measured
+// accuracy at the default threshold held (a regression of the engine shows here).
+TEST(CliEval, Lfw10CountsEveryComparisonAndSearch) {
+  const std::string lfw10 = quoted(testdata_dir() / "lfw10");
+  const CliRun r =
+      run_cli("eval " + lfw10 + " --json --no-progress --calibrate --gallery-size 1000");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["images"], 100);
+  EXPECT_EQ(j["identities"], 10);
+  EXPECT_TRUE(j["no_descriptor"].empty()) << j["no_descriptor"].dump();
+  const auto& v = j["verification"];
+  EXPECT_EQ(v["genuine"], 450);  // 10 people x (10 choose 2)
+  EXPECT_EQ(v["impostor"], 4500);
+  // Measured: 0 false matches and 60 false non-matches at 0.5.
+  EXPECT_LE(v["fmr"]["errors"].get<int>(), 2);
+  EXPECT_LE(v["fnmr"]["errors"].get<int>(), 75);
+  ASSERT_EQ(v["at_fmr"].size(), 3u);
+  EXPECT_EQ(v["at_fmr"][0]["support"], "enough");   // 1e-2 of 4500: 45 errors' worth
+  EXPECT_EQ(v["at_fmr"][1]["support"], "few");      // 1e-3: 4.5
+  EXPECT_EQ(v["at_fmr"][2]["support"], "too_few");  // 1e-4: 0.45
+  const auto& id = j["identification"];
+  // Three folds of 4, 3 and 3 people held out; the other people's 9 unenrolled photos each.
+  EXPECT_EQ(id["non_mated"], 100);
+  EXPECT_EQ(id["mated"], 180);
+  EXPECT_GE(id["rank1"].get<double>(), 0.99);  // measured 1.0
+  EXPECT_LE(id["fpir"]["errors"].get<int>(), 1);
+  const auto& c = j["calibration"];
+  EXPECT_TRUE(c["extrapolated"].get<bool>());
+  EXPECT_GT(c["max_distance"].get<double>(), 0.4);  // measured 0.525
+  EXPECT_LT(c["max_distance"].get<double>(), 0.6);
+}
+
+// The levers frs eval measures: three enrolled photos instead of one, and scoring an
+// identity by the centroid of its photos, lower the misses at the strictest false-alert
+// setting the data support, on crops (5 people, 20 tight crops each) and lfw10.
+TEST(CliEval, ThreePhotosAndTheirCentroidMissFewerThanOnePhoto) {
+  auto fnir_at_strictest = [](const std::string& args) {
+    const CliRun r = run_cli("eval " + args + " --json --no-progress");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    // at_fpir[1]: FPIR 0.01 (on ~100 non-mated searches: the strictest threshold with no
+    // false alert).
+    return std::make_pair(j["identification"]["at_fpir"][1]["fnir"]["rate"].get<double>(),
+                          j["identification"]["fnir"]["rate"].get<double>());
+  };
+  const std::string crops = quoted(testdata_dir() / "crops") + " --named-files";
+  const auto crops_baseline = fnir_at_strictest(crops);
+  const auto crops_levers = fnir_at_strictest(crops + " --enroll 3 --template centroid");
+  // Measured: 0.108 -> 0.036 at FPIR 0.01; 0.376 -> 0.048 at max_distance 0.5.
+  EXPECT_LT(crops_levers.first, crops_baseline.first);
+  EXPECT_LT(crops_levers.second, crops_baseline.second);
+  const std::string lfw10 = quoted(testdata_dir() / "lfw10");
+  const auto lfw_baseline = fnir_at_strictest(lfw10);
+  const auto lfw_levers = fnir_at_strictest(lfw10 + " --enroll 3 --template centroid");
+  // lfw10 misses no one at FPIR 0.01 either way (measured 0 and 0); at 0.5: 0.122 -> 0.029.
+  EXPECT_LE(lfw_levers.first, lfw_baseline.first);
+  EXPECT_LT(lfw_levers.second, lfw_baseline.second);
+}
+
+TEST(CliEval, PairsAndGroupsFilesWithMalformedRowsAreListedNotFatal) {
+  ScopedTempDir dir("eval");
+  {
+    std::ofstream pairs(dir / "pairs.csv");
+    pairs << "file_a,file_b,same\n"
+          << face_path("obama.jpg").string() << "," << face_path("obama2.jpg").string() << ",1\n"
+          << face_path("obama.jpg").string() << "," << face_path("biden.jpg").string() << ",0\n"
+          << face_path("obama2.jpg").string() << "," << face_path("obama3.jpg").string() << ",yes\n"
+          << "only,two\n"
+          << face_path("obama.jpg").string() << "," << face_path("biden.jpg").string() << ",maybe\n"
+          << "," << face_path("biden.jpg").string() << ",0\n";
+  }
+  CliRun r = run_cli("eval --pairs " + quoted(dir / "pairs.csv") + " --json --no-progress");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["skipped_rows"].size(), 3u) << j["skipped_rows"].dump();
+  EXPECT_NE(j["skipped_rows"][0].get<std::string>().find("line 5"), std::string::npos);
+  EXPECT_EQ(j["verification"]["genuine"], 2);
+  EXPECT_EQ(j["verification"]["impostor"], 1);
+  EXPECT_EQ(j["verification"]["fmr"]["errors"], 0);   // Obama-Biden 0.83
+  EXPECT_EQ(j["verification"]["fnmr"]["errors"], 0);  // 0.38 and 0.41
+
+  // Two groups of five lfw10 people (plus a malformed row).
+  {
+    std::ofstream groups(dir / "groups.csv");
+    groups << "identity,group\n";
+    int i = 0;
+    for (const auto& person : std::filesystem::directory_iterator(testdata_dir() / "lfw10")) {
+      groups << person.path().filename().string() << "," << (i++ < 5 ? "g1" : "g2") << "\n";
+    }
+    groups << "nobody\n";
+  }
+  r = run_cli("eval " + quoted(testdata_dir() / "lfw10") + " --groups " +
+              quoted(dir / "groups.csv") + " --json --no-progress");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["groups"].size(), 2u);
+  for (const auto& g : j["groups"]) {
+    EXPECT_EQ(g["fnmr"]["trials"], 225);  // 5 people x 45 same-person pairs
+    EXPECT_EQ(g["fmr"]["trials"], 1000);  // (50 choose 2) - 225
+  }
+  EXPECT_EQ(j["skipped_rows"].size(), 1u);
+
+  // Input that cannot be evaluated: a clear error, exit code 1.
+  r = run_cli("eval " + quoted(dir / "missing") + " --no-progress");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("is not a folder"), std::string::npos) << r.err;
+  std::filesystem::create_directories(dir / "empty");
+  r = run_cli("eval " + quoted(dir / "empty") + " --no-progress");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("no sub-folders"), std::string::npos) << r.err;
+  r = run_cli("eval " + quoted(testdata_dir() / "lfw10") + " --calibrate --no-progress");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--gallery-size"), std::string::npos) << r.err;
+  r = run_cli("eval --pairs " + quoted(dir / "groups.csv") + " --no-progress");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("no usable pair"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace frs::testing

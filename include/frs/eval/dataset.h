@@ -29,6 +29,12 @@ struct EvalImage {
 // for a missing folder or one without identity sub-folders.
 std::vector<EvalImage> read_identity_folders(const std::filesystem::path& root);
 
+// A flat folder whose file names carry the identity: `<identity>_<anything>.<ext>` (the
+// identity is the name up to its last underscore, as in testdata/crops: howard_12.png).
+// Files without an underscore are skipped and listed in `skipped`.
+std::vector<EvalImage> read_named_files(const std::filesystem::path& root,
+                                        std::vector<std::string>& skipped);
+
 // A CSV of labelled pairs, one per line: file_a,file_b,same, where same is 1/0, true/false
 // or yes/no; relative paths are relative to the CSV's folder; an optional header line.
 // Malformed rows are skipped and listed ("line 7: ..."), never fatal.
