@@ -25,6 +25,7 @@ struct CommonOptions {
   int min_face_px = 40;
   int threads = 0;
   std::uint64_t max_pixels = frs::ImageLimits{}.max_pixels;
+  bool flip_average = false;
 };
 
 void add_common_options(CLI::App& cmd, CommonOptions& o) {
@@ -46,6 +47,8 @@ void add_common_options(CLI::App& cmd, CommonOptions& o) {
   cmd.add_option("--max-pixels", o.max_pixels, "Reject images with more pixels than this")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  cmd.add_flag("--flip-average", o.flip_average,
+               "Descriptor = mean of the face's and its mirror image's (2x descriptor time)");
 }
 
 frs::FaceEngineOptions engine_options(const CommonOptions& o) {
@@ -56,6 +59,7 @@ frs::FaceEngineOptions engine_options(const CommonOptions& o) {
   e.min_face_px = o.min_face_px;
   e.threads = o.threads;
   e.limits.max_pixels = o.max_pixels;
+  e.flip_average = o.flip_average;
   return e;
 }
 
