@@ -257,6 +257,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   eval->add_option("--gallery-size", eval_args.gallery_size,
                    "Calibration: identities the watchlist will hold");
+  eval->add_option("--apply-to", eval_args.apply_to,
+                   "Calibration: set this watchlist's max_distance to it, recording how it was "
+                   "found (frs watchlist show explains it)");
+  eval->add_option("--server", eval_args.server, "frs-server for --apply-to (env FRS_SERVER)");
   eval->add_flag("!--no-progress", eval_args.progress, "No progress bar on stderr");
   add_common_options(*eval, common);
 

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "frs/core/error.h"
+#include "frs_remote.h"
 #include "progress.h"
 
 namespace frs::cli {
@@ -90,6 +91,9 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
     throw Error(ErrorCode::kInvalidArgument,
                 "give either a folder of identity sub-folders or --pairs CSV");
   }
+  if (!args.apply_to.empty() && !args.calibrate) {
+    throw Error(ErrorCode::kInvalidArgument, "--apply-to needs --calibrate");
+  }
   if (args.calibrate && args.gallery_size == 0) {
     throw Error(ErrorCode::kInvalidArgument,
                 "--calibrate needs --gallery-size N: the number of identities the watchlist "
@@ -160,6 +164,15 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
     calibration = calibrate(impostors, args.target_fpir, args.gallery_size);
   }
 
+  // What the figures rest on, in words, for the watchlist's record.
+  std::string data = (args.folder.empty() ? args.pairs_csv : args.folder) + ": " +
+                     std::to_string(described.size()) + " images";
+  if (!identities.empty()) data += " of " + std::to_string(identities.size()) + " identities";
+  int exit_code = 0;
+  if (calibration && !args.apply_to.empty()) {
+    exit_code = apply_calibration(args.server, args.apply_to, *calibration, data, args.json_output);
+  }
+
   if (args.json_output) {
     json out;
     out["images"] = described.size();
@@ -223,7 +236,7 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
       }
     }
     std::cout << out.dump() << "\n";
-    return 0;
+    return exit_code;
   }
 
   std::cout << "frs eval: " << described.size() << " images";
@@ -263,7 +276,7 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
                        : "read off the distances",
         c.impostor_comparisons);
   }
-  return 0;
+  return exit_code;
 }
 
 }  // namespace frs::cli

@@ -20,6 +20,8 @@ struct EvalArgs {
   bool calibrate = false;
   double target_fpir = 0.01;
   std::size_t gallery_size = 0;  // calibration: identities the watchlist will hold
+  std::string apply_to;          // calibration: the watchlist to set it on
+  std::string server;            // ... on this frs-server (empty: $FRS_SERVER or default)
   bool json_output = false;
   bool progress = true;
 };

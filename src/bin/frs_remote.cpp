@@ -96,6 +96,49 @@ double rounded(double v) {
   return std::round(v * 10000) / 10000;
 }
 
+json basis_json(const pb::ThresholdBasis& b) {
+  json j = {{"method", b.method()}, {"set_at_ms", b.set_at_ms()}};
+  if (b.method() == "calibrated") {
+    j["target_fpir"] = b.target_fpir();
+    j["gallery_size"] = b.gallery_size();
+    j["per_comparison_fmr"] = b.per_comparison_fmr();
+    j["impostor_comparisons"] = b.impostor_comparisons();
+    j["extrapolated"] = b.extrapolated();
+    j["data"] = b.data();
+  }
+  return j;
+}
+
+// The threshold's basis in a sentence an operator (or an auditor) can act on.
+std::string basis_text(const pb::Watchlist& w) {
+  const pb::ThresholdBasis& b = w.threshold_basis();
+  char when[32] = "";
+  const std::time_t t = static_cast<std::time_t>(b.set_at_ms() / 1000);
+  std::strftime(when, sizeof when, "%Y-%m-%d", std::gmtime(&t));
+  if (b.method() == "default") {
+    return std::string(
+               "the server's default for new watchlists (not calibrated; see "
+               "docs/accuracy.md), since ") +
+           when;
+  }
+  if (b.method() == "manual") return std::string("set by hand on ") + when + " (not calibrated)";
+  if (b.method() == "calibrated") {
+    char text[512];
+    std::snprintf(text, sizeof text,
+                  "calibrated on %s by frs eval on %s: expected false-alert rate %.3g for %lld "
+                  "identities (each comparison may falsely match with probability %.3g; %s %lld "
+                  "comparisons of different people)%s",
+                  when, b.data().c_str(), b.target_fpir(), static_cast<long long>(b.gallery_size()),
+                  b.per_comparison_fmr(), b.extrapolated() ? "extrapolated from" : "read off",
+                  static_cast<long long>(b.impostor_comparisons()),
+                  w.identity_count() > b.gallery_size()
+                      ? "; the watchlist has grown past that size: recalibrate"
+                      : "");
+    return text;
+  }
+  return "not recorded (set before frs recorded it)";
+}
+
 json watchlist_json(const pb::Watchlist& w) {
   return {{"id", w.id()},
           {"name", w.name()},
@@ -105,7 +148,9 @@ json watchlist_json(const pb::Watchlist& w) {
           {"faces", w.face_count()},
           {"indexed_faces", w.indexed_face_count()},
           {"created_by", w.created_by()},
-          {"created_at_ms", w.created_at_ms()}};
+          {"created_at_ms", w.created_at_ms()},
+          {"threshold_basis",
+           w.has_threshold_basis() ? basis_json(w.threshold_basis()) : json(nullptr)}};
 }
 
 json identity_json(const pb::Identity& i) {
@@ -414,6 +459,7 @@ void add_remote_commands(CLI::App& app, std::function<int()>& action) {
                 << "description   " << response.description() << "\n"
                 << "max distance  " << response.max_distance()
                 << " (a match needs distance <= this; lower = stricter)\n"
+                << "  chosen      " << basis_text(response) << "\n"
                 << "identities    " << response.identity_count() << "\n"
                 << "faces         " << response.face_count() << " stored, "
                 << response.indexed_face_count() << " in the search index\n"
@@ -768,6 +814,37 @@ void add_remote_commands(CLI::App& app, std::function<int()>& action) {
       return 0;
     });
   });
+}
+
+int apply_calibration(const std::string& server, const std::string& watchlist,
+                      const Calibration& calibration, const std::string& data, bool json_output) {
+  RemoteOptions o;
+  o.server = server.empty() ? default_server() : server;
+  o.json_output = json_output;
+  try {
+    auto stub = pb::Gallery::NewStub(connect(o));
+    pb::UpdateWatchlistThresholdRequest request;
+    request.set_name(watchlist);
+    request.set_max_distance(calibration.max_distance);
+    pb::ThresholdBasis* basis = request.mutable_basis();
+    basis->set_method("calibrated");
+    basis->set_target_fpir(calibration.target_fpir);
+    basis->set_gallery_size(static_cast<std::int64_t>(calibration.gallery_size));
+    basis->set_per_comparison_fmr(calibration.per_comparison_fmr);
+    basis->set_impostor_comparisons(static_cast<std::int64_t>(calibration.impostor_comparisons));
+    basis->set_extrapolated(calibration.extrapolated);
+    basis->set_data(data);
+    pb::Watchlist response;
+    check(stub->UpdateWatchlistThreshold(context().get(), request, &response), o);
+    if (!json_output) {
+      std::cout << "watchlist " << response.name() << ": max distance now "
+                << response.max_distance() << ", " << basis_text(response) << "\n";
+    }
+    return 0;
+  } catch (const RemoteError& e) {
+    std::cerr << "frs: " << e.what() << "\n";
+    return 1;
+  }
 }
 
 }  // namespace frs::cli

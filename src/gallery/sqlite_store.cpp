@@ -49,6 +49,8 @@ CREATE TABLE face_changes (
   added        INTEGER NOT NULL
 );
 )sql",
+    // 2: how each watchlist's threshold was chosen.
+    "ALTER TABLE watchlists ADD COLUMN threshold_basis TEXT NOT NULL DEFAULT '';",
 };
 static_assert(std::size(kMigrations) == kStoreSchemaVersion);
 
@@ -56,7 +58,8 @@ const std::string kFaceSelect =
     "SELECT id, identity_id, descriptor, image_sha256, thumbnail, quality, enrolled_at_ms "
     "FROM faces";
 const std::string kWatchlistSelect =
-    "SELECT id, name, description, max_distance, created_by, created_at_ms FROM watchlists";
+    "SELECT id, name, description, max_distance, created_by, created_at_ms, threshold_basis "
+    "FROM watchlists";
 const std::string kIdentitySelect =
     "SELECT i.id, i.watchlist_id, i.external_id, i.display_name, i.notes, i.created_at_ms, "
     "COUNT(f.id) FROM identities i LEFT JOIN faces f ON f.identity_id = i.id";
@@ -95,9 +98,9 @@ class SqliteStore : public GalleryStore {
     try {
       Statement s(db_,
                   "INSERT INTO watchlists(name, description, max_distance, created_by, "
-                  "created_at_ms) VALUES (?, ?, ?, ?, ?)");
+                  "created_at_ms, threshold_basis) VALUES (?, ?, ?, ?, ?, ?)");
       s.bind(1, w.name).bind(2, w.description).bind(3, static_cast<double>(w.max_distance));
-      s.bind(4, w.created_by).bind(5, out.created_at_ms).step();
+      s.bind(4, w.created_by).bind(5, out.created_at_ms).bind(6, w.threshold_basis).step();
     } catch (const Error& e) {
       if (e.code() == ErrorCode::kAlreadyExists) {
         throw Error(ErrorCode::kAlreadyExists, "watchlist '" + w.name + "' already exists");
@@ -141,11 +144,12 @@ class SqliteStore : public GalleryStore {
     t.commit();
   }
 
-  void set_max_distance(const std::string& name, float max_distance) override {
+  void set_max_distance(const std::string& name, float max_distance,
+                        const std::string& threshold_basis) override {
     check_watchlist_fields(name, max_distance);
     std::lock_guard lock(mutex_);
-    Statement s(db_, "UPDATE watchlists SET max_distance = ? WHERE name = ?");
-    s.bind(1, static_cast<double>(max_distance)).bind(2, name).step();
+    Statement s(db_, "UPDATE watchlists SET max_distance = ?, threshold_basis = ? WHERE name = ?");
+    s.bind(1, static_cast<double>(max_distance)).bind(2, threshold_basis).bind(3, name).step();
     if (db_.changes() == 0) throw not_found_watchlist(name);
   }
 
@@ -323,6 +327,7 @@ class SqliteStore : public GalleryStore {
     w.max_distance = static_cast<float>(s.real(3));
     w.created_by = s.text(4);
     w.created_at_ms = s.integer(5);
+    w.threshold_basis = s.text(6);
     return w;
   }
 

@@ -1,3 +1,6 @@
+#include <google/protobuf/util/json_util.h>
+
+#include "frs/core/clock.h"
 #include "frs/core/error.h"
 #include "frs/service/services.h"
 #include "frs/v1/gallery.grpc.pb.h"
@@ -18,6 +21,37 @@ DetailedError photos_refused(const std::string& message, const pb::EnrollRespons
   return DetailedError(ErrorCode::kInvalidArgument, message, details.SerializeAsString());
 }
 
+// The basis is kept in the store as the message's JSON: readable in the database itself.
+std::string basis_json(pb::ThresholdBasis basis) {
+  basis.set_set_at_ms(now_unix_ms());
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(basis, &json).ok()) {
+    throw Error(ErrorCode::kInternal, "cannot record the threshold basis");
+  }
+  return json;
+}
+
+pb::ThresholdBasis basis_with_method(const char* method) {
+  pb::ThresholdBasis basis;
+  basis.set_method(method);
+  return basis;
+}
+
+void check_basis(const pb::ThresholdBasis& b) {
+  if (b.method() == "manual") return;
+  if (b.method() != "calibrated") {
+    throw Error(
+        ErrorCode::kInvalidArgument,
+        "threshold basis method must be \"manual\" or \"calibrated\", got \"" + b.method() + "\"");
+  }
+  if (!(b.target_fpir() > 0 && b.target_fpir() < 1) || b.gallery_size() < 1 ||
+      !(b.per_comparison_fmr() > 0 && b.per_comparison_fmr() < 1)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "a calibrated threshold needs target_fpir and per_comparison_fmr in (0, 1) and "
+                "gallery_size >= 1: run frs eval --calibrate");
+  }
+}
+
 void to_proto(Gallery& gallery, const Watchlist& w, pb::Watchlist* out) {
   GalleryStore& store = gallery.store();
   out->set_indexed_face_count(static_cast<std::int64_t>(gallery.indexed_faces(w.id)));
@@ -29,6 +63,14 @@ void to_proto(Gallery& gallery, const Watchlist& w, pb::Watchlist* out) {
   out->set_created_at_ms(w.created_at_ms);
   out->set_face_count(store.face_count(w.id));
   out->set_identity_count(store.identity_count(w.id));
+  if (!w.threshold_basis.empty()) {
+    // A record that no longer parses is shown as absent rather than failing the call.
+    if (!google::protobuf::util::JsonStringToMessage(w.threshold_basis,
+                                                     out->mutable_threshold_basis())
+             .ok()) {
+      out->clear_threshold_basis();
+    }
+  }
 }
 
 void to_proto(const Identity& i, const std::string& watchlist, pb::Identity* out) {
@@ -58,8 +100,9 @@ class GalleryService final : public pb::Gallery::Service {
       Watchlist w;
       w.name = request->name();
       w.description = request->description();
-      w.max_distance =
-          request->max_distance() == 0 ? options_.default_max_distance : request->max_distance();
+      const bool default_threshold = request->max_distance() == 0;
+      w.max_distance = default_threshold ? options_.default_max_distance : request->max_distance();
+      w.threshold_basis = basis_json(basis_with_method(default_threshold ? "default" : "manual"));
       to_proto(gallery_, gallery_.create_watchlist(w), response);
     });
   }
@@ -89,7 +132,11 @@ class GalleryService final : public pb::Gallery::Service {
                                         const pb::UpdateWatchlistThresholdRequest* request,
                                         pb::Watchlist* response) override {
     return guarded([&] {
-      gallery_.store().set_max_distance(request->name(), request->max_distance());
+      const pb::ThresholdBasis basis =
+          request->has_basis() ? request->basis() : basis_with_method("manual");
+      check_basis(basis);
+      gallery_.store().set_max_distance(request->name(), request->max_distance(),
+                                        basis_json(basis));
       to_proto(gallery_, require_watchlist(gallery_.store(), request->name()), response);
     });
   }

@@ -256,6 +256,56 @@ TEST_F(ServerTest, CliCreatesShowsAndUpdatesWatchlists) {
   std::tie(code, out) = run_command(cli + "update wanted --max-distance 7" + server);
   EXPECT_NE(code, 0);
   EXPECT_NEAR(get_watchlist("wanted").max_distance(), 0.4, 1e-6);  // unchanged
+  EXPECT_EQ(shown["threshold_basis"]["method"], "manual");
+}
+
+// frs eval --calibrate --apply-to sets a watchlist's threshold and records how; show explains
+// it, and a later manual change replaces the record.
+TEST_F(ServerTest, ACalibratedThresholdIsRecordedAndExplained) {
+  const std::string cli = std::string(FRS_CLI) + " ";
+  const std::string server = " --server " + server_->address();
+  auto [code, out] = run_command(cli + "watchlist create wanted --json" + server);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(nlohmann::json::parse(out)["threshold_basis"]["method"], "default");
+  std::tie(code, out) =
+      run_command(cli + "eval " + (testdata_dir() / "lfw10").string() +
+                  " --calibrate --target-fpir 0.01 --gallery-size 1000 --apply-to wanted "
+                  "--no-progress --json" +
+                  server);
+  ASSERT_EQ(code, 0) << out;
+  const double calibrated =
+      nlohmann::json::parse(out.substr(out.find('{')))["calibration"]["max_distance"];
+  std::tie(code, out) = run_command(cli + "watchlist show wanted --json" + server);
+  ASSERT_EQ(code, 0) << out;
+  const auto shown = nlohmann::json::parse(out);
+  EXPECT_NEAR(shown["max_distance"].get<double>(), calibrated, 1e-4);
+  const auto& basis = shown["threshold_basis"];
+  EXPECT_EQ(basis["method"], "calibrated");
+  EXPECT_DOUBLE_EQ(basis["target_fpir"].get<double>(), 0.01);
+  EXPECT_EQ(basis["gallery_size"], 1000);
+  EXPECT_EQ(basis["impostor_comparisons"], 4500);
+  EXPECT_NE(basis["data"].get<std::string>().find("100 images of 10 identities"),
+            std::string::npos);
+  std::tie(code, out) = run_command(cli + "watchlist show wanted" + server);
+  EXPECT_NE(out.find("calibrated on"), std::string::npos) << out;
+  EXPECT_NE(out.find("expected false-alert rate 0.01 for 1000 identities"), std::string::npos)
+      << out;
+
+  // A calibration record that does not hold together is refused, the watchlist unchanged.
+  {
+    grpc::ClientContext c;
+    pb::UpdateWatchlistThresholdRequest r;
+    r.set_name("wanted");
+    r.set_max_distance(0.3f);
+    r.mutable_basis()->set_method("calibrated");  // no rate, no size
+    pb::Watchlist w;
+    EXPECT_EQ(server_->gallery().UpdateWatchlistThreshold(&c, r, &w).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  EXPECT_NEAR(get_watchlist("wanted").max_distance(), calibrated, 1e-4);
+  std::tie(code, out) = run_command(cli + "watchlist update wanted --max-distance 0.45" + server);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(get_watchlist("wanted").threshold_basis().method(), "manual");
 }
 
 TEST_F(ServerTest, Lfw10EnrollThreeSearchTheRestThenRestart) {

@@ -64,8 +64,9 @@ TEST_F(SqliteStoreTest, CreatesListsUpdatesAndDeletesWatchlists) {
   EXPECT_EQ(store_->find_watchlist("wanted")->max_distance, 0.45f);
   EXPECT_EQ(store_->find_watchlist("wanted")->created_by, "tester");
 
-  store_->set_max_distance("wanted", 0.4f);
+  store_->set_max_distance("wanted", 0.4f, R"({"method":"manual"})");
   EXPECT_FLOAT_EQ(store_->get_watchlist(a.id)->max_distance, 0.4f);
+  EXPECT_EQ(store_->get_watchlist(a.id)->threshold_basis, R"({"method":"manual"})");
 
   store_->delete_watchlist("wanted");
   EXPECT_FALSE(store_->find_watchlist("wanted"));
@@ -76,9 +77,9 @@ TEST_F(SqliteStoreTest, RejectsBadWatchlistsWithoutChangingTheStore) {
   make_watchlist("wanted");
   EXPECT_EQ(code_of([&] { make_watchlist("wanted"); }), ErrorCode::kAlreadyExists);
   EXPECT_EQ(code_of([&] { make_watchlist(""); }), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(code_of([&] { store_->set_max_distance("wanted", 0.0f); }),
+  EXPECT_EQ(code_of([&] { store_->set_max_distance("wanted", 0.0f, ""); }),
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(code_of([&] { store_->set_max_distance("nope", 0.3f); }), ErrorCode::kNotFound);
+  EXPECT_EQ(code_of([&] { store_->set_max_distance("nope", 0.3f, ""); }), ErrorCode::kNotFound);
   EXPECT_EQ(store_->list_watchlists().size(), 1u);
   EXPECT_FLOAT_EQ(store_->find_watchlist("wanted")->max_distance, 0.45f);
 }
@@ -194,6 +195,29 @@ TEST_F(SqliteStoreTest, RefusesAStoreFromANewerVersion) {
     EXPECT_EQ(e.code(), ErrorCode::kFailedPrecondition);
     EXPECT_NE(std::string(e.what()).find("upgrade frs"), std::string::npos);
   }
+}
+
+TEST_F(SqliteStoreTest, AVersion1StoreIsMigratedAndKeepsItsWatchlists) {
+  store_.reset();
+  std::filesystem::remove(file());
+  sqlite3* db = nullptr;
+  sqlite3_open(file().c_str(), &db);
+  // The version 1 watchlists table, with one watchlist in it.
+  sqlite3_exec(db,
+               "CREATE TABLE watchlists (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
+               "description TEXT NOT NULL DEFAULT '', max_distance REAL NOT NULL, created_by "
+               "TEXT NOT NULL DEFAULT '', created_at_ms INTEGER NOT NULL);"
+               "INSERT INTO watchlists(name, max_distance, created_at_ms) VALUES ('old', 0.55, 1);"
+               "PRAGMA user_version = 1;",
+               nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  store_ = open_sqlite_store(file());
+  const auto old = store_->find_watchlist("old");
+  ASSERT_TRUE(old.has_value());
+  EXPECT_FLOAT_EQ(old->max_distance, 0.55f);
+  EXPECT_EQ(old->threshold_basis, "");  // not recorded back then
+  store_->set_max_distance("old", 0.5f, R"({"method":"manual"})");
+  EXPECT_EQ(store_->find_watchlist("old")->threshold_basis, R"({"method":"manual"})");
 }
 
 TEST_F(SqliteStoreTest, KillNineDuringEnrollmentsLeavesWholeEnrollmentsOnly) {

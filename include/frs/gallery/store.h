@@ -23,6 +23,9 @@ struct Watchlist {
   float max_distance = 0.5f;
   std::string created_by;
   std::int64_t created_at_ms = 0;  // Unix time, milliseconds
+  // How max_distance was chosen (frs.v1.ThresholdBasis as JSON; empty for a watchlist from
+  // before it was recorded). The service layer reads and writes it.
+  std::string threshold_basis;
 };
 
 struct Identity {
@@ -67,7 +70,8 @@ class GalleryStore {
   virtual std::optional<Watchlist> get_watchlist(std::int64_t id) = 0;
   // Deletes the watchlist with its identities and faces. kNotFound when absent.
   virtual void delete_watchlist(const std::string& name) = 0;
-  virtual void set_max_distance(const std::string& name, float max_distance) = 0;
+  virtual void set_max_distance(const std::string& name, float max_distance,
+                                const std::string& threshold_basis) = 0;
 
   // Creates the identity with its faces in one transaction. kAlreadyExists when the
   // watchlist already has this external id; kNotFound for an unknown watchlist.
@@ -104,6 +108,6 @@ class GalleryStore {
 std::unique_ptr<GalleryStore> open_sqlite_store(const std::filesystem::path& file);
 
 // The schema version this build writes; a store from a newer build is refused.
-inline constexpr int kStoreSchemaVersion = 1;
+inline constexpr int kStoreSchemaVersion = 2;
 
 }  // namespace frs
