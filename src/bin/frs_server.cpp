@@ -32,6 +32,7 @@ struct ServerConfig {
   int max_message_mb = 64;                        // largest request, MiB (1..1024)
   std::string metrics_listen = "127.0.0.1:9464";  // Prometheus /metrics; "" = off
   float default_max_distance = 0.5f;              // of watchlists created without one
+  std::string identity_score = "centroid";        // nearest or centroid (gallery.h)
   frs::DecisionOptions decisions;                 // live video: when a track alerts
   std::vector<frs::CameraConfig> cameras;         // from the config file's `cameras:` list
 };
@@ -63,6 +64,12 @@ void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_fil
       .add_option("--refine-k-factor", config.index.refine_k_factor,
                   "Refined types (RFlat): candidates re-ranked per wanted result")
       ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  flags
+      .add_option("--identity-score", config.identity_score,
+                  "How an identity with several photos is scored: centroid (the mean of its "
+                  "descriptors; fewer misses, docs/accuracy.md) or nearest (its nearest photo)")
+      ->check(CLI::IsMember({"centroid", "nearest"}))
       ->capture_default_str();
   flags.add_option("--threads", config.threads, "Face engine threads (0 = one per core)")
       ->check(CLI::Range(0, 64))
@@ -226,6 +233,9 @@ int main(int argc, char** argv) {
     frs::GalleryOptions gallery_options;
     gallery_options.snapshot_dir = std::filesystem::path(config.data_dir) / "index";
     gallery_options.index = config.index;
+    gallery_options.identity_score = config.identity_score == "nearest"
+                                         ? frs::IdentityScore::kNearestFace
+                                         : frs::IdentityScore::kCentroid;
     frs::FaceIndex validate_index_type(gallery_options.index);  // before the slow model load
     std::filesystem::create_directories(config.data_dir);
     frs::FaceEngineOptions engine_options;

@@ -128,6 +128,8 @@ void Gallery::delete_watchlist(const std::string& name) {
   {
     std::unique_lock lock(indexes_mutex_);
     indexes_.erase(w->id);
+    std::lock_guard centroids(centroids_mutex_);
+    centroids_.clear();  // its identities are gone; the others are recomputed when needed
   }
   if (!options_.snapshot_dir.empty()) {
     std::filesystem::remove(snapshot_path(options_.snapshot_dir, w->id));
@@ -147,6 +149,9 @@ std::vector<StoredFace> Gallery::add_faces(std::int64_t identity_id,
   std::lock_guard write(write_);
   auto out = store_->add_faces(identity_id, faces);
   catch_up();
+  std::unique_lock lock(indexes_mutex_);
+  std::lock_guard centroids(centroids_mutex_);
+  centroids_.erase(identity_id);
   return out;
 }
 
@@ -154,6 +159,25 @@ void Gallery::remove_identity(std::int64_t identity_id) {
   std::lock_guard write(write_);
   store_->remove_identity(identity_id);
   catch_up();
+  std::unique_lock lock(indexes_mutex_);
+  std::lock_guard centroids(centroids_mutex_);
+  centroids_.erase(identity_id);
+}
+
+Embedding Gallery::centroid_of(std::int64_t identity_id) {
+  {
+    std::lock_guard lock(centroids_mutex_);
+    const auto it = centroids_.find(identity_id);
+    if (it != centroids_.end()) return it->second;
+  }
+  std::vector<Embedding> descriptors;
+  for (const StoredFace& f : store_->faces_of_identity(identity_id)) {
+    descriptors.push_back(f.descriptor);
+  }
+  const Embedding centroid = mean_embedding(descriptors);
+  std::lock_guard lock(centroids_mutex_);
+  centroids_[identity_id] = centroid;
+  return centroid;
 }
 
 std::vector<std::vector<Candidate>> Gallery::search(std::span<const Embedding> queries,
@@ -184,20 +208,23 @@ std::vector<std::vector<Candidate>> Gallery::search(std::span<const Embedding> q
     auto it = indexes_.find(w.id);
     if (it == indexes_.end()) continue;
     const float threshold = max_distance.value_or(w.max_distance);
-    const auto found = it->second.index->search(queries, top_k * kFacesPerIdentity, threshold);
+    const bool by_centroid = options_.identity_score == IdentityScore::kCentroid;
+    const float radius = by_centroid ? std::min(4.0f, threshold + kCentroidSlack) : threshold;
+    const auto found = it->second.index->search(queries, top_k * kFacesPerIdentity, radius);
     for (std::size_t q = 0; q < queries.size(); ++q) {
+      std::vector<std::int64_t> scored;  // identities already scored for this query
       for (const Neighbor& n : found[q]) {
         auto owner = owners.find(n.id);
         if (owner == owners.end())
           owner = owners.emplace(n.id, store_->identity_of_face(n.id)).first;
         if (!owner->second) continue;  // removed since the search began
-        auto& list = results[q];
-        const bool seen = std::any_of(list.begin(), list.end(), [&](const Candidate& c) {
-          return c.identity_id == owner->second->id;
-        });
-        if (seen) continue;  // neighbours come nearest first: the first face is the best
-        list.push_back({owner->second->id, owner->second->external_id, owner->second->display_name,
-                        w.name, n.id, n.distance});
+        const std::int64_t identity = owner->second->id;
+        if (std::find(scored.begin(), scored.end(), identity) != scored.end()) continue;
+        scored.push_back(identity);  // neighbours come nearest first: this is its nearest face
+        const float d = by_centroid ? distance(queries[q], centroid_of(identity)) : n.distance;
+        if (d > threshold) continue;
+        results[q].push_back(
+            {identity, owner->second->external_id, owner->second->display_name, w.name, n.id, d});
       }
     }
   }

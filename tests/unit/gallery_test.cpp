@@ -24,10 +24,13 @@ StoredFace face_at(std::size_t dim, float value = 1.0f) {
 
 class GalleryTest : public ::testing::Test {
  protected:
-  std::unique_ptr<Gallery> open(const std::string& factory = "Flat") {
+  // Nearest-face scoring unless told otherwise: most tests here are about the index.
+  std::unique_ptr<Gallery> open(const std::string& factory = "Flat",
+                                IdentityScore score = IdentityScore::kNearestFace) {
     GalleryOptions o;
     o.snapshot_dir = dir_ / "index";
     o.index.factory = factory;
+    o.identity_score = score;
     return std::make_unique<Gallery>(open_sqlite_store(dir_ / "gallery.db"), o);
   }
 
@@ -64,6 +67,33 @@ TEST_F(GalleryTest, SearchNamesEachIdentityOnceNearestFirst) {
   EXPECT_NEAR(results[0][0].distance, 0.1f, 1e-4f);
   EXPECT_NE(results[0][1].external_id, "A");  // A's second face does not count again
   EXPECT_NE(results[0][2].external_id, "A");
+}
+
+TEST_F(GalleryTest, CentroidScoringUsesTheMeanOfAnIdentitysFacesAndFollowsChanges) {
+  auto g = open("Flat", IdentityScore::kCentroid);
+  enroll_abc(*g);  // A's faces on axes 0 and 1: its centroid is (0.5, 0.5)
+  Embedding between{};
+  between[0] = 0.55f;
+  between[1] = 0.45f;
+  // Its faces are 0.636 and 0.778 away (over 0.5), its centroid 0.071.
+  auto found = g->search(std::vector<Embedding>{between}, {}, 3, 0.5f)[0];
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].external_id, "A");
+  EXPECT_NEAR(found[0].distance, std::sqrt(0.05f * 0.05f * 2), 1e-4f);
+  // Near one face but 0.640 from the centroid: no match at 0.5, a match at 0.640 at 2.0.
+  EXPECT_TRUE(g->search(std::vector<Embedding>{axis(0, 0.9f)}, {}, 3, 0.5f)[0].empty());
+  found = g->search(std::vector<Embedding>{axis(0, 0.9f)}, {}, 3, 2.0f)[0];
+  ASSERT_FALSE(found.empty());
+  EXPECT_NEAR(found[0].distance, std::sqrt(0.4f * 0.4f + 0.5f * 0.5f), 1e-4f);
+  // A third face moves the centroid to (1/3, 1/3, 0, 0, 0, 1/3).
+  g->add_faces(found[0].identity_id, {face_at(5)});
+  found = g->search(std::vector<Embedding>{between}, {}, 3, 0.5f)[0];
+  ASSERT_EQ(found.size(), 1u);
+  const float third = 1.0f / 3;
+  EXPECT_NEAR(found[0].distance,
+              std::sqrt((0.55f - third) * (0.55f - third) + (0.45f - third) * (0.45f - third) +
+                        third * third),
+              1e-4f);
 }
 
 TEST_F(GalleryTest, WatchlistThresholdAppliesUnlessTheCallerIsStricter) {
