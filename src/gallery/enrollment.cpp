@@ -32,7 +32,11 @@ PreparedPhoto prepare_photo(const FaceEngine& engine, std::span<const std::uint8
     out.reason = e.what();
     return out;
   }
-  std::vector<Face> faces = engine.analyze(bgr, false);  // largest first
+  // Largest first. An enrollment photo shows its subject near the camera: the cheaper
+  // portrait detector, unless the caller picks a face by its index in what `frs detect`
+  // (the full detector) lists.
+  std::vector<Face> faces =
+      face_index ? engine.analyze(bgr, false) : engine.analyze_portrait(bgr, false);
   if (faces.empty()) {
     out.reason = "no face found: use a photo where the face is frontal and at least " +
                  std::to_string(static_cast<int>(rules.min_face_px)) + " pixels wide";

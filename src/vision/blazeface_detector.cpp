@@ -151,6 +151,9 @@ BlazeFaceDetector::BlazeFaceDetector(const BlazeFaceOptions& options) : options_
         "BlazeFace model '" + options.model.string() +
             "' is missing: run scripts/setup.sh (or models/fetch.sh), or pass --models DIR");
   }
+  if (options.input_size != 256 && options.input_size != 128) {
+    throw Error(ErrorCode::kInvalidArgument, "BlazeFace input_size must be 256 or 128");
+  }
   if (options.min_score < 0 || options.min_score > 1) {
     throw Error(ErrorCode::kInvalidArgument,
                 "detector min_score must be in [0,1], got " + std::to_string(options.min_score));
@@ -174,24 +177,25 @@ BlazeFaceDetector::~BlazeFaceDetector() = default;
 std::vector<Detection> BlazeFaceDetector::detect_view(cv::dnn::Net& net, const cv::Mat& bgr,
                                                       const DetectionView& view) const {
   const cv::Rect& region = view.region;
-  const double scale = static_cast<double>(kInput) / region.width;  // model px per source px
+  const int input = options_.input_size;
+  const double scale = static_cast<double>(input) / region.width;  // model px per source px
   const cv::Rect inside = region & cv::Rect(0, 0, bgr.cols, bgr.rows);
 
-  cv::Mat canvas(kInput, kInput, CV_8UC3, cv::Scalar::all(0));
+  cv::Mat canvas(input, input, CV_8UC3, cv::Scalar::all(0));
   const cv::Rect target(static_cast<int>(std::lround((inside.x - region.x) * scale)),
                         static_cast<int>(std::lround((inside.y - region.y) * scale)),
                         std::max(1, static_cast<int>(std::lround(inside.width * scale))),
                         std::max(1, static_cast<int>(std::lround(inside.height * scale))));
-  const cv::Rect clipped = target & cv::Rect(0, 0, kInput, kInput);
+  const cv::Rect clipped = target & cv::Rect(0, 0, input, input);
   cv::resize(bgr(inside), canvas(clipped), clipped.size(), 0, 0,
              scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
 
   cv::Mat rgb;
   cv::cvtColor(canvas, rgb, cv::COLOR_BGR2RGB);
-  cv::Mat input;
-  rgb.convertTo(input, CV_32FC3, 2.0 / 255.0, -1.0);  // the model reads RGB in [-1,1]
-  const int shape[] = {1, kInput, kInput, 3};         // NHWC
-  net.setInput(cv::Mat(4, shape, CV_32F, input.data));
+  cv::Mat tensor;
+  rgb.convertTo(tensor, CV_32FC3, 2.0 / 255.0, -1.0);  // the model reads RGB in [-1,1]
+  const int shape[] = {1, input, input, 3};            // NHWC
+  net.setInput(cv::Mat(4, shape, CV_32F, tensor.data));
 
   std::vector<cv::Mat> outputs;
   net.forward(outputs, output_names_);
@@ -207,8 +211,9 @@ std::vector<Detection> BlazeFaceDetector::detect_view(cv::dnn::Net& net, const c
   }
   if (!scores[0] || !scores[1] || !boxes[0] || !boxes[1]) {
     throw Error(ErrorCode::kFailedPrecondition,
-                "BlazeFace model has unexpected outputs: is it "
-                "face_detection_back_256x256_barracuda.onnx?");
+                "BlazeFace model '" + options_.model.string() +
+                    "' has unexpected outputs: is it face_detection_back_256x256_barracuda.onnx "
+                    "or face_detection_front_128x128_barracuda.onnx?");
   }
 
   const float min_logit = std::log(options_.min_score / std::max(1e-6f, 1 - options_.min_score));
@@ -223,8 +228,10 @@ std::vector<Detection> BlazeFaceDetector::detect_view(cv::dnn::Net& net, const c
           const int index = (cy * layer.cells + cx) * layer.anchors + a;
           if (s[index] < min_logit) continue;
           const float* r = b + index * 16;
-          const float ax = (cx + 0.5f) * kInput / layer.cells;
-          const float ay = (cy + 0.5f) * kInput / layer.cells;
+          const float ax =
+              (cx + 0.5f) * static_cast<float>(input) / static_cast<float>(layer.cells);
+          const float ay =
+              (cy + 0.5f) * static_cast<float>(input) / static_cast<float>(layer.cells);
           auto to_source = [&](float mx, float my) {
             return cv::Point2f(static_cast<float>(region.x + mx / scale),
                                static_cast<float>(region.y + my / scale));

@@ -53,6 +53,13 @@ FaceEngine::FaceEngine(const FaceEngineOptions& options) : options_(options) {
     o.min_face_px = options.min_face_px;
     o.instances = threads;
     detector_ = std::make_unique<BlazeFaceDetector>(o);
+    if (options.portrait_detector) {
+      BlazeFaceOptions front = o;
+      front.model = options.models_dir / kBlazeFaceFrontModelFile;
+      front.input_size = 128;
+      front.min_face_px = 0;  // one view: the front model is for faces near the camera
+      portrait_detector_ = std::make_unique<BlazeFaceDetector>(front);
+    }
   } else {
     HogOptions o;
     o.upsample = options.hog_upsample;
@@ -72,7 +79,10 @@ FaceEngine::FaceEngine(const FaceEngineOptions& options) : options_(options) {
 FaceEngine::~FaceEngine() = default;
 
 std::vector<Detection> FaceEngine::detect(const cv::Mat& bgr) const {
-  std::vector<Detection> detections = detector_->detect(bgr);
+  return largest_first(detector_->detect(bgr));
+}
+
+std::vector<Detection> FaceEngine::largest_first(std::vector<Detection> detections) const {
   // Largest first: the largest face is the subject of an enrollment photo, and when an
   // image holds more faces than max_faces the smallest carry the least identity.
   std::stable_sort(
@@ -89,7 +99,19 @@ Face FaceEngine::align(const cv::Mat& bgr, const Detection& detection) const {
 }
 
 std::vector<Face> FaceEngine::analyze(const cv::Mat& bgr, bool embed_faces) const {
-  const std::vector<Detection> detections = detect(bgr);
+  return align_all(bgr, detect(bgr), embed_faces);
+}
+
+std::vector<Face> FaceEngine::analyze_portrait(const cv::Mat& bgr, bool embed_faces) const {
+  if (!portrait_detector_) return analyze(bgr, embed_faces);
+  std::vector<Detection> detections = largest_first(portrait_detector_->detect(bgr));
+  if (detections.empty()) detections = detect(bgr);
+  return align_all(bgr, detections, embed_faces);
+}
+
+std::vector<Face> FaceEngine::align_all(const cv::Mat& bgr,
+                                        const std::vector<Detection>& detections,
+                                        bool embed_faces) const {
   std::vector<Face> faces(detections.size());
   // Landmarks cost ~1 ms a face; split them over the threads only when there are many.
   const std::size_t shares = std::min<std::size_t>(static_cast<std::size_t>(options_.threads),

@@ -28,7 +28,12 @@ class FaceDetector {
 };
 
 struct BlazeFaceOptions {
-  std::filesystem::path model;  // face_detection_back_256x256_barracuda.onnx
+  // face_detection_back_256x256_barracuda.onnx (faces near and far), or
+  // face_detection_front_128x128_barracuda.onnx (faces near the camera, a quarter of the
+  // pixels: for portraits), with input_size 128.
+  std::filesystem::path model;
+  // Side of the model's square input, pixels: 256 (back model, default) or 128 (front).
+  int input_size = 256;
   // Minimum detection probability, [0,1]. Default 0.5: 25 of 25 faces of
   // detection/dlib/testing.xml are found at 0.5.
   float min_score = 0.5f;
@@ -67,7 +72,7 @@ class BlazeFaceDetector : public FaceDetector {
   ~BlazeFaceDetector() override;
   std::vector<Detection> detect(const cv::Mat& bgr) override;
 
-  // Side of the square model input, in pixels.
+  // Side of the back model's square input, in pixels (what tiling is planned for).
   static constexpr int kInputSize = 256;
 
  private:

@@ -18,6 +18,8 @@ enum class DetectorKind { kBlazeFace, kHog };
 
 // Model file names inside a models directory (see models/README.md).
 inline constexpr const char* kBlazeFaceModelFile = "face_detection_back_256x256_barracuda.onnx";
+inline constexpr const char* kBlazeFaceFrontModelFile =
+    "face_detection_front_128x128_barracuda.onnx";
 inline constexpr const char* kLandmarkModelFile = "shape_predictor_68_face_landmarks.dat";
 inline constexpr const char* kDescriptorModelFile = "dlib_face_recognition_resnet_model_v1.dat";
 
@@ -40,6 +42,9 @@ struct FaceEngineOptions {
   int threads = 0;
   int batch_size = 8;         // see EmbedderOptions::batch_size
   bool flip_average = false;  // see EmbedderOptions::flip_average
+  // analyze_portrait() uses BlazeFace's front model (default true); false: the back model,
+  // as analyze() (for comparison, and for photos whose subject is far from the camera).
+  bool portrait_detector = true;
   ImageLimits limits;
 };
 
@@ -59,6 +64,11 @@ class FaceEngine {
   // Detects, aligns and measures every face (largest first, at most max_faces); with
   // `embed` also computes each face's descriptor in one batch.
   std::vector<Face> analyze(const cv::Mat& bgr, bool embed = true) const;
+  // For a photo of one person near the camera (enrollment, booking photos): BlazeFace's
+  // front model over the whole photo, a quarter of the back model's pixels; when it finds
+  // no face, analyze() as usual. Faces far from the camera are not looked for. HOG engines:
+  // analyze().
+  std::vector<Face> analyze_portrait(const cv::Mat& bgr, bool embed = true) const;
   // Embeds faces already aligned (e.g. the best chips of a track), in place.
   void embed(std::vector<Face>& faces) const;
 
@@ -67,7 +77,12 @@ class FaceEngine {
 
  private:
   FaceEngineOptions options_;
+  std::vector<Face> align_all(const cv::Mat& bgr, const std::vector<Detection>& detections,
+                              bool embed) const;
+  std::vector<Detection> largest_first(std::vector<Detection> detections) const;
+
   std::unique_ptr<FaceDetector> detector_;
+  std::unique_ptr<FaceDetector> portrait_detector_;  // BlazeFace front model; null for HOG
   std::unique_ptr<FaceAligner> aligner_;
   std::unique_ptr<FaceEmbedder> embedder_;
 };
