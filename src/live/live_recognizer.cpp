@@ -123,7 +123,7 @@ void LiveRecognizer::add_camera(const CameraConfig& config) {
   CameraSourceOptions source = config.source;
   source.name = config.name;
   try {
-    camera->stream = std::make_unique<CameraStream>(source, [this, weak, min_gap](VideoFrame f) {
+    auto stream = std::make_unique<CameraStream>(source, [this, weak, min_gap](VideoFrame f) {
       auto c = weak.lock();
       if (!c) return;
       const auto now = std::chrono::steady_clock::now();
@@ -139,6 +139,8 @@ void LiveRecognizer::add_camera(const CameraConfig& config) {
       }
       frame_ready_.notify_one();
     });
+    std::lock_guard lock(mutex_);  // workers and cameras() read it under the lock
+    camera->stream = std::move(stream);
   } catch (...) {
     std::lock_guard lock(mutex_);
     cameras_.erase(config.name);
@@ -153,6 +155,7 @@ void LiveRecognizer::add_camera(const CameraConfig& config) {
 
 void LiveRecognizer::remove_camera(const std::string& name) {
   std::shared_ptr<Camera> camera;
+  std::unique_ptr<CameraStream> stream;
   {
     std::lock_guard lock(mutex_);
     auto it = cameras_.find(name);
@@ -162,8 +165,11 @@ void LiveRecognizer::remove_camera(const std::string& name) {
     camera = it->second;
     camera->removed = true;
     cameras_.erase(it);
+    stream = std::move(camera->stream);  // under the lock: workers read it under the lock
   }
-  camera->stream.reset();  // a worker still analysing its last frame keeps `camera` alive
+  // Stopped outside the lock (it joins the stream's thread, whose frame handler takes the
+  // lock); a worker still analysing the camera's last frame keeps `camera` alive.
+  stream.reset();
   spdlog::info("camera={} event=removed", logfmt_value(name));
 }
 
@@ -338,8 +344,10 @@ void LiveRecognizer::analyse(Camera& camera, VideoFrame frame) {
   }
   frame_ms_.record(ms_since(frame_start));
   CameraReport summary;
+  CameraCounters stream;
   {
     std::lock_guard lock(mutex_);
+    if (camera.stream) stream = camera.stream->status().counters;
     ++camera.frames_analysed;
     camera.faces += faces.size();
     camera.tracks += new_tracks;
@@ -354,8 +362,6 @@ void LiveRecognizer::analyse(Camera& camera, VideoFrame frame) {
   const auto now = std::chrono::steady_clock::now();
   if (now - camera.last_summary >= std::chrono::minutes(1)) {
     camera.last_summary = now;
-    const CameraCounters stream =
-        camera.stream ? camera.stream->status().counters : CameraCounters{};
     spdlog::info(
         "camera={} event=summary frames_in={} frames_analysed={} frames_skipped={} "
         "frames_dropped={} faces={} tracks={} alerts={} reconnects={}",
