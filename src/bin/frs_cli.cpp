@@ -239,6 +239,8 @@ int main(int argc, char** argv) {
                    "Photos enrolled per identity (the first ones, in file-name order)")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
+  eval->add_flag("--enroll-best", eval_args.open_set.enroll_best,
+                 "Enroll each identity's highest-quality photos instead of the first ones");
   eval->add_option("--holdout", eval_args.open_set.holdout,
                    "Share of identities held out as never enrolled (in rotating folds)")
       ->check(CLI::Range(0.05, 0.5))

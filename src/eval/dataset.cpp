@@ -63,7 +63,7 @@ std::vector<EvalImage> read_identity_folders(const std::filesystem::path& root) 
     ++identities;
     for (const auto& file : std::filesystem::directory_iterator(person.path())) {
       if (file.is_regular_file()) {
-        images.push_back({person.path().filename().string(), file.path(), std::nullopt, ""});
+        images.push_back({person.path().filename().string(), file.path(), std::nullopt, 0, ""});
       }
     }
   }
@@ -93,7 +93,7 @@ std::vector<EvalImage> read_named_files(const std::filesystem::path& root,
       skipped.push_back(file.path().string() + ": no identity in the name (want NAME_N.ext)");
       continue;
     }
-    images.push_back({stem.substr(0, underscore), file.path(), std::nullopt, ""});
+    images.push_back({stem.substr(0, underscore), file.path(), std::nullopt, 0, ""});
   }
   if (images.empty()) {
     throw Error(ErrorCode::kInvalidArgument,
@@ -113,7 +113,7 @@ PairsFile read_pairs_csv(const std::filesystem::path& csv) {
     if (p.is_relative()) p = csv.parent_path() / p;
     p = p.lexically_normal();
     const auto [it, added] = index_of.try_emplace(p, out.images.size());
-    if (added) out.images.push_back({"", p, std::nullopt, ""});
+    if (added) out.images.push_back({"", p, std::nullopt, 0, ""});
     return it->second;
   };
   std::string line;
@@ -178,6 +178,7 @@ void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images, i
           image.problem = "no face found";
         } else {
           image.descriptor = faces.front().embedding;  // the largest face
+          image.quality = faces.front().quality.score;
         }
       } catch (const Error& e) {
         if (e.code() == ErrorCode::kFailedPrecondition) throw;  // models missing: all fail
@@ -266,10 +267,20 @@ std::vector<SearchOutcome> open_set_searches(const std::vector<EvalImage>& image
     throw Error(ErrorCode::kInvalidArgument,
                 "the held-out share of identities must be in (0, 0.5], e.g. 0.3");
   }
-  // Each identity's described images, in path order.
-  std::map<std::string, std::vector<const Embedding*>> by_identity;
+  // Each identity's described images, in path order, or best first with enroll_best (the
+  // enrolled ones are taken from the front).
+  std::map<std::string, std::vector<const EvalImage*>> described;
   for (const EvalImage& image : images) {
-    if (image.descriptor) by_identity[image.identity].push_back(&*image.descriptor);
+    if (image.descriptor) described[image.identity].push_back(&image);
+  }
+  std::map<std::string, std::vector<const Embedding*>> by_identity;
+  for (auto& [identity, list] : described) {
+    if (options.enroll_best) {
+      std::stable_sort(list.begin(), list.end(), [](const EvalImage* a, const EvalImage* b) {
+        return a->quality > b->quality;
+      });
+    }
+    for (const EvalImage* image : list) by_identity[identity].push_back(&*image->descriptor);
   }
   if (by_identity.size() < 2) {
     throw Error(ErrorCode::kInvalidArgument,

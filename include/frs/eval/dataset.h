@@ -21,6 +21,7 @@ struct EvalImage {
   std::string identity;  // empty for images of a pairs file
   std::filesystem::path file;
   std::optional<Embedding> descriptor;  // of the largest face; none: see `problem`
+  float quality = 0;                    // that face's quality score, [0,1]
   std::string problem;                  // why there is no descriptor
 };
 
@@ -79,7 +80,11 @@ enum class TemplateScore {
 };
 
 struct OpenSetOptions {
-  int enroll_per_identity = 1;  // the first N described images of each identity, 1..100
+  // Images enrolled per identity, 1..100: the first N described ones in path order, or
+  // with `enroll_best` the N of highest quality (an operator with several photos of a
+  // person enrolls the best ones).
+  int enroll_per_identity = 1;
+  bool enroll_best = false;
   // Share of identities held out as never enrolled, (0, 0.5]: every identity is held out
   // in one of round(1/holdout) folds, so that every image serves as a non-mated search.
   double holdout = 0.3;
