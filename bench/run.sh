@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs every benchmark and writes the report to build/bench-report.md (docs/benchmarks.md
-# quotes it). Needs a set-up build (scripts/setup.sh) and ../shared/testdata.
+# Runs every benchmark and the accuracy evaluations, and writes the report to
+# build/bench-report.md (docs/benchmarks.md and docs/accuracy.md quote it). Needs a set-up build (scripts/setup.sh) and ../shared/testdata.
 #   bench/run.sh           full (about 25 minutes on 2 cores; HNSW32 over 100k takes 5,
 #                          the live streams 10)
-#   bench/run.sh --quick   fewer runs and settings (about 5 minutes)
+#   bench/run.sh --quick   fewer runs and settings (about 4 minutes measured before the
+#                          live-stream and accuracy sections; those add about 2 by their
+#                          own run times: 3 x 19 s + 10 s, and 4 evaluations of ~10 s)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${FRS_BUILD_DIR:-$root/build}/bench"
@@ -43,6 +45,20 @@ if [[ "${1:-}" == "--quick" ]]; then runs=3; quick="--quick"; fi
   else
     "$bin/bench_live_streams"
   fi
+  echo
+  echo "## Accuracy on the shared sets (frs eval; docs/accuracy.md)"
+  echo
+  frs="${FRS_BUILD_DIR:-$root/build}/src/bin/frs"
+  data="${FRS_TESTDATA:-$root/../shared/testdata}"
+  for set in "lfw10" "crops --named-files"; do
+    for levers in "" "--enroll 3 --template centroid"; do
+      echo "### frs eval $set $levers"
+      echo '```'
+      # shellcheck disable=SC2086
+      "$frs" eval "$data"/$set $levers --no-progress
+      echo '```'
+    done
+  done
   echo
   echo "## Smallest face BlazeFace finds in its 256-pixel input (bench_detector_min_face)"
   echo
