@@ -326,6 +326,12 @@ json camera_json(const pb::Camera& c) {
           {"url", c.spec().url()},
           {"watchlists", c.spec().watchlists()},
           {"analyse_fps", c.spec().analyse_fps()},
+          {"region", c.spec().has_region() ? json{{"x", c.spec().region().x()},
+                                                  {"y", c.spec().region().y()},
+                                                  {"width", c.spec().region().width()},
+                                                  {"height", c.spec().region().height()}}
+                                           : json(nullptr)},
+          {"rtsp_transport", c.spec().rtsp_transport()},
           {"state", c.state()},
           {"last_error", c.last_error()},
           {"reconnects", c.reconnects()},
@@ -667,6 +673,9 @@ void add_remote_commands(CLI::App& app, std::function<int()>& action) {
   static std::string camera_name, camera_url;
   static std::vector<std::string> camera_watchlists;
   static double camera_fps = 0;
+  static std::vector<int> camera_region;
+  static std::string camera_transport;
+  static int camera_latency_ms = 0;
   CLI::App* camera = app.add_subcommand("camera", "Add, list and remove cameras");
   camera->require_subcommand(1);
   CLI::App* cadd = camera->add_subcommand("add", "Add a camera (kept across restarts)");
@@ -677,6 +686,14 @@ void add_remote_commands(CLI::App& app, std::function<int()>& action) {
                    "Watchlist to check (repeatable; default all)");
   cadd->add_option("--fps", camera_fps, "Frames analysed per second (default 5)")
       ->check(CLI::Range(0.1, 60.0));
+  cadd->add_option("--region", camera_region,
+                   "Only faces centred in this rectangle: X,Y,WIDTH,HEIGHT in pixels")
+      ->delimiter(',')
+      ->expected(4);
+  cadd->add_option("--transport", camera_transport, "RTSP transport: tcp (default), udp or auto")
+      ->check(CLI::IsMember({"tcp", "udp", "auto"}));
+  cadd->add_option("--latency", camera_latency_ms, "RTSP jitter buffer, ms (default 200)")
+      ->check(CLI::Range(1, 10000));
   common(cadd);
   cadd->callback([run] {
     run([] {
@@ -686,6 +703,18 @@ void add_remote_commands(CLI::App& app, std::function<int()>& action) {
       request.mutable_spec()->set_url(camera_url);
       for (const auto& w : camera_watchlists) request.mutable_spec()->add_watchlists(w);
       request.mutable_spec()->set_analyse_fps(camera_fps);
+      if (camera_region.size() == 4 && (camera_region[2] <= 0 || camera_region[3] <= 0)) {
+        throw RemoteError("--region needs a positive width and height: X,Y,WIDTH,HEIGHT");
+      }
+      if (camera_region.size() == 4) {
+        pb::Box* region = request.mutable_spec()->mutable_region();
+        region->set_x(camera_region[0]);
+        region->set_y(camera_region[1]);
+        region->set_width(camera_region[2]);
+        region->set_height(camera_region[3]);
+      }
+      request.mutable_spec()->set_rtsp_transport(camera_transport);
+      request.mutable_spec()->set_rtsp_latency_ms(camera_latency_ms);
       pb::Camera response;
       check(stub->AddCamera(context().get(), request, &response), o);
       if (o.json_output) {

@@ -633,6 +633,26 @@ TEST_F(ServerTest, CamerasAndAlertsThroughTheCli) {
   std::tie(code, out) = run_command(frs + "camera add stage " + camera.url() + server);
   EXPECT_EQ(code, 1);  // the name is taken
   EXPECT_NE(out.find("already exists"), std::string::npos) << out;
+  // Every option the API has, through the CLI.
+  // (At an address where nothing listens: it cannot raise an alert that the checks below
+  // would mistake for the stage camera's.)
+  std::tie(code, out) = run_command(frs + "camera add side rtsp://127.0.0.1:9/none" +
+                                    " --region 0,0,640,360 --transport udp --latency 100 --fps 2"
+                                    " --json" +
+                                    server);
+  ASSERT_EQ(code, 0) << out;
+  {
+    const auto side = nlohmann::json::parse(out);
+    EXPECT_EQ(side["region"]["width"], 640);
+    EXPECT_EQ(side["rtsp_transport"], "udp");
+    EXPECT_DOUBLE_EQ(side["analyse_fps"].get<double>(), 2.0);
+  }
+  std::tie(code, out) = run_command(frs + "camera remove side" + server);
+  ASSERT_EQ(code, 0) << out;
+  std::tie(code, out) =
+      run_command(frs + "camera add bad " + camera.url() + " --region 0,0,0,10" + server);
+  EXPECT_EQ(code, 1);  // an empty region
+  EXPECT_NE(out.find("region"), std::string::npos) << out;
 
   // His alert, within two loops of the clip.
   nlohmann::json alert;
