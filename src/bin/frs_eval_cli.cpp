@@ -6,7 +6,6 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <thread>
 
 #include "frs/core/error.h"
 #include "frs_remote.h"
@@ -119,12 +118,7 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
   }
   std::vector<EvalImage>& described = args.folder.empty() ? pairs_file.images : images;
   const auto start = std::chrono::steady_clock::now();
-  // One image at a time (the engine still spreads each image's views and faces over the
-  // cores): analysing several images at once gave slightly different descriptors from run
-  // to run (a few comparisons of 4,950 changed side of 0.5), and an evaluation must give
-  // the same figures every time. The cause is not found yet.
-  const int workers = 1;
-  describe_images(engine, described, workers, [&](std::size_t done, std::size_t total) {
+  describe_images(engine, described, [&](std::size_t done, std::size_t total) {
     if (args.progress) {
       print_progress(
           done, total,

@@ -1,13 +1,10 @@
 #include "frs/eval/dataset.h"
 
 #include <algorithm>
-#include <atomic>
 #include <fstream>
-#include <mutex>
 #include <random>
 #include <set>
 #include <sstream>
-#include <thread>
 
 #include "frs/core/error.h"
 
@@ -164,48 +161,24 @@ GroupsFile read_groups_csv(const std::filesystem::path& csv) {
   return out;
 }
 
-void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images, int workers,
+void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images,
                      const std::function<void(std::size_t, std::size_t)>& progress) {
-  std::atomic<std::size_t> next{0};
-  std::size_t done = 0;
-  std::mutex progress_mutex;
-  auto work = [&] {
-    for (std::size_t i = next++; i < images.size(); i = next++) {
-      EvalImage& image = images[i];
-      try {
-        const auto faces = engine.analyze(load_image(image.file, engine.options().limits), true);
-        if (faces.empty()) {
-          image.problem = "no face found";
-        } else {
-          image.descriptor = faces.front().embedding;  // the largest face
-          image.quality = faces.front().quality.score;
-        }
-      } catch (const Error& e) {
-        if (e.code() == ErrorCode::kFailedPrecondition) throw;  // models missing: all fail
-        image.problem = e.what();
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    EvalImage& image = images[i];
+    try {
+      const auto faces = engine.analyze(load_image(image.file, engine.options().limits), true);
+      if (faces.empty()) {
+        image.problem = "no face found";
+      } else {
+        image.descriptor = faces.front().embedding;  // the largest face
+        image.quality = faces.front().quality.score;
       }
-      if (progress) {
-        std::lock_guard lock(progress_mutex);
-        progress(++done, images.size());
-      }
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::kFailedPrecondition) throw;  // models missing: all fail
+      image.problem = e.what();
     }
-  };
-  std::vector<std::thread> threads;
-  std::exception_ptr failure;
-  std::mutex failure_mutex;
-  for (int t = 0; t < std::max(1, workers); ++t) {
-    threads.emplace_back([&] {
-      try {
-        work();
-      } catch (...) {
-        std::lock_guard lock(failure_mutex);
-        failure = std::current_exception();
-        next = images.size();  // the others stop too
-      }
-    });
+    if (progress) progress(i + 1, images.size());
   }
-  for (auto& t : threads) t.join();
-  if (failure) std::rethrow_exception(failure);
 }
 
 std::vector<LabelledDistance> all_pairs(const std::vector<EvalImage>& images) {

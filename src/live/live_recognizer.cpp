@@ -328,7 +328,6 @@ void LiveRecognizer::analyse(Camera& camera, VideoFrame frame) {
     alert.face_jpeg = vote.face_jpeg;
     decided.push_back(std::move(alert));
   }
-  const std::string camera_name = logfmt_value(camera.config.name);
   for (Alert& alert : decided) {
     // Logged before anyone hears of it: a subscriber never sees an alert the log lacks.
     const Alert stored = alerts_.append(std::move(alert));
@@ -339,34 +338,38 @@ void LiveRecognizer::analyse(Camera& camera, VideoFrame frame) {
     spdlog::info(
         "camera={} event=alert alert_id={} track_id={} identity_id={} watchlist={} "
         "distance={:.3f} delay_ms={}",
-        camera_name, stored.id, stored.track_id, stored.identity_id, logfmt_value(stored.watchlist),
-        stored.distance, delay_ms);
+        logfmt_value(camera.config.name), stored.id, stored.track_id, stored.identity_id,
+        logfmt_value(stored.watchlist), stored.distance, delay_ms);
   }
   frame_ms_.record(ms_since(frame_start));
-  CameraReport summary;
+  // A line a minute per working camera: enough to see one fall behind in the logs alone.
+  const auto now = std::chrono::steady_clock::now();
+  const bool summary_due = now - camera.last_summary >= std::chrono::minutes(1);
   CameraCounters stream;
+  CameraReport totals;
   {
     std::lock_guard lock(mutex_);
-    if (camera.stream) stream = camera.stream->status().counters;
     ++camera.frames_analysed;
     camera.faces += faces.size();
     camera.tracks += new_tracks;
     camera.alerts += decided.size();
-    summary.frames_analysed = camera.frames_analysed;
-    summary.frames_skipped = camera.frames_skipped;
-    summary.faces = camera.faces;
-    summary.tracks = camera.tracks;
-    summary.alerts = camera.alerts;
+    if (summary_due) {
+      if (camera.stream) stream = camera.stream->status().counters;
+      totals.frames_analysed = camera.frames_analysed;
+      totals.frames_skipped = camera.frames_skipped;
+      totals.faces = camera.faces;
+      totals.tracks = camera.tracks;
+      totals.alerts = camera.alerts;
+    }
   }
-  // A line a minute per working camera: enough to see one fall behind in the logs alone.
-  const auto now = std::chrono::steady_clock::now();
-  if (now - camera.last_summary >= std::chrono::minutes(1)) {
+  if (summary_due) {
     camera.last_summary = now;
     spdlog::info(
         "camera={} event=summary frames_in={} frames_analysed={} frames_skipped={} "
         "frames_dropped={} faces={} tracks={} alerts={} reconnects={}",
-        camera_name, stream.frames_in, summary.frames_analysed, summary.frames_skipped,
-        stream.frames_dropped, summary.faces, summary.tracks, summary.alerts, stream.reconnects);
+        logfmt_value(camera.config.name), stream.frames_in, totals.frames_analysed,
+        totals.frames_skipped, stream.frames_dropped, totals.faces, totals.tracks, totals.alerts,
+        stream.reconnects);
   }
 }
 

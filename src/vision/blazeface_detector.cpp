@@ -75,7 +75,6 @@ std::vector<DetectionView> plan_detection_views(cv::Size size, int min_face_px) 
     for (int y : ys) {
       for (int x : xs) {
         DetectionView v{cv::Rect(x, y, tile, tile)};
-        v.is_tile = true;
         v.max_face = static_cast<float>(keep);
         v.interior_left = x > 0;
         v.interior_top = y > 0;

@@ -602,8 +602,6 @@ TEST_F(ServerTest, KillNineDuringBulkEnrollThenResume) {
 namespace frs::testing {
 namespace {
 
-// The live path through the server and the CLI: a camera added with `frs camera add` is
-// kept across a restart, its alert is listed, streamed (backlog first) and reviewed.
 // Watchlist "wanted" with Lin-Manuel Miranda (external id LMM-1), who is in the test clip.
 void enroll_him(Server& server) {
   grpc::ClientContext create;
@@ -621,6 +619,8 @@ void enroll_him(Server& server) {
   ASSERT_TRUE(server.gallery().Enroll(&c, r, &response).ok());
 }
 
+// The live path through the server and the CLI: a camera added with `frs camera add` is
+// kept across a restart, its alert is listed, streamed (backlog first) and reviewed.
 TEST_F(ServerTest, CamerasAndAlertsThroughTheCli) {
   enroll_him(*server_);
   TestCamera camera;

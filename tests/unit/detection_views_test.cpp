@@ -11,7 +11,7 @@ TEST(PlanDetectionViews, OnePassIsTheWholeImageWithAMarginWhenAFaceCouldFillIt) 
   auto views = plan_detection_views({500, 500}, 0);
   ASSERT_EQ(views.size(), 1u);
   EXPECT_EQ(views[0].region, cv::Rect(-125, -125, 750, 750));
-  EXPECT_FALSE(views[0].is_tile);
+  EXPECT_FALSE(views[0].is_tile());
   // A wide frame: its height (the largest face) is already under two thirds of its width.
   views = plan_detection_views({640, 360}, 0);
   ASSERT_EQ(views.size(), 1u);
@@ -28,7 +28,7 @@ TEST(PlanDetectionViews, TilesCoverEveryPixelOfA1080pFrame) {
   // Every tile size below the whole frame covers the frame completely and stays inside it.
   std::map<int, cv::Mat> coverage;
   for (const auto& v : views) {
-    if (!v.is_tile) continue;
+    if (!v.is_tile()) continue;
     EXPECT_EQ((v.region & cv::Rect({0, 0}, frame)), v.region);
     auto& c = coverage[v.region.width];
     if (c.empty()) c = cv::Mat::zeros(frame, CV_8U);
@@ -50,7 +50,7 @@ TEST(PlanDetectionViews, LaysOutA1080pFrameExactly) {
   const auto views = plan_detection_views({1920, 1080}, 40);
   std::vector<cv::Rect> tiles;
   for (const auto& v : views) {
-    if (v.is_tile) {
+    if (v.is_tile()) {
       tiles.push_back(v.region);
       EXPECT_FLOAT_EQ(v.max_face, 160.0f);
     }
@@ -92,8 +92,8 @@ TEST(PlanDetectionViews, A640x360FrameIsOneViewFor40PixelFaces) {
 }
 
 TEST(PlanDetectionViews, SmallFacesTakeSeveralLevelsThatEachBridgeTheLevelAbove) {
-  for (const cv::Size frame : {cv::Size(1920, 1080), cv::Size(1280, 720), cv::Size(4000, 3000),
-                               cv::Size(480, 640)}) {
+  for (const cv::Size frame :
+       {cv::Size(1920, 1080), cv::Size(1280, 720), cv::Size(4000, 3000), cv::Size(480, 640)}) {
     for (int min_face : {10, 20, 40, 80}) {
       const auto views = plan_detection_views(frame, min_face);
       // The whole view finds faces from its side / 16; each tile keeps faces up to its
@@ -101,7 +101,7 @@ TEST(PlanDetectionViews, SmallFacesTakeSeveralLevelsThatEachBridgeTheLevelAbove)
       double found_from = views[0].region.width / 16.0;
       int previous_side = views[0].region.width;
       for (const auto& v : views) {
-        if (!v.is_tile) continue;
+        if (!v.is_tile()) continue;
         if (v.region.width != previous_side) {
           EXPECT_GE(v.max_face, std::floor(found_from)) << frame << " min face " << min_face;
           EXPECT_LE(v.max_face, v.region.width / 3.0) << frame;

@@ -59,10 +59,13 @@ struct GroupsFile {
 };
 GroupsFile read_groups_csv(const std::filesystem::path& csv);
 
-// Fills each image's descriptor (the largest face) on `workers` threads; an image with no
-// face, or one that cannot be read, gets a `problem` instead. `progress(done, total)` is
-// called from the workers, serialised.
-void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images, int workers,
+// Fills each image's descriptor (the largest face), one image at a time (the engine
+// spreads each image's views and faces over its threads); an image with no face, or one
+// that cannot be read, gets a `problem` instead. One at a time because analysing several
+// images at once gave slightly different descriptors from run to run (docs/accuracy.md,
+// "Limits"), and an evaluation must give the same figures every time.
+// `progress(done, total)` is called after each image.
+void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images,
                      const std::function<void(std::size_t, std::size_t)>& progress = {});
 
 // Every pair of described images of an identity tree: same = same identity.

@@ -53,10 +53,10 @@ struct BlazeFaceOptions {
 // extend past the image; the excess is padded with black.
 struct DetectionView {
   cv::Rect region;
-  bool is_tile = false;  // false for the whole-image view
   // Detections larger than this (source pixels) are dropped: the level above finds them.
-  // 0 = no limit (the whole-image view).
+  // 0 = no limit: the whole-image view.
   float max_face = 0;
+  bool is_tile() const { return max_face > 0; }
   bool interior_left = false, interior_top = false, interior_right = false,
        interior_bottom = false;  // edges that lie inside the image (a face there may be cut)
 };
