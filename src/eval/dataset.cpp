@@ -1,10 +1,14 @@
 #include "frs/eval/dataset.h"
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "frs/core/error.h"
 
@@ -163,22 +167,41 @@ GroupsFile read_groups_csv(const std::filesystem::path& csv) {
 
 void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images,
                      const std::function<void(std::size_t, std::size_t)>& progress) {
-  for (std::size_t i = 0; i < images.size(); ++i) {
-    EvalImage& image = images[i];
-    try {
-      const auto faces = engine.analyze(load_image(image.file, engine.options().limits), true);
-      if (faces.empty()) {
-        image.problem = "no face found";
-      } else {
-        image.descriptor = faces.front().embedding;  // the largest face
-        image.quality = faces.front().quality.score;
+  std::atomic<std::size_t> next{0};
+  std::size_t done = 0;
+  std::mutex progress_mutex;
+  std::exception_ptr failure;  // models missing: every image would fail the same way
+  auto describe_next = [&] {
+    for (std::size_t i = next++; i < images.size(); i = next++) {
+      EvalImage& image = images[i];
+      try {
+        const auto faces = engine.analyze(load_image(image.file, engine.options().limits), true);
+        if (faces.empty()) {
+          image.problem = "no face found";
+        } else {
+          image.descriptor = faces.front().embedding;  // the largest face
+          image.quality = faces.front().quality.score;
+        }
+      } catch (const Error& e) {
+        if (e.code() != ErrorCode::kFailedPrecondition) {
+          image.problem = e.what();
+        } else {
+          std::lock_guard lock(progress_mutex);
+          if (!failure) failure = std::current_exception();
+          next = images.size();
+          return;
+        }
       }
-    } catch (const Error& e) {
-      if (e.code() == ErrorCode::kFailedPrecondition) throw;  // models missing: all fail
-      image.problem = e.what();
+      std::lock_guard lock(progress_mutex);
+      ++done;
+      if (progress) progress(done, images.size());
     }
-    if (progress) progress(i + 1, images.size());
-  }
+  };
+  std::vector<std::thread> workers;
+  for (int t = 1; t < engine.options().threads; ++t) workers.emplace_back(describe_next);
+  describe_next();
+  for (std::thread& w : workers) w.join();
+  if (failure) std::rethrow_exception(failure);
 }
 
 std::vector<LabelledDistance> all_pairs(const std::vector<EvalImage>& images) {

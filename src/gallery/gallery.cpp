@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "frs/core/blas.h"
 #include "frs/core/error.h"
 
 namespace frs {
@@ -22,6 +23,7 @@ Gallery::Gallery(std::unique_ptr<GalleryStore> store, const GalleryOptions& opti
     : store_(std::move(store)),
       options_(options),
       training_size_(FaceIndex(options.index).min_training_size()) {
+  require_thread_safe_blas();  // FAISS trains and searches with BLAS from concurrent requests
   if (!options_.snapshot_dir.empty()) std::filesystem::create_directories(options_.snapshot_dir);
   std::lock_guard write(write_);
   const std::uint64_t last = store_->last_change();

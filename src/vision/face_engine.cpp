@@ -6,6 +6,7 @@
 #include <opencv2/core/utility.hpp>
 #include <thread>
 
+#include "frs/core/blas.h"
 #include "frs/core/error.h"
 
 #ifndef FRS_DEFAULT_MODELS_DIR
@@ -42,6 +43,7 @@ FaceEngine::FaceEngine(const FaceEngineOptions& options) : options_(options) {
   }
   const int threads = resolve_threads(options.threads);
   options_.threads = threads;
+  require_thread_safe_blas();  // the descriptor's products run on several threads at once
   // Parallelism comes from running several images/chips at once, one net per thread;
   // OpenCV's own intra-op threads would fight those for the same cores.
   cv::setNumThreads(1);

@@ -59,12 +59,11 @@ struct GroupsFile {
 };
 GroupsFile read_groups_csv(const std::filesystem::path& csv);
 
-// Fills each image's descriptor (the largest face), one image at a time (the engine
-// spreads each image's views and faces over its threads); an image with no face, or one
-// that cannot be read, gets a `problem` instead. One at a time because analysing several
-// images at once gave slightly different descriptors from run to run (docs/accuracy.md,
-// "Limits"), and an evaluation must give the same figures every time.
-// `progress(done, total)` is called after each image.
+// Fills each image's descriptor (the largest face), as many images at once as the engine
+// has threads; an image with no face, or one that cannot be read, gets a `problem` instead.
+// The figures do not depend on the order or the threads (test
+// CliEval.TheFiguresDoNotDependOnHowManyImagesAreAnalysedAtOnce).
+// `progress(done, total)` is called after each image, from one thread at a time.
 void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images,
                      const std::function<void(std::size_t, std::size_t)>& progress = {});
 
