@@ -241,6 +241,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   eval->add_flag("--enroll-best", eval_args.open_set.enroll_best,
                  "Enroll each identity's highest-quality photos instead of the first ones");
+  eval->add_flag("--enroll-gated", eval_args.open_set.enroll_gated,
+                 "Enroll photos the enrollment gate accepts first (not blurred, turned or "
+                 "with covered eyes), as an operator would");
   eval->add_option("--holdout", eval_args.open_set.holdout,
                    "Share of identities held out as never enrolled (in rotating folds)")
       ->check(CLI::Range(0.05, 0.5))

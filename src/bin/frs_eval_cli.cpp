@@ -128,11 +128,15 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
   });
   if (args.progress) std::fprintf(stderr, "\n");
 
-  std::vector<std::pair<std::string, std::string>> problems;  // file, why
+  std::vector<std::pair<std::string, std::string>> problems;       // file, why
+  std::vector<std::pair<std::string, std::string>> gate_refusals;  // file, why
   std::set<std::string> identities;
   for (const EvalImage& image : described) {
     if (!image.identity.empty()) identities.insert(image.identity);
     if (!image.descriptor) problems.emplace_back(image.file.string(), image.problem);
+    if (!image.enrollment_problem.empty()) {
+      gate_refusals.emplace_back(image.file.string(), image.enrollment_problem);
+    }
   }
 
   const auto labelled = args.folder.empty() ? listed_pairs(pairs_file) : all_pairs(images);
@@ -178,6 +182,9 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
     out["no_descriptor"] = json::array();
     for (const auto& [file, why] : problems)
       out["no_descriptor"].push_back({{"image", file}, {"reason", why}});
+    out["enrollment_gate_refuses"] = json::array();
+    for (const auto& [file, why] : gate_refusals)
+      out["enrollment_gate_refuses"].push_back({{"image", file}, {"reason", why}});
     out["skipped_rows"] = skipped;
     json v = {{"genuine", verification.genuine},
               {"impostor", verification.impostor},
@@ -197,6 +204,7 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
       json i = {{"enroll_per_identity", args.open_set.enroll_per_identity},
                 {"holdout", args.open_set.holdout},
                 {"template", args.template_score},
+                {"enroll_gated", args.open_set.enroll_gated},
                 {"mated", id.mated},
                 {"non_mated", id.non_mated},
                 {"rank1", id.rank1},
@@ -244,6 +252,12 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
     std::cout << "No descriptor for " << problems.size() << " image"
               << (problems.size() == 1 ? "" : "s") << " (left out of every figure):\n";
     for (const auto& [file, why] : problems) std::cout << "  " << file << ": " << why << "\n";
+  }
+  if (!gate_refusals.empty()) {
+    std::cout << "The enrollment gate would refuse " << gate_refusals.size() << " image"
+              << (gate_refusals.size() == 1 ? "" : "s")
+              << " (still in the figures; --enroll-gated enrolls others first):\n";
+    for (const auto& [file, why] : gate_refusals) std::cout << "  " << file << ": " << why << "\n";
   }
   if (!skipped.empty()) {
     std::cout << "Skipped " << skipped.size() << " malformed row"

@@ -517,6 +517,7 @@ void add_remote_commands(CLI::App& app, std::function<int()>& action) {
   static std::string enroll_watchlist, display_name, external_id, folder;
   static std::vector<std::string> photos;
   static int workers = 4;
+  static std::string override_reason;
   CLI::App* enroll = app.add_subcommand("enroll", "Enroll a person's photos, or a folder tree");
   enroll->add_option("--watchlist", enroll_watchlist, "Watchlist")->required();
   enroll->add_option("--name", display_name, "Display name");
@@ -524,9 +525,17 @@ void add_remote_commands(CLI::App& app, std::function<int()>& action) {
   enroll->add_option("--dir", folder, "Folder with one sub-folder of photos per person");
   enroll->add_option("--parallel", workers, "Uploads at once (--dir)")->check(CLI::Range(1, 32));
   enroll->add_option("photos", photos, "Photos of one person");
+  enroll->add_option("--force", override_reason,
+                     "Enroll these photos even if the quality gate refuses them (too small, "
+                     "blurred, turned, eyes covered), for this reason (stored and logged)");
   common(enroll);
   enroll->callback([run] {
     run([] {
+      if (!folder.empty() && !override_reason.empty()) {
+        throw RemoteError(
+            "--force applies to one person's photos, not a folder tree: enroll the refused "
+            "person on their own with --name, the photos and --force");
+      }
       if (!folder.empty()) return bulk_enroll(o, enroll_watchlist, folder, workers);
       if (photos.empty() || display_name.empty()) {
         throw RemoteError("give --name and photos, or --dir FOLDER");
@@ -540,6 +549,7 @@ void add_remote_commands(CLI::App& app, std::function<int()>& action) {
         auto* p = request.add_photos();
         p->set_image(read_bytes(path));
         p->set_source(path);
+        p->set_override_reason(override_reason);
       }
       pb::EnrollResponse response;
       const grpc::Status status = stub->Enroll(context().get(), request, &response);
@@ -549,15 +559,29 @@ void add_remote_commands(CLI::App& app, std::function<int()>& action) {
         for (const auto& [source, reason] : refused) {
           photo_list += "\n  " + source + ": " + reason;
         }
-        throw RemoteError("nothing enrolled: fix or leave out these photos:" + photo_list);
+        throw RemoteError("nothing enrolled: fix or leave out these photos:" + photo_list +
+                          "\n(a photo the quality gate refuses can be enrolled with --force "
+                          "REASON when it is the best there is)");
       }
       check(status, o);
       if (o.json_output) {
-        std::cout << identity_json(response.identity()).dump() << "\n";
+        json out = identity_json(response.identity());
+        for (const auto& photo : response.photos()) {
+          if (photo.overridden().empty()) continue;
+          out["overridden"].push_back(
+              {{"source", photo.source()}, {"refusal", photo.overridden()}});
+        }
+        std::cout << out.dump() << "\n";
       } else {
         std::cout << "enrolled " << response.identity().display_name() << " (identity "
                   << response.identity().id() << ", " << response.identity().face_count()
                   << " faces)\n";
+        for (const auto& photo : response.photos()) {
+          if (!photo.overridden().empty()) {
+            std::cout << "  " << photo.source() << ": enrolled despite \"" << photo.overridden()
+                      << "\" (--force, recorded with the face)\n";
+          }
+        }
       }
       return 0;
     });

@@ -19,6 +19,7 @@
 
 #include "frs/core/error.h"
 #include "frs/core/logfmt.h"
+#include "frs/gallery/enrollment.h"
 #include "frs/service/services.h"
 
 namespace {
@@ -34,6 +35,7 @@ struct ServerConfig {
   float default_max_distance = 0.5f;              // of watchlists created without one
   std::string identity_score = "centroid";        // nearest or centroid (gallery.h)
   frs::DecisionOptions decisions;                 // live video: when a track alerts
+  frs::EnrollmentRules enrollment;                // the enrollment gate (enrollment.h)
   std::vector<frs::CameraConfig> cameras;         // from the config file's `cameras:` list
 };
 
@@ -88,6 +90,27 @@ void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_fil
       .add_option("--alert-cooldown-ms", config.decisions.cooldown_ms,
                   "No new alert for the same person on the same camera for this long")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{86400000}))
+      ->capture_default_str();
+  flags
+      .add_option("--enroll-min-face-px", config.enrollment.min_face_px,
+                  "Enrollment gate: smallest face accepted, pixels")
+      ->check(CLI::Range(16.0f, 1000.0f))
+      ->capture_default_str();
+  flags
+      .add_option("--enroll-min-sharpness", config.enrollment.min_sharpness,
+                  "Enrollment gate: least chip sharpness accepted (0 = off)")
+      ->check(CLI::Range(0.0f, 1000.0f))
+      ->capture_default_str();
+  flags
+      .add_option("--enroll-max-yaw", config.enrollment.max_yaw,
+                  "Enrollment gate: most head turn accepted, |yaw| (0 frontal, 1 profile; 2 = off)")
+      ->check(CLI::Range(0.05f, 2.0f))
+      ->capture_default_str();
+  flags
+      .add_option("--enroll-min-eye-brightness", config.enrollment.min_eye_brightness,
+                  "Enrollment gate: least eye-region brightness relative to the nose accepted "
+                  "(dark glasses; 0 = off)")
+      ->check(CLI::Range(0.0f, 1.0f))
       ->capture_default_str();
   flags
       .add_option("--metrics-listen", config.metrics_listen,
@@ -271,6 +294,7 @@ int main(int argc, char** argv) {
 
     frs::service::ServiceOptions service_options;
     service_options.default_max_distance = config.default_max_distance;
+    service_options.enrollment = config.enrollment;
     auto gallery_service = frs::service::make_gallery_service(gallery, engine, service_options);
     auto search_service = frs::service::make_search_service(gallery, engine, service_options);
     auto camera_service = frs::service::make_camera_service(live, camera_store);

@@ -64,7 +64,7 @@ std::vector<EvalImage> read_identity_folders(const std::filesystem::path& root) 
     ++identities;
     for (const auto& file : std::filesystem::directory_iterator(person.path())) {
       if (file.is_regular_file()) {
-        images.push_back({person.path().filename().string(), file.path(), std::nullopt, 0, ""});
+        images.push_back({person.path().filename().string(), file.path(), std::nullopt, 0, "", ""});
       }
     }
   }
@@ -94,7 +94,7 @@ std::vector<EvalImage> read_named_files(const std::filesystem::path& root,
       skipped.push_back(file.path().string() + ": no identity in the name (want NAME_N.ext)");
       continue;
     }
-    images.push_back({stem.substr(0, underscore), file.path(), std::nullopt, 0, ""});
+    images.push_back({stem.substr(0, underscore), file.path(), std::nullopt, 0, "", ""});
   }
   if (images.empty()) {
     throw Error(ErrorCode::kInvalidArgument,
@@ -114,7 +114,7 @@ PairsFile read_pairs_csv(const std::filesystem::path& csv) {
     if (p.is_relative()) p = csv.parent_path() / p;
     p = p.lexically_normal();
     const auto [it, added] = index_of.try_emplace(p, out.images.size());
-    if (added) out.images.push_back({"", p, std::nullopt, 0, ""});
+    if (added) out.images.push_back({"", p, std::nullopt, 0, "", ""});
     return it->second;
   };
   std::string line;
@@ -166,7 +166,8 @@ GroupsFile read_groups_csv(const std::filesystem::path& csv) {
 }
 
 void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images,
-                     const std::function<void(std::size_t, std::size_t)>& progress) {
+                     const std::function<void(std::size_t, std::size_t)>& progress,
+                     const EnrollmentRules& rules) {
   std::atomic<std::size_t> next{0};
   std::size_t done = 0;
   std::mutex progress_mutex;
@@ -175,12 +176,14 @@ void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images,
     for (std::size_t i = next++; i < images.size(); i = next++) {
       EvalImage& image = images[i];
       try {
-        const auto faces = engine.analyze(load_image(image.file, engine.options().limits), true);
+        const cv::Mat bgr = load_image(image.file, engine.options().limits);
+        const auto faces = engine.analyze(bgr, true);
         if (faces.empty()) {
           image.problem = "no face found";
         } else {
           image.descriptor = faces.front().embedding;  // the largest face
           image.quality = faces.front().quality.score;
+          image.enrollment_problem = enrollment_problem(bgr, faces.front(), rules);
         }
       } catch (const Error& e) {
         if (e.code() != ErrorCode::kFailedPrecondition) {
@@ -275,6 +278,10 @@ std::vector<SearchOutcome> open_set_searches(const std::vector<EvalImage>& image
       std::stable_sort(list.begin(), list.end(), [](const EvalImage* a, const EvalImage* b) {
         return a->quality > b->quality;
       });
+    }
+    if (options.enroll_gated) {
+      std::stable_partition(list.begin(), list.end(),
+                            [](const EvalImage* a) { return a->enrollment_problem.empty(); });
     }
     for (const EvalImage* image : list) by_identity[identity].push_back(&*image->descriptor);
   }

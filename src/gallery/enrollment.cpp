@@ -2,6 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -22,8 +24,90 @@ std::string sha256_hex(std::span<const std::uint8_t> bytes) {
   return out;
 }
 
+namespace {
+
+// Median grey level of `bgr` inside `region` (clipped to the image); -1 when too little
+// of it is inside.
+double median_grey(const cv::Mat& bgr, cv::Rect2f region) {
+  const cv::Rect inside = cv::Rect(region) & cv::Rect(0, 0, bgr.cols, bgr.rows);
+  if (inside.area() < 4 || inside.area() < region.area() / 2) return -1;
+  cv::Mat grey;
+  cv::cvtColor(bgr(inside), grey, cv::COLOR_BGR2GRAY);
+  std::vector<std::uint8_t> values(grey.begin<std::uint8_t>(), grey.end<std::uint8_t>());
+  std::nth_element(values.begin(), values.begin() + static_cast<long>(values.size() / 2),
+                   values.end());
+  return values[values.size() / 2];
+}
+
+cv::Rect2f bounds_of(const Face& face, int first, int last) {
+  cv::Point2f low = face.landmarks[static_cast<std::size_t>(first)], high = low;
+  for (int i = first + 1; i <= last; ++i) {
+    const cv::Point2f& p = face.landmarks[static_cast<std::size_t>(i)];
+    low = {std::min(low.x, p.x), std::min(low.y, p.y)};
+    high = {std::max(high.x, p.x), std::max(high.y, p.y)};
+  }
+  return {low, high};
+}
+
+std::string fixed(double value, int decimals) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.*f", decimals, value);
+  return text;
+}
+
+}  // namespace
+
+float eye_brightness(const cv::Mat& bgr, const Face& face) {
+  double eyes = 0;
+  for (const auto& [first, last] : {std::pair{36, 41}, std::pair{42, 47}}) {
+    const cv::Rect2f eye = bounds_of(face, first, last);
+    const cv::Point2f centre = (eye.tl() + eye.br()) * 0.5f;
+    const float width = std::max(eye.width, 1.0f);
+    // A lens covers more than the eye's opening: from brow to cheekbone.
+    const cv::Rect2f lens(centre.x - 0.6f * width, centre.y - 0.35f * width, 1.2f * width,
+                          0.7f * width);
+    const double grey = median_grey(bgr, lens);
+    if (grey < 0) return 1;
+    eyes += grey / 2;
+  }
+  const double nose = median_grey(bgr, bounds_of(face, 29, 35));
+  if (nose <= 0) return 1;
+  return static_cast<float>(eyes / nose);
+}
+
+std::string enrollment_problem(const cv::Mat& bgr, const Face& face, const EnrollmentRules& rules) {
+  const FaceQuality& q = face.quality;
+  if (q.face_px < rules.min_face_px) {
+    return "face too small: " + std::to_string(static_cast<int>(q.face_px)) + " pixels, need " +
+           std::to_string(static_cast<int>(rules.min_face_px)) + ": use a closer or larger photo";
+  }
+  if (q.sharpness < rules.min_sharpness) {
+    return "blurred: sharpness " + fixed(q.sharpness, 1) + ", need " +
+           fixed(rules.min_sharpness, 1) + ": use a sharper photo";
+  }
+  if (std::abs(q.yaw) > rules.max_yaw) {
+    return "strongly turned: yaw " + fixed(q.yaw, 2) + " (0 frontal, 1 profile), limit " +
+           fixed(rules.max_yaw, 2) + ": use a photo facing the camera";
+  }
+  if (rules.min_eye_brightness > 0) {
+    const float eyes = eye_brightness(bgr, face);
+    if (eyes < rules.min_eye_brightness) {
+      return "eyes covered: the eye regions are " + fixed(eyes, 2) +
+             " as bright as the nose, need " + fixed(rules.min_eye_brightness, 2) +
+             " (dark glasses?): use a photo with the eyes visible";
+    }
+  }
+  return "";
+}
+
 PreparedPhoto prepare_photo(const FaceEngine& engine, std::span<const std::uint8_t> image,
-                            std::optional<int> face_index, const EnrollmentRules& rules) {
+                            std::optional<int> face_index, const EnrollmentRules& rules,
+                            const std::string& override_reason) {
+  if (!override_reason.empty() && override_reason.size() < kMinOverrideReasonLength) {
+    throw Error(ErrorCode::kInvalidArgument, "an override needs a justification of at least " +
+                                                 std::to_string(kMinOverrideReasonLength) +
+                                                 " characters, got '" + override_reason + "'");
+  }
   PreparedPhoto out;
   cv::Mat bgr;
   try {
@@ -71,10 +155,13 @@ PreparedPhoto prepare_photo(const FaceEngine& engine, std::span<const std::uint8
   }
   Face& face = faces[chosen];
   out.box = face.box;
-  if (face.quality.face_px < rules.min_face_px) {
-    out.reason = "face too small: " + std::to_string(static_cast<int>(face.quality.face_px)) +
-                 " pixels, need " + std::to_string(static_cast<int>(rules.min_face_px));
-    return out;
+  if (std::string problem = enrollment_problem(bgr, face, rules); !problem.empty()) {
+    if (override_reason.empty()) {
+      out.reason = std::move(problem);
+      return out;
+    }
+    out.face.gate_override = problem + "; overridden: " + override_reason;
+    out.overridden = std::move(problem);
   }
   std::vector<Face> one = {face};
   engine.embed(one);

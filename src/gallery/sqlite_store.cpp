@@ -51,12 +51,14 @@ CREATE TABLE face_changes (
 )sql",
     // 2: how each watchlist's threshold was chosen.
     "ALTER TABLE watchlists ADD COLUMN threshold_basis TEXT NOT NULL DEFAULT '';",
+    // 3: enrollment gate refusals an operator overrode, and why.
+    "ALTER TABLE faces ADD COLUMN gate_override TEXT NOT NULL DEFAULT '';",
 };
 static_assert(std::size(kMigrations) == kStoreSchemaVersion);
 
 const std::string kFaceSelect =
-    "SELECT id, identity_id, descriptor, image_sha256, thumbnail, quality, enrolled_at_ms "
-    "FROM faces";
+    "SELECT id, identity_id, descriptor, image_sha256, thumbnail, quality, enrolled_at_ms, "
+    "gate_override FROM faces";
 const std::string kWatchlistSelect =
     "SELECT id, name, description, max_distance, created_by, created_at_ms, threshold_basis "
     "FROM watchlists";
@@ -354,6 +356,7 @@ class SqliteStore : public GalleryStore {
       f.thumbnail = s.blob(4);
       f.quality = static_cast<float>(s.real(5));
       f.enrolled_at_ms = s.integer(6);
+      f.gate_override = s.text(7);
       out.push_back(std::move(f));
     }
     return out;
@@ -368,11 +371,13 @@ class SqliteStore : public GalleryStore {
       f.enrolled_at_ms = now_unix_ms();
       Statement s(db_,
                   "INSERT INTO faces(identity_id, watchlist_id, descriptor, image_sha256, "
-                  "thumbnail, quality, enrolled_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)");
+                  "thumbnail, quality, enrolled_at_ms, gate_override) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
       s.bind(1, identity_id).bind(2, watchlist_id);
       s.bind_blob(3, f.descriptor.data(), sizeof f.descriptor);
       s.bind(4, f.image_sha256).bind_blob(5, f.thumbnail.data(), f.thumbnail.size());
-      s.bind(6, static_cast<double>(f.quality)).bind(7, f.enrolled_at_ms).step();
+      s.bind(6, static_cast<double>(f.quality)).bind(7, f.enrolled_at_ms);
+      s.bind(8, f.gate_override).step();
       f.id = db_.last_insert_rowid();
       Statement c(db_, "INSERT INTO face_changes(watchlist_id, face_id, added) VALUES (?, ?, 1)");
       c.bind(1, watchlist_id).bind(2, f.id).step();

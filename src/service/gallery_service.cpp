@@ -1,7 +1,9 @@
 #include <google/protobuf/util/json_util.h>
+#include <spdlog/spdlog.h>
 
 #include "frs/core/clock.h"
 #include "frs/core/error.h"
+#include "frs/core/logfmt.h"
 #include "frs/service/services.h"
 #include "frs/v1/gallery.grpc.pb.h"
 #include "proto_convert.h"
@@ -162,6 +164,7 @@ class GalleryService final : public pb::Gallery::Service {
       for (std::size_t i = 0; i < prepared.size() && i < stored_faces.size(); ++i) {
         response->mutable_photos(prepared[i].first)->set_face_id(stored_faces[i].id);
       }
+      log_overrides(prepared, w.name, stored.id, *response);
       to_proto(stored, w.name, response->mutable_identity());
     });
   }
@@ -193,6 +196,7 @@ class GalleryService final : public pb::Gallery::Service {
         }
       }
       const auto w = gallery_.store().get_watchlist(identity->watchlist_id);
+      log_overrides(prepared, w ? w->name : "", identity->id, *response);
       to_proto(*gallery_.store().get_identity(identity->id), w ? w->name : "",
                response->mutable_identity());
     });
@@ -241,6 +245,20 @@ class GalleryService final : public pb::Gallery::Service {
   }
 
  private:
+  // Every stored face the gate refused but an operator overrode, one line each: the
+  // server's log is where such decisions are reviewed (the face record keeps them too).
+  static void log_overrides(const std::vector<std::pair<int, StoredFace>>& prepared,
+                            const std::string& watchlist, std::int64_t identity_id,
+                            const pb::EnrollResponse& response) {
+    for (const auto& [outcome, face] : prepared) {
+      const pb::PhotoOutcome& photo = response.photos(outcome);
+      if (face.gate_override.empty() || photo.face_id() == 0) continue;
+      spdlog::warn("event=gate_override watchlist={} identity={} face={} source={} override={}",
+                   logfmt_value(watchlist), identity_id, photo.face_id(),
+                   logfmt_value(photo.source()), logfmt_value(face.gate_override));
+    }
+  }
+
   // Checks every photo; throws photos_refused (with every photo's outcome) unless all are
   // usable, so that an enrollment lands whole or not at all.
   // Returns each accepted face with the index of its outcome in the response.
@@ -261,13 +279,14 @@ class GalleryService final : public pb::Gallery::Service {
       const PreparedPhoto prepared = prepare_photo(
           engine_, image,
           photo.has_face_index() ? std::optional<int>(photo.face_index()) : std::nullopt,
-          options_.enrollment);
+          options_.enrollment, photo.override_reason());
       pb::PhotoOutcome* outcome = response->add_photos();
       outcome->set_source(photo.source());
       outcome->set_accepted(prepared.accepted);
       outcome->set_reason(prepared.reason);
       to_proto(prepared.box, outcome->mutable_box());
       outcome->set_quality(prepared.face.quality);
+      outcome->set_overridden(prepared.overridden);
       if (prepared.accepted) {
         faces.emplace_back(response->photos_size() - 1, prepared.face);
       } else if (first_problem.empty()) {

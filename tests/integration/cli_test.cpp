@@ -185,19 +185,20 @@ TEST(CliEval, TheFiguresDoNotDependOnHowManyImagesAreAnalysedAtOnce) {
   EXPECT_EQ(a["identification"], b["identification"]);
 }
 
+// FNIR at FPIR 0.01 (on ~100 non-mated searches: the strictest threshold with no false
+// alert) and FNIR at max_distance 0.5, of `frs eval ARGS`.
+std::pair<double, double> fnir_at_strictest(const std::string& args) {
+  const CliRun r = run_cli("eval " + args + " --json --no-progress");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  return std::make_pair(j["identification"]["at_fpir"][1]["fnir"]["rate"].get<double>(),
+                        j["identification"]["fnir"]["rate"].get<double>());
+}
+
 // The levers frs eval measures: three enrolled photos instead of one, and scoring an
 // identity by the centroid of its photos, lower the misses at the strictest false-alert
 // setting the data support, on crops (5 people, 20 tight crops each) and lfw10.
 TEST(CliEval, ThreePhotosAndTheirCentroidMissFewerThanOnePhoto) {
-  auto fnir_at_strictest = [](const std::string& args) {
-    const CliRun r = run_cli("eval " + args + " --json --no-progress");
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    const auto j = nlohmann::json::parse(r.out);
-    // at_fpir[1]: FPIR 0.01 (on ~100 non-mated searches: the strictest threshold with no
-    // false alert).
-    return std::make_pair(j["identification"]["at_fpir"][1]["fnir"]["rate"].get<double>(),
-                          j["identification"]["fnir"]["rate"].get<double>());
-  };
   const std::string crops = quoted(testdata_dir() / "crops") + " --named-files";
   const auto crops_baseline = fnir_at_strictest(crops);
   const auto crops_levers = fnir_at_strictest(crops + " --enroll 3 --template centroid");
@@ -211,6 +212,24 @@ TEST(CliEval, ThreePhotosAndTheirCentroidMissFewerThanOnePhoto) {
   // searches: nothing to improve there), so its gain is asserted at 0.5: 0.122 -> 0.029.
   EXPECT_LT(lfw_levers.second, lfw_baseline.second);
   EXPECT_LE(lfw_levers.first, 0.02);
+}
+
+// The enrollment gate as a lever: enrolling a photo it accepts before one it refuses (crops'
+// first photo of sheldon is a profile) lowers the misses; lfw10's first photos all pass.
+TEST(CliEval, EnrollingPhotosTheGateAcceptsMissesFewer) {
+  const std::string crops = quoted(testdata_dir() / "crops") + " --named-files";
+  const auto crops_baseline = fnir_at_strictest(crops);
+  const auto crops_gated = fnir_at_strictest(crops + " --enroll-gated");
+  // Measured: 20/186 -> 8/186 at FPIR 0.01; 70/186 -> 38/186 at 0.5.
+  EXPECT_LT(crops_gated.first, crops_baseline.first);
+  EXPECT_LT(crops_gated.second, crops_baseline.second);
+  const std::string lfw10 = quoted(testdata_dir() / "lfw10");
+  EXPECT_EQ(fnir_at_strictest(lfw10 + " --enroll-gated"), fnir_at_strictest(lfw10));
+
+  const CliRun r = run_cli("eval " + crops + " --json --no-progress");
+  const auto refused = nlohmann::json::parse(r.out)["enrollment_gate_refuses"];
+  ASSERT_FALSE(refused.empty());
+  EXPECT_NE(refused[0]["reason"].get<std::string>().find("strongly turned"), std::string::npos);
 }
 
 TEST(CliEval, PairsAndGroupsFilesWithMalformedRowsAreListedNotFatal) {

@@ -437,6 +437,39 @@ TEST_F(ServerTest, CropsAndKnnEnrollAndSearch) {
   EXPECT_EQ(top_match(test / "johnsnow_test1.jpg"), "kit_harington");
 }
 
+// A photo the quality gate refuses (a profile) is enrolled only with --force and a real
+// reason; the refusal and the reason are reported and logged.
+TEST_F(ServerTest, AGateRefusalIsOverriddenOnlyWithAReasonAndIsLogged) {
+  ASSERT_TRUE(create_watchlist("booking").ok());
+  const std::string enroll = std::string(FRS_CLI) + " enroll --watchlist booking --name Howard " +
+                             (testdata_dir() / "crops" / "howard_5.png").string() + " --server " +
+                             server_->address();
+  auto [code, out] = run_command(enroll);
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("strongly turned"), std::string::npos) << out;
+  EXPECT_NE(out.find("--force"), std::string::npos) << out;
+  std::tie(code, out) = run_command(enroll + " --force 'ok'");
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("at least 10 characters"), std::string::npos) << out;
+  EXPECT_EQ(get_watchlist("booking").face_count(), 0);
+
+  std::tie(code, out) = run_command(enroll + " --json --force 'the only photo in the file'");
+  ASSERT_EQ(code, 0) << out;
+  const auto enrolled = nlohmann::json::parse(out);
+  ASSERT_EQ(enrolled["overridden"].size(), 1u) << out;
+  EXPECT_NE(enrolled["overridden"][0]["refusal"].get<std::string>().find("strongly turned"),
+            std::string::npos);
+  EXPECT_EQ(get_watchlist("booking").face_count(), 1);
+  const std::string log = bytes_of(root_ / "server.log");
+  const auto line = log.find("event=gate_override");
+  ASSERT_NE(line, std::string::npos) << log;
+  const std::string logged = log.substr(line, log.find('\n', line) - line);
+  EXPECT_NE(logged.find("identity=" + std::to_string(enrolled["identity_id"].get<std::int64_t>())),
+            std::string::npos)
+      << logged;
+  EXPECT_NE(logged.find("overridden: the only photo in the file"), std::string::npos) << logged;
+}
+
 TEST_F(ServerTest, BadInputsReturnTheirCodesAndChangeNothing) {
   ASSERT_TRUE(create_watchlist("w").ok());
   EXPECT_EQ(create_watchlist("w").error_code(), grpc::StatusCode::ALREADY_EXISTS);

@@ -90,7 +90,9 @@ TEST_F(SqliteStoreTest, EnrollsAnIdentityWithAllItsFacesAndLogsTheChanges) {
   person.watchlist_id = w.id;
   person.external_id = "B-1001";
   person.display_name = "Jane Doe";
-  const Identity stored = store_->enroll(person, {face(1), face(2), face(3)});
+  StoredFace overridden = face(3);
+  overridden.gate_override = "blurred: sharpness 4.1, need 6.0; overridden: only photo on file";
+  const Identity stored = store_->enroll(person, {face(1), face(2), overridden});
   EXPECT_EQ(stored.face_count, 3);
 
   const auto faces = store_->faces_of_identity(stored.id);
@@ -98,6 +100,8 @@ TEST_F(SqliteStoreTest, EnrollsAnIdentityWithAllItsFacesAndLogsTheChanges) {
   EXPECT_EQ(faces[1].descriptor[0], 2.0f);
   EXPECT_EQ(faces[1].descriptor[127], -2.0f);
   EXPECT_EQ(faces[1].thumbnail, (std::vector<std::uint8_t>{0xFF, 0xD8, 0xFF}));
+  EXPECT_EQ(faces[1].gate_override, "");
+  EXPECT_EQ(faces[2].gate_override, overridden.gate_override);
   EXPECT_TRUE(store_->has_photo(stored.id, "sha-2.000000"));
   EXPECT_FALSE(store_->has_photo(stored.id, "other"));
 
@@ -197,7 +201,7 @@ TEST_F(SqliteStoreTest, RefusesAStoreFromANewerVersion) {
   }
 }
 
-TEST_F(SqliteStoreTest, AVersion1StoreIsMigratedAndKeepsItsWatchlists) {
+TEST_F(SqliteStoreTest, AVersion1StoreIsMigratedAndKeepsItsWatchlistsAndFaces) {
   store_.reset();
   std::filesystem::remove(file());
   sqlite3* db = nullptr;
@@ -208,6 +212,12 @@ TEST_F(SqliteStoreTest, AVersion1StoreIsMigratedAndKeepsItsWatchlists) {
                "description TEXT NOT NULL DEFAULT '', max_distance REAL NOT NULL, created_by "
                "TEXT NOT NULL DEFAULT '', created_at_ms INTEGER NOT NULL);"
                "INSERT INTO watchlists(name, max_distance, created_at_ms) VALUES ('old', 0.55, 1);"
+               "CREATE TABLE faces (id INTEGER PRIMARY KEY AUTOINCREMENT, identity_id INTEGER "
+               "NOT NULL, watchlist_id INTEGER NOT NULL, descriptor BLOB NOT NULL, image_sha256 "
+               "TEXT NOT NULL, thumbnail BLOB, quality REAL NOT NULL, enrolled_at_ms INTEGER NOT "
+               "NULL);"
+               "INSERT INTO faces(identity_id, watchlist_id, descriptor, image_sha256, quality, "
+               "enrolled_at_ms) VALUES (1, 1, x'00', 'sha', 0.5, 1);"
                "PRAGMA user_version = 1;",
                nullptr, nullptr, nullptr);
   sqlite3_close(db);
@@ -216,6 +226,7 @@ TEST_F(SqliteStoreTest, AVersion1StoreIsMigratedAndKeepsItsWatchlists) {
   ASSERT_TRUE(old.has_value());
   EXPECT_FLOAT_EQ(old->max_distance, 0.55f);
   EXPECT_EQ(old->threshold_basis, "");  // not recorded back then
+  EXPECT_EQ(store_->face_count(old->id), 1);
   store_->set_max_distance("old", 0.5f, R"({"method":"manual"})");
   EXPECT_EQ(store_->find_watchlist("old")->threshold_basis, R"({"method":"manual"})");
 }

@@ -13,6 +13,7 @@
 
 #include "frs/core/embedding.h"
 #include "frs/eval/metrics.h"
+#include "frs/gallery/enrollment.h"
 #include "frs/vision/face_engine.h"
 
 namespace frs {
@@ -23,6 +24,8 @@ struct EvalImage {
   std::optional<Embedding> descriptor;  // of the largest face; none: see `problem`
   float quality = 0;                    // that face's quality score, [0,1]
   std::string problem;                  // why there is no descriptor
+  // Why the enrollment gate would refuse this photo (enrollment_problem), "" if it would not.
+  std::string enrollment_problem;
 };
 
 // One sub-folder per identity, its images directly inside (any file; ones that are not
@@ -65,7 +68,8 @@ GroupsFile read_groups_csv(const std::filesystem::path& csv);
 // CliEval.TheFiguresDoNotDependOnHowManyImagesAreAnalysedAtOnce).
 // `progress(done, total)` is called after each image, from one thread at a time.
 void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images,
-                     const std::function<void(std::size_t, std::size_t)>& progress = {});
+                     const std::function<void(std::size_t, std::size_t)>& progress = {},
+                     const EnrollmentRules& rules = {});
 
 // Every pair of described images of an identity tree: same = same identity.
 std::vector<LabelledDistance> all_pairs(const std::vector<EvalImage>& images);
@@ -87,6 +91,9 @@ struct OpenSetOptions {
   // person enrolls the best ones).
   int enroll_per_identity = 1;
   bool enroll_best = false;
+  // Enroll photos the enrollment gate accepts before the ones it refuses (as an operator
+  // told "blurred" would pick another photo of the person, or force this one).
+  bool enroll_gated = false;
   // Share of identities held out as never enrolled, (0, 0.5]: every identity is held out
   // in one of round(1/holdout) folds, so that every image serves as a non-mated search.
   double holdout = 0.3;

@@ -46,6 +46,9 @@ struct StoredFace {
   std::vector<std::uint8_t> thumbnail;  // small JPEG of the face, for human review
   float quality = 0;                    // FaceQuality::score, [0,1]
   std::int64_t enrolled_at_ms = 0;
+  // When an operator enrolled the photo although the enrollment gate refused it: the
+  // refusal and the operator's justification. Empty when the photo passed the gate.
+  std::string gate_override;
 };
 
 // One entry of the change log the indexes replay: a face added to or removed from a
@@ -108,6 +111,6 @@ class GalleryStore {
 std::unique_ptr<GalleryStore> open_sqlite_store(const std::filesystem::path& file);
 
 // The schema version this build writes; a store from a newer build is refused.
-inline constexpr int kStoreSchemaVersion = 2;
+inline constexpr int kStoreSchemaVersion = 3;
 
 }  // namespace frs
