@@ -241,6 +241,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   eval->add_flag("--enroll-best", eval_args.open_set.enroll_best,
                  "Enroll each identity's highest-quality photos instead of the first ones");
+  eval->add_option("--plot", eval_args.plot_dir,
+                   "Write PNG plots (DET curves, distance histograms) and their data to DIR");
   eval->add_flag("--enroll-gated", eval_args.open_set.enroll_gated,
                  "Enroll photos the enrollment gate accepts first (not blurred, turned or "
                  "with covered eyes), as an operator would");

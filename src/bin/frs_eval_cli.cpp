@@ -8,6 +8,7 @@
 #include <set>
 
 #include "frs/core/error.h"
+#include "frs/eval/plot.h"
 #include "frs_remote.h"
 #include "progress.h"
 
@@ -142,9 +143,10 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
   const auto labelled = args.folder.empty() ? listed_pairs(pairs_file) : all_pairs(images);
   const Verification verification = verify(labelled, args.max_distance, kFmrTargets);
   std::optional<Identification> identification;
+  std::vector<SearchOutcome> searches;
   if (!args.folder.empty()) {
-    identification =
-        identify(open_set_searches(images, args.open_set), args.max_distance, kFpirTargets);
+    searches = open_set_searches(images, args.open_set);
+    identification = identify(searches, args.max_distance, kFpirTargets);
   }
   std::optional<GroupsFile> groups;
   std::vector<GroupRates> group_rates;
@@ -170,6 +172,10 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
   std::string data = (args.folder.empty() ? args.pairs_csv : args.folder) + ": " +
                      std::to_string(described.size()) + " images";
   if (!identities.empty()) data += " of " + std::to_string(identities.size()) + " identities";
+  std::vector<std::filesystem::path> plots;
+  if (!args.plot_dir.empty()) {
+    plots = write_plots(args.plot_dir, {labelled, searches, args.max_distance, data});
+  }
   int exit_code = 0;
   if (calibration && !args.apply_to.empty()) {
     exit_code = apply_calibration(args.server, args.apply_to, *calibration, data, args.json_output);
@@ -186,6 +192,10 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
     for (const auto& [file, why] : gate_refusals)
       out["enrollment_gate_refuses"].push_back({{"image", file}, {"reason", why}});
     out["skipped_rows"] = skipped;
+    if (!plots.empty()) {
+      out["plots"] = json::array();
+      for (const auto& p : plots) out["plots"].push_back(p.string());
+    }
     json v = {{"genuine", verification.genuine},
               {"impostor", verification.impostor},
               {"max_distance", verification.threshold},
@@ -287,6 +297,11 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
         c.extrapolated ? "extrapolated with a normal fitted to the lower tail"
                        : "read off the distances",
         c.impostor_comparisons);
+  }
+  if (!plots.empty()) {
+    std::cout << "Plots:";
+    for (const auto& p : plots) std::cout << " " << p.string();
+    std::cout << "\n";
   }
   return exit_code;
 }

@@ -22,6 +22,7 @@ struct EvalArgs {
   std::size_t gallery_size = 0;  // calibration: identities the watchlist will hold
   std::string apply_to;          // calibration: the watchlist to set it on
   std::string server;            // ... on this frs-server (empty: $FRS_SERVER or default)
+  std::string plot_dir;          // write PNG plots here (empty: none)
   bool json_output = false;
   bool progress = true;
 };

@@ -131,6 +131,68 @@ Identification identify(std::span<const SearchOutcome> searches, float threshold
   return id;
 }
 
+namespace {
+
+// The curve through `negatives` (accepted at or under a threshold: false accepts) and
+// `accepted_positives` (positives that would be accepted at or under their distance; the
+// other positives of `positive_count` are rejected at every threshold).
+std::vector<TradeOffPoint> trade_off_curve(std::vector<float> negatives,
+                                           std::vector<float> accepted_positives,
+                                           std::size_t positive_count, std::size_t max_points) {
+  std::sort(negatives.begin(), negatives.end());
+  std::sort(accepted_positives.begin(), accepted_positives.end());
+  std::vector<float> thresholds;
+  for (float d : negatives) {
+    if (std::isfinite(d)) thresholds.push_back(d);
+  }
+  for (float d : accepted_positives) thresholds.push_back(d);
+  std::sort(thresholds.begin(), thresholds.end());
+  thresholds.erase(std::unique(thresholds.begin(), thresholds.end()), thresholds.end());
+  std::vector<TradeOffPoint> curve;
+  if (thresholds.empty() || max_points == 0) return curve;
+  const std::size_t step = (thresholds.size() + max_points - 1) / max_points;
+  for (std::size_t i = 0; i < thresholds.size(); i += step) {
+    const float t = (i + step >= thresholds.size()) ? thresholds.back() : thresholds[i];
+    TradeOffPoint p;
+    p.threshold = t;
+    p.false_accept = negatives.empty() ? 0
+                                       : static_cast<double>(count_at_or_under(negatives, t)) /
+                                             static_cast<double>(negatives.size());
+    p.false_reject = positive_count == 0
+                         ? 0
+                         : 1.0 - static_cast<double>(count_at_or_under(accepted_positives, t)) /
+                                     static_cast<double>(positive_count);
+    curve.push_back(p);
+  }
+  return curve;
+}
+
+}  // namespace
+
+std::vector<TradeOffPoint> verification_curve(std::span<const LabelledDistance> pairs,
+                                              std::size_t max_points) {
+  std::vector<float> negatives, positives;
+  for (const LabelledDistance& p : pairs) (p.same ? positives : negatives).push_back(p.distance);
+  const std::size_t positive_count = positives.size();
+  return trade_off_curve(std::move(negatives), std::move(positives), positive_count, max_points);
+}
+
+std::vector<TradeOffPoint> identification_curve(std::span<const SearchOutcome> searches,
+                                                std::size_t max_points) {
+  std::vector<float> negatives, accepted;
+  std::size_t mated = 0;
+  for (const SearchOutcome& s : searches) {
+    if (!s.mated) {
+      negatives.push_back(s.nearest_distance.value_or(std::numeric_limits<float>::infinity()));
+      continue;
+    }
+    ++mated;
+    // A mated search with the wrong person nearest is a miss at every threshold.
+    if (s.nearest_right && s.nearest_distance) accepted.push_back(*s.nearest_distance);
+  }
+  return trade_off_curve(std::move(negatives), std::move(accepted), mated, max_points);
+}
+
 std::vector<GroupRates> rates_by_group(std::span<const GroupedDistance> pairs, float threshold) {
   std::map<std::string, GroupRates> by_group;
   for (const GroupedDistance& p : pairs) {

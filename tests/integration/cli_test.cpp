@@ -19,10 +19,12 @@ struct CliRun {
   std::string err;  // stderr
 };
 
-CliRun run_cli(const std::string& args) {
+// `environment`: assignments for the command, e.g. "PATH=/nonexistent".
+CliRun run_cli(const std::string& args, const std::string& environment = "") {
   const auto err_file =
       std::filesystem::temp_directory_path() / ("frs_cli_err_" + std::to_string(::getpid()));
-  const std::string command = std::string(FRS_CLI) + " " + args + " 2>" + err_file.string();
+  const std::string command =
+      environment + " " + std::string(FRS_CLI) + " " + args + " 2>" + err_file.string();
   CliRun r;
   FILE* pipe = ::popen(command.c_str(), "r");
   std::array<char, 4096> buffer;
@@ -230,6 +232,33 @@ TEST(CliEval, EnrollingPhotosTheGateAcceptsMissesFewer) {
   const auto refused = nlohmann::json::parse(r.out)["enrollment_gate_refuses"];
   ASSERT_FALSE(refused.empty());
   EXPECT_NE(refused[0]["reason"].get<std::string>().find("strongly turned"), std::string::npos);
+}
+
+// --plot writes the DET and distance plots as PNGs, with their data and script; without
+// gnuplot it says what to install.
+TEST(CliEval, PlotsAreWrittenAsPngsWithTheirData) {
+  const ScopedTempDir dir{"plots"};
+  const std::string crops = quoted(testdata_dir() / "crops") + " --named-files --no-progress";
+  const CliRun r = run_cli("eval " + crops + " --json --plot " + quoted(dir.path() / "out"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto plots = nlohmann::json::parse(r.out)["plots"];
+  ASSERT_EQ(plots.size(), 2u);
+  for (const auto& plot : plots) {
+    std::ifstream png(plot.get<std::string>(), std::ios::binary);
+    char signature[8] = {};
+    png.read(signature, 8);
+    EXPECT_EQ(std::string(signature + 1, 3), "PNG") << plot;
+  }
+  // One row per distance bin and per threshold where both errors occur (crops has both).
+  std::ifstream det(dir.path() / "out" / "det_verification.dat");
+  const auto rows = std::count(std::istreambuf_iterator<char>(det), {}, '\n');
+  EXPECT_GT(rows, 10);
+  EXPECT_TRUE(std::filesystem::exists(dir.path() / "out" / "plots.gp"));
+
+  const CliRun without =
+      run_cli("eval " + crops + " --plot " + quoted(dir.path() / "again"), "PATH=/nonexistent");
+  EXPECT_EQ(without.exit_code, 1);
+  EXPECT_NE(without.err.find("gnuplot-nox"), std::string::npos) << without.err;
 }
 
 TEST(CliEval, PairsAndGroupsFilesWithMalformedRowsAreListedNotFatal) {

@@ -122,3 +122,54 @@ TEST(EvalMetrics, CalibrationRefusesWhatItCannotEstimate) {
 
 }  // namespace
 }  // namespace frs
+
+namespace frs {
+namespace {
+
+TEST(EvalCurves, VerificationCurveCountsEveryThreshold) {
+  const std::vector<LabelledDistance> pairs = {{0.3f, true},  {0.5f, true},  {0.4f, false},
+                                               {0.6f, false}, {0.7f, false}, {0.8f, false}};
+  const auto curve = verification_curve(pairs);
+  ASSERT_EQ(curve.size(), 6u);
+  const double expected[6][3] = {{0.3, 0, 0.5}, {0.4, 0.25, 0.5}, {0.5, 0.25, 0},
+                                 {0.6, 0.5, 0}, {0.7, 0.75, 0},   {0.8, 1, 0}};
+  for (std::size_t i = 0; i < 6; ++i) {
+    EXPECT_FLOAT_EQ(curve[i].threshold, static_cast<float>(expected[i][0])) << i;
+    EXPECT_DOUBLE_EQ(curve[i].false_accept, expected[i][1]) << i;
+    EXPECT_DOUBLE_EQ(curve[i].false_reject, expected[i][2]) << i;
+  }
+}
+
+TEST(EvalCurves, IdentificationCurveMissesWrongNearestAtEveryThreshold) {
+  const std::vector<SearchOutcome> searches = {
+      {true, true, 0.3f},           // mated, right: found from 0.3
+      {true, false, 0.2f},          // mated, someone else nearest: a miss at any threshold
+      {false, false, 0.4f},         // stranger: a false alert from 0.4
+      {false, false, std::nullopt}  // stranger, empty gallery: never an alert
+  };
+  const auto curve = identification_curve(searches);
+  ASSERT_EQ(curve.size(), 2u);
+  EXPECT_FLOAT_EQ(curve[0].threshold, 0.3f);
+  EXPECT_DOUBLE_EQ(curve[0].false_accept, 0);
+  EXPECT_DOUBLE_EQ(curve[0].false_reject, 0.5);
+  EXPECT_FLOAT_EQ(curve[1].threshold, 0.4f);
+  EXPECT_DOUBLE_EQ(curve[1].false_accept, 0.5);
+  EXPECT_DOUBLE_EQ(curve[1].false_reject, 0.5);
+}
+
+TEST(EvalCurves, ACurveIsThinnedButKeepsItsEnd) {
+  std::vector<LabelledDistance> pairs;
+  for (int i = 0; i < 1000; ++i) pairs.push_back({0.001f * static_cast<float>(i), i % 2 == 0});
+  const auto curve = verification_curve(pairs, 10);
+  ASSERT_LE(curve.size(), 10u);
+  ASSERT_GE(curve.size(), 9u);
+  EXPECT_FLOAT_EQ(curve.back().threshold, 0.999f);
+  EXPECT_DOUBLE_EQ(curve.back().false_accept, 1);
+  EXPECT_DOUBLE_EQ(curve.back().false_reject, 0);
+  for (std::size_t i = 1; i < curve.size(); ++i) {
+    EXPECT_LT(curve[i - 1].threshold, curve[i].threshold);
+  }
+}
+
+}  // namespace
+}  // namespace frs

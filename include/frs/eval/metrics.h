@@ -86,6 +86,19 @@ struct Identification {
 Identification identify(std::span<const SearchOutcome> searches, float threshold,
                         std::span<const double> fpir_targets);
 
+// An error trade-off (DET) curve: at each threshold, the share of negatives falsely accepted
+// (FMR for comparisons, FPIR for searches) and of positives falsely rejected (FNMR, FNIR).
+// Thresholds are the distances seen, thinned to at most `max_points`, ascending.
+struct TradeOffPoint {
+  float threshold = 0;
+  double false_accept = 0;  // FMR or FPIR
+  double false_reject = 0;  // FNMR or FNIR
+};
+std::vector<TradeOffPoint> verification_curve(std::span<const LabelledDistance> pairs,
+                                              std::size_t max_points = 400);
+std::vector<TradeOffPoint> identification_curve(std::span<const SearchOutcome> searches,
+                                                std::size_t max_points = 400);
+
 // FMR and FNMR at the threshold per group (comparisons within a group only), and each
 // group's ratio to the best (lowest) group's rate; no ratio when the best rate is 0.
 struct GroupRates {
