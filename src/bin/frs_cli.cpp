@@ -241,6 +241,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   eval->add_flag("--enroll-best", eval_args.open_set.enroll_best,
                  "Enroll each identity's highest-quality photos instead of the first ones");
+  eval->add_option("--probe-chips", eval_args.open_set.probe_chips,
+                   "Photos of one person per search, fused as the live path fuses a track's "
+                   "chips (the leftover fewer are dropped)")
+      ->check(CLI::Range(1, 32))
+      ->capture_default_str();
+  eval->add_option("--probe-fusion", eval_args.probe_fusion,
+                   "How --probe-chips are fused: quality (weighted mean), mean, or any (each "
+                   "searched alone, nearest wins)")
+      ->check(CLI::IsMember({"quality", "mean", "any"}))
+      ->capture_default_str();
   eval->add_option("--plot", eval_args.plot_dir,
                    "Write PNG plots (DET curves, distance histograms) and their data to DIR");
   eval->add_flag("--enroll-gated", eval_args.open_set.enroll_gated,

@@ -101,6 +101,9 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
   }
   args.open_set.score =
       args.template_score == "centroid" ? TemplateScore::kCentroid : TemplateScore::kNearest;
+  args.open_set.fusion = args.probe_fusion == "any"    ? ProbeFusion::kAnyChip
+                         : args.probe_fusion == "mean" ? ProbeFusion::kMean
+                                                       : ProbeFusion::kQualityWeighted;
   const FaceEngine engine(engine_options);
 
   std::vector<EvalImage> images;
@@ -215,6 +218,8 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
                 {"holdout", args.open_set.holdout},
                 {"template", args.template_score},
                 {"enroll_gated", args.open_set.enroll_gated},
+                {"probe_chips", args.open_set.probe_chips},
+                {"probe_fusion", args.probe_fusion},
                 {"mated", id.mated},
                 {"non_mated", id.non_mated},
                 {"rank1", id.rank1},

@@ -17,6 +17,7 @@ struct EvalArgs {
   float max_distance = 0.5f;  // the operating threshold to report at
   OpenSetOptions open_set;    // identity trees only
   std::string template_score = "nearest";
+  std::string probe_fusion = "quality";  // quality, mean or any
   bool calibrate = false;
   double target_fpir = 0.01;
   std::size_t gallery_size = 0;  // calibration: identities the watchlist will hold

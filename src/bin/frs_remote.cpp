@@ -58,10 +58,10 @@ void check(const grpc::Status& status, const RemoteOptions& o) {
   throw RemoteError(status.error_message());
 }
 
-// The refused photos of an Enroll/AddFaces that failed because of them, as (source,
-// reason), from the status details (see frs.v1.ErrorStatus); empty for other failures.
-std::vector<std::pair<std::string, std::string>> refused_photos(const grpc::Status& status) {
-  std::vector<std::pair<std::string, std::string>> refused;
+// The refused photos' outcomes of an Enroll/AddFaces that failed because of them, from the
+// status details (see frs.v1.ErrorStatus); empty for other failures.
+std::vector<pb::PhotoOutcome> refused_photos(const grpc::Status& status) {
+  std::vector<pb::PhotoOutcome> refused;
   pb::ErrorStatus details;
   if (status.error_details().empty() || !details.ParseFromString(status.error_details())) {
     return refused;
@@ -70,7 +70,7 @@ std::vector<std::pair<std::string, std::string>> refused_photos(const grpc::Stat
     pb::EnrollResponse outcomes;
     if (!any.UnpackTo(&outcomes)) continue;
     for (const auto& photo : outcomes.photos()) {
-      if (!photo.accepted()) refused.emplace_back(photo.source(), photo.reason());
+      if (!photo.accepted()) refused.push_back(photo);
     }
   }
   return refused;
@@ -556,12 +556,17 @@ void add_remote_commands(CLI::App& app, std::function<int()>& action) {
       const auto refused = refused_photos(status);
       if (!refused.empty()) {
         std::string photo_list;
-        for (const auto& [source, reason] : refused) {
-          photo_list += "\n  " + source + ": " + reason;
+        bool overridable = false;
+        for (const auto& photo : refused) {
+          photo_list += "\n  " + photo.source() + ": " + photo.reason();
+          overridable = overridable || photo.overridable();
         }
-        throw RemoteError("nothing enrolled: fix or leave out these photos:" + photo_list +
-                          "\n(a photo the quality gate refuses can be enrolled with --force "
-                          "REASON when it is the best there is)");
+        if (overridable) {
+          photo_list +=
+              "\n(a photo the quality gate refuses can be enrolled with --force REASON when it "
+              "is the best there is)";
+        }
+        throw RemoteError("nothing enrolled: fix or leave out these photos:" + photo_list);
       }
       check(status, o);
       if (o.json_output) {

@@ -82,6 +82,23 @@ void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_fil
       ->check(CLI::Range(1, 32))
       ->capture_default_str();
   flags
+      .add_option("--alert-fuse-chips", config.decisions.fuse_chips,
+                  "Search with the quality-weighted mean of a track's best N chips (1 = each "
+                  "chip alone)")
+      ->check(CLI::Range(1, 32))
+      ->capture_default_str();
+  flags
+      .add_option("--alert-thin-margin", config.decisions.thin_margin,
+                  "When the runner-up identity is this close to the match, wait for "
+                  "--alert-thin-margin-votes matching searches (0 = off)")
+      ->check(CLI::Range(0.0f, 1.0f))
+      ->capture_default_str();
+  flags
+      .add_option("--alert-thin-margin-votes", config.decisions.thin_margin_votes,
+                  "Matching searches of one track needed when the margin is thin")
+      ->check(CLI::Range(1, 32))
+      ->capture_default_str();
+  flags
       .add_option("--alert-margin", config.decisions.margin,
                   "Distance the match must beat the runner-up identity by (0 = off)")
       ->check(CLI::Range(0.0f, 1.0f))

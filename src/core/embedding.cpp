@@ -1,6 +1,7 @@
 #include "frs/core/embedding.h"
 
 #include <cmath>
+#include <vector>
 
 namespace frs {
 
@@ -16,13 +17,21 @@ float distance(const Embedding& a, const Embedding& b) {
 }
 
 Embedding mean_embedding(std::span<const Embedding> embeddings) {
+  const std::vector<float> equal(embeddings.size(), 1.0f);
+  return weighted_mean_embedding(embeddings, equal);
+}
+
+Embedding weighted_mean_embedding(std::span<const Embedding> embeddings,
+                                  std::span<const float> weights) {
   std::array<double, kEmbeddingSize> sum{};
-  for (const Embedding& e : embeddings) {
-    for (std::size_t i = 0; i < kEmbeddingSize; ++i) sum[i] += e[i];
+  double total = 0;
+  for (std::size_t k = 0; k < embeddings.size() && k < weights.size(); ++k) {
+    for (std::size_t i = 0; i < kEmbeddingSize; ++i) sum[i] += weights[k] * embeddings[k][i];
+    total += weights[k];
   }
   Embedding mean{};
-  const double n = embeddings.empty() ? 1.0 : static_cast<double>(embeddings.size());
-  for (std::size_t i = 0; i < kEmbeddingSize; ++i) mean[i] = static_cast<float>(sum[i] / n);
+  if (total <= 0) return mean;
+  for (std::size_t i = 0; i < kEmbeddingSize; ++i) mean[i] = static_cast<float>(sum[i] / total);
   return mean;
 }
 

@@ -262,6 +262,9 @@ std::vector<SearchOutcome> open_set_searches(const std::vector<EvalImage>& image
   if (options.enroll_per_identity < 1 || options.enroll_per_identity > 100) {
     throw Error(ErrorCode::kInvalidArgument, "photos enrolled per identity must be in 1..100");
   }
+  if (options.probe_chips < 1 || options.probe_chips > 32) {
+    throw Error(ErrorCode::kInvalidArgument, "chips per search must be in 1..32");
+  }
   if (!(options.holdout > 0 && options.holdout <= 0.5)) {
     throw Error(ErrorCode::kInvalidArgument,
                 "the held-out share of identities must be in (0, 0.5], e.g. 0.3");
@@ -273,6 +276,7 @@ std::vector<SearchOutcome> open_set_searches(const std::vector<EvalImage>& image
     if (image.descriptor) described[image.identity].push_back(&image);
   }
   std::map<std::string, std::vector<const Embedding*>> by_identity;
+  std::map<std::string, std::vector<float>> qualities;  // in the same order
   for (auto& [identity, list] : described) {
     if (options.enroll_best) {
       std::stable_sort(list.begin(), list.end(), [](const EvalImage* a, const EvalImage* b) {
@@ -283,7 +287,10 @@ std::vector<SearchOutcome> open_set_searches(const std::vector<EvalImage>& image
       std::stable_partition(list.begin(), list.end(),
                             [](const EvalImage* a) { return a->enrollment_problem.empty(); });
     }
-    for (const EvalImage* image : list) by_identity[identity].push_back(&*image->descriptor);
+    for (const EvalImage* image : list) {
+      by_identity[identity].push_back(&*image->descriptor);
+      qualities[identity].push_back(image->quality);
+    }
   }
   if (by_identity.size() < 2) {
     throw Error(ErrorCode::kInvalidArgument,
@@ -332,14 +339,42 @@ std::vector<SearchOutcome> open_set_searches(const std::vector<EvalImage>& image
       out.nearest_right = truth && nearest && *nearest->identity == *truth;
       return out;
     };
-    for (std::size_t i = 0; i < order.size(); ++i) {
-      const auto& faces = by_identity.at(order[i]);
-      if (i % folds == fold) {
-        for (const Embedding* face : faces) searches.push_back(search(*face, nullptr));
-      } else {
-        for (std::size_t f = enrolled_count; f < faces.size(); ++f) {
-          searches.push_back(search(*faces[f], &order[i]));
+    // One search per `probe_chips` consecutive faces from `first` on.
+    auto search_chips = [&](const std::string& identity, std::size_t first,
+                            const std::string* truth) {
+      const auto& faces = by_identity.at(identity);
+      const auto& weights = qualities.at(identity);
+      const auto chips = static_cast<std::size_t>(options.probe_chips);
+      for (std::size_t begin = first; begin + chips <= faces.size(); begin += chips) {
+        std::vector<Embedding> descriptors;
+        for (std::size_t c = begin; c < begin + chips; ++c) descriptors.push_back(*faces[c]);
+        if (chips == 1) {
+          searches.push_back(search(descriptors[0], truth));
+        } else if (options.fusion == ProbeFusion::kAnyChip) {
+          SearchOutcome nearest;
+          for (const Embedding& d : descriptors) {
+            const SearchOutcome o = search(d, truth);
+            if (!nearest.nearest_distance ||
+                (o.nearest_distance && *o.nearest_distance < *nearest.nearest_distance)) {
+              nearest = o;
+            }
+          }
+          searches.push_back(nearest);
+        } else {
+          // A chip's weight: its quality, floored so that a poor chip still counts a little.
+          std::vector<float> w(chips, 1.0f);
+          if (options.fusion == ProbeFusion::kQualityWeighted) {
+            for (std::size_t c = 0; c < chips; ++c) w[c] = std::max(0.05f, weights[begin + c]);
+          }
+          searches.push_back(search(weighted_mean_embedding(descriptors, w), truth));
         }
+      }
+    };
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      if (i % folds == fold) {
+        search_chips(order[i], 0, nullptr);
+      } else {
+        search_chips(order[i], enrolled_count, &order[i]);
       }
     }
   }

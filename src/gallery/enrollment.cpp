@@ -158,6 +158,7 @@ PreparedPhoto prepare_photo(const FaceEngine& engine, std::span<const std::uint8
   if (std::string problem = enrollment_problem(bgr, face, rules); !problem.empty()) {
     if (override_reason.empty()) {
       out.reason = std::move(problem);
+      out.overridable = true;
       return out;
     }
     out.face.gate_override = problem + "; overridden: " + override_reason;

@@ -22,13 +22,38 @@ struct Vote {
   std::vector<std::uint8_t> face_jpeg;
 };
 
+// A chip embedded for a track, with its measured quality (after alignment).
+struct TrackChip {
+  Embedding descriptor{};
+  float quality = 0;
+};
+
 struct TrackState {
   float best_quality = -1;
   int descriptors = 0;
+  std::vector<TrackChip> best_chips;  // the best `fuse_chips` so far, best first
   std::int64_t last_try_ms = 0;
   std::map<std::int64_t, Vote> votes;  // by identity id
   std::set<std::int64_t> alerted;
 };
+
+// Adds a chip to the track's best ones and returns the descriptor to search with: the
+// quality-weighted mean of the best `fuse_chips` chips.
+Embedding fuse_into(TrackState& track, const Embedding& descriptor, float quality, int fuse_chips) {
+  auto& chips = track.best_chips;
+  chips.insert(std::upper_bound(chips.begin(), chips.end(), quality,
+                                [](float q, const TrackChip& c) { return q > c.quality; }),
+               TrackChip{descriptor, quality});
+  if (chips.size() > static_cast<std::size_t>(fuse_chips)) chips.pop_back();
+  if (chips.size() == 1) return descriptor;
+  std::vector<Embedding> descriptors;
+  std::vector<float> weights;
+  for (const TrackChip& c : chips) {
+    descriptors.push_back(c.descriptor);
+    weights.push_back(std::max(0.05f, c.quality));  // a poor chip still counts a little
+  }
+  return weighted_mean_embedding(descriptors, weights);
+}
 
 std::vector<std::uint8_t> face_crop_jpeg(const cv::Mat& bgr, const cv::Rect2f& box) {
   // A little context around the face helps the human who reviews the alert.
@@ -81,11 +106,16 @@ LiveRecognizer::LiveRecognizer(const FaceEngine& engine, Gallery& gallery, Alert
                                AlertFeed& feed, const DecisionOptions& decisions, int workers)
     : engine_(engine), gallery_(gallery), alerts_(alerts), feed_(feed), decisions_(decisions) {
   if (decisions.chips_per_track < 1 || decisions.chips_per_track > 32 ||
-      decisions.votes_needed < 1 || decisions.votes_needed > 32) {
-    throw Error(ErrorCode::kInvalidArgument, "chips_per_track and votes_needed must be in 1..32");
+      decisions.votes_needed < 1 || decisions.votes_needed > 32 || decisions.fuse_chips < 1 ||
+      decisions.fuse_chips > 32 || decisions.thin_margin_votes < 1 ||
+      decisions.thin_margin_votes > 32) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "chips_per_track, votes_needed, fuse_chips and thin_margin_votes must be in "
+                "1..32");
   }
-  if (decisions.margin < 0 || decisions.margin > 1 || decisions.quality_gain < 0 ||
-      decisions.quality_gain > 1 || decisions.cooldown_ms < 0 || decisions.retry_ms < 1) {
+  if (decisions.margin < 0 || decisions.margin > 1 || decisions.thin_margin < 0 ||
+      decisions.thin_margin > 1 || decisions.quality_gain < 0 || decisions.quality_gain > 1 ||
+      decisions.cooldown_ms < 0 || decisions.retry_ms < 1) {
     throw Error(ErrorCode::kInvalidArgument,
                 "margin and quality_gain must be in 0..1, cooldown_ms >= 0, retry_ms >= 1");
   }
@@ -281,7 +311,8 @@ void LiveRecognizer::analyse(Camera& camera, VideoFrame frame) {
     const auto embed_start = std::chrono::steady_clock::now();
     engine_.embed(one);
     embed_ms_.record(ms_since(embed_start));
-    const std::vector<Embedding> query = {*one[0].embedding};
+    const std::vector<Embedding> query = {
+        fuse_into(track, *one[0].embedding, one[0].quality.score, decisions_.fuse_chips)};
     // Two identities, unrestricted, so the runner-up is known; each watchlist's own
     // threshold is applied below.
     const auto search_start = std::chrono::steady_clock::now();
@@ -301,10 +332,9 @@ void LiveRecognizer::analyse(Camera& camera, VideoFrame frame) {
       vote.face_jpeg = face_crop_jpeg(frame.bgr, face.box);
     }
     if (track.alerted.count(best.identity_id) || vote.count < decisions_.votes_needed) continue;
-    if (decisions_.margin > 0 && vote.runner_up_distance &&
-        *vote.runner_up_distance - vote.best.distance < decisions_.margin) {
-      continue;
-    }
+    const float margin = found.size() > 1 ? found[1].distance - best.distance : 1.0f;
+    if (decisions_.margin > 0 && margin < decisions_.margin) continue;
+    if (margin < decisions_.thin_margin && vote.count < decisions_.thin_margin_votes) continue;
     track.alerted.insert(best.identity_id);
     auto last = camera.last_alert_ms.find(best.identity_id);
     if (last != camera.last_alert_ms.end() &&

@@ -287,6 +287,7 @@ class GalleryService final : public pb::Gallery::Service {
       to_proto(prepared.box, outcome->mutable_box());
       outcome->set_quality(prepared.face.quality);
       outcome->set_overridden(prepared.overridden);
+      outcome->set_overridable(prepared.overridable);
       if (prepared.accepted) {
         faces.emplace_back(response->photos_size() - 1, prepared.face);
       } else if (first_problem.empty()) {

@@ -105,5 +105,39 @@ TEST(Live, AlertsForTheEnrolledPersonOnlyAndNothingWhenNobodyIsEnrolled) {
   EXPECT_EQ(got.size(), 1u);
 }
 
+// Two identities enrolled from the same photo (a duplicate record: the thinnest margin
+// there is): the alert waits until the track's searches agree, and never comes when the
+// agreement asked for is more than one sighting can give.
+TEST(Live, LookalikeIdentitiesAlertOnlyWhenTheTracksSearchesAgree) {
+  auto alerts_with = [](int thin_margin_votes) {
+    ScopedTempDir dir("live_thin");
+    Gallery gallery(open_sqlite_store(dir / "gallery.db"), GalleryOptions{});
+    Watchlist w;
+    w.name = "wanted";
+    w.max_distance = 0.5f;
+    const Watchlist watchlist = gallery.create_watchlist(w);
+    enroll(gallery, watchlist.id, "Lin-Manuel Miranda", face_path("lin-manuel-miranda.png"));
+    enroll(gallery, watchlist.id, "L. M. Miranda", face_path("lin-manuel-miranda.png"));
+    AlertStore alerts(dir / "alerts.db");
+    AlertFeed feed;
+    auto subscription = feed.subscribe();
+    TestCamera camera;
+    DecisionOptions decisions;
+    decisions.thin_margin_votes = thin_margin_votes;
+    LiveRecognizer live(shared_engine(), gallery, alerts, feed, decisions, 2);
+    CameraConfig config;
+    config.name = "stage";
+    config.source.url = camera.url();
+    live.add_camera(config);
+    return alerts_during(*subscription, 9s);  // one loop: he is on stage for 7 s
+  };
+  const std::vector<Alert> agreed = alerts_with(2);
+  ASSERT_EQ(agreed.size(), 1u);
+  ASSERT_TRUE(agreed[0].runner_up_distance.has_value());
+  EXPECT_LT(*agreed[0].runner_up_distance - agreed[0].distance, 0.05f);
+  // 5 analysed frames a second for 7 s: far fewer than 32 searches of one track.
+  EXPECT_TRUE(alerts_with(32).empty());
+}
+
 }  // namespace
 }  // namespace frs::testing

@@ -25,4 +25,8 @@ float distance(const Embedding& a, const Embedding& b);
 // caller guarantees at least one.
 Embedding mean_embedding(std::span<const Embedding> embeddings);
 
+// The mean of `embeddings` weighted by `weights` (same length, each >= 0, not all 0).
+Embedding weighted_mean_embedding(std::span<const Embedding> embeddings,
+                                  std::span<const float> weights);
+
 }  // namespace frs

@@ -85,6 +85,14 @@ enum class TemplateScore {
   kCentroid,  // the distance to the mean of its faces' descriptors
 };
 
+// How the descriptors of several chips of one person (a track's, in live video) become one
+// search result.
+enum class ProbeFusion {
+  kAnyChip,          // each chip searched alone; the nearest result wins (alert on any chip)
+  kMean,             // the chips' descriptors averaged, searched once
+  kQualityWeighted,  // averaged weighted by each chip's quality score, searched once
+};
+
 struct OpenSetOptions {
   // Images enrolled per identity, 1..100: the first N described ones in path order, or
   // with `enroll_best` the N of highest quality (an operator with several photos of a
@@ -99,6 +107,10 @@ struct OpenSetOptions {
   double holdout = 0.3;
   unsigned seed = 1;  // the order identities are dealt into folds
   TemplateScore score = TemplateScore::kNearest;
+  // Chips per search, 1..32: each search uses this many photos of one person (in path
+  // order, the leftover fewer dropped), as the live path sees several chips of a track.
+  int probe_chips = 1;
+  ProbeFusion fusion = ProbeFusion::kQualityWeighted;
 };
 
 // The open-set protocol: in each fold the other folds' identities are enrolled; the rest

@@ -61,6 +61,7 @@ struct PreparedPhoto {
   // The gate's refusal that an override let through (also in face.gate_override with the
   // justification); empty when the photo passed the gate.
   std::string overridden;
+  bool overridable = false;  // refused by the quality gate, which an override_reason passes
   StoredFace face;  // descriptor, hash, thumbnail, quality (no ids yet)
   cv::Rect2f box;
 };

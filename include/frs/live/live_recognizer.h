@@ -48,12 +48,23 @@ struct DecisionOptions {
   // varies with expression and light more than the quality score tells).
   float quality_gain = 0.05f;
   std::int64_t retry_ms = 500;
+  // Each search uses the quality-weighted mean of the descriptors of the track's best
+  // `fuse_chips` chips so far (by measured quality), not the newest chip alone: a mean of
+  // several sightings is a steadier picture of a face, and one odd chip cannot alert on
+  // its own (docs/accuracy.md, "Fusing a track's chips"). Default 5, range 1..32; 1 = each
+  // chip searched alone.
+  int fuse_chips = 5;
   // A match needs the identity's distance at least this far below the runner-up
   // identity's (when there is one). Default 0 = off; range 0..1.
   float margin = 0;
-  // Matching descriptors (of the same track, for the same identity) needed to alert.
+  // Matching searches (of the same track, for the same identity) needed to alert.
   // Default 1; raise it to ask for agreement over several chips. Range 1..32.
   int votes_needed = 1;
+  // When the runner-up identity is within `thin_margin` of the match (default 0.05, range
+  // 0..1; 0 = off), the alert waits for `thin_margin_votes` matching searches (default 2,
+  // range 1..32): two people who look alike need the track's chips to agree.
+  float thin_margin = 0.05f;
+  int thin_margin_votes = 2;
   // After an alert for an identity on a camera, no new alert for that pair for this long
   // (a broken and restarted track is the same sighting). Default 60000 ms.
   std::int64_t cooldown_ms = 60000;
