@@ -251,6 +251,11 @@ int main(int argc, char** argv) {
                    "searched alone, nearest wins)")
       ->check(CLI::IsMember({"quality", "mean", "any"}))
       ->capture_default_str();
+  eval->add_option("--cohort-k", eval_args.open_set.cohort_k,
+                   "Cohort score normalisation: subtract the mean distance to the probe's K "
+                   "nearest never-enrolled photos (0 = off; see docs/accuracy.md)")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
   eval->add_option("--plot", eval_args.plot_dir,
                    "Write PNG plots (DET curves, distance histograms) and their data to DIR");
   eval->add_flag("--enroll-gated", eval_args.open_set.enroll_gated,

@@ -265,6 +265,9 @@ std::vector<SearchOutcome> open_set_searches(const std::vector<EvalImage>& image
   if (options.probe_chips < 1 || options.probe_chips > 32) {
     throw Error(ErrorCode::kInvalidArgument, "chips per search must be in 1..32");
   }
+  if (options.cohort_k < 0 || options.cohort_k > 1000) {
+    throw Error(ErrorCode::kInvalidArgument, "the cohort size must be in 0..1000 (0 = off)");
+  }
   if (!(options.holdout > 0 && options.holdout <= 0.5)) {
     throw Error(ErrorCode::kInvalidArgument,
                 "the held-out share of identities must be in (0, 0.5], e.g. 0.3");
@@ -323,7 +326,16 @@ std::vector<SearchOutcome> open_set_searches(const std::vector<EvalImage>& image
     for (std::size_t i = 0; i < order.size(); ++i) {
       if (i % folds != fold) gallery.push_back(template_of(order[i]));
     }
-    auto search = [&](const Embedding& probe, const std::string* truth) {
+    // The cohort: photos of this fold's never-enrolled identities, other than the probe's own.
+    std::vector<std::pair<const std::string*, const Embedding*>> cohort;
+    if (options.cohort_k > 0) {
+      for (std::size_t i = 0; i < order.size(); ++i) {
+        if (i % folds != fold) continue;
+        for (const Embedding* face : by_identity.at(order[i])) cohort.emplace_back(&order[i], face);
+      }
+    }
+    auto search = [&](const Embedding& probe, const std::string& probe_identity,
+                      const std::string* truth) {
       SearchOutcome out;
       out.mated = truth != nullptr;
       const Template* nearest = nullptr;
@@ -337,6 +349,21 @@ std::vector<SearchOutcome> open_set_searches(const std::vector<EvalImage>& image
         }
       }
       out.nearest_right = truth && nearest && *nearest->identity == *truth;
+      if (options.cohort_k > 0 && out.nearest_distance) {
+        std::vector<float> to_cohort;
+        for (const auto& [identity, face] : cohort) {
+          if (*identity != probe_identity) to_cohort.push_back(distance(probe, *face));
+        }
+        const std::size_t k =
+            std::min<std::size_t>(static_cast<std::size_t>(options.cohort_k), to_cohort.size());
+        if (k > 0) {
+          std::partial_sort(to_cohort.begin(), to_cohort.begin() + static_cast<long>(k),
+                            to_cohort.end());
+          double mean = 0;
+          for (std::size_t c = 0; c < k; ++c) mean += to_cohort[c] / static_cast<double>(k);
+          out.nearest_distance = static_cast<float>(*out.nearest_distance - mean);
+        }
+      }
       return out;
     };
     // One search per `probe_chips` consecutive faces from `first` on.
@@ -349,11 +376,11 @@ std::vector<SearchOutcome> open_set_searches(const std::vector<EvalImage>& image
         std::vector<Embedding> descriptors;
         for (std::size_t c = begin; c < begin + chips; ++c) descriptors.push_back(*faces[c]);
         if (chips == 1) {
-          searches.push_back(search(descriptors[0], truth));
+          searches.push_back(search(descriptors[0], identity, truth));
         } else if (options.fusion == ProbeFusion::kAnyChip) {
           SearchOutcome nearest;
           for (const Embedding& d : descriptors) {
-            const SearchOutcome o = search(d, truth);
+            const SearchOutcome o = search(d, identity, truth);
             if (!nearest.nearest_distance ||
                 (o.nearest_distance && *o.nearest_distance < *nearest.nearest_distance)) {
               nearest = o;
@@ -366,7 +393,7 @@ std::vector<SearchOutcome> open_set_searches(const std::vector<EvalImage>& image
           if (options.fusion == ProbeFusion::kQualityWeighted) {
             for (std::size_t c = 0; c < chips; ++c) w[c] = std::max(0.05f, weights[begin + c]);
           }
-          searches.push_back(search(weighted_mean_embedding(descriptors, w), truth));
+          searches.push_back(search(weighted_mean_embedding(descriptors, w), identity, truth));
         }
       }
     };

@@ -61,6 +61,51 @@ TEST(EvalDataset, OpenSetFoldsEnrollTheOthersAndSearchEveryImage) {
   }
 }
 
+TEST(EvalDataset, SeveralChipsPerSearchAreFusedAsAskedFor) {
+  OpenSetOptions options;
+  options.holdout = 0.5;
+  options.probe_chips = 2;  // of 3 images: one search per identity, the third left over
+  auto mated_distances = [&](ProbeFusion fusion) {
+    options.fusion = fusion;
+    std::vector<float> out;
+    std::size_t non_mated = 0;
+    for (const SearchOutcome& s : open_set_searches(four_people(), options)) {
+      if (s.mated) {
+        out.push_back(*s.nearest_distance);
+      } else {
+        ++non_mated;
+      }
+    }
+    EXPECT_EQ(non_mated, 4u);  // one chunk of 2 per person, each in its own fold
+    return out;
+  };
+  // Mated chunks: the images at 0.9 (quality 0.9) and 0.8 (quality 0.5); enrolled: 1.0.
+  for (float d : mated_distances(ProbeFusion::kMean)) EXPECT_NEAR(d, 0.15f, 1e-5f);
+  for (float d : mated_distances(ProbeFusion::kAnyChip)) EXPECT_NEAR(d, 0.1f, 1e-5f);
+  const float weighted = 1.0f - (0.9f * 0.9f + 0.8f * 0.5f) / 1.4f;
+  const auto q = mated_distances(ProbeFusion::kQualityWeighted);
+  ASSERT_EQ(q.size(), 4u);  // 2 enrolled people per fold, 2 folds
+  for (float d : q) EXPECT_NEAR(d, weighted, 1e-5f);
+}
+
+TEST(EvalDataset, CohortNormalisationSubtractsTheNearestCohortDistances) {
+  OpenSetOptions options;
+  options.holdout = 0.5;
+  options.cohort_k = 1;
+  for (const SearchOutcome& s : open_set_searches(four_people(), options)) {
+    if (!s.mated) continue;
+    // A probe at 0.9 (0.1 from its enrolled photo) or 0.8 (0.2 from it) on its axis; its
+    // nearest cohort photo is another person's at 0.8 on another axis.
+    const float at_09 = 0.1f - std::sqrt(0.81f + 0.64f);
+    const float at_08 = 0.2f - std::sqrt(0.64f + 0.64f);
+    EXPECT_TRUE(std::abs(*s.nearest_distance - at_09) < 1e-4f ||
+                std::abs(*s.nearest_distance - at_08) < 1e-4f)
+        << *s.nearest_distance;
+  }
+  options.cohort_k = 1001;
+  EXPECT_THROW(open_set_searches(four_people(), options), Error);
+}
+
 TEST(EvalDataset, OpenSetRefusesWhatItCannotRun) {
   OpenSetOptions options;
   options.holdout = 0.7;
@@ -69,6 +114,9 @@ TEST(EvalDataset, OpenSetRefusesWhatItCannotRun) {
   options.enroll_per_identity = 0;
   EXPECT_THROW(open_set_searches(four_people(), options), Error);
   options.enroll_per_identity = 1;
+  options.probe_chips = 0;
+  EXPECT_THROW(open_set_searches(four_people(), options), Error);
+  options.probe_chips = 1;
   auto one_person = four_people();
   one_person.resize(3);
   EXPECT_THROW(open_set_searches(one_person, options), Error);

@@ -111,6 +111,12 @@ struct OpenSetOptions {
   // order, the leftover fewer dropped), as the live path sees several chips of a track.
   int probe_chips = 1;
   ProbeFusion fusion = ProbeFusion::kQualityWeighted;
+  // Cohort score normalisation, 0 = off (default), else 1..1000: a search's score is its
+  // nearest distance minus the mean distance from the probe to its `cohort_k` nearest
+  // cohort photos (the fold's never-enrolled identities, the probe's own excepted). The
+  // score is then relative (it can be negative): only the thresholds at FPIR targets mean
+  // anything, not max_distance.
+  int cohort_k = 0;
 };
 
 // The open-set protocol: in each fold the other folds' identities are enrolled; the rest
