@@ -1,69 +1,112 @@
 #!/usr/bin/env bash
-# Runs every benchmark and the accuracy evaluations, and writes the report to
-# build/bench-report.md (docs/benchmarks.md and docs/accuracy.md quote it). Needs a set-up build (scripts/setup.sh) and ../shared/testdata.
-#   bench/run.sh           full (about 25 minutes on 2 cores; HNSW32 over 100k takes 5,
-#                          the live streams 10)
-#   bench/run.sh --quick   fewer runs and settings (about 4 minutes measured before the
-#                          live-stream and accuracy sections; those add about 2 by their
-#                          own run times: 3 x 19 s + 10 s, and 4 evaluations of ~10 s)
+# Runs every benchmark of bench/ and the accuracy evaluations, writes the report to
+# build/bench-report.md, and puts it into docs/benchmarks.md between the "generated" markers
+# (the analysis above them quotes dated figures and is written by hand). Each section names
+# the command behind its figures. Needs a set-up build (scripts/setup.sh) and the shared
+# test data (../shared/testdata or $FRS_TESTDATA).
+#   bench/run.sh             full: 7 runs a figure, every setting (about 25 minutes on 2 cores)
+#   bench/run.sh --quick     3 runs, fewer settings (under 10 minutes: docs/benchmarks.md
+#                            says how long the last one took)
+#   --no-docs                only the report, docs/benchmarks.md untouched
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-bin="${FRS_BUILD_DIR:-$root/build}/bench"
-report="${FRS_BUILD_DIR:-$root/build}/bench-report.md"
+build="${FRS_BUILD_DIR:-$root/build}"
+bin="$build/bench"
+frs="$build/src/bin/frs"
+data="${FRS_TESTDATA:-$root/../shared/testdata}"
+report="$build/bench-report.md"
+docs="$root/docs/benchmarks.md"
 runs=7
 quick=""
-if [[ "${1:-}" == "--quick" ]]; then runs=3; quick="--quick"; fi
+update_docs=1
+for arg in "$@"; do
+  case "$arg" in
+    --quick) runs=3; quick="--quick" ;;
+    --no-docs) update_docs=0 ;;
+    *) echo "bench/run.sh: unknown option '$arg' (--quick, --no-docs)" >&2; exit 2 ;;
+  esac
+done
+for program in bench_face_engine bench_search_latency bench_track_fusion; do
+  if [[ ! -x "$bin/$program" ]]; then
+    echo "bench/run.sh: $bin/$program is missing: run scripts/setup.sh first" >&2
+    exit 1
+  fi
+done
+if [[ ! -d "$data/lfw10" ]]; then
+  echo "bench/run.sh: the shared test data is missing at $data (set FRS_TESTDATA)" >&2
+  exit 1
+fi
 
+# `section TITLE FORMAT COMMAND...`: a heading, the command, and its output, as Markdown
+# (FORMAT md) or in a code block (FORMAT text).
+section() {
+  local title="$1" format="$2"
+  shift 2
+  local shown="${*/#$build\//build/}"
+  shown="${shown//$data/\$FRS_TESTDATA}"
+  echo "### $title"
+  echo
+  echo "\`$shown\`"
+  echo
+  if [[ "$format" == text ]]; then echo '```'; fi
+  local start=$SECONDS
+  "$@"
+  if [[ "$format" == text ]]; then echo '```'; fi
+  echo
+  echo "($((SECONDS - start)) s)"
+  echo
+}
+
+started=$SECONDS
 {
-  echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
-       "$(free -g | awk '/Mem:/ {print $2}') GiB; $(date -u +%Y-%m-%d)"
+  echo "Run of $(date -u '+%Y-%m-%d %H:%M UTC'), \`bench/run.sh $*\`, commit" \
+       "$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)."
+  echo "Machine: $(nproc) cores of $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)," \
+       "$(free -g | awk '/Mem:/ {print $2}') GiB, $(. /etc/os-release && echo "$PRETTY_NAME"), no GPU;" \
+       "$(c++ --version | head -1); BLAS: $(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 2>/dev/null || echo unknown)."
+  echo "Timings: median of $runs runs after a warm-up. The machine is shared and noisy: compare"
+  echo "ratios within this run, not absolute times between runs."
   echo
-  "$bin/bench_face_engine" --runs "$runs"
+  echo "## Speed"
   echo
-  echo "## Detection accuracy (bench_detection_accuracy $quick)"
-  echo
-  echo '```'
-  "$bin/bench_detection_accuracy" $quick
-  echo '```'
-  echo
-  echo "## Enrollment throughput (bench_enrollment_throughput)"
-  echo
-  "$bin/bench_enrollment_throughput"
-  echo
-  echo "## Search latency on a synthetic 100k gallery (bench_search_latency)"
-  echo
+  section "Detection, per face and end to end" md "$bin/bench_face_engine" --runs "$runs"
+  section "Detection accuracy vs settings" text "$bin/bench_detection_accuracy" $quick
+  section "Smallest face BlazeFace finds" text "$bin/bench_detector_min_face"
+  section "Enrollment throughput" md "$bin/bench_enrollment_throughput"
   if [[ -n "$quick" ]]; then
-    "$bin/bench_search_latency" --faces 100000 --types "Flat;IVF1024,Flat"
+    section "Search latency on a synthetic 100k gallery" md \
+      "$bin/bench_search_latency" --faces 100000 --types "Flat;IVF1024,Flat"
+    section "Live streams" md \
+      "$bin/bench_live_streams" --seconds 15 --streams 1,2,4 --sizes 640x360 --naive-seconds 10
   else
-    "$bin/bench_search_latency" --faces 100000 --types "Flat;IVF1024,Flat;HNSW32"
+    section "Search latency on a synthetic 100k gallery" md \
+      "$bin/bench_search_latency" --faces 100000 --types "Flat;IVF1024,Flat;HNSW32"
+    section "Live streams" md "$bin/bench_live_streams"
+    section "Alignment constants" text "$bin/bench_alignment_calibration"
   fi
+  echo "## Accuracy (docs/accuracy.md explains the protocol and the levers)"
   echo
-  echo "## Live streams (bench_live_streams)"
-  echo
-  if [[ -n "$quick" ]]; then
-    "$bin/bench_live_streams" --seconds 15 --streams 1,2,4 --sizes 640x360 --naive-seconds 10
-  else
-    "$bin/bench_live_streams"
-  fi
-  echo
-  echo "## Accuracy on the shared sets (frs eval; docs/accuracy.md)"
-  echo
-  frs="${FRS_BUILD_DIR:-$root/build}/src/bin/frs"
-  data="${FRS_TESTDATA:-$root/../shared/testdata}"
+  section "Enrollment gate limits" md "$bin/bench_enrollment_gate"
+  section "Fusing a track's chips on the shared clip" md "$bin/bench_track_fusion"
   for set in "lfw10" "crops --named-files"; do
-    for levers in "" "--enroll 3 --template centroid"; do
-      echo "### frs eval $set $levers"
-      echo '```'
+    for levers in "" "--enroll-gated" "--enroll 3 --template centroid" "--probe-chips 3"; do
       # shellcheck disable=SC2086
-      "$frs" eval "$data"/$set $levers --no-progress
-      echo '```'
+      section "frs eval $set $levers" text "$frs" eval "$data"/$set $levers --no-progress
     done
   done
-  echo
-  echo "## Smallest face BlazeFace finds in its 256-pixel input (bench_detector_min_face)"
-  echo
-  echo '```'
-  "$bin/bench_detector_min_face"
-  echo '```'
+  echo "Whole run: $((SECONDS - started)) s."
 } | tee "$report"
-echo "report written to $report" >&2
+echo "bench/run.sh: report written to $report" >&2
+
+if ((update_docs)); then
+  begin='<!-- bench/run.sh output: everything below is replaced by each run -->'
+  if ! grep -qF "$begin" "$docs"; then
+    printf '\n## Latest run\n\n%s\n' "$begin" >>"$docs"
+  fi
+  # Keep the hand-written part up to the marker, then the fresh report.
+  awk -v marker="$begin" '{print} $0 == marker {exit}' "$docs" >"$docs.new"
+  echo >>"$docs.new"
+  cat "$report" >>"$docs.new"
+  mv "$docs.new" "$docs"
+  echo "bench/run.sh: docs/benchmarks.md refreshed" >&2
+fi

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "frs/core/error.h"
+#include "frs/eval/evaluate.h"
 #include "frs/eval/plot.h"
 #include "frs_remote.h"
 #include "progress.h"
@@ -16,9 +17,6 @@ namespace frs::cli {
 namespace {
 
 using nlohmann::json;
-
-constexpr double kFmrTargets[] = {1e-2, 1e-3, 1e-4};
-constexpr double kFpirTargets[] = {0.1, 0.01};
 
 json rate_json(const Rate& r) {
   return {{"rate", r.value()}, {"errors", r.errors}, {"trials", r.trials}};
@@ -143,14 +141,22 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
     }
   }
 
-  const auto labelled = args.folder.empty() ? listed_pairs(pairs_file) : all_pairs(images);
-  const Verification verification = verify(labelled, args.max_distance, kFmrTargets);
-  std::optional<Identification> identification;
-  std::vector<SearchOutcome> searches;
-  if (!args.folder.empty()) {
-    searches = open_set_searches(images, args.open_set);
-    identification = identify(searches, args.max_distance, kFpirTargets);
+  EvaluationOptions evaluation_options;
+  evaluation_options.max_distance = args.max_distance;
+  evaluation_options.open_set = args.open_set;
+  if (args.calibrate) {
+    evaluation_options.target_fpir = args.target_fpir;
+    evaluation_options.gallery_size = args.gallery_size;
   }
+  static const std::vector<EvalImage> kNoIdentities;  // a pairs file: verification only
+  const Evaluation evaluation =
+      evaluate(args.folder.empty() ? listed_pairs(pairs_file) : all_pairs(images),
+               args.folder.empty() ? kNoIdentities : images, evaluation_options);
+  const auto& labelled = evaluation.pairs;
+  const Verification& verification = evaluation.verification;
+  const std::optional<Identification>& identification = evaluation.identification;
+  const std::vector<SearchOutcome>& searches = evaluation.searches;
+  const std::optional<Calibration>& calibration = evaluation.calibration;
   std::optional<GroupsFile> groups;
   std::vector<GroupRates> group_rates;
   if (!args.groups_csv.empty()) {
@@ -161,14 +167,6 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
     groups = read_groups_csv(args.groups_csv);
     for (const std::string& s : groups->skipped) skipped.push_back(args.groups_csv + " " + s);
     group_rates = rates_by_group(grouped_pairs(images, *groups), args.max_distance);
-  }
-  std::optional<Calibration> calibration;
-  if (args.calibrate) {
-    std::vector<float> impostors;
-    for (const LabelledDistance& p : labelled) {
-      if (!p.same) impostors.push_back(p.distance);
-    }
-    calibration = calibrate(impostors, args.target_fpir, args.gallery_size);
   }
 
   // What the figures rest on, in words, for the watchlist's record.

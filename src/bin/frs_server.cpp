@@ -314,6 +314,7 @@ int main(int argc, char** argv) {
     service_options.enrollment = config.enrollment;
     auto gallery_service = frs::service::make_gallery_service(gallery, engine, service_options);
     auto search_service = frs::service::make_search_service(gallery, engine, service_options);
+    auto evaluation_service = frs::service::make_evaluation_service(engine);
     auto camera_service = frs::service::make_camera_service(live, camera_store);
     auto alert_service = frs::service::make_alert_service(alerts, feed);
 
@@ -325,6 +326,7 @@ int main(int argc, char** argv) {
     builder.SetMaxReceiveMessageSize(config.max_message_mb << 20);
     builder.RegisterService(gallery_service.get());
     builder.RegisterService(search_service.get());
+    builder.RegisterService(evaluation_service.get());
     builder.RegisterService(camera_service.get());
     builder.RegisterService(alert_service.get());
     std::unique_ptr<grpc::Server> server = builder.BuildAndStart();

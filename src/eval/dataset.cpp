@@ -64,7 +64,8 @@ std::vector<EvalImage> read_identity_folders(const std::filesystem::path& root) 
     ++identities;
     for (const auto& file : std::filesystem::directory_iterator(person.path())) {
       if (file.is_regular_file()) {
-        images.push_back({person.path().filename().string(), file.path(), std::nullopt, 0, "", ""});
+        images.push_back(
+            {person.path().filename().string(), file.path(), std::nullopt, 0, "", "", ""});
       }
     }
   }
@@ -94,7 +95,7 @@ std::vector<EvalImage> read_named_files(const std::filesystem::path& root,
       skipped.push_back(file.path().string() + ": no identity in the name (want NAME_N.ext)");
       continue;
     }
-    images.push_back({stem.substr(0, underscore), file.path(), std::nullopt, 0, "", ""});
+    images.push_back({stem.substr(0, underscore), file.path(), std::nullopt, 0, "", "", ""});
   }
   if (images.empty()) {
     throw Error(ErrorCode::kInvalidArgument,
@@ -114,7 +115,7 @@ PairsFile read_pairs_csv(const std::filesystem::path& csv) {
     if (p.is_relative()) p = csv.parent_path() / p;
     p = p.lexically_normal();
     const auto [it, added] = index_of.try_emplace(p, out.images.size());
-    if (added) out.images.push_back({"", p, std::nullopt, 0, "", ""});
+    if (added) out.images.push_back({"", p, std::nullopt, 0, "", "", ""});
     return it->second;
   };
   std::string line;
@@ -176,7 +177,12 @@ void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images,
     for (std::size_t i = next++; i < images.size(); i = next++) {
       EvalImage& image = images[i];
       try {
-        const cv::Mat bgr = load_image(image.file, engine.options().limits);
+        const cv::Mat bgr =
+            image.bytes.empty()
+                ? load_image(image.file, engine.options().limits)
+                : decode_image({reinterpret_cast<const std::uint8_t*>(image.bytes.data()),
+                                image.bytes.size()},
+                               engine.options().limits);
         const auto faces = engine.analyze(bgr, true);
         if (faces.empty()) {
           image.problem = "no face found";

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "child_processes.h"
+#include "frs/v1/eval.grpc.pb.h"
 #include "frs/v1/gallery.grpc.pb.h"
 #include "frs/v1/live.grpc.pb.h"
 #include "model_fixture.h"
@@ -468,6 +469,66 @@ TEST_F(ServerTest, AGateRefusalIsOverriddenOnlyWithAReasonAndIsLogged) {
             std::string::npos)
       << logged;
   EXPECT_NE(logged.find("overridden: the only photo in the file"), std::string::npos) << logged;
+}
+
+// The Evaluate RPC gives the figures `frs eval` gives on the same photos, lists a photo it
+// cannot read, and refuses what it cannot evaluate.
+TEST_F(ServerTest, EvaluateGivesTheFiguresOfFrsEval) {
+  auto evaluation = pb::Evaluation::NewStub(
+      grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
+  pb::EvaluateRequest request;
+  for (const auto& p : read_identity_tree(testdata_dir() / "lfw10")) {
+    pb::LabelledPhoto* photo = request.add_photos();
+    photo->set_image(bytes_of(p.file));
+    photo->set_identity(p.identity);
+    photo->set_source(p.file.filename().string());
+  }
+  pb::LabelledPhoto* unreadable = request.add_photos();
+  unreadable->set_image("not an image");
+  unreadable->set_identity("Nobody");
+  unreadable->set_source("broken.jpg");
+  request.set_target_fpir(0.01);
+  request.set_gallery_size(1000);
+  pb::EvaluateResponse response;
+  {
+    grpc::ClientContext c;
+    const auto status = evaluation->Evaluate(&c, request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  ASSERT_EQ(response.no_descriptor_size(), 1);
+  EXPECT_EQ(response.no_descriptor(0).source(), "broken.jpg");
+  EXPECT_EQ(response.photos(), 101);
+
+  const auto [code, out] =
+      run_command(std::string(FRS_CLI) + " eval " + (testdata_dir() / "lfw10").string() +
+                  " --json --no-progress --calibrate --gallery-size 1000");
+  ASSERT_EQ(code, 0) << out;
+  const auto cli = nlohmann::json::parse(out);
+  const auto& v = response.verification();
+  EXPECT_EQ(v.genuine(), cli["verification"]["genuine"]);
+  EXPECT_EQ(v.impostor(), cli["verification"]["impostor"]);
+  EXPECT_EQ(v.fnmr().errors(), cli["verification"]["fnmr"]["errors"]);
+  EXPECT_EQ(v.fmr().errors(), cli["verification"]["fmr"]["errors"]);
+  ASSERT_EQ(v.at_fmr_size(), 3);
+  EXPECT_EQ(v.at_fmr(0).support(), "enough");
+  const auto& id = response.identification();
+  EXPECT_EQ(id.mated(), cli["identification"]["mated"]);
+  EXPECT_EQ(id.non_mated(), cli["identification"]["non_mated"]);
+  EXPECT_EQ(id.fnir().errors(), cli["identification"]["fnir"]["errors"]);
+  EXPECT_NEAR(response.calibration().max_distance(),
+              cli["calibration"]["max_distance"].get<double>(), 1e-4);
+
+  pb::EvaluateRequest too_few;
+  for (int i = 0; i < 3; ++i) *too_few.add_photos() = request.photos(i);
+  grpc::ClientContext c;
+  EXPECT_EQ(evaluation->Evaluate(&c, too_few, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  pb::EvaluateRequest unlabelled = request;
+  unlabelled.mutable_photos(5)->clear_identity();
+  grpc::ClientContext c2;
+  const auto status = evaluation->Evaluate(&c2, unlabelled, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("no identity"), std::string::npos);
 }
 
 TEST_F(ServerTest, BadInputsReturnTheirCodesAndChangeNothing) {

@@ -26,6 +26,9 @@ struct EvalImage {
   std::string problem;                  // why there is no descriptor
   // Why the enrollment gate would refuse this photo (enrollment_problem), "" if it would not.
   std::string enrollment_problem;
+  // The image's bytes when it came without a file (the Evaluate RPC); `file` then only
+  // names it.
+  std::string bytes;
 };
 
 // One sub-folder per identity, its images directly inside (any file; ones that are not

@@ -56,6 +56,8 @@ std::unique_ptr<grpc::Service> make_gallery_service(Gallery& gallery, const Face
                                                     const ServiceOptions& options);
 std::unique_ptr<grpc::Service> make_search_service(Gallery& gallery, const FaceEngine& engine,
                                                    const ServiceOptions& options);
+// Evaluation (frs.v1.Evaluation): accuracy on the caller's labelled photos, nothing stored.
+std::unique_ptr<grpc::Service> make_evaluation_service(const FaceEngine& engine);
 // Cameras (frs.v1.Cameras): changes go to the live recognizer and the camera store.
 std::unique_ptr<grpc::Service> make_camera_service(LiveRecognizer& live, CameraStore& cameras);
 // Alerts (frs.v1.Alerts): the alert log, and the feed for streaming.
