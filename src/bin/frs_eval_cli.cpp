@@ -170,7 +170,7 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
   }
 
   // What the figures rest on, in words, for the watchlist's record.
-  std::string data = (args.folder.empty() ? args.pairs_csv : args.folder) + ": " +
+  std::string data = "frs eval on " + (args.folder.empty() ? args.pairs_csv : args.folder) + ": " +
                      std::to_string(described.size()) + " images";
   if (!identities.empty()) data += " of " + std::to_string(identities.size()) + " identities";
   std::vector<std::filesystem::path> plots;

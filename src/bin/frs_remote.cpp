@@ -117,15 +117,15 @@ std::string basis_text(const pb::Watchlist& w) {
   std::strftime(when, sizeof when, "%Y-%m-%d", std::gmtime(&t));
   if (b.method() == "default") {
     return std::string(
-               "the server's default for new watchlists (not calibrated; see "
-               "docs/accuracy.md), since ") +
+               "the fixed default the server was configured with (--default-max-distance; "
+               "not calibrated), since ") +
            when;
   }
   if (b.method() == "manual") return std::string("set by hand on ") + when + " (not calibrated)";
   if (b.method() == "calibrated") {
     char text[512];
     std::snprintf(text, sizeof text,
-                  "calibrated on %s by frs eval on %s: expected false-alert rate %.3g for %lld "
+                  "calibrated on %s from %s: expected false-alert rate %.3g for %lld "
                   "identities (each comparison may falsely match with probability %.3g; %s %lld "
                   "comparisons of different people)%s",
                   when, b.data().c_str(), b.target_fpir(), static_cast<long long>(b.gallery_size()),
@@ -403,12 +403,19 @@ void add_remote_commands(CLI::App& app, std::function<int()>& action) {
   watchlist->require_subcommand(1);
   static std::string name, description;
   static float max_distance = 0;
+  static std::int64_t expected_identities = 0;
   CLI::App* create = watchlist->add_subcommand("create", "Create a watchlist");
   create->add_option("name", name, "Watchlist name")->required();
   create
       ->add_option("--max-distance", max_distance,
-                   "Match threshold (distance, lower = stricter; default: the server's, 0.5)")
+                   "Match threshold (distance, lower = stricter; default: calibrated by the "
+                   "server for --expected-identities)")
       ->check(CLI::Range(0.01f, 4.0f));
+  create
+      ->add_option("--expected-identities", expected_identities,
+                   "How many identities the watchlist will hold (default: the server's, 1000); "
+                   "a larger watchlist gets a stricter threshold")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1000000000}));
   create->add_option("--description", description, "Free text");
   common(create);
   create->callback([run] {
@@ -418,13 +425,14 @@ void add_remote_commands(CLI::App& app, std::function<int()>& action) {
       request.set_name(name);
       request.set_description(description);
       request.set_max_distance(max_distance);
+      request.set_expected_identities(expected_identities);
       pb::Watchlist response;
       check(stub->CreateWatchlist(context().get(), request, &response), o);
       if (o.json_output) {
         std::cout << watchlist_json(response).dump() << "\n";
       } else {
         std::cout << "created watchlist " << response.name() << " (max distance "
-                  << response.max_distance() << ")\n";
+                  << response.max_distance() << ": " << basis_text(response) << ")\n";
       }
       return 0;
     });

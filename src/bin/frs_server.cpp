@@ -32,11 +32,13 @@ struct ServerConfig {
   int threads = 0;                                // face engine threads; 0 = one per core
   int max_message_mb = 64;                        // largest request, MiB (1..1024)
   std::string metrics_listen = "127.0.0.1:9464";  // Prometheus /metrics; "" = off
-  float default_max_distance = 0.5f;              // of watchlists created without one
-  std::string identity_score = "centroid";        // nearest or centroid (gallery.h)
-  frs::DecisionOptions decisions;                 // live video: when a track alerts
-  frs::EnrollmentRules enrollment;                // the enrollment gate (enrollment.h)
-  std::vector<frs::CameraConfig> cameras;         // from the config file's `cameras:` list
+  float default_max_distance = 0;     // of watchlists created without one; 0 = calibrated
+  double default_target_fpir = 0.01;  // ... at this false-alert rate
+  std::int64_t default_expected_identities = 1000;  // ... for this size, unless told
+  std::string identity_score = "centroid";          // nearest or centroid (gallery.h)
+  frs::DecisionOptions decisions;                   // live video: when a track alerts
+  frs::EnrollmentRules enrollment;                  // the enrollment gate (enrollment.h)
+  std::vector<frs::CameraConfig> cameras;           // from the config file's `cameras:` list
 };
 
 void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_file) {
@@ -139,8 +141,20 @@ void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_fil
       ->capture_default_str();
   flags
       .add_option("--default-max-distance", config.default_max_distance,
-                  "max_distance of new watchlists that do not set one")
-      ->check(CLI::Range(0.01f, 4.0f))
+                  "Fixed max_distance of new watchlists that do not set one; 0 = calibrate it "
+                  "for the watchlist's expected size with the built-in impostor model")
+      ->check(CLI::Range(0.0f, 4.0f))
+      ->capture_default_str();
+  flags
+      .add_option("--default-target-fpir", config.default_target_fpir,
+                  "False-alert rate that calibration aims at (share of never-enrolled people "
+                  "who alert)")
+      ->check(CLI::Range(1e-9, 0.5))
+      ->capture_default_str();
+  flags
+      .add_option("--default-expected-identities", config.default_expected_identities,
+                  "Watchlist size calibrated for when the request does not say")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1000000000}))
       ->capture_default_str();
 }
 
@@ -311,6 +325,8 @@ int main(int argc, char** argv) {
 
     frs::service::ServiceOptions service_options;
     service_options.default_max_distance = config.default_max_distance;
+    service_options.default_target_fpir = config.default_target_fpir;
+    service_options.default_expected_identities = config.default_expected_identities;
     service_options.enrollment = config.enrollment;
     auto gallery_service = frs::service::make_gallery_service(gallery, engine, service_options);
     auto search_service = frs::service::make_search_service(gallery, engine, service_options);

@@ -240,8 +240,9 @@ double standard_normal_quantile(double p) {
 
 }  // namespace
 
-Calibration calibrate(std::span<const float> impostor_distances, double target_fpir,
-                      std::size_t gallery_size) {
+namespace {
+
+void check_calibration_request(double target_fpir, std::size_t gallery_size) {
   if (!(target_fpir > 0 && target_fpir < 1)) {
     throw Error(
         ErrorCode::kInvalidArgument,
@@ -251,6 +252,33 @@ Calibration calibrate(std::span<const float> impostor_distances, double target_f
     throw Error(ErrorCode::kInvalidArgument,
                 "gallery size must be at least 1 identity (the watchlist's expected size)");
   }
+}
+
+double per_comparison_fmr_for(double target_fpir, std::size_t gallery_size) {
+  return -std::expm1(std::log1p(-target_fpir) / static_cast<double>(gallery_size));
+}
+
+}  // namespace
+
+Calibration calibrate_from_tail(double tail_mean, double tail_sd, std::size_t impostor_comparisons,
+                                double target_fpir, std::size_t gallery_size) {
+  check_calibration_request(target_fpir, gallery_size);
+  Calibration c;
+  c.target_fpir = target_fpir;
+  c.gallery_size = gallery_size;
+  c.impostor_comparisons = impostor_comparisons;
+  c.per_comparison_fmr = per_comparison_fmr_for(target_fpir, gallery_size);
+  c.tail_mean = tail_mean;
+  c.tail_sd = tail_sd;
+  c.extrapolated = true;
+  c.max_distance =
+      static_cast<float>(tail_mean + tail_sd * standard_normal_quantile(c.per_comparison_fmr));
+  return c;
+}
+
+Calibration calibrate(std::span<const float> impostor_distances, double target_fpir,
+                      std::size_t gallery_size) {
+  check_calibration_request(target_fpir, gallery_size);
   constexpr std::size_t kMinImpostors = 100;
   if (impostor_distances.size() < kMinImpostors) {
     throw Error(ErrorCode::kInvalidArgument,
@@ -258,14 +286,15 @@ Calibration calibrate(std::span<const float> impostor_distances, double target_f
                     std::to_string(impostor_distances.size()) +
                     ": evaluate more identities (or more photos each)");
   }
-  Calibration c;
-  c.target_fpir = target_fpir;
-  c.gallery_size = gallery_size;
-  c.impostor_comparisons = impostor_distances.size();
-  c.per_comparison_fmr = -std::expm1(std::log1p(-target_fpir) / static_cast<double>(gallery_size));
   const std::vector<float> sorted = sorted_copy(impostor_distances);
-  if (support_for(c.per_comparison_fmr, sorted.size()) == Support::kEnough) {
-    c.max_distance = threshold_on_sorted(sorted, c.per_comparison_fmr).threshold;
+  const double per_comparison = per_comparison_fmr_for(target_fpir, gallery_size);
+  if (support_for(per_comparison, sorted.size()) == Support::kEnough) {
+    Calibration c;
+    c.target_fpir = target_fpir;
+    c.gallery_size = gallery_size;
+    c.impostor_comparisons = sorted.size();
+    c.per_comparison_fmr = per_comparison;
+    c.max_distance = threshold_on_sorted(sorted, per_comparison).threshold;
     return c;
   }
   auto quantile = [&](double q) {
@@ -274,17 +303,14 @@ Calibration calibrate(std::span<const float> impostor_distances, double target_f
   };
   const double q01 = quantile(0.01), q10 = quantile(0.10);
   const double z01 = standard_normal_quantile(0.01), z10 = standard_normal_quantile(0.10);
-  c.tail_sd = (q10 - q01) / (z10 - z01);
-  if (!(c.tail_sd > 0)) {
+  const double tail_sd = (q10 - q01) / (z10 - z01);
+  if (!(tail_sd > 0)) {
     throw Error(ErrorCode::kInvalidArgument,
                 "the impostor distances have no spread in their lower tail (are the photos "
                 "duplicates?): cannot extrapolate");
   }
-  c.tail_mean = q10 - c.tail_sd * z10;
-  c.extrapolated = true;
-  c.max_distance =
-      static_cast<float>(c.tail_mean + c.tail_sd * standard_normal_quantile(c.per_comparison_fmr));
-  return c;
+  return calibrate_from_tail(q10 - tail_sd * z10, tail_sd, sorted.size(), target_fpir,
+                             gallery_size);
 }
 
 }  // namespace frs

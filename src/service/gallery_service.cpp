@@ -4,6 +4,7 @@
 #include "frs/core/clock.h"
 #include "frs/core/error.h"
 #include "frs/core/logfmt.h"
+#include "frs/eval/metrics.h"
 #include "frs/service/services.h"
 #include "frs/v1/gallery.grpc.pb.h"
 #include "proto_convert.h"
@@ -102,9 +103,33 @@ class GalleryService final : public pb::Gallery::Service {
       Watchlist w;
       w.name = request->name();
       w.description = request->description();
-      const bool default_threshold = request->max_distance() == 0;
-      w.max_distance = default_threshold ? options_.default_max_distance : request->max_distance();
-      w.threshold_basis = basis_json(basis_with_method(default_threshold ? "default" : "manual"));
+      if (request->max_distance() != 0) {
+        w.max_distance = request->max_distance();
+        w.threshold_basis = basis_json(basis_with_method("manual"));
+      } else if (options_.default_max_distance > 0) {
+        w.max_distance = options_.default_max_distance;
+        w.threshold_basis = basis_json(basis_with_method("default"));
+      } else {
+        if (request->expected_identities() < 0) {
+          throw Error(ErrorCode::kInvalidArgument, "expected_identities must be >= 0");
+        }
+        const std::int64_t size = request->expected_identities() > 0
+                                      ? request->expected_identities()
+                                      : options_.default_expected_identities;
+        using Model = BuiltInImpostorModel;
+        const Calibration c =
+            calibrate_from_tail(Model::kTailMean, Model::kTailSd, Model::kComparisons,
+                                options_.default_target_fpir, static_cast<std::size_t>(size));
+        w.max_distance = c.max_distance;
+        pb::ThresholdBasis basis = basis_with_method("calibrated");
+        basis.set_target_fpir(c.target_fpir);
+        basis.set_gallery_size(size);
+        basis.set_per_comparison_fmr(c.per_comparison_fmr);
+        basis.set_impostor_comparisons(static_cast<std::int64_t>(c.impostor_comparisons));
+        basis.set_extrapolated(true);
+        basis.set_data(Model::kData);
+        w.threshold_basis = basis_json(basis);
+      }
       to_proto(gallery_, gallery_.create_watchlist(w), response);
     });
   }

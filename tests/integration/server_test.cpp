@@ -265,9 +265,21 @@ TEST_F(ServerTest, CliCreatesShowsAndUpdatesWatchlists) {
 TEST_F(ServerTest, ACalibratedThresholdIsRecordedAndExplained) {
   const std::string cli = std::string(FRS_CLI) + " ";
   const std::string server = " --server " + server_->address();
+  // Created without a threshold: calibrated with the built-in impostor model for the
+  // expected size (default 1000), stricter for a larger watchlist.
   auto [code, out] = run_command(cli + "watchlist create wanted --json" + server);
   ASSERT_EQ(code, 0) << out;
-  EXPECT_EQ(nlohmann::json::parse(out)["threshold_basis"]["method"], "default");
+  const auto created = nlohmann::json::parse(out);
+  EXPECT_EQ(created["threshold_basis"]["method"], "calibrated");
+  EXPECT_EQ(created["threshold_basis"]["gallery_size"], 1000);
+  EXPECT_NE(created["threshold_basis"]["data"].get<std::string>().find("built-in"),
+            std::string::npos);
+  EXPECT_NEAR(created["max_distance"].get<double>(), 0.496, 0.002);  // 0.7842 - 4.26 x 0.0676
+  std::tie(code, out) =
+      run_command(cli + "watchlist create big --expected-identities 300000 --json" + server);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_LT(nlohmann::json::parse(out)["max_distance"].get<double>(),
+            created["max_distance"].get<double>() - 0.05);
   std::tie(code, out) =
       run_command(cli + "eval " + (testdata_dir() / "lfw10").string() +
                   " --calibrate --target-fpir 0.01 --gallery-size 1000 --apply-to wanted "
@@ -285,6 +297,7 @@ TEST_F(ServerTest, ACalibratedThresholdIsRecordedAndExplained) {
   EXPECT_DOUBLE_EQ(basis["target_fpir"].get<double>(), 0.01);
   EXPECT_EQ(basis["gallery_size"], 1000);
   EXPECT_EQ(basis["impostor_comparisons"], 4500);
+  EXPECT_NE(basis["data"].get<std::string>().find("frs eval on"), std::string::npos);
   EXPECT_NE(basis["data"].get<std::string>().find("100 images of 10 identities"),
             std::string::npos);
   std::tie(code, out) = run_command(cli + "watchlist show wanted" + server);

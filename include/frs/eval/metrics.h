@@ -134,4 +134,21 @@ struct Calibration {
 Calibration calibrate(std::span<const float> impostor_distances, double target_fpir,
                       std::size_t gallery_size);
 
+// The same from an impostor tail fitted before (a normal of `tail_mean` and `tail_sd`, from
+// `impostor_comparisons` comparisons). Throws like calibrate for the target and the size.
+Calibration calibrate_from_tail(double tail_mean, double tail_sd, std::size_t impostor_comparisons,
+                                double target_fpir, std::size_t gallery_size);
+
+// frs's own impostor model, for watchlists created without a threshold: the normal tail
+// `frs eval --calibrate` fitted to the 18,113 comparisons of different people of the shared
+// lfw10 and crops sets pooled (2026-11-22; docs/accuracy.md, "A calibrated default").
+struct BuiltInImpostorModel {
+  static constexpr double kTailMean = 0.7842;
+  static constexpr double kTailSd = 0.0676;
+  static constexpr std::size_t kComparisons = 18113;
+  static constexpr const char* kData =
+      "frs's built-in impostor model (lfw10 and crops: 18113 comparisons of different "
+      "people; docs/accuracy.md)";
+};
+
 }  // namespace frs

@@ -19,10 +19,12 @@
 namespace frs::service {
 
 struct ServiceOptions {
-  // max_distance of a watchlist created without one. Default 0.5: dlib's 0.6 is a 1:1
-  // verification value, and in 1:N search on hard photos it let about a third of
-  // never-enrolled people match someone (docs/accuracy.md).
-  float default_max_distance = 0.5f;
+  // Threshold of watchlists created without one: 0 (default) = calibrated with the built-in
+  // impostor model (BuiltInImpostorModel) for the request's expected_identities (or
+  // default_expected_identities) at default_target_fpir; > 0 = this fixed number.
+  float default_max_distance = 0;
+  double default_target_fpir = 0.01;                // (0, 1)
+  std::int64_t default_expected_identities = 1000;  // >= 1
   EnrollmentRules enrollment;
   int max_photos_per_request = 32;
 };
