@@ -13,7 +13,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${FRS_BUILD_DIR:-$root/build}"
 bin="$build/bench"
 frs="$build/src/bin/frs"
-data="${FRS_TESTDATA:-$root/../shared/testdata}"
+data_given="${FRS_TESTDATA:-$root/../shared/testdata}"
+data="$(cd "$data_given" 2>/dev/null && pwd || echo "$data_given")"
 report="$build/bench-report.md"
 docs="$root/docs/benchmarks.md"
 runs=7
@@ -50,8 +51,12 @@ section() {
   echo
   if [[ "$format" == text ]]; then echo '```'; fi
   local start=$SECONDS
-  "$@"
-  if [[ "$format" == text ]]; then echo '```'; fi
+  if [[ "$format" == text ]]; then
+    "$@"
+    echo '```'
+  else
+    "$@" | sed -E 's/^(#+) /\1### /'  # its headings go under this section's
+  fi
   echo
   echo "($((SECONDS - start)) s)"
   echo

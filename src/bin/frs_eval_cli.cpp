@@ -71,6 +71,18 @@ void print_identification(const Identification& id, const OpenSetOptions& o) {
       o.enroll_per_identity, o.enroll_per_identity == 1 ? "" : "s",
       std::max(2L, std::lround(1.0 / o.holdout)), std::max(2L, std::lround(1.0 / o.holdout)),
       o.score == TemplateScore::kNearest ? "nearest" : "centroid of the enrolled");
+  if (o.probe_chips > 1) {
+    std::printf("  each search: %d photos of one person, %s\n", o.probe_chips,
+                o.fusion == ProbeFusion::kAnyChip ? "each searched alone, the nearest result kept"
+                : o.fusion == ProbeFusion::kMean
+                    ? "their descriptors averaged"
+                    : "their descriptors averaged weighted by quality");
+  }
+  if (o.enroll_gated) std::printf("  enrolled: photos the enrollment gate accepts first\n");
+  if (o.cohort_k > 0) {
+    std::printf("  scores: nearest distance minus the mean to the %d nearest cohort photos\n",
+                o.cohort_k);
+  }
   std::printf("  %zu mated searches, %zu non-mated; rank-1 %.4f\n", id.mated, id.non_mated,
               id.rank1);
   std::printf("  at max_distance %.3f: FNIR %s  FPIR %s\n", id.threshold,

@@ -13,6 +13,18 @@
 #include "frs/core/error.h"
 
 namespace frs {
+
+namespace {
+
+// An image to describe: who it shows and where it is.
+EvalImage listed(std::string identity, std::filesystem::path file) {
+  EvalImage image;
+  image.identity = std::move(identity);
+  image.file = std::move(file);
+  return image;
+}
+
+}  // namespace
 namespace {
 
 std::string trimmed(const std::string& s) {
@@ -64,8 +76,7 @@ std::vector<EvalImage> read_identity_folders(const std::filesystem::path& root) 
     ++identities;
     for (const auto& file : std::filesystem::directory_iterator(person.path())) {
       if (file.is_regular_file()) {
-        images.push_back(
-            {person.path().filename().string(), file.path(), std::nullopt, 0, "", "", ""});
+        images.push_back(listed(person.path().filename().string(), file.path()));
       }
     }
   }
@@ -95,7 +106,7 @@ std::vector<EvalImage> read_named_files(const std::filesystem::path& root,
       skipped.push_back(file.path().string() + ": no identity in the name (want NAME_N.ext)");
       continue;
     }
-    images.push_back({stem.substr(0, underscore), file.path(), std::nullopt, 0, "", "", ""});
+    images.push_back(listed(stem.substr(0, underscore), file.path()));
   }
   if (images.empty()) {
     throw Error(ErrorCode::kInvalidArgument,
@@ -115,7 +126,7 @@ PairsFile read_pairs_csv(const std::filesystem::path& csv) {
     if (p.is_relative()) p = csv.parent_path() / p;
     p = p.lexically_normal();
     const auto [it, added] = index_of.try_emplace(p, out.images.size());
-    if (added) out.images.push_back({"", p, std::nullopt, 0, "", "", ""});
+    if (added) out.images.push_back(listed("", p));
     return it->second;
   };
   std::string line;

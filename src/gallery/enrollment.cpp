@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -103,7 +104,10 @@ std::string enrollment_problem(const cv::Mat& bgr, const Face& face, const Enrol
 PreparedPhoto prepare_photo(const FaceEngine& engine, std::span<const std::uint8_t> image,
                             std::optional<int> face_index, const EnrollmentRules& rules,
                             const std::string& override_reason) {
-  if (!override_reason.empty() && override_reason.size() < kMinOverrideReasonLength) {
+  const auto written =
+      static_cast<std::size_t>(std::count_if(override_reason.begin(), override_reason.end(),
+                                             [](unsigned char c) { return !std::isspace(c); }));
+  if (!override_reason.empty() && written < kMinOverrideReasonLength) {
     throw Error(ErrorCode::kInvalidArgument, "an override needs a justification of at least " +
                                                  std::to_string(kMinOverrideReasonLength) +
                                                  " characters, got '" + override_reason + "'");

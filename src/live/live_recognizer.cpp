@@ -117,7 +117,8 @@ LiveRecognizer::LiveRecognizer(const FaceEngine& engine, Gallery& gallery, Alert
       decisions.thin_margin > 1 || decisions.quality_gain < 0 || decisions.quality_gain > 1 ||
       decisions.cooldown_ms < 0 || decisions.retry_ms < 1) {
     throw Error(ErrorCode::kInvalidArgument,
-                "margin and quality_gain must be in 0..1, cooldown_ms >= 0, retry_ms >= 1");
+                "margin, thin_margin and quality_gain must be in 0..1, cooldown_ms >= 0, "
+                "retry_ms >= 1");
   }
   FaceTracker validate(decisions.tracker);
   const int count =

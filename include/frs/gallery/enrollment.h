@@ -66,7 +66,8 @@ struct PreparedPhoto {
   cv::Rect2f box;
 };
 
-// Minimum length of an override's justification: a reason, not "ok".
+// Minimum length of an override's justification, in characters other than spaces: a
+// reason, not "ok".
 inline constexpr std::size_t kMinOverrideReasonLength = 10;
 
 // `override_reason`: when not empty, a photo the gate refuses (enrollment_problem: too
