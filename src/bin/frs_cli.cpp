@@ -26,6 +26,7 @@ struct CommonOptions {
   int threads = 0;
   std::uint64_t max_pixels = frs::ImageLimits{}.max_pixels;
   bool flip_average = false;
+  int jitter = 0;
 };
 
 void add_common_options(CLI::App& cmd, CommonOptions& o) {
@@ -49,6 +50,11 @@ void add_common_options(CLI::App& cmd, CommonOptions& o) {
       ->capture_default_str();
   cmd.add_flag("--flip-average", o.flip_average,
                "Descriptor = mean of the face's and its mirror image's (2x descriptor time)");
+  cmd.add_option("--jitter", o.jitter,
+                 "Descriptor = mean of N jittered copies of the face, as dlib's example (Nx "
+                 "descriptor time; 0 = off)")
+      ->check(CLI::Range(0, 100))
+      ->capture_default_str();
 }
 
 frs::FaceEngineOptions engine_options(const CommonOptions& o) {
@@ -60,6 +66,7 @@ frs::FaceEngineOptions engine_options(const CommonOptions& o) {
   e.threads = o.threads;
   e.limits.max_pixels = o.max_pixels;
   e.flip_average = o.flip_average;
+  e.jitter = o.jitter;
   return e;
 }
 

@@ -18,6 +18,10 @@ FaceEmbedder::FaceEmbedder(const EmbedderOptions& options)
     throw Error(ErrorCode::kInvalidArgument,
                 "embedder threads must be in 1..64, got " + std::to_string(options.threads));
   }
+  if (options.jitter < 0 || options.jitter > 100) {
+    throw Error(ErrorCode::kInvalidArgument, "embedder jitter must be in 0..100 (0 = off), got " +
+                                                 std::to_string(options.jitter));
+  }
   if (options.batch_size < 1 || options.batch_size > 256) {
     throw Error(ErrorCode::kInvalidArgument,
                 "embedder batch_size must be in 1..256, got " + std::to_string(options.batch_size));
@@ -47,6 +51,8 @@ FaceEmbedder::~FaceEmbedder() = default;
 
 namespace {
 
+constexpr unsigned long kJitterSeed = 20261122;
+
 dlib::matrix<dlib::rgb_pixel> to_dlib_rgb(const cv::Mat& chip, bool mirror) {
   dlib::matrix<dlib::rgb_pixel> out(chip.rows, chip.cols);
   for (int y = 0; y < chip.rows; ++y) {
@@ -70,10 +76,17 @@ std::vector<Embedding> FaceEmbedder::embed(const std::vector<cv::Mat>& chips) co
                       std::to_string(chips[i].rows) + "; the descriptor needs 150x150 BGR chips");
     }
   }
-  const int copies = options_.flip_average ? 2 : 1;
+  const int copies = options_.jitter > 0 ? options_.jitter : options_.flip_average ? 2 : 1;
   std::vector<dlib::matrix<dlib::rgb_pixel>> inputs;
-  inputs.reserve(chips.size() * copies);
+  inputs.reserve(chips.size() * static_cast<std::size_t>(copies));
   for (const cv::Mat& chip : chips) {
+    if (options_.jitter > 0) {
+      const auto original = to_dlib_rgb(chip, false);
+      dlib::rand random(kJitterSeed);  // per chip: a chip's descriptor never varies
+      for (int j = 0; j < options_.jitter; ++j)
+        inputs.push_back(dlib::jitter_image(original, random));
+      continue;
+    }
     inputs.push_back(to_dlib_rgb(chip, false));
     if (options_.flip_average) inputs.push_back(to_dlib_rgb(chip, true));
   }
@@ -109,7 +122,7 @@ std::vector<Embedding> FaceEmbedder::embed(const std::vector<cv::Mat>& chips) co
       const auto& d = raw[i * views.size() + c];
       std::copy(d.begin(), d.end(), views[c].begin());
     }
-    embeddings.push_back(mean_embedding(views));  // the chip and, with flip_average, its mirror
+    embeddings.push_back(mean_embedding(views));  // the chip's copies (mirror, jitters)
   }
   return embeddings;
 }

@@ -75,6 +75,7 @@ FaceEngine::FaceEngine(const FaceEngineOptions& options) : options_(options) {
   e.threads = threads;
   e.batch_size = options.batch_size;
   e.flip_average = options.flip_average;
+  e.jitter = options.jitter;
   embedder_ = std::make_unique<FaceEmbedder>(e);
 }
 

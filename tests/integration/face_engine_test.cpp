@@ -44,6 +44,28 @@ TEST(FaceEngine, ReadsRgbaPngAndSmallPhotos) {
             kDefaultMaxDistance);
 }
 
+// Jittered descriptors (test-time augmentation as dlib's example does it) are repeatable and
+// stay near the plain one.
+TEST(FaceEngine, JitteredDescriptorsAreRepeatableAndNearThePlainOne) {
+  FaceEngineOptions options;
+  options.threads = 2;
+  options.jitter = 4;
+  const FaceEngine jittering(options);
+  const cv::Mat obama = load_image(face_path("obama.jpg"));
+  std::vector<Face> faces = shared_engine().analyze(obama, false);
+  ASSERT_FALSE(faces.empty());
+  std::vector<Face> first = {faces[0]}, second = {faces[0]}, plain = {faces[0]};
+  jittering.embed(first);
+  jittering.embed(second);
+  shared_engine().embed(plain);
+  EXPECT_EQ(*first[0].embedding, *second[0].embedding);
+  const float moved = distance(*first[0].embedding, *plain[0].embedding);
+  EXPECT_GT(moved, 0.0f);
+  EXPECT_LT(moved, 0.15f);  // the same face; obama-obama2 is 0.37 apart
+  options.jitter = 101;
+  EXPECT_THROW(FaceEngine{options}, Error);
+}
+
 TEST(FaceEngine, SingleImageAndBatchGiveTheSameDescriptors) {
   const cv::Mat group = load_image(testdata_dir() / "groups" / "bbt1.jpg");
   std::vector<Face> batch = shared_engine().analyze(group, true);

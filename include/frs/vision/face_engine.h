@@ -42,6 +42,7 @@ struct FaceEngineOptions {
   int threads = 0;
   int batch_size = 8;         // see EmbedderOptions::batch_size
   bool flip_average = false;  // see EmbedderOptions::flip_average
+  int jitter = 0;             // see EmbedderOptions::jitter
   // analyze_portrait() uses BlazeFace's front model (default true); false: the back model,
   // as analyze() (for comparison, and for photos whose subject is far from the camera).
   bool portrait_detector = true;
