@@ -147,8 +147,7 @@ struct BuiltInImpostorModel {
   static constexpr double kTailSd = 0.0676;
   static constexpr std::size_t kComparisons = 18113;
   static constexpr const char* kData =
-      "frs's built-in impostor model (lfw10 and crops: 18113 comparisons of different "
-      "people; docs/accuracy.md)";
+      "frs's built-in impostor model (lfw10 and crops pooled; docs/accuracy.md)";
 };
 
 }  // namespace frs
