@@ -156,8 +156,8 @@ int main() {
     std::printf("| %s | %.3f | %.3f | %.3f | %s |\n", name, bench::median(v), v.front(), v.back(),
                 extra);
   };
-  row("photos as they are", before, "- | - |");
+  row("photos as they are", before, "- | -");
   char extra[64];
-  std::snprintf(extra, sizeof extra, "%zu | %+.3f |", after.size(), bench::median(rise));
+  std::snprintf(extra, sizeof extra, "%zu | %+.3f", after.size(), bench::median(rise));
   row("dark glasses drawn on", after, extra);
 }
