@@ -94,37 +94,51 @@ Verification verify(std::span<const LabelledDistance> pairs, float threshold,
   return v;
 }
 
+namespace {
+
+// Searches as every identification figure reads them, each list sorted: the nearest
+// distance of each non-mated search (+inf when the gallery was empty), and of each mated
+// search whose nearest identity is the right one (one that finds someone else nearest
+// misses at every threshold).
+struct SplitSearches {
+  std::vector<float> non_mated;
+  std::vector<float> found;
+  std::size_t mated = 0;
+};
+
+SplitSearches split_searches(std::span<const SearchOutcome> searches) {
+  SplitSearches out;
+  for (const SearchOutcome& s : searches) {
+    if (!s.mated) {
+      out.non_mated.push_back(s.nearest_distance.value_or(std::numeric_limits<float>::infinity()));
+      continue;
+    }
+    ++out.mated;
+    if (s.nearest_right && s.nearest_distance) out.found.push_back(*s.nearest_distance);
+  }
+  std::sort(out.non_mated.begin(), out.non_mated.end());
+  std::sort(out.found.begin(), out.found.end());
+  return out;
+}
+
+}  // namespace
+
 Identification identify(std::span<const SearchOutcome> searches, float threshold,
                         std::span<const double> fpir_targets) {
+  const SplitSearches split = split_searches(searches);
   Identification id;
-  std::vector<float> non_mated;  // nearest distances; +inf when the gallery was empty
-  std::size_t right = 0;
-  for (const SearchOutcome& s : searches) {
-    if (s.mated) {
-      ++id.mated;
-      right += s.nearest_right ? 1 : 0;
-    } else {
-      ++id.non_mated;
-      non_mated.push_back(s.nearest_distance.value_or(std::numeric_limits<float>::infinity()));
-    }
-  }
-  std::sort(non_mated.begin(), non_mated.end());
-  id.rank1 = id.mated ? static_cast<double>(right) / static_cast<double>(id.mated) : 0;
+  id.mated = split.mated;
+  id.non_mated = split.non_mated.size();
+  id.rank1 = id.mated ? static_cast<double>(split.found.size()) / static_cast<double>(id.mated) : 0;
   auto fnir_at = [&](float t) {
-    Rate r{0, id.mated};
-    for (const SearchOutcome& s : searches) {
-      if (s.mated && !(s.nearest_right && s.nearest_distance && *s.nearest_distance <= t)) {
-        ++r.errors;
-      }
-    }
-    return r;
+    return Rate{id.mated - count_at_or_under(split.found, t), id.mated};
   };
   id.threshold = threshold;
   id.fnir = fnir_at(threshold);
-  id.fpir = {count_at_or_under(non_mated, threshold), id.non_mated};
+  id.fpir = {count_at_or_under(split.non_mated, threshold), id.non_mated};
   for (const double target : fpir_targets) {
     Identification::AtFpir at;
-    at.point = threshold_on_sorted(non_mated, target);
+    at.point = threshold_on_sorted(split.non_mated, target);
     at.fnir = fnir_at(at.point.threshold);
     id.at_fpir.push_back(at);
   }
@@ -134,13 +148,11 @@ Identification identify(std::span<const SearchOutcome> searches, float threshold
 namespace {
 
 // The curve through `negatives` (accepted at or under a threshold: false accepts) and
-// `accepted_positives` (positives that would be accepted at or under their distance; the
-// other positives of `positive_count` are rejected at every threshold).
-std::vector<TradeOffPoint> trade_off_curve(std::vector<float> negatives,
-                                           std::vector<float> accepted_positives,
+// `accepted_positives` (positives accepted at or under their distance; the other positives
+// of `positive_count` are rejected at every threshold), both sorted.
+std::vector<TradeOffPoint> trade_off_curve(const std::vector<float>& negatives,
+                                           const std::vector<float>& accepted_positives,
                                            std::size_t positive_count, std::size_t max_points) {
-  std::sort(negatives.begin(), negatives.end());
-  std::sort(accepted_positives.begin(), accepted_positives.end());
   std::vector<float> thresholds;
   for (float d : negatives) {
     if (std::isfinite(d)) thresholds.push_back(d);
@@ -173,24 +185,15 @@ std::vector<TradeOffPoint> verification_curve(std::span<const LabelledDistance> 
                                               std::size_t max_points) {
   std::vector<float> negatives, positives;
   for (const LabelledDistance& p : pairs) (p.same ? positives : negatives).push_back(p.distance);
-  const std::size_t positive_count = positives.size();
-  return trade_off_curve(std::move(negatives), std::move(positives), positive_count, max_points);
+  std::sort(negatives.begin(), negatives.end());
+  std::sort(positives.begin(), positives.end());
+  return trade_off_curve(negatives, positives, positives.size(), max_points);
 }
 
 std::vector<TradeOffPoint> identification_curve(std::span<const SearchOutcome> searches,
                                                 std::size_t max_points) {
-  std::vector<float> negatives, accepted;
-  std::size_t mated = 0;
-  for (const SearchOutcome& s : searches) {
-    if (!s.mated) {
-      negatives.push_back(s.nearest_distance.value_or(std::numeric_limits<float>::infinity()));
-      continue;
-    }
-    ++mated;
-    // A mated search with the wrong person nearest is a miss at every threshold.
-    if (s.nearest_right && s.nearest_distance) accepted.push_back(*s.nearest_distance);
-  }
-  return trade_off_curve(std::move(negatives), std::move(accepted), mated, max_points);
+  const SplitSearches split = split_searches(searches);
+  return trade_off_curve(split.non_mated, split.found, split.mated, max_points);
 }
 
 std::vector<GroupRates> rates_by_group(std::span<const GroupedDistance> pairs, float threshold) {

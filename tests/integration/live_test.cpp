@@ -36,6 +36,22 @@ void enroll(Gallery& gallery, std::int64_t watchlist_id, const std::string& name
   gallery.enroll(identity, {p.face});
 }
 
+// The watchlist every test enrolls into, at a fixed threshold (not the server's default).
+Watchlist create_wanted(Gallery& gallery) {
+  Watchlist w;
+  w.name = "wanted";
+  w.max_distance = 0.5f;
+  return gallery.create_watchlist(w);
+}
+
+// The camera "stage": the shared clip served by `camera`.
+CameraConfig stage(const TestCamera& camera) {
+  CameraConfig config;
+  config.name = "stage";
+  config.source.url = camera.url();
+  return config;
+}
+
 // Collects what the feed delivers for `duration`.
 std::vector<Alert> alerts_during(AlertSubscription& subscription, std::chrono::seconds duration) {
   std::vector<Alert> got;
@@ -49,18 +65,13 @@ std::vector<Alert> alerts_during(AlertSubscription& subscription, std::chrono::s
 TEST(Live, AlertsForTheEnrolledPersonOnlyAndNothingWhenNobodyIsEnrolled) {
   ScopedTempDir dir("live");
   Gallery gallery(open_sqlite_store(dir / "gallery.db"), GalleryOptions{});
-  Watchlist w;
-  w.name = "wanted";
-  w.max_distance = 0.5f;
-  const Watchlist watchlist = gallery.create_watchlist(w);
+  const Watchlist watchlist = create_wanted(gallery);
   AlertStore alerts(dir / "alerts.db");
   AlertFeed feed;
   auto subscription = feed.subscribe();
   TestCamera camera;
   LiveRecognizer live(shared_engine(), gallery, alerts, feed, DecisionOptions{}, 2);
-  CameraConfig config;
-  config.name = "stage";
-  config.source.url = camera.url();
+  const CameraConfig config = stage(camera);
   live.add_camera(config);
 
   // Nobody enrolled: a whole loop of the clip (9.2 s) and more, no alert.
@@ -112,10 +123,7 @@ TEST(Live, LookalikeIdentitiesAlertOnlyWhenTheTracksSearchesAgree) {
   auto alerts_with = [](int thin_margin_votes) {
     ScopedTempDir dir("live_thin");
     Gallery gallery(open_sqlite_store(dir / "gallery.db"), GalleryOptions{});
-    Watchlist w;
-    w.name = "wanted";
-    w.max_distance = 0.5f;
-    const Watchlist watchlist = gallery.create_watchlist(w);
+    const Watchlist watchlist = create_wanted(gallery);
     enroll(gallery, watchlist.id, "Lin-Manuel Miranda", face_path("lin-manuel-miranda.png"));
     enroll(gallery, watchlist.id, "L. M. Miranda", face_path("lin-manuel-miranda.png"));
     AlertStore alerts(dir / "alerts.db");
@@ -125,10 +133,7 @@ TEST(Live, LookalikeIdentitiesAlertOnlyWhenTheTracksSearchesAgree) {
     DecisionOptions decisions;
     decisions.thin_margin_votes = thin_margin_votes;
     LiveRecognizer live(shared_engine(), gallery, alerts, feed, decisions, 2);
-    CameraConfig config;
-    config.name = "stage";
-    config.source.url = camera.url();
-    live.add_camera(config);
+    live.add_camera(stage(camera));
     return alerts_during(*subscription, 9s);  // one loop: he is on stage for 7 s
   };
   const std::vector<Alert> agreed = alerts_with(2);
