@@ -4,12 +4,14 @@
 //
 //   frs-server [--config FILE] [--listen ADDR] [--data-dir DIR] [--models DIR] ... (--help)
 
+#include <fcntl.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <httplib.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <CLI/CLI.hpp>
@@ -241,6 +243,46 @@ std::vector<frs::CameraConfig> config_file_cameras(const std::string& path) {
   return cameras;
 }
 
+// Shutdown on SIGINT/SIGTERM. Blocking the signals in main() and sigwait()ing for them is
+// not enough: libraries start threads before main() runs (OpenBLAS starts its pool from a
+// constructor), those threads have the signals unblocked, and the kernel delivered
+// SIGTERM to one of them, whose default action killed the process (6 of 6 runs). A handler
+// is process-wide: whichever thread takes the signal, it only writes the signal's number
+// to a pipe that one thread of ours reads.
+int g_stop_pipe[2] = {-1, -1};
+
+extern "C" void on_stop_signal(int signal) {
+  static volatile sig_atomic_t seen = 0;
+  if (seen) std::_Exit(128 + signal);  // a second signal: the operator wants out now
+  seen = 1;
+  const char byte = static_cast<char>(signal);
+  [[maybe_unused]] const ssize_t written = ::write(g_stop_pipe[1], &byte, 1);
+}
+
+void install_stop_signals() {
+  if (::pipe2(g_stop_pipe, O_CLOEXEC) != 0) {
+    throw frs::Error(frs::ErrorCode::kInternal, "cannot create the shutdown pipe");
+  }
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+// Blocks until SIGINT or SIGTERM; returns which.
+int wait_for_stop_signal() {
+  char byte = 0;
+  while (::read(g_stop_pipe[0], &byte, 1) != 1) {
+    if (errno != EINTR) return 0;
+  }
+  return byte;
+}
+
+// How long calls in flight may take to finish after a stop signal.
+constexpr int kShutdownGraceSeconds = 10;
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -276,14 +318,9 @@ int main(int argc, char** argv) {
   }
 
   cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_ERROR);
-  // SIGINT/SIGTERM are taken by a thread that starts the graceful shutdown.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
   try {
+    // SIGINT/SIGTERM start the graceful shutdown, whichever thread the kernel gives them to.
+    install_stop_signals();
     frs::GalleryOptions gallery_options;
     gallery_options.snapshot_dir = std::filesystem::path(config.data_dir) / "index";
     gallery_options.index = config.index;
@@ -380,10 +417,11 @@ int main(int argc, char** argv) {
     }
 
     std::thread signal_waiter([&] {
-      int signal = 0;
-      sigwait(&signals, &signal);
-      spdlog::info("signal {}: finishing calls in flight, then stopping", signal);
-      server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      const int signal = wait_for_stop_signal();
+      spdlog::info("signal {}: finishing calls in flight (up to {} s), then stopping", signal,
+                   kShutdownGraceSeconds);
+      server->Shutdown(std::chrono::system_clock::now() +
+                       std::chrono::seconds(kShutdownGraceSeconds));
     });
     server->Wait();
     signal_waiter.join();

@@ -3,7 +3,20 @@
 #include <cmath>
 #include <vector>
 
+#include "frs/core/error.h"
+
 namespace frs {
+
+void require_finite(const Embedding& descriptor, const std::string& what) {
+  for (std::size_t i = 0; i < kEmbeddingSize; ++i) {
+    if (!std::isfinite(descriptor[i])) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  what + " has a value that is not a finite number (" +
+                      std::to_string(descriptor[i]) + " at position " + std::to_string(i) +
+                      "); descriptors are 128 finite floats, as frs embed prints them");
+    }
+  }
+}
 
 float distance(const Embedding& a, const Embedding& b) {
   // Accumulate in double: the descriptors are compared against thresholds to 3 decimals

@@ -205,6 +205,9 @@ void FaceIndex::add(std::span<const std::int64_t> ids, std::span<const Embedding
                                                  std::to_string(descriptors.size()) +
                                                  " descriptors");
   }
+  for (std::size_t i = 0; i < descriptors.size(); ++i) {
+    require_finite(descriptors[i], "the descriptor of face " + std::to_string(ids[i]));
+  }
   std::unique_lock lock(mutex_);
   if (!index_->is_trained) {
     throw Error(ErrorCode::kFailedPrecondition,
@@ -266,6 +269,9 @@ std::size_t FaceIndex::remove(std::span<const std::int64_t> ids) {
 std::vector<std::vector<Neighbor>> FaceIndex::search(std::span<const Embedding> queries, int k,
                                                      float max_distance) const {
   if (k < 1) throw Error(ErrorCode::kInvalidArgument, "top_k must be at least 1");
+  for (std::size_t q = 0; q < queries.size(); ++q) {
+    require_finite(queries[q], "query descriptor " + std::to_string(q + 1));
+  }
   std::shared_lock lock(mutex_);
   std::vector<std::vector<Neighbor>> results(queries.size());
   if (queries.empty() || ids_.empty()) return results;
@@ -285,9 +291,11 @@ std::vector<std::vector<Neighbor>> FaceIndex::search(std::span<const Embedding> 
       const std::size_t at = q * static_cast<std::size_t>(fetch) + static_cast<std::size_t>(j);
       const auto id = labels[at];
       if (id < 0 || tombstones_.count(id)) continue;
-      // FAISS reports squared L2; approximate types can return tiny negatives.
+      // FAISS reports squared L2; approximate types can return tiny negatives. Written so
+      // that a NaN (std::max(0, NaN) is 0) never counts as near.
+      if (std::isnan(squared[at])) continue;
       const float d = std::sqrt(std::max(0.0f, squared[at]));
-      if (d > max_distance) continue;
+      if (!(d <= max_distance)) continue;
       results[q].push_back({id, d});
       if (results[q].size() == static_cast<std::size_t>(k)) break;
     }

@@ -1,10 +1,12 @@
 #include "frs/gallery/gallery.h"
 
 #include <algorithm>
+#include <set>
 #include <unordered_map>
 
 #include "frs/core/blas.h"
 #include "frs/core/error.h"
+#include "frs/core/text.h"
 
 namespace frs {
 namespace {
@@ -184,7 +186,8 @@ Embedding Gallery::centroid_of(std::int64_t identity_id) {
 
 std::vector<std::vector<Candidate>> Gallery::search(std::span<const Embedding> queries,
                                                     const std::vector<std::string>& watchlists,
-                                                    int top_k, std::optional<float> max_distance) {
+                                                    int top_k, std::optional<float> max_distance,
+                                                    std::vector<std::string>* missing) {
   if (top_k < 1 || top_k > 1000) {
     throw Error(ErrorCode::kInvalidArgument,
                 "top_k must be in 1..1000, got " + std::to_string(top_k));
@@ -192,14 +195,32 @@ std::vector<std::vector<Candidate>> Gallery::search(std::span<const Embedding> q
   if (max_distance && !(*max_distance > 0.0f && *max_distance <= 4.0f)) {
     throw Error(ErrorCode::kInvalidArgument, "max_distance must be in (0, 4]");
   }
+  if (watchlists.size() > kMaxWatchlistsPerSearch) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "a search names at most " + std::to_string(kMaxWatchlistsPerSearch) +
+                    " watchlists, got " + std::to_string(watchlists.size()) +
+                    " (name none to search all)");
+  }
+  for (std::size_t q = 0; q < queries.size(); ++q) {
+    require_finite(queries[q], "query descriptor " + std::to_string(q + 1));
+  }
   std::vector<Watchlist> targets;
   if (watchlists.empty()) {
     targets = store_->list_watchlists();
   } else {
-    for (const std::string& name : watchlists) {
+    // The names are a set: a watchlist named twice is searched once (its identities would
+    // otherwise come twice and push others out of top_k).
+    const std::set<std::string> names(watchlists.begin(), watchlists.end());
+    for (const std::string& name : names) {
       auto w = store_->find_watchlist(name);
-      if (!w) throw Error(ErrorCode::kNotFound, "watchlist '" + name + "' does not exist");
-      targets.push_back(*w);
+      if (w) {
+        targets.push_back(*w);
+      } else if (missing != nullptr) {
+        missing->push_back(name);
+      } else {
+        throw Error(ErrorCode::kNotFound,
+                    "watchlist " + quote_for_message(name) + " does not exist");
+      }
     }
   }
 
@@ -224,7 +245,7 @@ std::vector<std::vector<Candidate>> Gallery::search(std::span<const Embedding> q
         if (std::find(scored.begin(), scored.end(), identity) != scored.end()) continue;
         scored.push_back(identity);  // neighbours come nearest first: this is its nearest face
         const float d = by_centroid ? distance(queries[q], centroid_of(identity)) : n.distance;
-        if (d > threshold) continue;
+        if (!(d <= threshold)) continue;  // NaN-safe: a NaN is never a match
         results[q].push_back(
             {identity, owner->second->external_id, owner->second->display_name, w.name, n.id, d});
       }

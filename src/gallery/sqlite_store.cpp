@@ -53,6 +53,34 @@ CREATE TABLE face_changes (
     "ALTER TABLE watchlists ADD COLUMN threshold_basis TEXT NOT NULL DEFAULT '';",
     // 3: enrollment gate refusals an operator overrode, and why.
     "ALTER TABLE faces ADD COLUMN gate_override TEXT NOT NULL DEFAULT '';",
+    // 4: watchlist ids are never reused (AUTOINCREMENT). Before, deleting the newest watchlist
+    // freed its id for the next one, so a write that resolved the deleted watchlist landed in
+    // the new one. SQLite cannot add AUTOINCREMENT to a table: it is rebuilt (the migrations
+    // run with foreign keys off, so the drop does not cascade). The sequence starts above
+    // every id a watchlist ever had that the store still mentions.
+    R"sql(
+CREATE TABLE watchlists_v4 (
+  id              INTEGER PRIMARY KEY AUTOINCREMENT,
+  name            TEXT NOT NULL UNIQUE,
+  description     TEXT NOT NULL DEFAULT '',
+  max_distance    REAL NOT NULL,
+  created_by      TEXT NOT NULL DEFAULT '',
+  created_at_ms   INTEGER NOT NULL,
+  threshold_basis TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO watchlists_v4(id, name, description, max_distance, created_by, created_at_ms,
+                          threshold_basis)
+  SELECT id, name, description, max_distance, created_by, created_at_ms, threshold_basis
+  FROM watchlists;
+DROP TABLE watchlists;
+ALTER TABLE watchlists_v4 RENAME TO watchlists;
+DELETE FROM sqlite_sequence WHERE name = 'watchlists';
+INSERT INTO sqlite_sequence(name, seq) SELECT 'watchlists', MAX(m) FROM (
+  SELECT COALESCE(MAX(id), 0) AS m FROM watchlists
+  UNION ALL SELECT COALESCE(MAX(watchlist_id), 0) FROM identities
+  UNION ALL SELECT COALESCE(MAX(watchlist_id), 0) FROM faces
+  UNION ALL SELECT COALESCE(MAX(watchlist_id), 0) FROM face_changes);
+)sql",
 };
 static_assert(std::size(kMigrations) == kStoreSchemaVersion);
 
@@ -366,6 +394,7 @@ class SqliteStore : public GalleryStore {
                                        const std::vector<StoredFace>& faces) {
     std::vector<StoredFace> out;
     for (const StoredFace& face : faces) {
+      require_finite(face.descriptor, "a face's descriptor");
       StoredFace f = face;
       f.identity_id = identity_id;
       f.enrolled_at_ms = now_unix_ms();

@@ -184,7 +184,16 @@ class GalleryService final : public pb::Gallery::Service {
       const auto prepared = prepare(request->photos(), response);
       std::vector<StoredFace> faces;
       for (const auto& [outcome, face] : prepared) faces.push_back(face);
-      const Identity stored = gallery_.enroll(identity, faces);
+      Identity stored;
+      try {
+        // Into the watchlist resolved above, by its id (ids are never reused), or not at all.
+        stored = gallery_.enroll(identity, faces);
+      } catch (const Error& e) {
+        if (e.code() != ErrorCode::kNotFound) throw;
+        throw Error(ErrorCode::kNotFound, "watchlist '" + w.name +
+                                              "' was deleted while the photos were analysed: "
+                                              "nothing enrolled");
+      }
       const auto stored_faces = gallery_.store().faces_of_identity(stored.id);
       for (std::size_t i = 0; i < prepared.size() && i < stored_faces.size(); ++i) {
         response->mutable_photos(prepared[i].first)->set_face_id(stored_faces[i].id);

@@ -39,6 +39,7 @@ class SearchService final : public pb::Search::Service {
           }
           Embedding e{};
           std::copy(d.values().begin(), d.values().end(), e.begin());
+          require_finite(e, "descriptor " + std::to_string(queries.size() + 1));
           queries.push_back(e);
         }
       } else if (request->query_case() == pb::SearchRequest::kImage) {

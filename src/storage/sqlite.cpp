@@ -21,10 +21,15 @@ SqliteDatabase::SqliteDatabase(const std::filesystem::path& file, const std::str
     sqlite3_busy_timeout(db_, 5000);
     exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA synchronous=FULL");
-    exec("PRAGMA foreign_keys=ON");
-    Statement v(*this, "PRAGMA user_version");
-    v.step();
-    const auto version = static_cast<std::size_t>(v.integer(0));
+    // Off while migrating: a migration that rebuilds a table drops the old one, and with
+    // foreign keys on that drop would cascade into the rows that refer to it.
+    exec("PRAGMA foreign_keys=OFF");
+    std::size_t version = 0;
+    {  // finalised before migrating: a pending statement would keep a DROP TABLE out
+      Statement v(*this, "PRAGMA user_version");
+      v.step();
+      version = static_cast<std::size_t>(v.integer(0));
+    }
     if (version > migrations.size()) {
       throw Error(ErrorCode::kFailedPrecondition,
                   what + " '" + file.string() + "' has schema version " + std::to_string(version) +
@@ -37,6 +42,7 @@ SqliteDatabase::SqliteDatabase(const std::filesystem::path& file, const std::str
       exec("PRAGMA user_version = " + std::to_string(i + 1));
       t.commit();
     }
+    exec("PRAGMA foreign_keys=ON");
   } catch (...) {
     // The destructor does not run for a constructor that throws.
     sqlite3_close(db_);

@@ -199,5 +199,54 @@ TEST_F(GalleryTest, BadSearchesAndDeletedWatchlists) {
   EXPECT_THROW(g->delete_watchlist("wanted"), Error);
 }
 
+// A NaN among a query's values made every distance NaN, and NaN passed the threshold tests
+// (HNSW32 returned every identity). Non-finite descriptors are refused wherever they enter.
+TEST_F(GalleryTest, NonFiniteDescriptorsAreRefusedEverywhereTheyEnter) {
+  for (const std::string factory : {"Flat", "HNSW32"}) {
+    std::filesystem::remove_all(dir_.path());
+    std::filesystem::create_directories(dir_.path());
+    auto g = open(factory);
+    enroll_abc(*g);
+    for (const float bad : {std::nanf(""), INFINITY, -INFINITY}) {
+      Embedding q = axis(0);
+      q[5] = bad;
+      try {
+        g->search(std::vector<Embedding>{q}, {}, 3, 4.0f);
+        ADD_FAILURE() << factory << ": a query with " << bad << " was searched";
+      } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+        EXPECT_NE(std::string(e.what()).find("position 5"), std::string::npos) << e.what();
+      }
+      StoredFace f = face_at(4);
+      f.descriptor[7] = bad;
+      Identity i;
+      i.watchlist_id = g->store().find_watchlist("wanted")->id;
+      i.external_id = "poisoned";
+      EXPECT_THROW(g->enroll(i, {f}), Error);
+    }
+    EXPECT_EQ(g->store().identity_count(g->store().find_watchlist("wanted")->id), 3);
+    EXPECT_EQ(g->search(std::vector<Embedding>{axis(0)}, {}, 3, 0.5f)[0].size(), 1u);
+  }
+}
+
+TEST_F(GalleryTest, AWatchlistNamedTwiceIsSearchedOnceAndNamesAreBounded) {
+  auto g = open();
+  enroll_abc(*g);
+  const std::vector<Embedding> q = {axis(0, 0.9f)};
+  const auto once = g->search(q, {"wanted"}, 3, 4.0f)[0];
+  const auto twice = g->search(q, {"wanted", "wanted", "wanted"}, 3, 4.0f)[0];
+  ASSERT_EQ(once.size(), 3u);
+  ASSERT_EQ(twice.size(), 3u);
+  for (std::size_t i = 0; i < once.size(); ++i) {
+    EXPECT_EQ(twice[i].identity_id, once[i].identity_id);
+  }
+  const std::vector<std::string> many(Gallery::kMaxWatchlistsPerSearch + 1, "wanted");
+  EXPECT_THROW(g->search(q, many, 3, 4.0f), Error);
+  // A missing name is reported, not fatal, when the caller asks for that (cameras).
+  std::vector<std::string> missing;
+  EXPECT_EQ(g->search(q, {"wanted", "gone"}, 3, 4.0f, &missing)[0].size(), 3u);
+  EXPECT_EQ(missing, std::vector<std::string>{"gone"});
+}
+
 }  // namespace
 }  // namespace frs

@@ -218,6 +218,16 @@ TEST_F(SqliteStoreTest, AVersion1StoreIsMigratedAndKeepsItsWatchlistsAndFaces) {
                "NULL);"
                "INSERT INTO faces(identity_id, watchlist_id, descriptor, image_sha256, quality, "
                "enrolled_at_ms) VALUES (1, 1, x'00', 'sha', 0.5, 1);"
+               "CREATE TABLE identities (id INTEGER PRIMARY KEY AUTOINCREMENT, watchlist_id "
+               "INTEGER NOT NULL REFERENCES watchlists(id) ON DELETE CASCADE, external_id TEXT "
+               "NOT NULL, display_name TEXT NOT NULL DEFAULT '', notes TEXT NOT NULL DEFAULT '', "
+               "created_at_ms INTEGER NOT NULL, UNIQUE (watchlist_id, external_id));"
+               "INSERT INTO identities(watchlist_id, external_id, created_at_ms) "
+               "VALUES (1, 'x', 1);"
+               "CREATE TABLE face_changes (sequence INTEGER PRIMARY KEY AUTOINCREMENT, "
+               "watchlist_id INTEGER NOT NULL, face_id INTEGER NOT NULL, added INTEGER NOT NULL);"
+               // Watchlist 7 was deleted back then: only the change log remembers it.
+               "INSERT INTO face_changes(watchlist_id, face_id, added) VALUES (7, 9, 0);"
                "PRAGMA user_version = 1;",
                nullptr, nullptr, nullptr);
   sqlite3_close(db);
@@ -229,6 +239,42 @@ TEST_F(SqliteStoreTest, AVersion1StoreIsMigratedAndKeepsItsWatchlistsAndFaces) {
   EXPECT_EQ(store_->face_count(old->id), 1);
   store_->set_max_distance("old", 0.5f, R"({"method":"manual"})");
   EXPECT_EQ(store_->find_watchlist("old")->threshold_basis, R"({"method":"manual"})");
+  // The rebuilt watchlists table kept its identities (no cascade) and never reuses an id
+  // the store still mentions.
+  EXPECT_EQ(store_->identity_count(old->id), 1);
+  EXPECT_GT(make_watchlist("new").id, 7);
+}
+
+TEST_F(SqliteStoreTest, IdsAreNeverReusedAndAWriteToADeletedWatchlistFails) {
+  const Watchlist victim = make_watchlist("victim");
+  Identity first;
+  first.watchlist_id = victim.id;
+  first.external_id = "a";
+  const Identity a = store_->enroll(first, {face(0.1f)});
+  const std::int64_t face_id = store_->faces_of_identity(a.id).at(0).id;
+  store_->delete_watchlist("victim");
+  // Before schema 4 the next watchlist took the deleted one's id, and an enrollment that
+  // had resolved "victim" landed in it.
+  const Watchlist other = make_watchlist("other");
+  EXPECT_NE(other.id, victim.id);
+  Identity late;
+  late.watchlist_id = victim.id;
+  late.external_id = "b";
+  EXPECT_EQ(code_of([&] { store_->enroll(late, {face(0.2f)}); }), ErrorCode::kNotFound);
+  EXPECT_EQ(store_->identity_count(other.id), 0);
+  // Identities and faces do not reuse ids either, even across a reopen.
+  store_.reset();
+  store_ = open_sqlite_store(file());
+  Identity again;
+  again.watchlist_id = other.id;
+  again.external_id = "a";
+  const Identity b = store_->enroll(again, {face(0.1f)});
+  EXPECT_GT(b.id, a.id);
+  EXPECT_GT(store_->faces_of_identity(b.id).at(0).id, face_id);
+  store_->delete_watchlist("other");
+  store_.reset();
+  store_ = open_sqlite_store(file());
+  EXPECT_GT(make_watchlist("third").id, other.id);
 }
 
 TEST_F(SqliteStoreTest, KillNineDuringEnrollmentsLeavesWholeEnrollmentsOnly) {

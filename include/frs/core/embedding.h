@@ -5,6 +5,7 @@
 #include <array>
 #include <cstddef>
 #include <span>
+#include <string>
 
 namespace frs {
 
@@ -17,6 +18,12 @@ using Embedding = std::array<float, kEmbeddingSize>;
 // dlib's own 1:1 verification threshold: two descriptors under this distance are the same
 // person with 99.38% accuracy on LFW. A 1:N watchlist search needs a stricter value.
 inline constexpr float kDefaultMaxDistance = 0.6f;
+
+// Throws Error(kInvalidArgument) naming `what` and the first value that is NaN or infinite.
+// Every way a descriptor enters frs (a search by descriptor, the store, the index) checks
+// it: a NaN makes every distance NaN, and NaN passes comparisons such as `d > threshold`
+// as if it matched (an HNSW search returned every identity for one).
+void require_finite(const Embedding& descriptor, const std::string& what);
 
 // Euclidean distance between two descriptors (not squared).
 float distance(const Embedding& a, const Embedding& b);

@@ -62,7 +62,7 @@ struct PreparedPhoto {
   // justification); empty when the photo passed the gate.
   std::string overridden;
   bool overridable = false;  // refused by the quality gate, which an override_reason passes
-  StoredFace face;  // descriptor, hash, thumbnail, quality (no ids yet)
+  StoredFace face;           // descriptor, hash, thumbnail, quality (no ids yet)
   cv::Rect2f box;
 };
 

@@ -111,6 +111,6 @@ class GalleryStore {
 std::unique_ptr<GalleryStore> open_sqlite_store(const std::filesystem::path& file);
 
 // The schema version this build writes; a store from a newer build is refused.
-inline constexpr int kStoreSchemaVersion = 3;
+inline constexpr int kStoreSchemaVersion = 4;
 
 }  // namespace frs
