@@ -353,7 +353,8 @@ int main(int argc, char** argv) {
     for (const frs::CameraConfig& camera : config.cameras) camera_store.put(camera);
     for (const frs::CameraConfig& camera : camera_store.list()) {
       try {
-        live.add_camera(camera);  // logs `event=added`
+        // A watchlist deleted while it was down: the camera runs and reports it.
+        live.add_camera(camera, frs::MissingWatchlists::kReport);  // logs `event=added`
       } catch (const std::exception& e) {
         spdlog::error("camera={} event=not_started error={}", frs::logfmt_value(camera.name),
                       frs::logfmt_value(e.what()));
@@ -365,6 +366,9 @@ int main(int argc, char** argv) {
     service_options.default_target_fpir = config.default_target_fpir;
     service_options.default_expected_identities = config.default_expected_identities;
     service_options.enrollment = config.enrollment;
+    service_options.on_watchlist_deleted = [&live](const std::string& name) {
+      live.watchlist_deleted(name);
+    };
     auto gallery_service = frs::service::make_gallery_service(gallery, engine, service_options);
     auto search_service = frs::service::make_search_service(gallery, engine, service_options);
     auto evaluation_service = frs::service::make_evaluation_service(engine);

@@ -9,6 +9,7 @@
 #include "frs/core/clock.h"
 #include "frs/core/error.h"
 #include "frs/core/logfmt.h"
+#include "frs/core/text.h"
 
 namespace frs {
 namespace {
@@ -68,8 +69,13 @@ std::vector<std::uint8_t> face_crop_jpeg(const cv::Mat& bgr, const cv::Rect2f& b
 }
 
 void check_camera(const CameraConfig& c) {
-  if (c.name.empty() || c.name.size() > 64) {
-    throw Error(ErrorCode::kInvalidArgument, "camera name must be 1..64 characters");
+  // Names go into logs, metrics labels and terminals: printable text only.
+  check_text(c.name, "camera name", {.max_chars = 64, .required = true});
+  check_text(c.source.url, "camera URL", {.max_chars = 2048, .required = true});
+  if (c.watchlists.size() > Gallery::kMaxWatchlistsPerSearch) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "a camera checks at most " + std::to_string(Gallery::kMaxWatchlistsPerSearch) +
+                    " watchlists, got " + std::to_string(c.watchlists.size()));
   }
   if (!(c.analyse_fps >= 0.1 && c.analyse_fps <= 60)) {
     throw Error(ErrorCode::kInvalidArgument, "camera '" + c.name +
@@ -138,8 +144,19 @@ LiveRecognizer::~LiveRecognizer() {
   cameras.clear();  // stops the streams (joins their threads)
 }
 
-void LiveRecognizer::add_camera(const CameraConfig& config) {
+void LiveRecognizer::add_camera(const CameraConfig& config, MissingWatchlists missing) {
   check_camera(config);
+  for (const std::string& w : config.watchlists) {
+    if (gallery_.store().find_watchlist(w)) continue;
+    if (missing == MissingWatchlists::kRefuse) {
+      throw Error(ErrorCode::kNotFound,
+                  "camera " + quote_for_message(config.name) + ": watchlist " +
+                      quote_for_message(w) +
+                      " does not exist (create it first; no watchlists = all of them)");
+    }
+    spdlog::warn("camera={} event=watchlist_missing watchlist={}", logfmt_value(config.name),
+                 logfmt_value(w));
+  }
   auto camera = std::make_shared<Camera>(config, decisions_.tracker);
   {
     std::lock_guard lock(mutex_);
@@ -204,8 +221,30 @@ void LiveRecognizer::remove_camera(const std::string& name) {
   spdlog::info("camera={} event=removed", logfmt_value(name));
 }
 
+void LiveRecognizer::watchlist_deleted(const std::string& name) {
+  for (const CameraReport& r : cameras()) {
+    if (std::find(r.config.watchlists.begin(), r.config.watchlists.end(), name) ==
+        r.config.watchlists.end()) {
+      continue;
+    }
+    const bool none_left = r.missing_watchlists.size() == r.config.watchlists.size();
+    spdlog::warn("camera={} event=watchlist_deleted watchlist={} matching={}",
+                 logfmt_value(r.config.name), logfmt_value(name),
+                 none_left ? "none" : "the_others");
+  }
+}
+
 std::vector<CameraReport> LiveRecognizer::cameras() const {
   std::vector<CameraReport> out;
+  // Which watchlists exist, asked before taking the lock (a store read per name).
+  std::map<std::string, bool> exists;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [name, c] : cameras_) {
+      for (const std::string& w : c->config.watchlists) exists[w] = false;
+    }
+  }
+  for (auto& [w, found] : exists) found = gallery_.store().find_watchlist(w).has_value();
   std::lock_guard lock(mutex_);
   for (const auto& [name, c] : cameras_) {
     CameraReport r;
@@ -216,6 +255,10 @@ std::vector<CameraReport> LiveRecognizer::cameras() const {
     r.faces = c->faces;
     r.tracks = c->tracks;
     r.alerts = c->alerts;
+    for (const std::string& w : c->config.watchlists) {
+      const auto it = exists.find(w);
+      if (it != exists.end() && !it->second) r.missing_watchlists.push_back(w);
+    }
     out.push_back(std::move(r));
   }
   return out;
@@ -317,7 +360,9 @@ void LiveRecognizer::analyse(Camera& camera, VideoFrame frame) {
     // Two identities, unrestricted, so the runner-up is known; each watchlist's own
     // threshold is applied below.
     const auto search_start = std::chrono::steady_clock::now();
-    const auto found = gallery_.search(query, camera.config.watchlists, 2, 4.0f)[0];
+    // A deleted watchlist does not stop matching against the camera's others.
+    std::vector<std::string> missing;
+    const auto found = gallery_.search(query, camera.config.watchlists, 2, 4.0f, &missing)[0];
     search_ms_.record(ms_since(search_start));
     if (found.empty()) continue;
     const Candidate& best = found[0];
@@ -422,8 +467,8 @@ std::string LiveRecognizer::prometheus_metrics() const {
   auto per_camera = [&](const char* name, const char* type, const char* help, auto value) {
     family(name, type, help);
     for (const CameraReport& r : reports) {
-      out += std::string(name) + "{camera=\"" + r.config.name + "\"} " + std::to_string(value(r)) +
-             "\n";
+      out += std::string(name) + "{camera=\"" + prometheus_label_value(r.config.name) + "\"} " +
+             std::to_string(value(r)) + "\n";
     }
   };
   per_camera("frs_camera_frames_in_total", "counter", "Decoded frames that reached frs.",

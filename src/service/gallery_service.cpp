@@ -152,7 +152,10 @@ class GalleryService final : public pb::Gallery::Service {
 
   grpc::Status DeleteWatchlist(grpc::ServerContext*, const pb::DeleteWatchlistRequest* request,
                                pb::DeleteWatchlistResponse*) override {
-    return guarded([&] { gallery_.delete_watchlist(request->name()); });
+    return guarded([&] {
+      gallery_.delete_watchlist(request->name());
+      if (options_.on_watchlist_deleted) options_.on_watchlist_deleted(request->name());
+    });
   }
 
   grpc::Status UpdateWatchlistThreshold(grpc::ServerContext*,

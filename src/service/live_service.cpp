@@ -1,6 +1,7 @@
 #include <algorithm>
 
 #include "frs/core/error.h"
+#include "frs/core/text.h"
 #include "frs/service/services.h"
 #include "frs/v1/live.grpc.pb.h"
 #include "proto_convert.h"
@@ -37,6 +38,18 @@ void to_proto(const CameraReport& r, pb::Camera* out) {
   spec->set_rtsp_latency_ms(r.config.source.rtsp_latency_ms);
   out->set_state(to_string(r.status.state));
   out->set_last_error(r.status.last_error);
+  if (!r.missing_watchlists.empty()) {
+    std::string names;
+    for (const std::string& w : r.missing_watchlists) {
+      names += (names.empty() ? "" : ", ") + quote_for_message(w);
+      out->add_missing_watchlists(w);
+    }
+    const bool none_left = r.missing_watchlists.size() == r.config.watchlists.size();
+    out->set_last_error(
+        "watchlist " + names + " does not exist (deleted?): " +
+        (none_left ? "this camera matches against nothing" : "matched against the others only"));
+    if (none_left && r.status.state == CameraState::kStreaming) out->set_state("not_matching");
+  }
   out->set_frames_in(r.status.counters.frames_in);
   out->set_frames_analysed(r.frames_analysed);
   out->set_frames_dropped(r.status.counters.frames_dropped + r.frames_skipped);

@@ -70,6 +70,8 @@ class Server {
     channel_ = grpc::CreateCustomChannel(address(), grpc::InsecureChannelCredentials(), args);
     gallery_ = pb::Gallery::NewStub(channel_);
     search_ = pb::Search::NewStub(channel_);
+    cameras_ = pb::Cameras::NewStub(channel_);
+    alerts_ = pb::Alerts::NewStub(channel_);
     const auto give_up = std::chrono::system_clock::now() + std::chrono::seconds(90);
     while (true) {
       grpc::ClientContext c;
@@ -109,6 +111,9 @@ class Server {
   }
   pb::Gallery::Stub& gallery() { return *gallery_; }
   pb::Search::Stub& search() { return *search_; }
+  pb::Cameras::Stub& cameras() { return *cameras_; }
+  pb::Alerts::Stub& alerts() { return *alerts_; }
+  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
 
  private:
   std::filesystem::path data_;
@@ -119,6 +124,8 @@ class Server {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<pb::Gallery::Stub> gallery_;
   std::unique_ptr<pb::Search::Stub> search_;
+  std::unique_ptr<pb::Cameras::Stub> cameras_;
+  std::unique_ptr<pb::Alerts::Stub> alerts_;
 };
 
 class ServerTest : public ::testing::Test {
@@ -950,6 +957,90 @@ TEST_F(ServerTest, ACameraKilledAgainAndAgainReconnectsAndAlertsResume) {
   EXPECT_LE(server_->threads(), threads_after_first_cycle + 1)
       << "after the first cycle: " << threads_after_first_cycle;
   EXPECT_EQ(camera_now()["state"], "streaming");
+}
+
+grpc::Status add_camera(Server& server, const std::string& name, const std::string& url,
+                        const std::vector<std::string>& watchlists, pb::Camera* out = nullptr) {
+  grpc::ClientContext c;
+  c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  pb::AddCameraRequest r;
+  r.mutable_spec()->set_name(name);
+  r.mutable_spec()->set_url(url);
+  for (const auto& w : watchlists) r.mutable_spec()->add_watchlists(w);
+  pb::Camera ignored;
+  return server.cameras().AddCamera(&c, r, out ? out : &ignored);
+}
+
+pb::Camera camera_named(Server& server, const std::string& name) {
+  grpc::ClientContext c;
+  pb::ListCamerasResponse r;
+  EXPECT_TRUE(server.cameras().ListCameras(&c, pb::ListCamerasRequest(), &r).ok());
+  for (const auto& camera : r.cameras()) {
+    if (camera.spec().name() == name) return camera;
+  }
+  ADD_FAILURE() << "no camera " << name;
+  return {};
+}
+
+// A camera bound to a watchlist that does not exist used to show `streaming` and never
+// alert. Unknown watchlists are refused; a deleted one is reported by the cameras naming it.
+TEST_F(ServerTest, CamerasRefuseUnknownWatchlistsAndReportDeletedOnes) {
+  EXPECT_EQ(add_camera(*server_, "gate", "/no/such.mp4", {"nope"}).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  ASSERT_TRUE(create_watchlist("a").ok());
+  ASSERT_TRUE(create_watchlist("b").ok());
+  ASSERT_TRUE(add_camera(*server_, "gate", "/no/such.mp4", {"a", "b"}).ok());
+  EXPECT_EQ(camera_named(*server_, "gate").missing_watchlists_size(), 0);
+  const auto delete_watchlist = [&](const std::string& name) {
+    grpc::ClientContext c;
+    pb::DeleteWatchlistRequest r;
+    r.set_name(name);
+    pb::DeleteWatchlistResponse response;
+    return server_->gallery().DeleteWatchlist(&c, r, &response);
+  };
+  ASSERT_TRUE(delete_watchlist("a").ok());
+  pb::Camera gate = camera_named(*server_, "gate");
+  ASSERT_EQ(gate.missing_watchlists_size(), 1);
+  EXPECT_EQ(gate.missing_watchlists(0), "a");
+  EXPECT_NE(gate.last_error().find("matched against the others only"), std::string::npos)
+      << gate.last_error();
+  ASSERT_TRUE(delete_watchlist("b").ok());
+  gate = camera_named(*server_, "gate");
+  EXPECT_EQ(gate.missing_watchlists_size(), 2);
+  EXPECT_NE(gate.last_error().find("matches against nothing"), std::string::npos);
+  const std::string log = bytes_of(root_ / "server.log");
+  EXPECT_NE(log.find("camera=gate event=watchlist_deleted watchlist=a matching=the_others"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("camera=gate event=watchlist_deleted watchlist=b matching=none"),
+            std::string::npos);
+  // Stored cameras whose watchlist went away still start, and say so.
+  server_->stop(SIGTERM);
+  server_->start();
+  EXPECT_EQ(camera_named(*server_, "gate").missing_watchlists_size(), 2);
+}
+
+// A camera name that closes the label and starts a line of its own used to add a metric to
+// the exposition. Control characters are refused in names; quotes and backslashes escaped.
+TEST_F(ServerTest, CameraNamesCannotInjectMetrics) {
+  EXPECT_EQ(add_camera(*server_, "x\"} 1\nfrs_injected_metric{camera=\"y", "/no/such.mp4", {})
+                .error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(add_camera(*server_, "bell\x07", "/no/such.mp4", {}).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  const std::string sneaky = "x\"} 1 frs_injected_metric{camera=\"y\\";
+  ASSERT_TRUE(add_camera(*server_, sneaky, "/no/such.mp4", {}).ok());
+  httplib::Client metrics("127.0.0.1", server_->metrics_port());
+  const auto reply = metrics.Get("/metrics");
+  ASSERT_TRUE(reply);
+  const std::string line_start = "\nfrs_camera_frames_in_total{camera=";
+  const auto at = reply->body.find(line_start);
+  ASSERT_NE(at, std::string::npos) << reply->body;
+  const std::string line = reply->body.substr(at + 1, reply->body.find('\n', at + 1) - at - 1);
+  EXPECT_EQ(line,
+            "frs_camera_frames_in_total{camera=\"x\\\"} 1 frs_injected_metric{camera=\\\"y"
+            "\\\\\"} 0");
+  EXPECT_EQ(reply->body.find("\nfrs_injected"), std::string::npos);
 }
 
 }  // namespace

@@ -79,6 +79,14 @@ struct CameraReport {
   std::uint64_t faces = 0;
   std::uint64_t tracks = 0;
   std::uint64_t alerts = 0;
+  // Watchlists the camera names that do not exist now (deleted): not matched against.
+  std::vector<std::string> missing_watchlists;
+};
+
+// What add_camera does when a watchlist the camera names does not exist.
+enum class MissingWatchlists {
+  kRefuse,  // kNotFound (a camera added through the API)
+  kReport,  // start it and report them (stored cameras at start-up: deleted meanwhile)
 };
 
 class LiveRecognizer {
@@ -90,8 +98,13 @@ class LiveRecognizer {
   LiveRecognizer(const LiveRecognizer&) = delete;
   LiveRecognizer& operator=(const LiveRecognizer&) = delete;
 
-  // kInvalidArgument for bad settings, kAlreadyExists for a name in use.
-  void add_camera(const CameraConfig& camera);
+  // kInvalidArgument for bad settings, kAlreadyExists for a name in use, kNotFound for an
+  // unknown watchlist (with MissingWatchlists::kRefuse).
+  void add_camera(const CameraConfig& camera,
+                  MissingWatchlists missing = MissingWatchlists::kRefuse);
+  // Says, in the log and in the reports of the cameras that name it, that a watchlist is
+  // gone. (Reports find out by themselves too; this makes the moment visible.)
+  void watchlist_deleted(const std::string& name);
   // kNotFound for an unknown name.
   void remove_camera(const std::string& name);
   std::vector<CameraReport> cameras() const;

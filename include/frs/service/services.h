@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/service_type.h>
 
+#include <functional>
 #include <memory>
 
 #include "frs/alerts/alert_feed.h"
@@ -27,6 +28,8 @@ struct ServiceOptions {
   std::int64_t default_expected_identities = 1000;  // >= 1
   EnrollmentRules enrollment;
   int max_photos_per_request = 32;
+  // Called after a watchlist was deleted (the live path says so for the cameras naming it).
+  std::function<void(const std::string&)> on_watchlist_deleted;
 };
 
 // An error that carries status details for the client (the grpc-status-details-bin
