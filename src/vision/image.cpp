@@ -1,5 +1,7 @@
 #include "frs/vision/image.h"
 
+#include <csetjmp>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -7,6 +9,12 @@
 #include <opencv2/imgproc.hpp>
 
 #include "frs/core/error.h"
+
+// libjpeg's headers need <cstdio> before them, and jerror.h needs jpeglib.h.
+// clang-format off
+#include <jpeglib.h>
+#include <jerror.h>
+// clang-format on
 
 namespace frs {
 namespace {
@@ -60,6 +68,79 @@ void probe_webp(std::span<const std::uint8_t> b, ImageHeader& h) {
     h.width = static_cast<int>(le24(chunk + 12) + 1);
     h.height = static_cast<int>(le24(chunk + 15) + 1);
   }
+}
+
+// libjpeg decodes a cut or damaged JPEG "successfully": it warns, fills what is missing
+// with grey, and OpenCV ignores the warning. This pass decodes the entropy-coded data once
+// more (at 1/8 scale: the Huffman decoding that finds damage is done whole, the inverse
+// DCT hardly at all) and turns the warnings that mean missing or wrong pixels into a
+// refusal. Warnings about harmless oddities (extra bytes between segments) pass.
+struct JpegCheck {
+  jpeg_error_mgr manager;  // first: libjpeg hands back a pointer to it
+  std::jmp_buf fail;
+  char message[JMSG_LENGTH_MAX];
+};
+
+extern "C" void jpeg_check_error_exit(j_common_ptr info) {
+  auto* check = reinterpret_cast<JpegCheck*>(info->err);
+  (*info->err->format_message)(info, check->message);
+  std::longjmp(check->fail, 1);
+}
+
+extern "C" void jpeg_check_emit_message(j_common_ptr info, int level) {
+  if (level >= 0) return;  // trace messages
+  switch (info->err->msg_code) {
+    case JWRN_JPEG_EOF:        // truncated
+    case JWRN_HIT_MARKER:      // a scan cut short
+    case JWRN_MUST_RESYNC:     // restart markers out of order
+    case JWRN_HUFF_BAD_CODE:   // damaged Huffman data
+    case JWRN_ARITH_BAD_CODE:  // damaged arithmetic-coded data
+    case JWRN_BOGUS_PROGRESSION:
+    case JWRN_NOT_SEQUENTIAL:
+      jpeg_check_error_exit(info);
+      break;
+    default:
+      break;
+  }
+}
+
+// Empty when the JPEG decodes whole; otherwise libjpeg's reason.
+std::string jpeg_damage(std::span<const std::uint8_t> bytes) {
+  jpeg_decompress_struct info{};
+  JpegCheck check{};
+  // Set after setjmp and read after a longjmp back to it: volatile, and nothing here has a
+  // destructor that the jump would skip.
+  JSAMPROW volatile row = nullptr;
+  info.err = jpeg_std_error(&check.manager);
+  check.manager.error_exit = jpeg_check_error_exit;
+  check.manager.emit_message = jpeg_check_emit_message;
+  if (setjmp(check.fail) != 0) {
+    std::free(row);
+    jpeg_destroy_decompress(&info);
+    return check.message[0] != '\0' ? check.message : "damaged data";
+  }
+  jpeg_create_decompress(&info);
+  jpeg_mem_src(&info, bytes.data(), static_cast<unsigned long>(bytes.size()));
+  jpeg_read_header(&info, TRUE);
+  info.scale_num = 1;
+  info.scale_denom = 8;
+  info.dct_method = JDCT_IFAST;
+  info.do_fancy_upsampling = FALSE;
+  jpeg_start_decompress(&info);
+  row = static_cast<JSAMPROW>(std::malloc(static_cast<std::size_t>(info.output_width) *
+                                          static_cast<std::size_t>(info.output_components)));
+  if (row == nullptr) {
+    jpeg_destroy_decompress(&info);
+    return "out of memory";
+  }
+  while (info.output_scanline < info.output_height) {
+    JSAMPROW rows[1] = {row};
+    jpeg_read_scanlines(&info, rows, 1);
+  }
+  jpeg_finish_decompress(&info);  // reads on to the end-of-image marker
+  std::free(row);
+  jpeg_destroy_decompress(&info);
+  return {};
 }
 
 const char* format_name(ImageFormat f) {
@@ -168,6 +249,14 @@ cv::Mat decode_image(std::span<const std::uint8_t> bytes, const ImageLimits& lim
                     std::to_string(limits.max_pixels) + "; downscale it");
   }
 
+  if (header.format == ImageFormat::kJpeg) {
+    const std::string damage = jpeg_damage(bytes);
+    if (!damage.empty()) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "JPEG image is truncated or corrupt (" + damage +
+                      "): send the whole file; a decoder would fill the rest with grey");
+    }
+  }
   // Keep alpha and 16-bit depth for the formats that carry them; JPEG goes through
   // IMREAD_COLOR so that its EXIF orientation is applied.
   const int flags = header.format == ImageFormat::kJpeg

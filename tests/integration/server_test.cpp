@@ -594,6 +594,10 @@ TEST_F(ServerTest, BadInputsReturnTheirCodesAndChangeNothing) {
   EXPECT_EQ(code, 1);
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 3) << out;  // the error and two photos
   EXPECT_NE(out.find(bad.string() + ": "), std::string::npos) << out;
+  // A JPEG cut short after its header used to be decoded with grey fill and enrolled.
+  status = enroll("w", "cut", {obama.substr(0, obama.size() * 35 / 100)});
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("truncated"), std::string::npos) << status.error_message();
   EXPECT_EQ(enroll("w", "obama", {obama}).error_code(), grpc::StatusCode::ALREADY_EXISTS);
   EXPECT_EQ(enroll("nope", "x", {obama}).error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(enroll("w", "", {obama}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
