@@ -30,9 +30,13 @@ struct ServerConfig {
   std::string listen = "127.0.0.1:50051";  // host:port; loopback unless told otherwise
   std::string data_dir = "frs-data";       // store and index snapshots
   std::string models_dir = frs::default_models_dir().string();
-  frs::FaceIndexOptions index;                    // FAISS type and search settings (face_index.h)
-  int threads = 0;                                // face engine threads; 0 = one per core
-  int max_message_mb = 64;                        // largest request, MiB (1..1024)
+  frs::FaceIndexOptions index;   // FAISS type and search settings (face_index.h)
+  int threads = 0;               // face engine threads; 0 = one per core
+  int max_message_mb = 64;       // largest request, MiB (1..1024)
+  int max_decoded_mb = 384;      // memory one image may take to decode, MiB (1..16384)
+  int max_detector_views = 128;  // detector views per image (1..4096)
+  int max_images_at_once = 0;    // images analysed at once by all calls; 0 = 2 per thread
+  int image_wait_ms = 2000;      // how long a call waits for that, ms (0..60000)
   std::string metrics_listen = "127.0.0.1:9464";  // Prometheus /metrics; "" = off
   float default_max_distance = 0;     // of watchlists created without one; 0 = calibrated
   double default_target_fpir = 0.01;  // ... at this false-alert rate
@@ -140,6 +144,29 @@ void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_fil
       ->capture_default_str();
   flags.add_option("--max-message-mb", config.max_message_mb, "Largest request in MiB")
       ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  flags
+      .add_option("--max-decoded-mb", config.max_decoded_mb,
+                  "Most memory decoding one image may take, MiB (estimated from its header "
+                  "before decoding; over it: RESOURCE_EXHAUSTED)")
+      ->check(CLI::Range(1, 16384))
+      ->capture_default_str();
+  flags
+      .add_option("--max-detector-views", config.max_detector_views,
+                  "Most detector views (whole image + tiles) per image; larger images are "
+                  "scanned for larger faces")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  flags
+      .add_option("--max-images-at-once", config.max_images_at_once,
+                  "Images decoded and analysed at once by all calls together (0 = 2 per "
+                  "engine thread); bounds the memory requests can take")
+      ->check(CLI::Range(0, 256))
+      ->capture_default_str();
+  flags
+      .add_option("--image-wait-ms", config.image_wait_ms,
+                  "How long a call waits for one of those before RESOURCE_EXHAUSTED")
+      ->check(CLI::Range(0, 60000))
       ->capture_default_str();
   flags
       .add_option("--default-max-distance", config.default_max_distance,
@@ -333,6 +360,9 @@ int main(int argc, char** argv) {
     engine_options.models_dir = config.models_dir;
     engine_options.threads = config.threads;
     engine_options.limits.max_bytes = static_cast<std::size_t>(config.max_message_mb) << 20;
+    engine_options.limits.max_decoded_bytes = static_cast<std::uint64_t>(config.max_decoded_mb)
+                                              << 20;
+    engine_options.max_detector_views = config.max_detector_views;
     const frs::FaceEngine engine(engine_options);
 
     frs::Gallery gallery(
@@ -366,12 +396,17 @@ int main(int argc, char** argv) {
     service_options.default_target_fpir = config.default_target_fpir;
     service_options.default_expected_identities = config.default_expected_identities;
     service_options.enrollment = config.enrollment;
+    const int images_at_once =
+        config.max_images_at_once > 0 ? config.max_images_at_once : 2 * engine.options().threads;
+    service_options.image_slots = std::make_shared<frs::Admission>(
+        static_cast<std::size_t>(images_at_once), std::chrono::milliseconds(config.image_wait_ms),
+        "images analysed");
     service_options.on_watchlist_deleted = [&live](const std::string& name) {
       live.watchlist_deleted(name);
     };
     auto gallery_service = frs::service::make_gallery_service(gallery, engine, service_options);
     auto search_service = frs::service::make_search_service(gallery, engine, service_options);
-    auto evaluation_service = frs::service::make_evaluation_service(engine);
+    auto evaluation_service = frs::service::make_evaluation_service(engine, service_options);
     auto camera_service = frs::service::make_camera_service(live, camera_store);
     auto alert_service = frs::service::make_alert_service(alerts, feed);
 

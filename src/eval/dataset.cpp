@@ -179,7 +179,7 @@ GroupsFile read_groups_csv(const std::filesystem::path& csv) {
 
 void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images,
                      const std::function<void(std::size_t, std::size_t)>& progress,
-                     const EnrollmentRules& rules) {
+                     const EnrollmentRules& rules, const Cancellation& cancel, Admission* slots) {
   std::atomic<std::size_t> next{0};
   std::size_t done = 0;
   std::mutex progress_mutex;
@@ -188,13 +188,15 @@ void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images,
     for (std::size_t i = next++; i < images.size(); i = next++) {
       EvalImage& image = images[i];
       try {
+        std::optional<Admission::Slot> slot;
+        if (slots != nullptr) slot.emplace(slots->acquire(cancel, Admission::kUntilCancelled));
         const cv::Mat bgr =
             image.bytes.empty()
                 ? load_image(image.file, engine.options().limits)
                 : decode_image({reinterpret_cast<const std::uint8_t*>(image.bytes.data()),
                                 image.bytes.size()},
                                engine.options().limits);
-        const auto faces = engine.analyze(bgr, true);
+        const auto faces = engine.analyze(bgr, true, cancel);
         if (faces.empty()) {
           image.problem = "no face found";
         } else {
@@ -203,7 +205,8 @@ void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images,
           image.enrollment_problem = enrollment_problem(bgr, faces.front(), rules);
         }
       } catch (const Error& e) {
-        if (e.code() != ErrorCode::kFailedPrecondition) {
+        // Models missing, or the caller gone: every image would fail the same way.
+        if (e.code() != ErrorCode::kFailedPrecondition && e.code() != ErrorCode::kCancelled) {
           image.problem = e.what();
         } else {
           std::lock_guard lock(progress_mutex);

@@ -103,7 +103,7 @@ std::string enrollment_problem(const cv::Mat& bgr, const Face& face, const Enrol
 
 PreparedPhoto prepare_photo(const FaceEngine& engine, std::span<const std::uint8_t> image,
                             std::optional<int> face_index, const EnrollmentRules& rules,
-                            const std::string& override_reason) {
+                            const std::string& override_reason, const Cancellation& cancel) {
   const auto written =
       static_cast<std::size_t>(std::count_if(override_reason.begin(), override_reason.end(),
                                              [](unsigned char c) { return !std::isspace(c); }));
@@ -124,7 +124,7 @@ PreparedPhoto prepare_photo(const FaceEngine& engine, std::span<const std::uint8
   // portrait detector, unless the caller picks a face by its index in what `frs detect`
   // (the full detector) lists.
   std::vector<Face> faces =
-      face_index ? engine.analyze(bgr, false) : engine.analyze_portrait(bgr, false);
+      face_index ? engine.analyze(bgr, false, cancel) : engine.analyze_portrait(bgr, false, cancel);
   if (faces.empty()) {
     out.reason = "no face found: use a photo where the face is frontal and at least " +
                  std::to_string(static_cast<int>(rules.min_face_px)) + " pixels wide";
@@ -169,7 +169,7 @@ PreparedPhoto prepare_photo(const FaceEngine& engine, std::span<const std::uint8
     out.overridden = std::move(problem);
   }
   std::vector<Face> one = {face};
-  engine.embed(one);
+  engine.embed(one, cancel);
   out.face.descriptor = *one[0].embedding;
   out.face.quality = face.quality.score;
   out.face.image_sha256 = sha256_hex(image);

@@ -33,9 +33,10 @@ void to_proto(const ThresholdAt& point, const Rate& missed, pb::OperatingPoint* 
 
 class EvaluationService final : public pb::Evaluation::Service {
  public:
-  explicit EvaluationService(const FaceEngine& engine) : engine_(engine) {}
+  EvaluationService(const FaceEngine& engine, const ServiceOptions& options)
+      : engine_(engine), options_(options) {}
 
-  grpc::Status Evaluate(grpc::ServerContext*, const pb::EvaluateRequest* request,
+  grpc::Status Evaluate(grpc::ServerContext* context, const pb::EvaluateRequest* request,
                         pb::EvaluateResponse* response) override {
     return guarded([&] {
       const EvaluationOptions options = options_of(*request);
@@ -60,7 +61,8 @@ class EvaluationService final : public pb::Evaluation::Service {
         throw Error(ErrorCode::kResourceExhausted,
                     "another evaluation is running: try again when it has finished");
       }
-      describe_images(engine_, images);
+      describe_images(engine_, images, {}, options_.enrollment, cancellation_of(*context),
+                      options_.image_slots.get());
       std::vector<EvalImage> described;
       for (EvalImage& image : images) {
         if (!image.descriptor) {
@@ -147,13 +149,15 @@ class EvaluationService final : public pb::Evaluation::Service {
   }
 
   const FaceEngine& engine_;
+  ServiceOptions options_;
   std::mutex running_;
 };
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> make_evaluation_service(const FaceEngine& engine) {
-  return std::make_unique<EvaluationService>(engine);
+std::unique_ptr<grpc::Service> make_evaluation_service(const FaceEngine& engine,
+                                                       const ServiceOptions& options) {
+  return std::make_unique<EvaluationService>(engine, options);
 }
 
 }  // namespace frs::service

@@ -171,7 +171,7 @@ class GalleryService final : public pb::Gallery::Service {
     });
   }
 
-  grpc::Status Enroll(grpc::ServerContext*, const pb::EnrollRequest* request,
+  grpc::Status Enroll(grpc::ServerContext* context, const pb::EnrollRequest* request,
                       pb::EnrollResponse* response) override {
     return guarded([&] {
       const Watchlist w = require_watchlist(gallery_.store(), request->watchlist());
@@ -184,7 +184,7 @@ class GalleryService final : public pb::Gallery::Service {
       identity.external_id = request->external_id();
       identity.display_name = request->display_name();
       identity.notes = request->notes();
-      const auto prepared = prepare(request->photos(), response);
+      const auto prepared = prepare(request->photos(), response, cancellation_of(*context));
       std::vector<StoredFace> faces;
       for (const auto& [outcome, face] : prepared) faces.push_back(face);
       Identity stored;
@@ -206,7 +206,7 @@ class GalleryService final : public pb::Gallery::Service {
     });
   }
 
-  grpc::Status AddFaces(grpc::ServerContext*, const pb::AddFacesRequest* request,
+  grpc::Status AddFaces(grpc::ServerContext* context, const pb::AddFacesRequest* request,
                         pb::EnrollResponse* response) override {
     return guarded([&] {
       const auto identity = gallery_.store().get_identity(request->identity_id());
@@ -215,7 +215,7 @@ class GalleryService final : public pb::Gallery::Service {
                     "identity " + std::to_string(request->identity_id()) + " does not exist");
       }
       // Photos already enrolled for this identity are skipped, so a re-run resumes.
-      const auto prepared = prepare(request->photos(), response);
+      const auto prepared = prepare(request->photos(), response, cancellation_of(*context));
       std::vector<StoredFace> fresh;
       std::vector<int> fresh_outcomes;
       for (const auto& [outcome, face] : prepared) {
@@ -300,7 +300,8 @@ class GalleryService final : public pb::Gallery::Service {
   // usable, so that an enrollment lands whole or not at all.
   // Returns each accepted face with the index of its outcome in the response.
   std::vector<std::pair<int, StoredFace>> prepare(
-      const google::protobuf::RepeatedPtrField<pb::Photo>& photos, pb::EnrollResponse* response) {
+      const google::protobuf::RepeatedPtrField<pb::Photo>& photos, pb::EnrollResponse* response,
+      const Cancellation& cancel) {
     if (photos.empty()) throw Error(ErrorCode::kInvalidArgument, "no photos given");
     if (photos.size() > options_.max_photos_per_request) {
       throw Error(ErrorCode::kInvalidArgument,
@@ -313,10 +314,11 @@ class GalleryService final : public pb::Gallery::Service {
       const auto& bytes = photo.image();
       const std::span<const std::uint8_t> image(reinterpret_cast<const std::uint8_t*>(bytes.data()),
                                                 bytes.size());
+      const auto slot = image_slot(options_, cancel);
       const PreparedPhoto prepared = prepare_photo(
           engine_, image,
           photo.has_face_index() ? std::optional<int>(photo.face_index()) : std::nullopt,
-          options_.enrollment, photo.override_reason());
+          options_.enrollment, photo.override_reason(), cancel);
       pb::PhotoOutcome* outcome = response->add_photos();
       outcome->set_source(photo.source());
       outcome->set_accepted(prepared.accepted);

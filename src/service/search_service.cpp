@@ -14,11 +14,13 @@ std::span<const std::uint8_t> bytes_of(const std::string& s) {
 
 class SearchService final : public pb::Search::Service {
  public:
-  SearchService(Gallery& gallery, const FaceEngine& engine) : gallery_(gallery), engine_(engine) {}
+  SearchService(Gallery& gallery, const FaceEngine& engine, const ServiceOptions& options)
+      : gallery_(gallery), engine_(engine), options_(options) {}
 
-  grpc::Status Search(grpc::ServerContext*, const pb::SearchRequest* request,
+  grpc::Status Search(grpc::ServerContext* context, const pb::SearchRequest* request,
                       pb::SearchResponse* response) override {
     try {
+      const Cancellation cancel = cancellation_of(*context);
       const int top_k = request->top_k() == 0 ? 5 : request->top_k();
       if (top_k < 1 || top_k > 100) {
         throw Error(ErrorCode::kInvalidArgument,
@@ -43,7 +45,9 @@ class SearchService final : public pb::Search::Service {
           queries.push_back(e);
         }
       } else if (request->query_case() == pb::SearchRequest::kImage) {
-        faces = engine_.analyze(decode_image(bytes_of(request->image()), engine_.options().limits));
+        const auto slot = image_slot(options_, cancel);
+        faces = engine_.analyze(decode_image(bytes_of(request->image()), engine_.options().limits),
+                                true, cancel);
         for (const Face& f : faces) queries.push_back(*f.embedding);
       } else {
         throw Error(ErrorCode::kInvalidArgument, "give an image or descriptors to search with");
@@ -72,11 +76,14 @@ class SearchService final : public pb::Search::Service {
     }
   }
 
-  grpc::Status Compare(grpc::ServerContext*, const pb::CompareRequest* request,
+  grpc::Status Compare(grpc::ServerContext* context, const pb::CompareRequest* request,
                        pb::CompareResponse* response) override {
     try {
+      const Cancellation cancel = cancellation_of(*context);
       auto largest = [&](const std::string& bytes, const char* which) {
-        auto faces = engine_.analyze(decode_image(bytes_of(bytes), engine_.options().limits));
+        const auto slot = image_slot(options_, cancel);
+        auto faces =
+            engine_.analyze(decode_image(bytes_of(bytes), engine_.options().limits), true, cancel);
         if (faces.empty()) {
           throw Error(ErrorCode::kInvalidArgument, std::string("no face found in image_") + which);
         }
@@ -96,13 +103,14 @@ class SearchService final : public pb::Search::Service {
  private:
   Gallery& gallery_;
   const FaceEngine& engine_;
+  ServiceOptions options_;
 };
 
 }  // namespace
 
 std::unique_ptr<grpc::Service> make_search_service(Gallery& gallery, const FaceEngine& engine,
-                                                   const ServiceOptions&) {
-  return std::make_unique<SearchService>(gallery, engine);
+                                                   const ServiceOptions& options) {
+  return std::make_unique<SearchService>(gallery, engine, options);
 }
 
 }  // namespace frs::service

@@ -3,6 +3,19 @@
 
 namespace frs::service {
 
+Cancellation cancellation_of(const grpc::ServerContext& context) {
+  const auto deadline = context.deadline();
+  return Cancellation([&context, deadline] {
+    return context.IsCancelled() || std::chrono::system_clock::now() > deadline;
+  });
+}
+
+std::optional<Admission::Slot> image_slot(const ServiceOptions& options,
+                                          const Cancellation& cancel) {
+  if (!options.image_slots) return std::nullopt;
+  return options.image_slots->acquire(cancel);
+}
+
 grpc::Status to_status(const std::exception& e) {
   const auto* error = dynamic_cast<const Error*>(&e);
   if (error == nullptr) return {grpc::StatusCode::INTERNAL, e.what()};
@@ -21,6 +34,8 @@ grpc::Status to_status(const std::exception& e) {
       return {grpc::StatusCode::RESOURCE_EXHAUSTED, e.what()};
     case ErrorCode::kFailedPrecondition:
       return {grpc::StatusCode::FAILED_PRECONDITION, e.what()};
+    case ErrorCode::kCancelled:
+      return {grpc::StatusCode::CANCELLED, e.what()};
     case ErrorCode::kInternal:
       break;
   }

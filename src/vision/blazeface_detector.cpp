@@ -42,7 +42,9 @@ float sigmoid(float x) {
 
 }  // namespace
 
-std::vector<DetectionView> plan_detection_views(cv::Size size, int min_face_px) {
+namespace {
+
+std::vector<DetectionView> plan_views_for(cv::Size size, int min_face_px) {
   std::vector<DetectionView> views;
   const int side = std::max(size.width, size.height);
   if (side <= 0) return views;
@@ -85,6 +87,20 @@ std::vector<DetectionView> plan_detection_views(cv::Size size, int min_face_px) 
     }
     if (tile == kMinTile) break;  // finer tiles would show the model an upscaled blur
     found_from = tile * kModelMinFace / kInput;
+  }
+  return views;
+}
+
+}  // namespace
+
+std::vector<DetectionView> plan_detection_views(cv::Size size, int min_face_px, int max_views) {
+  std::vector<DetectionView> views = plan_views_for(size, min_face_px);
+  // Too many: look for larger faces, a quarter larger at a time (about 40 steps from 40 px
+  // to a million). The whole-image view alone is always within any limit.
+  while (max_views > 0 && views.size() > static_cast<std::size_t>(max_views) && min_face_px > 0) {
+    min_face_px = std::max(min_face_px + 1, min_face_px * 5 / 4);
+    if (min_face_px >= std::max(size.width, size.height)) min_face_px = 0;
+    views = plan_views_for(size, min_face_px);
   }
   return views;
 }
@@ -156,6 +172,10 @@ BlazeFaceDetector::BlazeFaceDetector(const BlazeFaceOptions& options) : options_
   if (options.min_score < 0 || options.min_score > 1) {
     throw Error(ErrorCode::kInvalidArgument,
                 "detector min_score must be in [0,1], got " + std::to_string(options.min_score));
+  }
+  if (options.max_views < 1 || options.max_views > 4096) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "detector max_views must be in 1..4096, got " + std::to_string(options.max_views));
   }
   const int instances = std::max(1, options.instances);
   for (int i = 0; i < instances; ++i) {
@@ -262,11 +282,12 @@ std::vector<Detection> BlazeFaceDetector::detect_view(cv::dnn::Net& net, const c
   return found;
 }
 
-std::vector<Detection> BlazeFaceDetector::detect(const cv::Mat& bgr) {
+std::vector<Detection> BlazeFaceDetector::detect(const cv::Mat& bgr, const Cancellation& cancel) {
   if (bgr.empty() || bgr.type() != CV_8UC3) {
     throw Error(ErrorCode::kInvalidArgument, "detector needs a non-empty 8-bit BGR image");
   }
-  const std::vector<DetectionView> views = plan_detection_views(bgr.size(), options_.min_face_px);
+  const std::vector<DetectionView> views =
+      plan_detection_views(bgr.size(), options_.min_face_px, options_.max_views);
   // Views are independent: spread them over the nets so a tiled 1080p frame takes about
   // 1/instances of the time. View i goes to share i % shares.
   const std::size_t shares = std::min(views.size(), nets_.size());
@@ -275,6 +296,7 @@ std::vector<Detection> BlazeFaceDetector::detect(const cv::Mat& bgr) {
     auto lease = nets_.acquire();
     try {
       for (std::size_t i = share; i < views.size(); i += shares) {
+        cancel.check();
         auto part = detect_view(*lease, bgr, views[i]);
         found.insert(found.end(), std::make_move_iterator(part.begin()),
                      std::make_move_iterator(part.end()));

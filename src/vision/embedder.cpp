@@ -67,7 +67,8 @@ dlib::matrix<dlib::rgb_pixel> to_dlib_rgb(const cv::Mat& chip, bool mirror) {
 
 }  // namespace
 
-std::vector<Embedding> FaceEmbedder::embed(const std::vector<cv::Mat>& chips) const {
+std::vector<Embedding> FaceEmbedder::embed(const std::vector<cv::Mat>& chips,
+                                           const Cancellation& cancel) const {
   for (std::size_t i = 0; i < chips.size(); ++i) {
     if (chips[i].rows != facenet::kChipSize || chips[i].cols != facenet::kChipSize ||
         chips[i].type() != CV_8UC3) {
@@ -97,10 +98,15 @@ std::vector<Embedding> FaceEmbedder::embed(const std::vector<cv::Mat>& chips) co
       std::min<std::size_t>(static_cast<std::size_t>(options_.threads), inputs.size());
   auto run_share = [&](std::size_t begin, std::size_t end) {
     auto net = impl_->nets.acquire();
-    std::vector<dlib::matrix<dlib::rgb_pixel>> part(inputs.begin() + static_cast<long>(begin),
-                                                    inputs.begin() + static_cast<long>(end));
-    auto out = (*net)(part, static_cast<std::size_t>(options_.batch_size));
-    std::move(out.begin(), out.end(), raw.begin() + static_cast<long>(begin));
+    const auto batch = static_cast<std::size_t>(options_.batch_size);
+    for (std::size_t from = begin; from < end; from += batch) {
+      cancel.check();
+      const std::size_t to = std::min(end, from + batch);
+      std::vector<dlib::matrix<dlib::rgb_pixel>> part(inputs.begin() + static_cast<long>(from),
+                                                      inputs.begin() + static_cast<long>(to));
+      auto out = (*net)(part, batch);
+      std::move(out.begin(), out.end(), raw.begin() + static_cast<long>(from));
+    }
   };
   if (shares <= 1) {
     if (!inputs.empty()) run_share(0, inputs.size());

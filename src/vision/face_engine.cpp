@@ -53,6 +53,7 @@ FaceEngine::FaceEngine(const FaceEngineOptions& options) : options_(options) {
     o.model = options.models_dir / kBlazeFaceModelFile;
     o.min_score = options.min_score;
     o.min_face_px = options.min_face_px;
+    o.max_views = options.max_detector_views;
     o.instances = threads;
     detector_ = std::make_unique<BlazeFaceDetector>(o);
     if (options.portrait_detector) {
@@ -81,8 +82,8 @@ FaceEngine::FaceEngine(const FaceEngineOptions& options) : options_(options) {
 
 FaceEngine::~FaceEngine() = default;
 
-std::vector<Detection> FaceEngine::detect(const cv::Mat& bgr) const {
-  return largest_first(detector_->detect(bgr));
+std::vector<Detection> FaceEngine::detect(const cv::Mat& bgr, const Cancellation& cancel) const {
+  return largest_first(detector_->detect(bgr, cancel));
 }
 
 std::vector<Detection> FaceEngine::largest_first(std::vector<Detection> detections) const {
@@ -101,26 +102,31 @@ Face FaceEngine::align(const cv::Mat& bgr, const Detection& detection) const {
   return aligner_->align(bgr, detection);
 }
 
-std::vector<Face> FaceEngine::analyze(const cv::Mat& bgr, bool embed_faces) const {
-  return align_all(bgr, detect(bgr), embed_faces);
+std::vector<Face> FaceEngine::analyze(const cv::Mat& bgr, bool embed_faces,
+                                      const Cancellation& cancel) const {
+  return align_all(bgr, detect(bgr, cancel), embed_faces, cancel);
 }
 
-std::vector<Face> FaceEngine::analyze_portrait(const cv::Mat& bgr, bool embed_faces) const {
-  if (!portrait_detector_) return analyze(bgr, embed_faces);
-  std::vector<Detection> detections = largest_first(portrait_detector_->detect(bgr));
-  if (detections.empty()) detections = detect(bgr);
-  return align_all(bgr, detections, embed_faces);
+std::vector<Face> FaceEngine::analyze_portrait(const cv::Mat& bgr, bool embed_faces,
+                                               const Cancellation& cancel) const {
+  if (!portrait_detector_) return analyze(bgr, embed_faces, cancel);
+  std::vector<Detection> detections = largest_first(portrait_detector_->detect(bgr, cancel));
+  if (detections.empty()) detections = detect(bgr, cancel);
+  return align_all(bgr, detections, embed_faces, cancel);
 }
 
 std::vector<Face> FaceEngine::align_all(const cv::Mat& bgr,
-                                        const std::vector<Detection>& detections,
-                                        bool embed_faces) const {
+                                        const std::vector<Detection>& detections, bool embed_faces,
+                                        const Cancellation& cancel) const {
   std::vector<Face> faces(detections.size());
   // Landmarks cost ~1 ms a face; split them over the threads only when there are many.
   const std::size_t shares = std::min<std::size_t>(static_cast<std::size_t>(options_.threads),
                                                    std::max<std::size_t>(1, faces.size() / 16));
   auto align_range = [&](std::size_t begin, std::size_t end) {
-    for (std::size_t i = begin; i < end; ++i) faces[i] = aligner_->align(bgr, detections[i]);
+    for (std::size_t i = begin; i < end; ++i) {
+      cancel.check();
+      faces[i] = aligner_->align(bgr, detections[i]);
+    }
   };
   if (shares <= 1) {
     align_range(0, faces.size());
@@ -133,15 +139,15 @@ std::vector<Face> FaceEngine::align_all(const cv::Mat& bgr,
     }
     for (auto& j : jobs) j.get();
   }
-  if (embed_faces) embed(faces);
+  if (embed_faces) embed(faces, cancel);
   return faces;
 }
 
-void FaceEngine::embed(std::vector<Face>& faces) const {
+void FaceEngine::embed(std::vector<Face>& faces, const Cancellation& cancel) const {
   std::vector<cv::Mat> chips;
   chips.reserve(faces.size());
   for (const Face& f : faces) chips.push_back(f.chip);
-  const std::vector<Embedding> embeddings = embedder_->embed(chips);
+  const std::vector<Embedding> embeddings = embedder_->embed(chips, cancel);
   for (std::size_t i = 0; i < faces.size(); ++i) faces[i].embedding = embeddings[i];
 }
 

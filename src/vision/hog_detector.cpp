@@ -24,7 +24,8 @@ HogFaceDetector::HogFaceDetector(const HogOptions& options)
 
 HogFaceDetector::~HogFaceDetector() = default;
 
-std::vector<Detection> HogFaceDetector::detect(const cv::Mat& bgr) {
+std::vector<Detection> HogFaceDetector::detect(const cv::Mat& bgr, const Cancellation& cancel) {
+  cancel.check();  // one dlib scan: it cannot stop midway
   if (bgr.empty() || bgr.type() != CV_8UC3) {
     throw Error(ErrorCode::kInvalidArgument, "detector needs a non-empty 8-bit BGR image");
   }

@@ -47,6 +47,9 @@ void probe_jpeg(std::span<const std::uint8_t> b, ImageHeader& h) {
     if (is_sof) {
       h.height = (b[i + 5] << 8) | b[i + 6];
       h.width = (b[i + 7] << 8) | b[i + 8];
+      // Decoded as 8-bit BGR (IMREAD_COLOR); a CMYK JPEG goes through 4 channels first.
+      h.bytes_per_sample = 1;
+      h.channels = b[i + 9] == 4 ? 4 : 3;
       return;
     }
     if (length < 2) return;
@@ -205,6 +208,12 @@ ImageHeader probe_image(std::span<const std::uint8_t> b) {
       h.width = static_cast<int>(std::min<std::uint32_t>(be32(b.data() + 16), INT32_MAX));
       h.height = static_cast<int>(std::min<std::uint32_t>(be32(b.data() + 20), INT32_MAX));
     }
+    if (b.size() >= 26) {
+      // IHDR bit depth and colour type: 0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA.
+      h.bytes_per_sample = b[24] == 16 ? 2 : 1;
+      const std::uint8_t colour = b[25];
+      h.channels = colour == 0 ? 1 : colour == 2 ? 3 : colour == 4 ? 2 : 4;
+    }
   } else if (b.size() >= 2 && b[0] == 'B' && b[1] == 'M') {
     h.format = ImageFormat::kBmp;
     if (b.size() >= 26) {
@@ -220,6 +229,16 @@ ImageHeader probe_image(std::span<const std::uint8_t> b) {
     probe_webp(b, h);
   }
   return h;
+}
+
+std::uint64_t decoding_bytes(const ImageHeader& h) {
+  const std::uint64_t pixels = static_cast<std::uint64_t>(std::max(0, h.width)) *
+                               static_cast<std::uint64_t>(std::max(0, h.height));
+  const auto channels = static_cast<std::uint64_t>(h.channels);
+  std::uint64_t per_pixel = channels * static_cast<std::uint64_t>(h.bytes_per_sample);
+  if (h.bytes_per_sample > 1) per_pixel += channels;  // the 8-bit copy
+  if (h.channels != 3) per_pixel += 3;                // the BGR copy
+  return pixels * per_pixel;
 }
 
 cv::Mat decode_image(std::span<const std::uint8_t> bytes, const ImageLimits& limits) {
@@ -247,6 +266,27 @@ cv::Mat decode_image(std::span<const std::uint8_t> bytes, const ImageLimits& lim
                     std::to_string(header.width) + "x" + std::to_string(header.height) + " = " +
                     std::to_string(pixels) + " pixels, over the limit of " +
                     std::to_string(limits.max_pixels) + "; downscale it");
+  }
+  const int longer = std::max(header.width, header.height);
+  const int shorter = std::min(header.width, header.height);
+  if (static_cast<std::int64_t>(longer) >
+      static_cast<std::int64_t>(shorter) * limits.max_aspect_ratio) {
+    throw Error(ErrorCode::kInvalidArgument,
+                std::string(format_name(header.format)) + " image is " +
+                    std::to_string(header.width) + "x" + std::to_string(header.height) +
+                    ": its sides differ more than " + std::to_string(limits.max_aspect_ratio) +
+                    " to 1, the most accepted; crop it to the part with the faces");
+  }
+  const std::uint64_t memory = decoding_bytes(header);
+  if (memory > limits.max_decoded_bytes) {
+    throw Error(ErrorCode::kResourceExhausted,
+                std::string(format_name(header.format)) + " image is " +
+                    std::to_string(header.width) + "x" + std::to_string(header.height) + ", " +
+                    std::to_string(header.channels) + " channels of " +
+                    std::to_string(8 * header.bytes_per_sample) + " bits: decoding it takes " +
+                    std::to_string(memory >> 20) + " MiB, over the limit of " +
+                    std::to_string(limits.max_decoded_bytes >> 20) +
+                    " MiB; downscale it or save it as 8-bit RGB");
   }
 
   if (header.format == ImageFormat::kJpeg) {
@@ -281,7 +321,7 @@ cv::Mat decode_image(std::span<const std::uint8_t> bytes, const ImageLimits& lim
                 "image is " + std::to_string(decoded.cols) + "x" + std::to_string(decoded.rows) +
                     " pixels, over the limit of " + std::to_string(limits.max_pixels));
   }
-  return to_bgr8(decoded);
+  return to_bgr8(std::move(decoded));  // moved: the conversions free what they replace
 }
 
 cv::Mat load_image(const std::filesystem::path& path, const ImageLimits& limits) {

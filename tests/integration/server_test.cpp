@@ -15,6 +15,8 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <thread>
 
 #include "child_processes.h"
@@ -100,6 +102,26 @@ class Server {
     return status;
   }
   pid_t pid() const { return pid_; }
+  // CPU time the server process has used so far, seconds (user + system).
+  double cpu_seconds() const {
+    std::ifstream stat(std::filesystem::path("/proc") / std::to_string(pid_) / "stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    std::istringstream fields(text.substr(text.rfind(')') + 2));
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; i <= 15 && fields >> field; ++i) {
+      if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
+    }
+    return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  }
+  // Resident memory of the server process, MiB.
+  double rss_mib() const {
+    std::ifstream status(std::filesystem::path("/proc") / std::to_string(pid_) / "status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+    }
+    return 0;
+  }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   std::string metrics_address() const { return "127.0.0.1:" + std::to_string(metrics_port_); }
   int metrics_port() const { return metrics_port_; }
@@ -673,6 +695,82 @@ TEST_F(ServerTest, CompareAndHealth) {
   for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
   // HealthCheckResponse{status: SERVING (1)}: field 1, varint 1.
   EXPECT_EQ(bytes, std::string("\x08\x01", 2));
+}
+
+// 144 faces in one 1440x1800 JPEG: seconds of descriptor work for one Search.
+std::string crowd_jpeg() {
+  const cv::Mat face = cv::imread(face_path("obama.jpg").string());
+  cv::Mat small;
+  cv::resize(face, small, cv::Size(120, 120 * face.rows / face.cols));
+  cv::Mat grid(small.rows * 12, small.cols * 12, CV_8UC3);
+  for (int y = 0; y < 12; ++y) {
+    for (int x = 0; x < 12; ++x) {
+      small.copyTo(grid(cv::Rect(x * small.cols, y * small.rows, small.cols, small.rows)));
+    }
+  }
+  std::vector<std::uint8_t> jpeg;
+  cv::imencode(".jpg", grid, jpeg);
+  return std::string(jpeg.begin(), jpeg.end());
+}
+
+grpc::Status search_image(Server& server, const std::string& image,
+                          std::chrono::milliseconds deadline = std::chrono::seconds(60)) {
+  grpc::ClientContext c;
+  c.set_deadline(std::chrono::system_clock::now() + deadline);
+  pb::SearchRequest r;
+  r.set_image(image);
+  pb::SearchResponse response;
+  return server.search().Search(&c, r, &response);
+}
+
+// Images whose shape or decoded size would cost minutes of CPU or gigabytes are refused from
+// their header; a Search whose deadline passed stops its work; images analysed at once are
+// bounded across calls (the excess waits briefly, then RESOURCE_EXHAUSTED).
+TEST(ServerLimits, CpuAndMemoryBombsAreBoundedAndAbandonedWorkStops) {
+  ScopedTempDir dir("server-limits");
+  Server server(dir.path() / "data", {"--max-images-at-once", "1", "--image-wait-ms", "300"});
+  // 1x1,000,000 grey pixels in 2 KB: 89 s of detector CPU before.
+  std::vector<std::uint8_t> line;
+  cv::imencode(".png", cv::Mat(1, 1000000, CV_8UC1, cv::Scalar(128)), line);
+  const auto started = std::chrono::steady_clock::now();
+  auto status = search_image(server, std::string(line.begin(), line.end()));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
+  // A 7000x7000 16-bit RGBA PNG header: 735 MB to decode.
+  std::vector<std::uint8_t> deep;
+  cv::imencode(".png", cv::Mat(8, 8, CV_16UC4, cv::Scalar::all(999)), deep);
+  for (int i = 0; i < 4; ++i)
+    deep[16 + i] = deep[20 + i] = static_cast<std::uint8_t>(7000 >> (24 - 8 * i));
+  const double rss_before = server.rss_mib();
+  status = search_image(server, std::string(deep.begin(), deep.end()));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_LT(server.rss_mib() - rss_before, 50.0);
+
+  const std::string crowd = crowd_jpeg();
+  const double full_cpu_start = server.cpu_seconds();
+  ASSERT_TRUE(search_image(server, crowd).ok());
+  const double full_cpu = server.cpu_seconds() - full_cpu_start;
+  // Abandoned after 500 ms: the server stops within a detector view or a batch of
+  // descriptors instead of finishing the seconds of work.
+  status = search_image(server, crowd, std::chrono::milliseconds(500));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  const double cpu_at_deadline = server.cpu_seconds();
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  const double cpu_after_deadline = server.cpu_seconds() - cpu_at_deadline;
+  std::printf("crowd search: %.2f s CPU whole; %.2f s CPU after a 500 ms deadline\n", full_cpu,
+              cpu_after_deadline);
+  EXPECT_GT(full_cpu, 1.5);
+  EXPECT_LT(cpu_after_deadline, 0.5);
+
+  // One image at a time: a second heavy Search waits 300 ms, then is refused.
+  grpc::Status first;
+  std::thread busy([&] { first = search_image(server, crowd); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  status = search_image(server, crowd);
+  busy.join();
+  EXPECT_TRUE(first.ok()) << first.error_message();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_NE(status.error_message().find("server busy"), std::string::npos);
 }
 
 // SIGTERM and SIGINT let the call in flight finish, write the snapshots and exit 0; the next

@@ -114,6 +114,23 @@ TEST(PlanDetectionViews, SmallFacesTakeSeveralLevelsThatEachBridgeTheLevelAbove)
   }
 }
 
+// A 1x1,000,000 image planned 3,580 views, a 50 Mpx photo 257: at most max_views are
+// planned, by looking for larger faces; images within the limit are planned as before.
+TEST(PlanDetectionViews, NeverPlansMoreThanMaxViews) {
+  for (const cv::Size size : {cv::Size(1, 1000000), cv::Size(8660, 5773), cv::Size(20000, 1000),
+                              cv::Size(3840, 2160), cv::Size(1920, 1080)}) {
+    const auto unlimited = plan_detection_views(size, 40);
+    const auto capped = plan_detection_views(size, 40, 128);
+    EXPECT_LE(capped.size(), 128u) << size;
+    EXPECT_GE(capped.size(), 1u) << size;
+    if (unlimited.size() <= 128) {
+      EXPECT_EQ(capped.size(), unlimited.size()) << size;
+    }
+  }
+  EXPECT_EQ(plan_detection_views(cv::Size(1920, 1080), 40, 128).size(), 9u);
+  EXPECT_EQ(plan_detection_views(cv::Size(1920, 1080), 40, 1).size(), 1u);
+}
+
 TEST(MergeDetections, BlendsOverlappingBoxesByScore) {
   std::vector<Detection> d(3);
   d[0].box = {0, 0, 10, 10};

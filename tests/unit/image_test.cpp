@@ -132,6 +132,49 @@ TEST(DecodeImage, RejectsGarbageAfterAValidHeader) {
   EXPECT_EQ(code_of(bytes), ErrorCode::kInvalidArgument);
 }
 
+void set_png_size(std::vector<std::uint8_t>& png, std::uint32_t width, std::uint32_t height) {
+  for (int i = 0; i < 4; ++i) {
+    png[16 + i] = static_cast<std::uint8_t>(width >> (24 - 8 * i));
+    png[20 + i] = static_cast<std::uint8_t>(height >> (24 - 8 * i));
+  }
+}
+
+// A 2 KB PNG of 1x1,000,000 pixels cost 89 s of detector time: absurd shapes are refused
+// from the header.
+TEST(DecodeImage, RefusesAbsurdAspectRatiosFromTheHeader) {
+  const cv::Mat line(1, 1000000, CV_8UC1, cv::Scalar(128));
+  const auto bytes = encode(line, ".png");
+  EXPECT_LT(bytes.size(), 5000u);
+  EXPECT_EQ(code_of(bytes), ErrorCode::kInvalidArgument);
+  EXPECT_NE(message_of(bytes).find("20 to 1"), std::string::npos) << message_of(bytes);
+  EXPECT_EQ(decode_image(encode(cv::Mat(10, 200, CV_8UC3, cv::Scalar::all(9)), ".png")).cols,
+            200);  // 20:1 exactly is accepted
+  EXPECT_EQ(code_of(encode(cv::Mat(10, 201, CV_8UC3, cv::Scalar::all(9)), ".png")),
+            ErrorCode::kInvalidArgument);
+}
+
+// A 381 KB 7000x7000 16-bit RGBA PNG cost 705 MB in one Search: the memory decoding takes
+// is estimated from the header and bounded before a pixel is decoded.
+TEST(DecodeImage, BoundsTheMemoryDecodingTakesBeforeDecoding) {
+  auto png = encode(cv::Mat(8, 8, CV_16UC4, cv::Scalar::all(1000)), ".png");
+  set_png_size(png, 7000, 7000);  // header only: refused before the data is looked at
+  ImageHeader header = probe_image(png);
+  EXPECT_EQ(header.channels, 4);
+  EXPECT_EQ(header.bytes_per_sample, 2);
+  EXPECT_EQ(decoding_bytes(header), 49000000ull * (8 + 4 + 3));
+  EXPECT_EQ(code_of(png), ErrorCode::kResourceExhausted);
+  EXPECT_NE(message_of(png).find("MiB, over the limit of 384 MiB"), std::string::npos)
+      << message_of(png);
+  // The same pixels as 8-bit RGB fit: 147 MB.
+  auto rgb = encode(cv::Mat(8, 8, CV_8UC3, cv::Scalar::all(7)), ".png");
+  set_png_size(rgb, 7000, 7000);
+  EXPECT_EQ(decoding_bytes(probe_image(rgb)), 49000000ull * 3);
+  ImageLimits tight;
+  tight.max_decoded_bytes = 100;
+  EXPECT_EQ(code_of(encode(cv::Mat(8, 8, CV_8UC3, cv::Scalar::all(7)), ".jpg"), tight),
+            ErrorCode::kResourceExhausted);  // 192 bytes of BGR
+}
+
 TEST(DecodeImage, RejectsZeroSizeImages) {
   std::vector<std::uint8_t> bytes = encode(gradient(8, 8, CV_8UC3), ".png");
   // Patch the PNG header's width and height to 0.

@@ -15,6 +15,7 @@ enum class ErrorCode {
   kResourceExhausted,   // input over a documented size limit
   kFailedPrecondition,  // the system is not set up for the request (e.g. models missing)
   kInternal,            // a bug or an unexpected failure of a library we call
+  kCancelled,           // the caller gave up (cancelled, or its deadline passed): work stopped
 };
 
 class Error : public std::runtime_error {

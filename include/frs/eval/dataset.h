@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "frs/core/admission.h"
 #include "frs/core/embedding.h"
 #include "frs/eval/metrics.h"
 #include "frs/gallery/enrollment.h"
@@ -70,9 +71,12 @@ GroupsFile read_groups_csv(const std::filesystem::path& csv);
 // The figures do not depend on the order or the threads (test
 // CliEval.TheFiguresDoNotDependOnHowManyImagesAreAnalysedAtOnce).
 // `progress(done, total)` is called after each image, from one thread at a time.
+// With `slots`, each image is decoded and analysed holding one of them (a server shares
+// its memory bound with other calls); `cancel` stops the whole run with Error(kCancelled).
 void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images,
                      const std::function<void(std::size_t, std::size_t)>& progress = {},
-                     const EnrollmentRules& rules = {});
+                     const EnrollmentRules& rules = {}, const Cancellation& cancel = {},
+                     Admission* slots = nullptr);
 
 // Every pair of described images of an identity tree: same = same identity.
 std::vector<LabelledDistance> all_pairs(const std::vector<EvalImage>& images);

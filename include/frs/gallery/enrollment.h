@@ -75,9 +75,11 @@ inline constexpr std::size_t kMinOverrideReasonLength = 10;
 // and this justification are stored with the face. It never lets through a photo with no
 // face, an ambiguous subject or unreadable bytes. Throws Error(kInvalidArgument) when the
 // justification is shorter than kMinOverrideReasonLength.
+// `cancel` stops the analysis with Error(kCancelled).
 PreparedPhoto prepare_photo(const FaceEngine& engine, std::span<const std::uint8_t> image,
                             std::optional<int> face_index, const EnrollmentRules& rules = {},
-                            const std::string& override_reason = "");
+                            const std::string& override_reason = "",
+                            const Cancellation& cancel = {});
 
 // Lower-case hex SHA-256 of the bytes.
 std::string sha256_hex(std::span<const std::uint8_t> bytes);

@@ -7,9 +7,12 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 
 #include "frs/alerts/alert_feed.h"
 #include "frs/alerts/alert_store.h"
+#include "frs/core/admission.h"
+#include "frs/core/cancel.h"
 #include "frs/core/error.h"
 #include "frs/gallery/enrollment.h"
 #include "frs/gallery/gallery.h"
@@ -30,7 +33,19 @@ struct ServiceOptions {
   int max_photos_per_request = 32;
   // Called after a watchlist was deleted (the live path says so for the cameras naming it).
   std::function<void(const std::string&)> on_watchlist_deleted;
+  // Images decoded and analysed at once across all calls (each holds up to
+  // ImageLimits::max_decoded_bytes); null = no bound. frs-server always sets it.
+  std::shared_ptr<Admission> image_slots;
 };
+
+// The cancellation of a call: the client cancelled it, or its deadline passed. Long work
+// checks it and stops (the CPU is not spent on an answer nobody waits for).
+Cancellation cancellation_of(const grpc::ServerContext& context);
+
+// A slot of options.image_slots for one image (none when there is no bound): hold it while
+// the image is decoded and analysed.
+std::optional<Admission::Slot> image_slot(const ServiceOptions& options,
+                                          const Cancellation& cancel);
 
 // An error that carries status details for the client (the grpc-status-details-bin
 // trailer: a serialized frs.v1.ErrorStatus).
@@ -62,7 +77,8 @@ std::unique_ptr<grpc::Service> make_gallery_service(Gallery& gallery, const Face
 std::unique_ptr<grpc::Service> make_search_service(Gallery& gallery, const FaceEngine& engine,
                                                    const ServiceOptions& options);
 // Evaluation (frs.v1.Evaluation): accuracy on the caller's labelled photos, nothing stored.
-std::unique_ptr<grpc::Service> make_evaluation_service(const FaceEngine& engine);
+std::unique_ptr<grpc::Service> make_evaluation_service(const FaceEngine& engine,
+                                                       const ServiceOptions& options);
 // Cameras (frs.v1.Cameras): changes go to the live recognizer and the camera store.
 std::unique_ptr<grpc::Service> make_camera_service(LiveRecognizer& live, CameraStore& cameras);
 // Alerts (frs.v1.Alerts): the alert log, and the feed for streaming.

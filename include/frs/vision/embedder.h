@@ -6,6 +6,7 @@
 #include <opencv2/core.hpp>
 #include <vector>
 
+#include "frs/core/cancel.h"
 #include "frs/core/embedding.h"
 
 namespace frs {
@@ -35,7 +36,9 @@ class FaceEmbedder {
   FaceEmbedder& operator=(const FaceEmbedder&) = delete;
 
   // Thread-safe. One descriptor per chip, in order. Chips must be 150x150 8-bit BGR.
-  std::vector<Embedding> embed(const std::vector<cv::Mat>& chips) const;
+  // Stops with Error(kCancelled) when `cancel` fires (checked between batches).
+  std::vector<Embedding> embed(const std::vector<cv::Mat>& chips,
+                               const Cancellation& cancel = {}) const;
 
   const EmbedderOptions& options() const { return options_; }
 

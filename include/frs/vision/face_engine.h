@@ -35,6 +35,9 @@ struct FaceEngineOptions {
   // Smallest face side to find, in source pixels (BlazeFace tiling). Default 40; 0 = one
   // pass over the whole image.
   int min_face_px = 40;
+  // Most detector views per image (BlazeFaceOptions::max_views): bounds the work an image
+  // of any size or shape costs. Default 128, range 1..4096.
+  int max_detector_views = 128;
   int hog_upsample = 1;  // see HogOptions::upsample
   // Most faces analysed per image, keeping the largest. Default 256; range 1..10000.
   int max_faces = 256;
@@ -56,22 +59,25 @@ class FaceEngine {
   FaceEngine(const FaceEngine&) = delete;
   FaceEngine& operator=(const FaceEngine&) = delete;
 
-  // All thread-safe.
+  // All thread-safe. Those that take a Cancellation stop with Error(kCancelled) soon after
+  // it fires (between detector views, faces and batches of descriptors).
   // The faces found, largest first (the subject of a portrait is the first), at most
   // max_faces.
-  std::vector<Detection> detect(const cv::Mat& bgr) const;
+  std::vector<Detection> detect(const cv::Mat& bgr, const Cancellation& cancel = {}) const;
   // Landmarks, chip and quality of one detected face (what analyze does for each face).
   Face align(const cv::Mat& bgr, const Detection& detection) const;
   // Detects, aligns and measures every face (largest first, at most max_faces); with
   // `embed` also computes each face's descriptor in one batch.
-  std::vector<Face> analyze(const cv::Mat& bgr, bool embed = true) const;
+  std::vector<Face> analyze(const cv::Mat& bgr, bool embed = true,
+                            const Cancellation& cancel = {}) const;
   // For a photo of one person near the camera (enrollment, booking photos): BlazeFace's
   // front model over the whole photo, a quarter of the back model's pixels; when it finds
   // no face, analyze() as usual. Faces far from the camera are not looked for. HOG engines:
   // analyze().
-  std::vector<Face> analyze_portrait(const cv::Mat& bgr, bool embed = true) const;
+  std::vector<Face> analyze_portrait(const cv::Mat& bgr, bool embed = true,
+                                     const Cancellation& cancel = {}) const;
   // Embeds faces already aligned (e.g. the best chips of a track), in place.
-  void embed(std::vector<Face>& faces) const;
+  void embed(std::vector<Face>& faces, const Cancellation& cancel = {}) const;
 
   const FaceEngineOptions& options() const { return options_; }
   const FaceEmbedder& embedder() const { return *embedder_; }
@@ -79,7 +85,7 @@ class FaceEngine {
  private:
   FaceEngineOptions options_;
   std::vector<Face> align_all(const cv::Mat& bgr, const std::vector<Detection>& detections,
-                              bool embed) const;
+                              bool embed, const Cancellation& cancel) const;
   std::vector<Detection> largest_first(std::vector<Detection> detections) const;
 
   std::unique_ptr<FaceDetector> detector_;

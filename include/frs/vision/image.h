@@ -17,6 +17,16 @@ struct ImageLimits {
   std::uint64_t max_pixels = 50'000'000;
   // Largest encoded input accepted, in bytes. Default 64 MiB.
   std::size_t max_bytes = 64u << 20;
+  // Most memory decoding may take, in bytes: the decoder's output (width x height x
+  // channels x bytes per sample) plus the 8-bit and BGR copies made from it, estimated from
+  // the header before any pixel is decoded. A 381 KB 7000x7000 16-bit RGBA PNG would take
+  // 735 MB. Default 384 MiB (a 50 Mpx RGB photo takes 150 MB, 50 Mpx RGBA 343 MB); range
+  // 1 MiB .. 16 GiB.
+  std::uint64_t max_decoded_bytes = std::uint64_t{384} << 20;
+  // Longest side over shortest side accepted. Default 20 (panoramas are up to about 8);
+  // a 2 KB PNG of 1x1,000,000 grey pixels has no face to find and cost 89 s of detector
+  // time before this limit.
+  int max_aspect_ratio = 20;
 };
 
 enum class ImageFormat { kUnknown, kJpeg, kPng, kBmp, kWebp };
@@ -25,7 +35,15 @@ struct ImageHeader {
   ImageFormat format = ImageFormat::kUnknown;
   int width = 0;   // pixels, 0 when the header does not say
   int height = 0;  // pixels
+  // What the decoder will output per pixel, as far as the header says (else the largest
+  // the format allows): channels (1..4) and bytes per sample (1 or 2).
+  int channels = 4;
+  int bytes_per_sample = 1;
 };
+
+// Memory decode_image needs for an image with this header, in bytes (see
+// ImageLimits::max_decoded_bytes).
+std::uint64_t decoding_bytes(const ImageHeader& header);
 
 // Reads format and dimensions from the first bytes without decoding pixels.
 ImageHeader probe_image(std::span<const std::uint8_t> bytes);
