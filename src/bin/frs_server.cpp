@@ -37,6 +37,8 @@ struct ServerConfig {
   int max_detector_views = 128;  // detector views per image (1..4096)
   int max_images_at_once = 0;    // images analysed at once by all calls; 0 = 2 per thread
   int image_wait_ms = 2000;      // how long a call waits for that, ms (0..60000)
+  frs::service::AlertStreamLimits alert_streams;  // StreamAlerts: open streams, write timeout
+  std::int64_t alert_write_timeout_ms = 10000;    // ... as a flag (100..3600000)
   std::string metrics_listen = "127.0.0.1:9464";  // Prometheus /metrics; "" = off
   float default_max_distance = 0;     // of watchlists created without one; 0 = calibrated
   double default_target_fpir = 0.01;  // ... at this false-alert rate
@@ -162,6 +164,16 @@ void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_fil
                   "Images decoded and analysed at once by all calls together (0 = 2 per "
                   "engine thread); bounds the memory requests can take")
       ->check(CLI::Range(0, 256))
+      ->capture_default_str();
+  flags
+      .add_option("--max-alert-streams", config.alert_streams.max_streams,
+                  "StreamAlerts calls open at once (more: RESOURCE_EXHAUSTED)")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  flags
+      .add_option("--alert-write-timeout-ms", config.alert_write_timeout_ms,
+                  "An alert stream whose client reads nothing for this long is reset")
+      ->check(CLI::Range(std::int64_t{100}, std::int64_t{3600000}))
       ->capture_default_str();
   flags
       .add_option("--image-wait-ms", config.image_wait_ms,
@@ -408,7 +420,8 @@ int main(int argc, char** argv) {
     auto search_service = frs::service::make_search_service(gallery, engine, service_options);
     auto evaluation_service = frs::service::make_evaluation_service(engine, service_options);
     auto camera_service = frs::service::make_camera_service(live, camera_store);
-    auto alert_service = frs::service::make_alert_service(alerts, feed);
+    config.alert_streams.write_timeout = std::chrono::milliseconds(config.alert_write_timeout_ms);
+    auto alert_service = frs::service::make_alert_service(alerts, feed, config.alert_streams);
 
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();

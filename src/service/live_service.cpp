@@ -1,6 +1,14 @@
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include "frs/core/error.h"
+#include "frs/core/logfmt.h"
 #include "frs/core/text.h"
 #include "frs/service/services.h"
 #include "frs/v1/live.grpc.pb.h"
@@ -153,13 +161,98 @@ class CameraService final : public pb::Cameras::Service {
   CameraStore& cameras_;
 };
 
+// Streams that are writing, and since when: a watchdog resets those whose write has not
+// completed within the limit (sync gRPC offers no write timeout; a Write to a client that
+// reads nothing blocks its thread for good).
+class StreamWatchdog {
+ public:
+  explicit StreamWatchdog(const AlertStreamLimits& limits)
+      : limits_(limits), thread_([this] { watch(); }) {}
+  ~StreamWatchdog() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+  // One open stream, registered for its lifetime; kResourceExhausted over max_streams.
+  class Stream {
+   public:
+    Stream(StreamWatchdog& watchdog, grpc::ServerContext* context)
+        : watchdog_(watchdog), context_(context) {
+      std::lock_guard lock(watchdog_.mutex_);
+      if (watchdog_.streams_.size() >= static_cast<std::size_t>(watchdog_.limits_.max_streams)) {
+        throw Error(ErrorCode::kResourceExhausted,
+                    "too many alert streams open (" +
+                        std::to_string(watchdog_.limits_.max_streams) +
+                        "): close one, or raise --max-alert-streams");
+      }
+      watchdog_.streams_[context_] = std::nullopt;
+    }
+    ~Stream() {
+      std::lock_guard lock(watchdog_.mutex_);
+      watchdog_.streams_.erase(context_);
+    }
+    Stream(const Stream&) = delete;
+    Stream& operator=(const Stream&) = delete;
+
+    // Write, timed by the watchdog; false when the stream is gone (or was reset).
+    bool write(grpc::ServerWriter<pb::Alert>* writer, const pb::Alert& message) {
+      set_writing(std::chrono::steady_clock::now());
+      const bool ok = writer->Write(message);
+      set_writing(std::nullopt);
+      return ok;
+    }
+
+   private:
+    void set_writing(std::optional<std::chrono::steady_clock::time_point> since) {
+      std::lock_guard lock(watchdog_.mutex_);
+      watchdog_.streams_[context_] = since;
+    }
+    StreamWatchdog& watchdog_;
+    grpc::ServerContext* context_;
+  };
+
+ private:
+  void watch() {
+    std::unique_lock lock(mutex_);
+    while (!stopping_) {
+      wake_.wait_for(lock, std::chrono::milliseconds(100));
+      const auto now = std::chrono::steady_clock::now();
+      for (auto& [context, since] : streams_) {
+        if (!since || now - *since < limits_.write_timeout) continue;
+        // Thread-safe, and it only schedules the cancellation: the blocked Write returns
+        // false and the handler ends. Under the lock, so `context` is still alive.
+        context->TryCancel();
+        since.reset();
+        spdlog::warn(
+            "event=alert_stream_reset peer={} reason={}", logfmt_value(context->peer()),
+            logfmt_value("no write completed for " + std::to_string(limits_.write_timeout.count()) +
+                         " ms: the client stopped reading"));
+      }
+    }
+  }
+
+  AlertStreamLimits limits_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  // Open streams: since when their current write has waited (none: not writing).
+  std::map<grpc::ServerContext*, std::optional<std::chrono::steady_clock::time_point>> streams_;
+  std::thread thread_;  // last: started once the rest exists
+};
+
 class AlertService final : public pb::Alerts::Service {
  public:
-  AlertService(AlertStore& alerts, AlertFeed& feed) : alerts_(alerts), feed_(feed) {}
+  AlertService(AlertStore& alerts, AlertFeed& feed, const AlertStreamLimits& limits)
+      : alerts_(alerts), feed_(feed), watchdog_(limits) {}
 
   grpc::Status StreamAlerts(grpc::ServerContext* context, const pb::StreamAlertsRequest* request,
                             grpc::ServerWriter<pb::Alert>* writer) override {
     try {
+      StreamWatchdog::Stream stream(watchdog_, context);
       // Subscribed before the backlog is read, so an alert logged meanwhile is not missed
       // (ids already sent are skipped).
       const auto subscription = feed_.subscribe();
@@ -173,7 +266,7 @@ class AlertService final : public pb::Alerts::Service {
         for (const Alert& a : page) {
           message.Clear();
           to_proto(a, &message);
-          if (!writer->Write(message)) return grpc::Status::CANCELLED;
+          if (!stream.write(writer, message)) return grpc::Status::CANCELLED;
           filter.after_id = a.id;
         }
         if (page.size() < static_cast<std::size_t>(filter.limit)) break;
@@ -188,7 +281,7 @@ class AlertService final : public pb::Alerts::Service {
         if (!filter.with_images) a->face_jpeg.clear();
         message.Clear();
         to_proto(*a, &message);
-        if (!writer->Write(message)) return grpc::Status::CANCELLED;
+        if (!stream.write(writer, message)) return grpc::Status::CANCELLED;
         filter.after_id = a->id;
       }
       return grpc::Status::CANCELLED;
@@ -244,6 +337,7 @@ class AlertService final : public pb::Alerts::Service {
  private:
   AlertStore& alerts_;
   AlertFeed& feed_;
+  StreamWatchdog watchdog_;
 };
 
 }  // namespace
@@ -252,8 +346,15 @@ std::unique_ptr<grpc::Service> make_camera_service(LiveRecognizer& live, CameraS
   return std::make_unique<CameraService>(live, cameras);
 }
 
-std::unique_ptr<grpc::Service> make_alert_service(AlertStore& alerts, AlertFeed& feed) {
-  return std::make_unique<AlertService>(alerts, feed);
+std::unique_ptr<grpc::Service> make_alert_service(AlertStore& alerts, AlertFeed& feed,
+                                                  const AlertStreamLimits& limits) {
+  if (limits.max_streams < 1 || limits.max_streams > 10000 ||
+      limits.write_timeout < std::chrono::milliseconds(100) ||
+      limits.write_timeout > std::chrono::hours(1)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "alert streams: max_streams must be in 1..10000 and write_timeout in 100 ms..1 h");
+  }
+  return std::make_unique<AlertService>(alerts, feed, limits);
 }
 
 }  // namespace frs::service

@@ -61,7 +61,8 @@ class AlertStream : public ::testing::Test {
   testing::ScopedTempDir dir_{"alert-stream"};
   AlertStore store_{dir_ / "alerts.db"};
   AlertFeed feed_;
-  std::unique_ptr<grpc::Service> service_ = service::make_alert_service(store_, feed_);
+  service::AlertStreamLimits limits_{.max_streams = 12, .write_timeout = std::chrono::seconds(3)};
+  std::unique_ptr<grpc::Service> service_ = service::make_alert_service(store_, feed_, limits_);
   grpc::ServerBuilder builder_;
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
@@ -147,6 +148,51 @@ TEST_F(AlertStream, TenSubscribersOneNeverReadingTheOthersGetEverything) {
   const grpc::Status status = never_read->Finish();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::ABORTED) << status.error_message();
   EXPECT_LT(stalled_got, kAlerts);
+}
+
+// Over a large backlog a client that reads nothing blocked its server thread for good (24
+// such clients: 24 threads); the "fell behind" path never ran for them. A write that does
+// not complete within the write timeout resets the stream; streams are bounded in number.
+TEST_F(AlertStream, AClientThatStopsReadingOverABacklogIsResetAndStreamsAreBounded) {
+  publish(600);  // the backlog: more than the client's window holds
+  auto slow = slow_stub();
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<pb::Alert>>> stalled;
+  for (int i = 0; i < limits_.max_streams; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    contexts.back()->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    stalled.push_back(slow->StreamAlerts(contexts.back().get(), pb::StreamAlertsRequest{}));
+  }
+  wait_for_subscribers(static_cast<std::size_t>(limits_.max_streams));
+  // One more is refused while those are open.
+  grpc::ClientContext extra;
+  extra.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto refused = stub()->StreamAlerts(&extra, pb::StreamAlertsRequest{});
+  pb::Alert alert;
+  EXPECT_FALSE(refused->Read(&alert));
+  EXPECT_EQ(refused->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // Reading nothing, every stalled stream is reset within the write timeout (3 s here) and
+  // its server thread freed: the subscriptions end.
+  const auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < 1000 && feed_.subscribers() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(feed_.subscribers(), 0u);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(6));
+  for (auto& reader : stalled) {
+    while (reader->Read(&alert)) {
+    }
+    EXPECT_FALSE(reader->Finish().ok());
+  }
+  // And a reader that keeps up gets the whole backlog as before.
+  grpc::ClientContext fine;
+  fine.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto reader = stub()->StreamAlerts(&fine, pb::StreamAlertsRequest{});
+  int got = 0;
+  while (got < 600 && reader->Read(&alert)) ++got;
+  fine.TryCancel();
+  reader->Finish();
+  EXPECT_EQ(got, 600);
 }
 
 }  // namespace

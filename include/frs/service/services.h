@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/service_type.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -81,7 +82,20 @@ std::unique_ptr<grpc::Service> make_evaluation_service(const FaceEngine& engine,
                                                        const ServiceOptions& options);
 // Cameras (frs.v1.Cameras): changes go to the live recognizer and the camera store.
 std::unique_ptr<grpc::Service> make_camera_service(LiveRecognizer& live, CameraStore& cameras);
+struct AlertStreamLimits {
+  // StreamAlerts calls open at once; more: RESOURCE_EXHAUSTED. Default 64, range 1..10000.
+  int max_streams = 64;
+  // A stream whose write has not completed for this long (the client stopped reading; its
+  // window is full) is reset, freeing the server thread it holds. The client sees the
+  // stream end (CANCELLED: a status cannot reach a client that reads nothing, it would
+  // queue behind the unread alerts) and resumes with after_id as after any cut. A client
+  // that reads again sooner loses nothing, or gets ABORTED "fell behind" if more alerts
+  // came meanwhile than its queue holds. Default 10 s, range 100 ms .. 1 h.
+  std::chrono::milliseconds write_timeout{10000};
+};
+
 // Alerts (frs.v1.Alerts): the alert log, and the feed for streaming.
-std::unique_ptr<grpc::Service> make_alert_service(AlertStore& alerts, AlertFeed& feed);
+std::unique_ptr<grpc::Service> make_alert_service(AlertStore& alerts, AlertFeed& feed,
+                                                  const AlertStreamLimits& limits = {});
 
 }  // namespace frs::service
