@@ -107,10 +107,68 @@ std::string CameraStream::pipeline_description(const CameraSourceOptions& option
   return "uridecodebin name=source" + tail + " sync=true";
 }
 
+struct CameraStream::Shared {
+  Shared(const CameraSourceOptions& o, FrameHandler f)
+      : options(o),
+        log_name(logfmt_value(o.name.empty() ? url_for_logs(o.url) : o.name)),
+        on_frame(std::move(f)) {}
+
+  void run();
+  // Plays one connection until it fails or stop is asked; returns the failure.
+  std::string stream_once(bool& streamed_long);
+  void set_state(CameraState state, const std::string& error = {});
+  bool stop_asked() {
+    std::lock_guard lock(mutex);
+    return stopping;
+  }
+  // Hands a frame to on_frame unless the stream is stopping (then never again).
+  void deliver(VideoFrame frame) {
+    std::lock_guard delivering(delivery_mutex);
+    if (stop_asked()) return;
+    on_frame(std::move(frame));
+  }
+
+  const CameraSourceOptions options;
+  const std::string log_name;  // logfmt value
+  FrameHandler on_frame;
+  // Held while on_frame runs; the destructor takes it after setting `stopping`, so that
+  // no call to on_frame is in flight or can start once it returns.
+  std::mutex delivery_mutex;
+  mutable std::mutex mutex;
+  std::condition_variable wake;
+  bool stopping = false;
+  bool finished = false;  // run() returned
+  std::condition_variable finished_cv;
+  CameraStatus status;
+  std::uint64_t frames_delivered = 0;  // handed to on_frame, over all connections
+};
+
+namespace {
+
+// A local path that exists but is not a regular file (a FIFO, a device, a socket): opening
+// it can block forever or read without end, so it is no camera.
+std::string not_a_video_file(const std::string& url) {
+  if (is_rtsp(url) || starts_with(url, "http://") || starts_with(url, "https://")) return {};
+  std::string path = url;
+  if (starts_with(url, "file://")) {
+    gchar* name = g_filename_from_uri(url.c_str(), nullptr, nullptr);
+    if (name == nullptr) return {};
+    path = name;
+    g_free(name);
+  }
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(status) || std::filesystem::is_regular_file(status)) return {};
+  return "'" + path +
+         "' is not a regular file (a FIFO, device or socket?): give a video file, "
+         "rtsp:// or http(s)://";
+}
+
+}  // namespace
+
 CameraStream::CameraStream(const CameraSourceOptions& options, FrameHandler on_frame)
-    : options_(options),
-      log_name_(logfmt_value(options.name.empty() ? url_for_logs(options.url) : options.name)),
-      on_frame_(std::move(on_frame)) {
+    : shared_(std::make_shared<Shared>(options, std::move(on_frame))) {
+  const CameraSourceOptions& options_ = shared_->options;
   static std::once_flag gst_ready;
   std::call_once(gst_ready, [] { gst_init(nullptr, nullptr); });
   if (options_.url.empty()) {
@@ -135,62 +193,85 @@ CameraStream::CameraStream(const CameraSourceOptions& options, FrameHandler on_f
     throw Error(ErrorCode::kInvalidArgument, "rtsp_latency_ms must be in 0..10000");
   }
   if (!is_rtsp(options_.url)) uri_of(options_.url);  // throws for an unusable path
-  thread_ = std::thread([this] { run(); });
+  if (const std::string why = not_a_video_file(options_.url); !why.empty()) {
+    throw Error(ErrorCode::kInvalidArgument, "camera URL " + why);
+  }
+  std::thread([shared = shared_] {
+    shared->run();
+    std::lock_guard lock(shared->mutex);
+    shared->finished = true;
+    shared->finished_cv.notify_all();
+  }).detach();  // joined by waiting for `finished` below, for at most kStopTimeout
 }
 
 CameraStream::~CameraStream() {
   {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
+    std::lock_guard lock(shared_->mutex);
+    shared_->stopping = true;
   }
-  wake_.notify_all();
-  thread_.join();
+  shared_->wake.notify_all();
+  // From here on the thread never calls on_frame: whatever it captured may go away.
+  { std::lock_guard delivering(shared_->delivery_mutex); }
+  std::unique_lock lock(shared_->mutex);
+  if (!shared_->finished_cv.wait_for(lock, kStopTimeout, [this] { return shared_->finished; })) {
+    spdlog::warn(
+        "camera={} event=stop_abandoned reason={}", shared_->log_name,
+        logfmt_value("the source has not returned for " + std::to_string(kStopTimeout.count()) +
+                     " ms: it is left to end by itself"));
+  }
+}
+
+const CameraSourceOptions& CameraStream::options() const {
+  return shared_->options;
 }
 
 CameraStatus CameraStream::status() const {
-  std::lock_guard lock(mutex_);
-  CameraStatus out = status_;
+  std::lock_guard lock(shared_->mutex);
+  CameraStatus out = shared_->status;
   // The sink keeps only the newest frame: what reached it and was never taken was dropped
   // (at most one frame is still waiting to be taken).
+  const std::uint64_t delivered = shared_->frames_delivered;
   out.counters.frames_dropped =
-      out.counters.frames_in > frames_delivered_ ? out.counters.frames_in - frames_delivered_ : 0;
+      out.counters.frames_in > delivered ? out.counters.frames_in - delivered : 0;
   return out;
 }
 
-void CameraStream::set_state(CameraState state, const std::string& error) {
-  std::lock_guard lock(mutex_);
-  status_.state = state;
-  if (!error.empty()) status_.last_error = error;
+void CameraStream::Shared::set_state(CameraState state, const std::string& error) {
+  std::lock_guard lock(mutex);
+  status.state = state;
+  if (!error.empty()) status.last_error = error;
 }
 
-void CameraStream::run() {
-  auto backoff = options_.initial_backoff;
+void CameraStream::Shared::run() {
+  auto backoff = options.initial_backoff;
   for (bool first = true;; first = false) {
     {
-      std::lock_guard lock(mutex_);
-      if (stopping_) break;
-      if (!first) ++status_.counters.reconnects;
-      status_.state = CameraState::kConnecting;
+      std::lock_guard lock(mutex);
+      if (stopping) break;
+      if (!first) ++status.counters.reconnects;
+      status.state = CameraState::kConnecting;
     }
     bool streamed_long = false;
     const std::string failure = stream_once(streamed_long);
-    if (streamed_long) backoff = options_.initial_backoff;
-    std::unique_lock lock(mutex_);
-    if (stopping_) break;
-    status_.state = CameraState::kBackingOff;
-    status_.last_error = failure;
-    spdlog::warn("camera={} event=failed error={} reconnects={} retry_in_ms={}", log_name_,
-                 logfmt_value(failure), status_.counters.reconnects, backoff.count());
-    wake_.wait_for(lock, backoff, [this] { return stopping_; });
-    backoff = std::min(backoff * 2, options_.max_backoff);
+    if (streamed_long) backoff = options.initial_backoff;
+    std::unique_lock lock(mutex);
+    if (stopping) break;
+    status.state = CameraState::kBackingOff;
+    status.last_error = failure;
+    spdlog::warn("camera={} event=failed error={} reconnects={} retry_in_ms={}", log_name,
+                 logfmt_value(failure), status.counters.reconnects, backoff.count());
+    wake.wait_for(lock, backoff, [this] { return stopping; });
+    backoff = std::min(backoff * 2, options.max_backoff);
   }
   set_state(CameraState::kStopped);
-  spdlog::info("camera={} event=stopped", log_name_);
+  spdlog::info("camera={} event=stopped", log_name);
 }
 
-std::string CameraStream::stream_once(bool& streamed_long) {
+std::string CameraStream::Shared::stream_once(bool& streamed_long) {
+  // The path may have been replaced by a FIFO since the camera was added.
+  if (std::string why = not_a_video_file(options.url); !why.empty()) return why;
   GError* parse_error = nullptr;
-  GstElement* pipeline = gst_parse_launch(pipeline_description(options_).c_str(), &parse_error);
+  GstElement* pipeline = gst_parse_launch(pipeline_description(options).c_str(), &parse_error);
   if (pipeline == nullptr || parse_error != nullptr) {
     std::string why = parse_error ? parse_error->message : "unknown";
     g_clear_error(&parse_error);
@@ -199,10 +280,10 @@ std::string CameraStream::stream_once(bool& streamed_long) {
   }
   const PipelineGuard guard{pipeline};
   const ElementPtr source(gst_bin_get_by_name(GST_BIN(pipeline), "source"));
-  if (is_rtsp(options_.url)) {
-    g_object_set(source.get(), "location", options_.url.c_str(), nullptr);
+  if (is_rtsp(options.url)) {
+    g_object_set(source.get(), "location", options.url.c_str(), nullptr);
   } else {
-    g_object_set(source.get(), "uri", uri_of(options_.url).c_str(), nullptr);
+    g_object_set(source.get(), "uri", uri_of(options.url).c_str(), nullptr);
   }
   const ElementPtr sink(gst_bin_get_by_name(GST_BIN(pipeline), "sink"));
   GstAppSink* appsink = GST_APP_SINK(sink.get());
@@ -212,9 +293,9 @@ std::string CameraStream::stream_once(bool& streamed_long) {
   gst_pad_add_probe(
       sink_pad, GST_PAD_PROBE_TYPE_BUFFER,
       [](GstPad*, GstPadProbeInfo*, gpointer self) -> GstPadProbeReturn {
-        auto* stream = static_cast<CameraStream*>(self);
-        std::lock_guard lock(stream->mutex_);
-        ++stream->status_.counters.frames_in;
+        auto* stream = static_cast<Shared*>(self);
+        std::lock_guard lock(stream->mutex);
+        ++stream->status.counters.frames_in;
         return GST_PAD_PROBE_OK;
       },
       this, nullptr);
@@ -233,8 +314,8 @@ std::string CameraStream::stream_once(bool& streamed_long) {
   std::uint64_t delivered = 0;
   while (true) {
     {
-      std::lock_guard lock(mutex_);
-      if (stopping_) return {};
+      std::lock_guard lock(mutex);
+      if (stopping) return {};
     }
     GstSample* sample = gst_app_sink_try_pull_sample(appsink, 100 * GST_MSECOND);
     const auto now = std::chrono::steady_clock::now();
@@ -272,21 +353,21 @@ std::string CameraStream::stream_once(bool& streamed_long) {
       if (!frame.bgr.empty()) {
         frame.sequence = ++delivered;
         {
-          std::lock_guard lock(mutex_);
-          status_.state = CameraState::kStreaming;
-          status_.counters.last_frame_at_ms = frame.captured_at_ms;
-          ++frames_delivered_;
+          std::lock_guard lock(mutex);
+          status.state = CameraState::kStreaming;
+          status.counters.last_frame_at_ms = frame.captured_at_ms;
+          ++frames_delivered;
         }
         if (delivered == 1) {
           std::uint64_t reconnects = 0;
           {
-            std::lock_guard lock(mutex_);
-            reconnects = status_.counters.reconnects;
+            std::lock_guard lock(mutex);
+            reconnects = status.counters.reconnects;
           }
-          spdlog::info("camera={} event=streaming width={} height={} reconnects={}", log_name_,
+          spdlog::info("camera={} event=streaming width={} height={} reconnects={}", log_name,
                        frame.bgr.cols, frame.bgr.rows, reconnects);
         }
-        on_frame_(std::move(frame));
+        deliver(std::move(frame));
       }
     }
     if (GstMessage* m = gst_bus_pop_filtered(
@@ -296,9 +377,9 @@ std::string CameraStream::stream_once(bool& streamed_long) {
       streamed_long = now - connected_at > std::chrono::seconds(10);
       return why;
     }
-    if (now - last_frame > options_.stall_timeout) {
+    if (now - last_frame > options.stall_timeout) {
       streamed_long = now - connected_at > std::chrono::seconds(10);
-      return "no frame for " + std::to_string(options_.stall_timeout.count()) + " ms";
+      return "no frame for " + std::to_string(options.stall_timeout.count()) + " ms";
     }
   }
 }

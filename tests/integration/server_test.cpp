@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1143,6 +1144,75 @@ TEST_F(ServerTest, CameraNamesCannotInjectMetrics) {
             "frs_camera_frames_in_total{camera=\"x\\\"} 1 frs_injected_metric{camera=\\\"y"
             "\\\\\"} 0");
   EXPECT_EQ(reply->body.find("\nfrs_injected"), std::string::npos);
+}
+
+// A FIFO as a camera's path blocked the camera's thread in open(): stuck connecting,
+// RemoveCamera hung past its deadline, the camera stayed stored and shutdown hung. A path
+// that is not a regular file is refused when added and at every reconnection; removing a
+// camera and stopping the server finish in bounded time.
+TEST_F(ServerTest, ACameraWhoseSourceIsAFifoIsRefusedAndRemovalIsBounded) {
+  const auto fifo = root_ / "camera.fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  grpc::Status status = add_camera(*server_, "pipe", fifo.string(), {});
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("not a regular file"), std::string::npos)
+      << status.error_message();
+  // A path that becomes a FIFO after the camera failed once: the next attempt says so.
+  const auto later = root_ / "later.mp4";
+  ASSERT_TRUE(add_camera(*server_, "later", later.string(), {}).ok());
+  auto eventually_error = [&](const std::string& camera, const std::string& wanted) {
+    std::string last_error;
+    for (int i = 0; i < 150 && last_error.find(wanted) == std::string::npos; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      last_error = camera_named(*server_, camera).last_error();
+    }
+    return last_error;
+  };
+  EXPECT_FALSE(eventually_error("later", "No such file").empty());
+  ASSERT_EQ(::mkfifo(later.c_str(), 0600), 0);
+  const std::string error = eventually_error("later", "not a regular file");
+  EXPECT_NE(error.find("not a regular file"), std::string::npos) << error;
+  // A FIFO made at once, while the first attempt opens the path: either that attempt sees
+  // it, or GStreamer's open() blocks for good. Either way removal ends in bounded time (a
+  // thread stuck in the source is left behind, and never delivers a frame).
+  const auto racing = root_ / "racing.mp4";
+  ASSERT_TRUE(add_camera(*server_, "racing", racing.string(), {}).ok());
+  ASSERT_EQ(::mkfifo(racing.c_str(), 0600), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  for (const std::string name : {"later", "racing"}) {
+    const auto started = std::chrono::steady_clock::now();
+    grpc::ClientContext c;
+    c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    pb::RemoveCameraRequest r;
+    r.set_name(name);
+    pb::RemoveCameraResponse response;
+    const grpc::Status removed = server_->cameras().RemoveCamera(&c, r, &response);
+    EXPECT_TRUE(removed.ok()) << name << ": " << removed.error_message();
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(4)) << name;
+  }
+  // Once more, left running (stuck in the FIFO's open(), or refused at each attempt) when
+  // the server stops: shutdown is bounded too.
+  ASSERT_TRUE(add_camera(*server_, "stuck", (root_ / "stuck.mp4").string(), {}).ok());
+  ASSERT_EQ(::mkfifo((root_ / "stuck.mp4").c_str(), 0600), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const auto stopping = std::chrono::steady_clock::now();
+  const int exit_status = server_->stop(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - stopping, std::chrono::seconds(15));
+  server_->start();
+  grpc::ClientContext c;
+  pb::ListCamerasResponse cameras;
+  ASSERT_TRUE(server_->cameras().ListCameras(&c, pb::ListCamerasRequest(), &cameras).ok());
+  // Removed means removed from the store too: only "stuck" is stored, and as its path is a
+  // FIFO now it is refused at start (not running), and can still be removed.
+  EXPECT_EQ(cameras.cameras_size(), 0);
+  EXPECT_NE(bytes_of(root_ / "server.log").find("camera=stuck event=not_started"),
+            std::string::npos);
+  grpc::ClientContext remove;
+  pb::RemoveCameraRequest r;
+  r.set_name("stuck");
+  pb::RemoveCameraResponse response;
+  EXPECT_TRUE(server_->cameras().RemoveCamera(&remove, r, &response).ok());
 }
 
 }  // namespace

@@ -69,31 +69,27 @@ class CameraStream {
   // Starts connecting at once. Throws frs::Error(kInvalidArgument) for an option out of
   // range or a URL of a kind frs cannot play.
   CameraStream(const CameraSourceOptions& options, FrameHandler on_frame);
-  ~CameraStream();  // stops and joins
+  // Stops within kStopTimeout whatever the source is doing: the stream's thread is joined
+  // when it ends in time; one stuck in a call that never returns (a source that blocks:
+  // a FIFO as the path, a hung network file system) is left to end by itself and never
+  // calls on_frame again.
+  ~CameraStream();
   CameraStream(const CameraStream&) = delete;
   CameraStream& operator=(const CameraStream&) = delete;
 
+  static constexpr std::chrono::milliseconds kStopTimeout{3000};
+
   CameraStatus status() const;
-  const CameraSourceOptions& options() const { return options_; }
+  const CameraSourceOptions& options() const;
 
   // The GStreamer pipeline description used for `options` (for logs and tests).
   static std::string pipeline_description(const CameraSourceOptions& options);
 
  private:
-  void run();
-  // Plays one connection until it fails or stop is asked; returns the failure.
-  std::string stream_once(bool& streamed_long);
-  void set_state(CameraState state, const std::string& error = {});
-
-  CameraSourceOptions options_;
-  std::string log_name_;  // logfmt value
-  FrameHandler on_frame_;
-  mutable std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
-  CameraStatus status_;
-  std::uint64_t frames_delivered_ = 0;  // handed to on_frame_, over all connections
-  std::thread thread_;
+  // What the stream's thread uses: shared with it, so that a thread left behind by the
+  // destructor still has it.
+  struct Shared;
+  std::shared_ptr<Shared> shared_;
 };
 
 }  // namespace frs
