@@ -5,6 +5,7 @@
 
 #include "frs/core/clock.h"
 #include "frs/core/error.h"
+#include "frs/core/text_fields.h"
 
 namespace frs {
 namespace {
@@ -182,6 +183,8 @@ Alert AlertStore::review(std::int64_t id, ReviewState decision, const std::strin
   if (decision == ReviewState::kPending) {
     throw Error(ErrorCode::kInvalidArgument, "a review confirms or rejects an alert");
   }
+  check_text(note, "note", fields::kReviewNote);
+  check_text(reviewer, "reviewer", fields::kReviewer);
   {
     std::lock_guard lock(mutex_);
     Statement s(db_,

@@ -12,6 +12,7 @@
 #include "frs/vision/face_engine.h"
 #include "frs_eval_cli.h"
 #include "frs_remote.h"
+#include "terminal_output.h"
 
 namespace {
 
@@ -199,6 +200,8 @@ int run_compare(const CommonOptions& o, const std::string& a, const std::string&
 }  // namespace
 
 int main(int argc, char** argv) {
+  const frs::cli::TerminalSafeBuffer safe_out(std::cout);
+  const frs::cli::TerminalSafeBuffer safe_errors(std::cerr);
   CLI::App app{"frs: face recognition for live video"};
   app.require_subcommand(1);
   CommonOptions common;

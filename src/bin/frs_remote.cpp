@@ -300,23 +300,36 @@ int bulk_enroll(const RemoteOptions& o, const std::string& watchlist, const std:
   }
   for (auto& t : pool) t.join();
   std::fprintf(stderr, "\n");
-  if (failed) throw RemoteError(failure);
 
+  // Also when the run stopped (the server went away): what was done, and how to go on.
+  const std::string resume =
+      failed ? "stopped after " + std::to_string(report.done.load()) + " of " +
+                   std::to_string(total) + " photos: " + failure +
+                   "; run the same command again to resume (photos already enrolled are "
+                   "skipped)"
+             : "";
   if (o.json_output) {
     json rejected = json::array();
     for (const auto& [photo, why] : report.rejections)
       rejected.push_back({{"photo", photo}, {"reason", why}});
-    std::cout << json{{"photos", total},
-                      {"enrolled", report.enrolled.load()},
-                      {"skipped", report.skipped.load()},
-                      {"rejected", rejected}}
-                     .dump()
-              << "\n";
+    json out = {{"photos", total},
+                {"enrolled", report.enrolled.load()},
+                {"skipped", report.skipped.load()},
+                {"rejected", rejected},
+                {"complete", !failed}};
+    if (failed) out["error"] = resume;
+    std::cout << out.dump() << "\n";
   } else {
     std::cout << "enrolled " << report.enrolled << ", already enrolled " << report.skipped
-              << ", rejected " << report.rejected << " of " << total << " photos\n";
+              << ", rejected " << report.rejected << " of " << total << " photos"
+              << (failed ? " (incomplete)" : "") << "\n";
     for (const auto& [photo, why] : report.rejections)
       std::cout << "  rejected " << photo << ": " << why << "\n";
+  }
+  if (failed) {
+    std::cout.flush();
+    std::cerr << "frs: " << resume << "\n";
+    return 1;
   }
   return 0;
 }

@@ -195,7 +195,7 @@ void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_fil
   flags
       .add_option("--default-expected-identities", config.default_expected_identities,
                   "Watchlist size calibrated for when the request does not say")
-      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1000000000}))
+      ->check(CLI::Range(std::int64_t{1}, frs::service::kMaxExpectedIdentities))
       ->capture_default_str();
 }
 

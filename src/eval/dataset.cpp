@@ -277,8 +277,7 @@ std::vector<LabelledDistance> listed_pairs(const PairsFile& file) {
   return pairs;
 }
 
-std::vector<SearchOutcome> open_set_searches(const std::vector<EvalImage>& images,
-                                             const OpenSetOptions& options) {
+void check_open_set_options(const OpenSetOptions& options) {
   if (options.enroll_per_identity < 1 || options.enroll_per_identity > 100) {
     throw Error(ErrorCode::kInvalidArgument, "photos enrolled per identity must be in 1..100");
   }
@@ -292,6 +291,11 @@ std::vector<SearchOutcome> open_set_searches(const std::vector<EvalImage>& image
     throw Error(ErrorCode::kInvalidArgument,
                 "the held-out share of identities must be in (0, 0.5], e.g. 0.3");
   }
+}
+
+std::vector<SearchOutcome> open_set_searches(const std::vector<EvalImage>& images,
+                                             const OpenSetOptions& options) {
+  check_open_set_options(options);
   // Each identity's described images, in path order, or best first with enroll_best (the
   // enrolled ones are taken from the front).
   std::map<std::string, std::vector<const EvalImage*>> described;

@@ -9,6 +9,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "frs/core/error.h"
+#include "frs/core/text.h"
 
 namespace frs {
 
@@ -110,7 +111,8 @@ PreparedPhoto prepare_photo(const FaceEngine& engine, std::span<const std::uint8
   if (!override_reason.empty() && written < kMinOverrideReasonLength) {
     throw Error(ErrorCode::kInvalidArgument, "an override needs a justification of at least " +
                                                  std::to_string(kMinOverrideReasonLength) +
-                                                 " characters, got '" + override_reason + "'");
+                                                 " characters, got " +
+                                                 quote_for_message(override_reason));
   }
   PreparedPhoto out;
   cv::Mat bgr;

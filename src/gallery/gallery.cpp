@@ -6,7 +6,7 @@
 
 #include "frs/core/blas.h"
 #include "frs/core/error.h"
-#include "frs/core/text.h"
+#include "frs/core/text_fields.h"
 
 namespace frs {
 namespace {
@@ -127,7 +127,8 @@ Watchlist Gallery::create_watchlist(const Watchlist& watchlist) {
 void Gallery::delete_watchlist(const std::string& name) {
   std::lock_guard write(write_);
   const auto w = store_->find_watchlist(name);
-  if (!w) throw Error(ErrorCode::kNotFound, "watchlist '" + name + "' does not exist");
+  if (!w)
+    throw Error(ErrorCode::kNotFound, "watchlist " + quote_for_message(name) + " does not exist");
   store_->delete_watchlist(name);
   {
     std::unique_lock lock(indexes_mutex_);
@@ -195,9 +196,9 @@ std::vector<std::vector<Candidate>> Gallery::search(std::span<const Embedding> q
   if (max_distance && !(*max_distance > 0.0f && *max_distance <= 4.0f)) {
     throw Error(ErrorCode::kInvalidArgument, "max_distance must be in (0, 4]");
   }
-  if (watchlists.size() > kMaxWatchlistsPerSearch) {
+  if (watchlists.size() > fields::kMaxNamesPerList) {
     throw Error(ErrorCode::kInvalidArgument,
-                "a search names at most " + std::to_string(kMaxWatchlistsPerSearch) +
+                "a search names at most " + std::to_string(fields::kMaxNamesPerList) +
                     " watchlists, got " + std::to_string(watchlists.size()) +
                     " (name none to search all)");
   }

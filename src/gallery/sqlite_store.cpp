@@ -4,6 +4,7 @@
 
 #include "frs/core/clock.h"
 #include "frs/core/error.h"
+#include "frs/core/text_fields.h"
 #include "frs/gallery/store.h"
 #include "frs/storage/sqlite.h"
 
@@ -105,9 +106,7 @@ Embedding to_embedding(const std::vector<std::uint8_t>& bytes) {
 }
 
 void check_watchlist_fields(const std::string& name, float max_distance) {
-  if (name.empty() || name.size() > 128) {
-    throw Error(ErrorCode::kInvalidArgument, "watchlist name must be 1..128 characters");
-  }
+  check_text(name, "watchlist name", fields::kWatchlistName);
   if (!(max_distance > 0.0f && max_distance <= 4.0f)) {
     throw Error(ErrorCode::kInvalidArgument,
                 "max_distance must be in (0, 4] (Euclidean descriptor distance), got " +
@@ -122,6 +121,7 @@ class SqliteStore : public GalleryStore {
 
   Watchlist create_watchlist(const Watchlist& w) override {
     check_watchlist_fields(w.name, w.max_distance);
+    check_text(w.description, "description", fields::kDescription);
     std::lock_guard lock(mutex_);
     Watchlist out = w;
     out.created_at_ms = now_unix_ms();
@@ -133,7 +133,8 @@ class SqliteStore : public GalleryStore {
       s.bind(4, w.created_by).bind(5, out.created_at_ms).bind(6, w.threshold_basis).step();
     } catch (const Error& e) {
       if (e.code() == ErrorCode::kAlreadyExists) {
-        throw Error(ErrorCode::kAlreadyExists, "watchlist '" + w.name + "' already exists");
+        throw Error(ErrorCode::kAlreadyExists,
+                    "watchlist " + quote_for_message(w.name) + " already exists");
       }
       throw;
     }
@@ -187,6 +188,9 @@ class SqliteStore : public GalleryStore {
     if (identity.external_id.empty()) {
       throw Error(ErrorCode::kInvalidArgument, "an identity needs an external id");
     }
+    check_text(identity.external_id, "external_id", fields::kExternalId);
+    check_text(identity.display_name, "display_name", fields::kDisplayName);
+    check_text(identity.notes, "notes", fields::kNotes);
     std::lock_guard lock(mutex_);
     Transaction t(db_);
     {
@@ -207,8 +211,9 @@ class SqliteStore : public GalleryStore {
       s.bind(3, identity.display_name).bind(4, identity.notes).bind(5, out.created_at_ms).step();
     } catch (const Error& e) {
       if (e.code() == ErrorCode::kAlreadyExists) {
-        throw Error(ErrorCode::kAlreadyExists, "external id '" + identity.external_id +
-                                                   "' is already enrolled in this watchlist");
+        throw Error(ErrorCode::kAlreadyExists, "external id " +
+                                                   quote_for_message(identity.external_id) +
+                                                   " is already enrolled in this watchlist");
       }
       throw;
     }
@@ -433,7 +438,7 @@ class SqliteStore : public GalleryStore {
   }
 
   static Error not_found_watchlist(const std::string& name) {
-    return Error(ErrorCode::kNotFound, "watchlist '" + name + "' does not exist");
+    return Error(ErrorCode::kNotFound, "watchlist " + quote_for_message(name) + " does not exist");
   }
   static Error not_found_identity(std::int64_t id) {
     return Error(ErrorCode::kNotFound, "identity " + std::to_string(id) + " does not exist");

@@ -9,7 +9,7 @@
 #include "frs/core/clock.h"
 #include "frs/core/error.h"
 #include "frs/core/logfmt.h"
-#include "frs/core/text.h"
+#include "frs/core/text_fields.h"
 
 namespace frs {
 namespace {
@@ -70,20 +70,22 @@ std::vector<std::uint8_t> face_crop_jpeg(const cv::Mat& bgr, const cv::Rect2f& b
 
 void check_camera(const CameraConfig& c) {
   // Names go into logs, metrics labels and terminals: printable text only.
-  check_text(c.name, "camera name", {.max_chars = 64, .required = true});
-  check_text(c.source.url, "camera URL", {.max_chars = 2048, .required = true});
-  if (c.watchlists.size() > Gallery::kMaxWatchlistsPerSearch) {
+  check_text(c.name, "camera name", fields::kCameraName);
+  check_text(c.source.url, "camera URL", fields::kCameraUrl);
+  if (c.watchlists.size() > fields::kMaxNamesPerList) {
     throw Error(ErrorCode::kInvalidArgument,
-                "a camera checks at most " + std::to_string(Gallery::kMaxWatchlistsPerSearch) +
+                "a camera checks at most " + std::to_string(fields::kMaxNamesPerList) +
                     " watchlists, got " + std::to_string(c.watchlists.size()));
   }
+  for (const std::string& w : c.watchlists) check_text(w, "watchlist name", fields::kWatchlistName);
   if (!(c.analyse_fps >= 0.1 && c.analyse_fps <= 60)) {
-    throw Error(ErrorCode::kInvalidArgument, "camera '" + c.name +
-                                                 "': analyse_fps must be in 0.1..60, got " +
+    throw Error(ErrorCode::kInvalidArgument, "camera " + quote_for_message(c.name) +
+                                                 ": analyse_fps must be in 0.1..60, got " +
                                                  std::to_string(c.analyse_fps));
   }
   if (c.region && (c.region->width <= 0 || c.region->height <= 0)) {
-    throw Error(ErrorCode::kInvalidArgument, "camera '" + c.name + "': empty region");
+    throw Error(ErrorCode::kInvalidArgument,
+                "camera " + quote_for_message(c.name) + ": empty region");
   }
 }
 
@@ -161,7 +163,8 @@ void LiveRecognizer::add_camera(const CameraConfig& config, MissingWatchlists mi
   {
     std::lock_guard lock(mutex_);
     if (cameras_.count(config.name)) {
-      throw Error(ErrorCode::kAlreadyExists, "camera '" + config.name + "' already exists");
+      throw Error(ErrorCode::kAlreadyExists,
+                  "camera " + quote_for_message(config.name) + " already exists");
     }
     cameras_[config.name] = camera;
   }
@@ -208,7 +211,7 @@ void LiveRecognizer::remove_camera(const std::string& name) {
     std::lock_guard lock(mutex_);
     auto it = cameras_.find(name);
     if (it == cameras_.end()) {
-      throw Error(ErrorCode::kNotFound, "camera '" + name + "' does not exist");
+      throw Error(ErrorCode::kNotFound, "camera " + quote_for_message(name) + " does not exist");
     }
     camera = it->second;
     camera->removed = true;

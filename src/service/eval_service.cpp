@@ -4,6 +4,7 @@
 #include <set>
 
 #include "frs/core/error.h"
+#include "frs/core/text_fields.h"
 #include "frs/eval/evaluate.h"
 #include "frs/service/services.h"
 #include "frs/v1/eval.grpc.pb.h"
@@ -43,10 +44,12 @@ class EvaluationService final : public pb::Evaluation::Service {
       std::vector<EvalImage> images;
       std::set<std::string> identities;
       for (const pb::LabelledPhoto& photo : request->photos()) {
+        check_text(photo.source(), "photo source", fields::kPhotoSource);
         if (photo.identity().empty()) {
-          throw Error(ErrorCode::kInvalidArgument,
-                      "photo '" + photo.source() + "' has no identity: label every photo");
+          throw Error(ErrorCode::kInvalidArgument, "photo " + quote_for_message(photo.source()) +
+                                                       " has no identity: label every photo");
         }
+        check_text(photo.identity(), "photo identity", fields::kEvalIdentity);
         EvalImage image;
         image.identity = photo.identity();
         image.file =
@@ -97,6 +100,7 @@ class EvaluationService final : public pb::Evaluation::Service {
     if (r.enroll_per_identity() != 0) o.open_set.enroll_per_identity = r.enroll_per_identity();
     if (r.holdout() != 0) o.open_set.holdout = r.holdout();
     o.open_set.score = r.centroid() ? TemplateScore::kCentroid : TemplateScore::kNearest;
+    check_open_set_options(o.open_set);  // before minutes of analysis, not after
     if (r.target_fpir() != 0) {
       if (!(r.target_fpir() > 0 && r.target_fpir() < 1) || r.gallery_size() < 1) {
         throw Error(ErrorCode::kInvalidArgument,

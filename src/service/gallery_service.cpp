@@ -1,9 +1,12 @@
 #include <google/protobuf/util/json_util.h>
 #include <spdlog/spdlog.h>
 
+#include <charconv>
+
 #include "frs/core/clock.h"
 #include "frs/core/error.h"
 #include "frs/core/logfmt.h"
+#include "frs/core/text_fields.h"
 #include "frs/eval/metrics.h"
 #include "frs/service/services.h"
 #include "frs/v1/gallery.grpc.pb.h"
@@ -110,8 +113,11 @@ class GalleryService final : public pb::Gallery::Service {
         w.max_distance = options_.default_max_distance;
         w.threshold_basis = basis_json(basis_with_method("default"));
       } else {
-        if (request->expected_identities() < 0) {
-          throw Error(ErrorCode::kInvalidArgument, "expected_identities must be >= 0");
+        if (request->expected_identities() < 0 ||
+            request->expected_identities() > kMaxExpectedIdentities) {
+          throw Error(ErrorCode::kInvalidArgument, "expected_identities must be in 0.." +
+                                                       std::to_string(kMaxExpectedIdentities) +
+                                                       " (0 = the server's default)");
         }
         const std::int64_t size = request->expected_identities() > 0
                                       ? request->expected_identities()
@@ -249,10 +255,13 @@ class GalleryService final : public pb::Gallery::Service {
       }
       std::int64_t after = 0;
       if (!request->page_token().empty()) {
-        try {
-          after = std::stoll(request->page_token());
-        } catch (const std::exception&) {
-          throw Error(ErrorCode::kInvalidArgument, "page_token is not one this server issued");
+        // Exactly the digits of an id this server issued: "12abc" or " 12" is not one.
+        const std::string& token = request->page_token();
+        const auto [end, error] = std::from_chars(token.data(), token.data() + token.size(), after);
+        if (error != std::errc() || end != token.data() + token.size() || after < 1) {
+          throw Error(ErrorCode::kInvalidArgument,
+                      "page_token " + quote_for_message(token, 24) +
+                          " is not one this server issued: pass next_page_token as it came");
         }
       }
       const auto page = gallery_.store().list_identities(w.id, after, size);
@@ -310,8 +319,23 @@ class GalleryService final : public pb::Gallery::Service {
     }
     std::vector<std::pair<int, StoredFace>> faces;
     std::string first_problem;
-    for (const pb::Photo& photo : photos) {
+    for (int index = 0; index < photos.size(); ++index) {
+      const pb::Photo& photo = photos[index];
       const auto& bytes = photo.image();
+      check_text(photo.source(), "photo source", fields::kPhotoSource);
+      check_text(photo.override_reason(), "override_reason", fields::kOverrideReason);
+      // The same image twice in one request is stored once (it was stored 32 times).
+      const auto same = std::find_if(photos.begin(), photos.begin() + index,
+                                     [&](const pb::Photo& p) { return p.image() == bytes; });
+      if (same != photos.begin() + index) {
+        pb::PhotoOutcome* outcome = response->add_photos();
+        outcome->set_source(photo.source());
+        outcome->set_accepted(true);
+        outcome->set_skipped(true);
+        outcome->set_reason("the same image as photo " + std::to_string(same - photos.begin() + 1) +
+                            " of this request: stored once");
+        continue;
+      }
       const std::span<const std::uint8_t> image(reinterpret_cast<const std::uint8_t*>(bytes.data()),
                                                 bytes.size());
       const auto slot = image_slot(options_, cancel);
@@ -330,8 +354,8 @@ class GalleryService final : public pb::Gallery::Service {
       if (prepared.accepted) {
         faces.emplace_back(response->photos_size() - 1, prepared.face);
       } else if (first_problem.empty()) {
-        first_problem = (photo.source().empty() ? "a photo" : "'" + photo.source() + "'") + ": " +
-                        prepared.reason;
+        first_problem = (photo.source().empty() ? "a photo" : quote_for_message(photo.source())) +
+                        ": " + prepared.reason;
       }
     }
     if (!first_problem.empty()) {

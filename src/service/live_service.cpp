@@ -9,7 +9,7 @@
 
 #include "frs/core/error.h"
 #include "frs/core/logfmt.h"
-#include "frs/core/text.h"
+#include "frs/core/text_fields.h"
 #include "frs/service/services.h"
 #include "frs/v1/live.grpc.pb.h"
 #include "proto_convert.h"
@@ -94,6 +94,12 @@ void to_proto(const Alert& a, pb::Alert* out) {
 }
 
 AlertFilter from_proto(const pb::AlertFilter& f) {
+  if (static_cast<std::size_t>(f.cameras_size()) > fields::kMaxNamesPerList ||
+      static_cast<std::size_t>(f.watchlists_size()) > fields::kMaxNamesPerList) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "an alert filter names at most " + std::to_string(fields::kMaxNamesPerList) +
+                    " cameras and " + std::to_string(fields::kMaxNamesPerList) + " watchlists");
+  }
   AlertFilter out;
   out.cameras.assign(f.cameras().begin(), f.cameras().end());
   out.watchlists.assign(f.watchlists().begin(), f.watchlists().end());
@@ -144,7 +150,8 @@ class CameraService final : public pb::Cameras::Service {
         running = false;
       }
       if (!cameras_.remove(request->name()) && !running) {
-        throw Error(ErrorCode::kNotFound, "camera '" + request->name() + "' does not exist");
+        throw Error(ErrorCode::kNotFound,
+                    "camera " + quote_for_message(request->name()) + " does not exist");
       }
     });
   }
@@ -301,8 +308,9 @@ class AlertService final : public pb::Alerts::Service {
       if (review == "confirmed") filter.review = ReviewState::kConfirmed;
       if (review == "rejected") filter.review = ReviewState::kRejected;
       if (!review.empty() && !filter.review) {
-        throw Error(ErrorCode::kInvalidArgument,
-                    "review must be pending, confirmed or rejected, got '" + review + "'");
+        throw Error(
+            ErrorCode::kInvalidArgument,
+            "review must be pending, confirmed or rejected, got " + quote_for_message(review));
       }
       const auto page = alerts_.list(filter);
       for (const Alert& a : page) to_proto(a, response->add_alerts());

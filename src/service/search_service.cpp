@@ -8,6 +8,9 @@ namespace {
 
 namespace pb = ::frs::v1;
 
+// As many as the faces one image may give (FaceEngineOptions::max_faces).
+constexpr int kMaxDescriptorsPerSearch = 256;
+
 std::span<const std::uint8_t> bytes_of(const std::string& s) {
   return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
 }
@@ -33,6 +36,12 @@ class SearchService final : public pb::Search::Service {
       std::vector<Embedding> queries;
       std::vector<Face> faces;
       if (request->has_descriptors()) {
+        if (request->descriptors().descriptors_size() > kMaxDescriptorsPerSearch) {
+          throw Error(ErrorCode::kInvalidArgument,
+                      "at most " + std::to_string(kMaxDescriptorsPerSearch) +
+                          " descriptors per search, got " +
+                          std::to_string(request->descriptors().descriptors_size()));
+        }
         for (const pb::Descriptor& d : request->descriptors().descriptors()) {
           if (d.values_size() != static_cast<int>(kEmbeddingSize)) {
             throw Error(ErrorCode::kInvalidArgument,

@@ -10,6 +10,7 @@
 #include "frs/core/clock.h"
 #include "frs/core/error.h"
 #include "frs/core/logfmt.h"
+#include "frs/core/text.h"
 
 namespace frs {
 namespace {
@@ -186,8 +187,8 @@ CameraStream::CameraStream(const CameraSourceOptions& options, FrameHandler on_f
   }
   if (options_.rtsp_transport != "tcp" && options_.rtsp_transport != "udp" &&
       options_.rtsp_transport != "auto") {
-    throw Error(ErrorCode::kInvalidArgument,
-                "rtsp_transport must be tcp, udp or auto, got '" + options_.rtsp_transport + "'");
+    throw Error(ErrorCode::kInvalidArgument, "rtsp_transport must be tcp, udp or auto, got " +
+                                                 quote_for_message(options_.rtsp_transport));
   }
   if (options_.rtsp_latency_ms < 0 || options_.rtsp_latency_ms > 10000) {
     throw Error(ErrorCode::kInvalidArgument, "rtsp_latency_ms must be in 0..10000");

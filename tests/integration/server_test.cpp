@@ -610,10 +610,12 @@ TEST_F(ServerTest, BadInputsReturnTheirCodesAndChangeNothing) {
   EXPECT_NE(outcomes.photos(1).reason().find("not a JPEG"), std::string::npos);
   // The CLI lists every refused photo.
   const auto bad = root_ / "bad.jpg";
+  const auto bad2 = root_ / "bad2.jpg";
   std::ofstream(bad) << "not an image";
+  std::ofstream(bad2) << "not an image either";  // different bytes: the same twice is one photo
   const auto [code, out] = run_command(
       std::string(FRS_CLI) + " enroll --server " + server_->address() + " --watchlist w --name x " +
-      face_path("biden.jpg").string() + " " + bad.string() + " " + bad.string());
+      face_path("biden.jpg").string() + " " + bad.string() + " " + bad2.string());
   EXPECT_EQ(code, 1);
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 3) << out;  // the error and two photos
   EXPECT_NE(out.find(bad.string() + ": "), std::string::npos) << out;
@@ -774,6 +776,109 @@ TEST(ServerLimits, CpuAndMemoryBombsAreBoundedAndAbandonedWorkStops) {
   EXPECT_NE(status.error_message().find("server busy"), std::string::npos);
 }
 
+// Text fields had no cap (two 40 MB descriptions broke `frs watchlist list` for everyone),
+// limits counted bytes (33 emoji were "over 128 characters"), errors echoed input whole.
+TEST_F(ServerTest, TextFieldsAreCappedInCharactersAndNeverEchoedWhole) {
+  auto create = [&](const std::string& name, const std::string& description) {
+    grpc::ClientContext c;
+    pb::CreateWatchlistRequest r;
+    r.set_name(name);
+    r.set_description(description);
+    pb::Watchlist w;
+    return server_->gallery().CreateWatchlist(&c, r, &w);
+  };
+  std::string emoji;
+  for (int i = 0; i < 33; ++i) emoji += "\xF0\x9F\x98\x80";
+  EXPECT_TRUE(create(emoji, "").ok());
+  auto status = create(std::string(129, 'n'), "");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("over 128 characters"), std::string::npos);
+  status = create("evil\x1b]0;owned\x07", "");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("control character"), std::string::npos);
+  status = create("big", std::string(40 << 20, 'd'));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_LT(status.error_message().size(), 300u) << status.error_message().size();
+  EXPECT_TRUE(create("multi", "line one\nline two").ok());
+
+  const std::string obama = bytes_of(face_path("obama.jpg"));
+  auto enroll = [&](const std::string& external_id, int copies, pb::EnrollResponse* out) {
+    grpc::ClientContext c;
+    pb::EnrollRequest r;
+    r.set_watchlist("multi");
+    r.set_external_id(external_id);
+    for (int i = 0; i < copies; ++i) r.add_photos()->set_image(obama);
+    return server_->gallery().Enroll(&c, r, out);
+  };
+  pb::EnrollResponse response;
+  status = enroll(std::string(1 << 20, 'x'), 1, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_LT(status.error_message().size(), 300u);
+  // The same photo three times in one request: stored once.
+  ASSERT_TRUE(enroll("obama", 3, &response).ok());
+  EXPECT_EQ(get_watchlist("multi").face_count(), 1);
+  ASSERT_EQ(response.photos_size(), 3);
+  EXPECT_TRUE(response.photos(1).skipped());
+  EXPECT_NE(response.photos(2).reason().find("same image as photo 1"), std::string::npos);
+
+  for (const std::string token : {"12abc", " 12", "-5", "99999999999999999999"}) {
+    grpc::ClientContext c;
+    pb::ListIdentitiesRequest r;
+    r.set_watchlist("multi");
+    r.set_page_token(token);
+    pb::ListIdentitiesResponse page;
+    EXPECT_EQ(server_->gallery().ListIdentities(&c, r, &page).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT)
+        << token;
+  }
+  {
+    grpc::ClientContext c;
+    pb::CreateWatchlistRequest r;
+    r.set_name("huge");
+    r.set_expected_identities(INT64_MAX);
+    pb::Watchlist w;
+    EXPECT_EQ(server_->gallery().CreateWatchlist(&c, r, &w).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  // A watchlist named twice (or 100,000 times) in one search.
+  {
+    grpc::ClientContext c;
+    pb::SearchRequest r;
+    r.set_image(obama);
+    for (int i = 0; i < 5; ++i) r.add_watchlists("multi");
+    pb::SearchResponse found;
+    ASSERT_TRUE(server_->search().Search(&c, r, &found).ok());
+    ASSERT_EQ(found.faces_size(), 1);
+    EXPECT_EQ(found.faces(0).candidates_size(), 1);
+    grpc::ClientContext c2;
+    for (int i = 0; i < 100000; ++i) r.add_watchlists("multi");
+    status = server_->search().Search(&c2, r, &found);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  // Evaluate checks its options before analysing any photo.
+  {
+    auto evaluation = pb::Evaluation::NewStub(server_->channel());
+    grpc::ClientContext c;
+    pb::EvaluateRequest r;
+    r.set_holdout(0.9);
+    for (int i = 0; i < 4; ++i) {
+      auto* p = r.add_photos();
+      p->set_image(obama);
+      p->set_identity(i < 2 ? "a" : "b");
+    }
+    pb::EvaluateResponse out;
+    const auto started = std::chrono::steady_clock::now();
+    status = evaluation->Evaluate(&c, r, &out);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(status.error_message().find("held-out"), std::string::npos);
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(300));
+  }
+  // And the CLI lists everything, one line per watchlist.
+  const auto [code, out] =
+      run_command(std::string(FRS_CLI) + " watchlist list --server " + server_->address());
+  EXPECT_EQ(code, 0) << out;
+}
+
 // SIGTERM and SIGINT let the call in flight finish, write the snapshots and exit 0; the next
 // start loads the snapshot instead of rebuilding. (Before, a thread OpenBLAS starts before
 // main() took the signal and the process died of it.)
@@ -824,7 +929,8 @@ TEST_F(ServerTest, KillNineDuringBulkEnrollThenResume) {
   // Start the bulk enrollment, and kill the server hard while it runs.
   const pid_t client = ::fork();
   if (client == 0) {
-    const std::string quiet = cli + " > /dev/null 2>&1";
+    const std::string quiet =
+        cli + " > '" + (root_ / "cut.out").string() + "' 2> '" + (root_ / "cut.err").string() + "'";
     ::execl("/bin/sh", "sh", "-c", quiet.c_str(), static_cast<char*>(nullptr));
     std::_Exit(127);
   }
@@ -835,6 +941,14 @@ TEST_F(ServerTest, KillNineDuringBulkEnrollThenResume) {
   server_->stop(SIGKILL);
   int status = 0;
   ::waitpid(client, &status, 0);
+  // The CLI says what it did before the server died, and how to go on.
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+  const auto cut = nlohmann::json::parse(bytes_of(root_ / "cut.out"));
+  EXPECT_EQ(cut["complete"], false);
+  EXPECT_GT(cut["enrolled"].get<int>(), 0);
+  EXPECT_NE(bytes_of(root_ / "cut.err").find("run the same command again to resume"),
+            std::string::npos)
+      << bytes_of(root_ / "cut.err");
 
   server_->start();
   const pb::Watchlist partial = get_watchlist("lfw");

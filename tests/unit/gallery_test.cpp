@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "frs/core/error.h"
+#include "frs/core/text_fields.h"
 #include "synthetic.h"
 #include "testdata.h"
 
@@ -240,7 +241,7 @@ TEST_F(GalleryTest, AWatchlistNamedTwiceIsSearchedOnceAndNamesAreBounded) {
   for (std::size_t i = 0; i < once.size(); ++i) {
     EXPECT_EQ(twice[i].identity_id, once[i].identity_id);
   }
-  const std::vector<std::string> many(Gallery::kMaxWatchlistsPerSearch + 1, "wanted");
+  const std::vector<std::string> many(fields::kMaxNamesPerList + 1, "wanted");
   EXPECT_THROW(g->search(q, many, 3, 4.0f), Error);
   // A missing name is reported, not fatal, when the caller asks for that (cameras).
   std::vector<std::string> missing;

@@ -130,6 +130,9 @@ struct OpenSetOptions {
 // of their images are mated searches, every image of the fold's identities a non-mated
 // one. Throws frs::Error(kInvalidArgument) for options out of range or fewer than 2
 // identities with a described image.
+// Throws Error(kInvalidArgument) for options out of range (open_set_searches checks them
+// too; a caller about to analyse photos checks them first).
+void check_open_set_options(const OpenSetOptions& options);
 std::vector<SearchOutcome> open_set_searches(const std::vector<EvalImage>& images,
                                              const OpenSetOptions& options);
 

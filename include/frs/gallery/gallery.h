@@ -51,8 +51,6 @@ class Gallery {
   // How much farther than the threshold a face may lie for its identity to be scored by
   // centroid (the centroid of faces spread around a query can be nearer than all of them).
   static constexpr float kCentroidSlack = 0.2f;
-  // Most watchlists one search may name.
-  static constexpr std::size_t kMaxWatchlistsPerSearch = 100;
 
   Gallery(std::unique_ptr<GalleryStore> store, const GalleryOptions& options);
   ~Gallery();
@@ -71,7 +69,7 @@ class Gallery {
   // unknown watchlist. With kCentroid, identities are those with a face within the
   // threshold plus kCentroidSlack: one whose every face lies farther is not considered.
   // Watchlist names are a set (a name given twice is searched once), at most
-  // kMaxWatchlistsPerSearch. With `missing`, unknown names are listed there and the others
+  // fields::kMaxNamesPerList. With `missing`, unknown names are listed there and the others
   // searched (a camera whose watchlist was deleted goes on with the rest).
   // kInvalidArgument for a descriptor with NaN or infinite values.
   std::vector<std::vector<Candidate>> search(std::span<const Embedding> queries,

@@ -23,6 +23,10 @@
 
 namespace frs::service {
 
+// Largest watchlist size a calibration may be asked for (CreateWatchlist
+// expected_identities, frs-server --default-expected-identities).
+inline constexpr std::int64_t kMaxExpectedIdentities = 1'000'000'000;
+
 struct ServiceOptions {
   // Threshold of watchlists created without one: 0 (default) = calibrated with the built-in
   // impostor model (BuiltInImpostorModel) for the request's expected_identities (or
