@@ -429,6 +429,7 @@ int main(int argc, char** argv) {
     int port = 0;
     builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &port);
     builder.SetMaxReceiveMessageSize(config.max_message_mb << 20);
+    builder.experimental().SetInterceptorCreators(frs::service::make_interceptors());
     builder.RegisterService(gallery_service.get());
     builder.RegisterService(search_service.get());
     builder.RegisterService(evaluation_service.get());

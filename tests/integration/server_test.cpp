@@ -879,6 +879,22 @@ TEST_F(ServerTest, TextFieldsAreCappedInCharactersAndNeverEchoedWhole) {
   EXPECT_EQ(code, 0) << out;
 }
 
+// A string field with invalid UTF-8 failed to parse inside gRPC: INTERNAL with an empty
+// message. It is INVALID_ARGUMENT naming the field.
+TEST_F(ServerTest, InvalidUtf8InAStringFieldIsInvalidArgumentNamingTheField) {
+  grpc::ClientContext c;
+  pb::CreateWatchlistRequest r;
+  r.set_name("bad\xFF\xFEname");
+  pb::Watchlist w;
+  const grpc::Status status = server_->gallery().CreateWatchlist(&c, r, &w);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_NE(status.error_message().find("frs.v1.CreateWatchlistRequest.name"), std::string::npos)
+      << status.error_message();
+  EXPECT_NE(status.error_message().find("UTF-8"), std::string::npos);
+  // The server goes on.
+  EXPECT_TRUE(create_watchlist("fine").ok());
+}
+
 // SIGTERM and SIGINT let the call in flight finish, write the snapshots and exit 0; the next
 // start loads the snapshot instead of rebuilding. (Before, a thread OpenBLAS starts before
 // main() took the signal and the process died of it.)

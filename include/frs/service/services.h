@@ -4,6 +4,7 @@
 
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/service_type.h>
+#include <grpcpp/support/server_interceptor.h>
 
 #include <chrono>
 #include <functional>
@@ -65,6 +66,13 @@ class DetailedError : public Error {
 };
 
 grpc::Status to_status(const std::exception& e);
+
+// The server's interceptors, for ServerBuilder::experimental().SetInterceptorCreators. A
+// request that does not parse (a string field with invalid UTF-8) is answered
+// INVALID_ARGUMENT naming the field, not INTERNAL with no message. Call once, before the
+// server starts (it also routes protobuf's log lines to the server log).
+std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+make_interceptors();
 
 // Runs `body`, turning any exception into the matching gRPC status.
 template <typename F>
