@@ -232,10 +232,11 @@ class StreamWatchdog {
         if (!since || now - *since < limits_.write_timeout) continue;
         // Thread-safe, and it only schedules the cancellation: the blocked Write returns
         // false and the handler ends. Under the lock, so `context` is still alive.
+        const std::string peer = context->peer();  // before the cancel empties it
         context->TryCancel();
         since.reset();
         spdlog::warn(
-            "event=alert_stream_reset peer={} reason={}", logfmt_value(context->peer()),
+            "event=alert_stream_reset peer={} reason={}", logfmt_value(peer),
             logfmt_value("no write completed for " + std::to_string(limits_.write_timeout.count()) +
                          " ms: the client stopped reading"));
       }
