@@ -106,27 +106,37 @@ void check_text(std::string_view value, std::string_view field, const TextRule& 
   }
 }
 
+namespace {
+
+// Appends the character at text[i] as it is safe to show: invalid bytes and control
+// characters as \xNN (newline and tab kept when `keep_layout`), quotes and backslashes
+// escaped when `quoting`. Returns the bytes it took.
+std::size_t append_shown(std::string& out, std::string_view text, std::size_t i,
+                         bool keep_layout, bool quoting) {
+  const std::size_t n = sequence_length(text, i);
+  if (n == 0) {
+    append_escape(out, static_cast<std::uint8_t>(text[i]));
+    return 1;
+  }
+  const std::uint32_t c = code_point(text, i, n);
+  if (quoting && (c == '\'' || c == '\\')) {
+    out += '\\';
+    out += static_cast<char>(c);
+  } else if (is_control(c) && !(keep_layout && (c == '\n' || c == '\t'))) {
+    append_escape(out, c);
+  } else {
+    out.append(text.substr(i, n));
+  }
+  return n;
+}
+
+}  // namespace
+
 std::string quote_for_message(std::string_view text, std::size_t max_chars) {
   std::string out = "'";
-  std::size_t chars = 0;
   std::size_t i = 0;
-  for (; i < text.size() && chars < max_chars; ++chars) {
-    const std::size_t n = sequence_length(text, i);
-    if (n == 0) {
-      append_escape(out, static_cast<std::uint8_t>(text[i]));
-      ++i;
-      continue;
-    }
-    const std::uint32_t c = code_point(text, i, n);
-    if (c == '\'' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (is_control(c)) {
-      append_escape(out, c);
-    } else {
-      out.append(text.substr(i, n));
-    }
-    i += n;
+  for (std::size_t chars = 0; i < text.size() && chars < max_chars; ++chars) {
+    i += append_shown(out, text, i, false, true);
   }
   out += "'";
   if (i < text.size()) {
@@ -138,21 +148,7 @@ std::string quote_for_message(std::string_view text, std::size_t max_chars) {
 std::string escape_for_terminal(std::string_view text) {
   std::string out;
   out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size();) {
-    const std::size_t n = sequence_length(text, i);
-    if (n == 0) {
-      append_escape(out, static_cast<std::uint8_t>(text[i]));
-      ++i;
-      continue;
-    }
-    const std::uint32_t c = code_point(text, i, n);
-    if (is_control(c) && c != '\n' && c != '\t') {
-      append_escape(out, c);
-    } else {
-      out.append(text.substr(i, n));
-    }
-    i += n;
-  }
+  for (std::size_t i = 0; i < text.size();) i += append_shown(out, text, i, true, false);
   return out;
 }
 

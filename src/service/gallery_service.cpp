@@ -199,8 +199,8 @@ class GalleryService final : public pb::Gallery::Service {
         stored = gallery_.enroll(identity, faces);
       } catch (const Error& e) {
         if (e.code() != ErrorCode::kNotFound) throw;
-        throw Error(ErrorCode::kNotFound, "watchlist '" + w.name +
-                                              "' was deleted while the photos were analysed: "
+        throw Error(ErrorCode::kNotFound, "watchlist " + quote_for_message(w.name) +
+                                              " was deleted while the photos were analysed: "
                                               "nothing enrolled");
       }
       const auto stored_faces = gallery_.store().faces_of_identity(stored.id);

@@ -895,6 +895,47 @@ TEST_F(ServerTest, InvalidUtf8InAStringFieldIsInvalidArgumentNamingTheField) {
   EXPECT_TRUE(create_watchlist("fine").ok());
 }
 
+// Watchlist ids were reused: an Enroll into "victim" that was still analysing its photos
+// when "victim" was deleted and "other" created landed in "other" (and replied "victim").
+TEST_F(ServerTest, AnEnrollmentNeverLandsInAWatchlistItDidNotName) {
+  const auto people = read_identity_tree(testdata_dir() / "lfw10");
+  for (int round = 0; round < 2; ++round) {
+    const std::string victim = "victim-" + std::to_string(round);
+    const std::string other = "other-" + std::to_string(round);
+    ASSERT_TRUE(create_watchlist(victim).ok());
+    pb::EnrollRequest r;
+    r.set_watchlist(victim);
+    r.set_external_id("someone");
+    for (int i = 0; i < 12; ++i) {
+      r.add_photos()->set_image(bytes_of(people[static_cast<std::size_t>(10 * round + i)].file));
+    }
+    grpc::Status enrolled;
+    pb::EnrollResponse response;
+    std::thread call([&] {
+      grpc::ClientContext c;
+      enrolled = server_->gallery().Enroll(&c, r, &response);
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    {
+      grpc::ClientContext c;
+      pb::DeleteWatchlistRequest d;
+      d.set_name(victim);
+      pb::DeleteWatchlistResponse deleted;
+      ASSERT_TRUE(server_->gallery().DeleteWatchlist(&c, d, &deleted).ok());
+    }
+    ASSERT_TRUE(create_watchlist(other).ok());
+    call.join();
+    EXPECT_EQ(get_watchlist(other).identity_count(), 0) << enrolled.error_message();
+    EXPECT_EQ(get_watchlist(other).face_count(), 0);
+    // Either it failed saying why, or it finished into "victim" before the deletion.
+    if (!enrolled.ok() && enrolled.error_code() == grpc::StatusCode::NOT_FOUND) {
+      EXPECT_NE(enrolled.error_message().find("was deleted while the photos were analysed"),
+                std::string::npos)
+          << enrolled.error_message();
+    }
+  }
+}
+
 // SIGTERM and SIGINT let the call in flight finish, write the snapshots and exit 0; the next
 // start loads the snapshot instead of rebuilding. (Before, a thread OpenBLAS starts before
 // main() took the signal and the process died of it.)
