@@ -50,6 +50,7 @@ void probe_jpeg(std::span<const std::uint8_t> b, ImageHeader& h) {
       // Decoded as 8-bit BGR (IMREAD_COLOR); a CMYK JPEG goes through 4 channels first.
       h.bytes_per_sample = 1;
       h.channels = b[i + 9] == 4 ? 4 : 3;
+      h.progressive = marker == 0xC2 || marker == 0xC6 || marker == 0xCA || marker == 0xCE;
       return;
     }
     if (length < 2) return;
@@ -238,6 +239,7 @@ std::uint64_t decoding_bytes(const ImageHeader& h) {
   std::uint64_t per_pixel = channels * static_cast<std::uint64_t>(h.bytes_per_sample);
   if (h.bytes_per_sample > 1) per_pixel += channels;  // the 8-bit copy
   if (h.channels != 3) per_pixel += 3;                // the BGR copy
+  if (h.progressive) per_pixel += 2 * channels;       // the coefficients, at worst unsubsampled
   return pixels * per_pixel;
 }
 

@@ -169,6 +169,13 @@ TEST(DecodeImage, BoundsTheMemoryDecodingTakesBeforeDecoding) {
   auto rgb = encode(cv::Mat(8, 8, CV_8UC3, cv::Scalar::all(7)), ".png");
   set_png_size(rgb, 7000, 7000);
   EXPECT_EQ(decoding_bytes(probe_image(rgb)), 49000000ull * 3);
+  // A progressive JPEG's decoder also holds its coefficients.
+  const auto progressive =
+      encode(cv::Mat(8, 8, CV_8UC3, cv::Scalar::all(7)), ".jpg", {cv::IMWRITE_JPEG_PROGRESSIVE, 1});
+  EXPECT_TRUE(probe_image(progressive).progressive);
+  EXPECT_EQ(decoding_bytes(probe_image(progressive)), 64u * (3 + 6));
+  EXPECT_EQ(decoding_bytes(probe_image(encode(cv::Mat(8, 8, CV_8UC3, cv::Scalar::all(7)), ".jpg"))),
+            64u * 3);
   ImageLimits tight;
   tight.max_decoded_bytes = 100;
   EXPECT_EQ(code_of(encode(cv::Mat(8, 8, CV_8UC3, cv::Scalar::all(7)), ".jpg"), tight),

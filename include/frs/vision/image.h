@@ -18,10 +18,11 @@ struct ImageLimits {
   // Largest encoded input accepted, in bytes. Default 64 MiB.
   std::size_t max_bytes = 64u << 20;
   // Most memory decoding may take, in bytes: the decoder's output (width x height x
-  // channels x bytes per sample) plus the 8-bit and BGR copies made from it, estimated from
-  // the header before any pixel is decoded. A 381 KB 7000x7000 16-bit RGBA PNG would take
-  // 735 MB. Default 384 MiB (a 50 Mpx RGB photo takes 150 MB, 50 Mpx RGBA 343 MB); range
-  // 1 MiB .. 16 GiB.
+  // channels x bytes per sample) plus the 8-bit and BGR copies made from it, and a
+  // progressive JPEG's coefficients, estimated from the header before any pixel is decoded
+  // (decoding_bytes). A 381 KB 7000x7000 16-bit RGBA PNG would take 735 MB. Default 384 MiB
+  // (a 50 Mpx RGB JPEG takes 150 MB, progressive 450 MB: refused; 50 Mpx RGBA PNG 343 MB);
+  // range 1 MiB .. 16 GiB.
   std::uint64_t max_decoded_bytes = std::uint64_t{384} << 20;
   // Longest side over shortest side accepted. Default 20 (panoramas are up to about 8);
   // a 2 KB PNG of 1x1,000,000 grey pixels has no face to find and cost 89 s of detector
@@ -39,6 +40,9 @@ struct ImageHeader {
   // the format allows): channels (1..4) and bytes per sample (1 or 2).
   int channels = 4;
   int bytes_per_sample = 1;
+  // A progressive JPEG: its decoder holds every DCT coefficient of the image (2 bytes each)
+  // until the last scan.
+  bool progressive = false;
 };
 
 // Memory decode_image needs for an image with this header, in bytes (see
