@@ -111,8 +111,8 @@ namespace {
 // Appends the character at text[i] as it is safe to show: invalid bytes and control
 // characters as \xNN (newline and tab kept when `keep_layout`), quotes and backslashes
 // escaped when `quoting`. Returns the bytes it took.
-std::size_t append_shown(std::string& out, std::string_view text, std::size_t i,
-                         bool keep_layout, bool quoting) {
+std::size_t append_shown(std::string& out, std::string_view text, std::size_t i, bool keep_layout,
+                         bool quoting) {
   const std::size_t n = sequence_length(text, i);
   if (n == 0) {
     append_escape(out, static_cast<std::uint8_t>(text[i]));
