@@ -15,6 +15,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <opencv2/core/utils/logger.hpp>
 #include <set>
 #include <thread>
@@ -294,8 +295,10 @@ extern "C" void on_stop_signal(int signal) {
   static volatile sig_atomic_t seen = 0;
   if (seen) std::_Exit(128 + signal);  // a second signal: the operator wants out now
   seen = 1;
+  const int saved_errno = errno;  // the interrupted code may be about to read it
   const char byte = static_cast<char>(signal);
   [[maybe_unused]] const ssize_t written = ::write(g_stop_pipe[1], &byte, 1);
+  errno = saved_errno;
 }
 
 void install_stop_signals() {
