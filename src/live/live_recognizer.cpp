@@ -363,9 +363,10 @@ void LiveRecognizer::analyse(Camera& camera, VideoFrame frame) {
     // Two identities, unrestricted, so the runner-up is known; each watchlist's own
     // threshold is applied below.
     const auto search_start = std::chrono::steady_clock::now();
-    // A deleted watchlist does not stop matching against the camera's others.
-    std::vector<std::string> missing;
-    const auto found = gallery_.search(query, camera.config.watchlists, 2, 4.0f, &missing)[0];
+    // A deleted watchlist does not stop matching against the camera's others (cameras()
+    // reports it; the names collected here are not needed).
+    std::vector<std::string> deleted;
+    const auto found = gallery_.search(query, camera.config.watchlists, 2, 4.0f, &deleted)[0];
     search_ms_.record(ms_since(search_start));
     if (found.empty()) continue;
     const Candidate& best = found[0];

@@ -50,7 +50,6 @@ class SearchService final : public pb::Search::Service {
           }
           Embedding e{};
           std::copy(d.values().begin(), d.values().end(), e.begin());
-          require_finite(e, "descriptor " + std::to_string(queries.size() + 1));
           queries.push_back(e);
         }
       } else if (request->query_case() == pb::SearchRequest::kImage) {

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -639,6 +640,15 @@ TEST_F(ServerTest, BadInputsReturnTheirCodesAndChangeNothing) {
   pb::SearchResponse s1;
   EXPECT_EQ(server_->search().Search(&c1, r1, &s1).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+  // A NaN among a descriptor's values matched everyone under HNSW; refused with its place.
+  grpc::ClientContext nan_context;
+  pb::SearchRequest nan_request;
+  auto* nan_descriptor = nan_request.mutable_descriptors()->add_descriptors();
+  for (int i = 0; i < 128; ++i) nan_descriptor->add_values(i == 9 ? std::nanf("") : 0.1f);
+  const auto nan_status = server_->search().Search(&nan_context, nan_request, &s1);
+  EXPECT_EQ(nan_status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(nan_status.error_message().find("position 9"), std::string::npos)
+      << nan_status.error_message();
   grpc::ClientContext c2;
   pb::SearchRequest r2;
   r2.set_image(obama);
