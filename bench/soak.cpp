@@ -26,6 +26,8 @@
 
 #include "bench_util.h"
 #include "child_processes.h"
+#include "frs/auth/tokens.h"
+#include "frs/client/channel.h"
 #include "frs/v1/gallery.grpc.pb.h"
 #include "frs/v1/live.grpc.pb.h"
 #include "testdata.h"
@@ -126,16 +128,25 @@ int main(int argc, char** argv) {
   const t::ScopedTempDir dir("soak");
   const int port = t::free_port();
   const std::string address = "127.0.0.1:" + std::to_string(port);
+  // The admin token, supplied as automation would.
+  const std::string admin_token = frs::new_token_secret();
+  const std::string token_file = (dir.path() / "admin.token").string();
+  std::ofstream(token_file) << admin_token << "\n";
   const pid_t server = ::fork();
   if (server == 0) {
     const std::string log = (dir.path() / "server.log").string();
     std::freopen(log.c_str(), "w", stderr);
     const std::string data = (dir.path() / "data").string();
     ::execl(FRS_SERVER, FRS_SERVER, "--listen", address.c_str(), "--data-dir", data.c_str(),
-            "--metrics-listen", "", "--alert-cooldown-ms", "0", static_cast<char*>(nullptr));
+            "--metrics-listen", "", "--alert-cooldown-ms", "0", "--admin-token-file",
+            token_file.c_str(), "--rate-limit", "0", static_cast<char*>(nullptr));
     std::_Exit(127);
   }
-  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  frs::ClientOptions client;
+  client.server = address;
+  client.token = admin_token;
+  client.purpose = "bench_soak";
+  auto channel = frs::make_channel(client);
   auto gallery = pb::Gallery::NewStub(channel);
   auto search = pb::Search::NewStub(channel);
   auto cameras = pb::Cameras::NewStub(channel);
@@ -252,6 +263,8 @@ int main(int argc, char** argv) {
     while (!stop) {
       grpc::ClientContext c;
       c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+      c.AddMetadata("authorization", "Bearer " + admin_token);  // a channel of its own
+      c.AddMetadata("purpose", "bench_soak");
       pb::StreamAlertsRequest r;
       r.set_with_images(true);
       auto reader = slow->StreamAlerts(&c, r);

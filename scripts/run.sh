@@ -54,6 +54,10 @@ rm -rf "$work/data"
 mkdir -p "$work/data"
 server="127.0.0.1:$grpc_port"
 export FRS_SERVER="$server"
+# The admin token frs-server writes on its first start, and the purpose every call records
+# in the audit log.
+export FRS_TOKEN_FILE="$work/data/admin.token"
+export FRS_PURPOSE="demo: scripts/run.sh"
 frs() { "$bin/frs" "$@"; }
 
 if [[ "$source_arg" == *://* ]]; then

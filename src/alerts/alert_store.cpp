@@ -6,6 +6,7 @@
 #include "frs/core/clock.h"
 #include "frs/core/error.h"
 #include "frs/core/text_fields.h"
+#include "frs/core/time_text.h"
 
 namespace frs {
 namespace {
@@ -187,13 +188,24 @@ Alert AlertStore::review(std::int64_t id, ReviewState decision, const std::strin
   check_text(reviewer, "reviewer", fields::kReviewer);
   {
     std::lock_guard lock(mutex_);
+    // A review is final: it is not overwritten, not even by its reviewer (a second look is
+    // a new record, which the two-person review of the next issue adds).
     Statement s(db_,
                 "UPDATE alerts SET review = ?, review_note = ?, reviewed_by = ?, "
-                "reviewed_at_ms = ? WHERE id = ?");
+                "reviewed_at_ms = ? WHERE id = ? AND review = 'pending'");
     s.bind(1, std::string(to_string(decision))).bind(2, note).bind(3, reviewer);
     s.bind(4, now_unix_ms()).bind(5, id).step();
     if (db_.changes() == 0) {
-      throw Error(ErrorCode::kNotFound, "alert " + std::to_string(id) + " does not exist");
+      Statement existing(db_,
+                         "SELECT review, reviewed_by, reviewed_at_ms FROM alerts WHERE id = ?");
+      existing.bind(1, id);
+      if (!existing.step()) {
+        throw Error(ErrorCode::kNotFound, "alert " + std::to_string(id) + " does not exist");
+      }
+      throw Error(ErrorCode::kFailedPrecondition,
+                  "alert " + std::to_string(id) + " was already " + existing.text(0) + " by '" +
+                      existing.text(1) + "' at " + format_utc_time(existing.integer(2)) +
+                      ": a review is final");
     }
   }
   return *get(id, false);

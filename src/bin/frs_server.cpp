@@ -16,12 +16,18 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
 #include <opencv2/core/utils/logger.hpp>
 #include <set>
 #include <thread>
 
+#include "frs/auth/audit_log.h"
+#include "frs/auth/tokens.h"
 #include "frs/core/error.h"
 #include "frs/core/logfmt.h"
+#include "frs/core/net.h"
 #include "frs/gallery/enrollment.h"
 #include "frs/service/services.h"
 
@@ -41,6 +47,12 @@ struct ServerConfig {
   frs::service::AlertStreamLimits alert_streams;  // StreamAlerts: open streams, write timeout
   std::int64_t alert_write_timeout_ms = 10000;    // ... as a flag (100..3600000)
   std::string metrics_listen = "127.0.0.1:9464";  // Prometheus /metrics; "" = off
+  bool metrics_public = false;                    // allow a non-loopback --metrics-listen
+  std::string admin_token_file;                   // the admin token's secret, supplied (automation)
+  std::string tls_cert, tls_key;                  // PEM files: TLS on the gRPC listener
+  std::string tls_client_ca;          // PEM file: also require client certificates it signed
+  bool insecure = false;              // allow plain text on a non-loopback --listen
+  frs::service::AccessLimits access;  // calls per token per second
   float default_max_distance = 0;     // of watchlists created without one; 0 = calibrated
   double default_target_fpir = 0.01;  // ... at this false-alert rate
   std::int64_t default_expected_identities = 1000;  // ... for this size, unless told
@@ -144,6 +156,40 @@ void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_fil
       .add_option("--metrics-listen", config.metrics_listen,
                   "host:port of the Prometheus /metrics endpoint (plain HTTP: keep it on "
                   "loopback or a monitoring network); empty = off")
+      ->capture_default_str();
+  flags
+      .add_option("--admin-token-file", config.admin_token_file,
+                  "File holding the admin token's secret (made the token 'admin'); default: "
+                  "on first start a new one is written to DATA_DIR/admin.token")
+      ->check(CLI::ExistingFile);
+  flags.add_option("--tls-cert", config.tls_cert, "PEM certificate (chain) of the gRPC listener")
+      ->check(CLI::ExistingFile);
+  flags.add_option("--tls-key", config.tls_key, "PEM private key of --tls-cert")
+      ->check(CLI::ExistingFile);
+  flags
+      .add_option("--tls-client-ca", config.tls_client_ca,
+                  "PEM CA certificates: clients must present a certificate they signed (mTLS)")
+      ->check(CLI::ExistingFile);
+  flags.add_flag("--insecure", config.insecure,
+                 "Serve plain text on a non-loopback --listen (tokens and faces travel "
+                 "unencrypted; a warning is logged at start and every hour)");
+  flags.add_flag("--metrics-public", config.metrics_public,
+                 "Allow a non-loopback --metrics-listen (it carries no names, faces or URLs)");
+  flags
+      .add_option("--rate-limit", config.access.calls_per_second,
+                  "Calls per token per second, on average (0 = no limit); over it: "
+                  "RESOURCE_EXHAUSTED with retry-after-ms")
+      ->check(CLI::Range(0.0, 100000.0))
+      ->capture_default_str();
+  flags
+      .add_option("--rate-burst", config.access.burst,
+                  "Calls one token may make at once above --rate-limit")
+      ->check(CLI::Range(1.0, 100000.0))
+      ->capture_default_str();
+  flags
+      .add_option("--max-alert-streams-per-token", config.alert_streams.max_streams_per_token,
+                  "StreamAlerts calls one token may have open at once")
+      ->check(CLI::Range(1, 10000))
       ->capture_default_str();
   flags.add_option("--max-message-mb", config.max_message_mb, "Largest request in MiB")
       ->check(CLI::Range(1, 1024))
@@ -325,6 +371,49 @@ int wait_for_stop_signal() {
 // How long calls in flight may take to finish after a stop signal.
 constexpr int kShutdownGraceSeconds = 10;
 
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw frs::Error(frs::ErrorCode::kInvalidArgument, "cannot read " + path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// The gRPC listener's credentials: TLS (and mTLS) when given; plain text only on loopback,
+// or anywhere with --insecure.
+std::shared_ptr<grpc::ServerCredentials> listener_credentials(const ServerConfig& config) {
+  if (config.tls_cert.empty() != config.tls_key.empty()) {
+    throw frs::Error(frs::ErrorCode::kInvalidArgument,
+                     "--tls-cert and --tls-key go together: give both");
+  }
+  if (!config.tls_client_ca.empty() && config.tls_cert.empty()) {
+    throw frs::Error(frs::ErrorCode::kInvalidArgument,
+                     "--tls-client-ca needs --tls-cert and --tls-key (mTLS is TLS with client "
+                     "certificates)");
+  }
+  if (config.tls_cert.empty()) {
+    if (!frs::is_loopback_host(frs::host_of_address(config.listen)) && !config.insecure) {
+      throw frs::Error(
+          frs::ErrorCode::kInvalidArgument,
+          "--listen " + config.listen +
+              " is reachable from other machines, and tokens and faces would cross the network "
+              "unencrypted: add --tls-cert FILE --tls-key FILE (and --tls-client-ca FILE to "
+              "require client certificates), listen on 127.0.0.1, or pass --insecure if "
+              "something else encrypts the traffic");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  grpc::SslServerCredentialsOptions options(
+      config.tls_client_ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                   : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  options.pem_key_cert_pairs.push_back(
+      {read_text_file(config.tls_key), read_text_file(config.tls_cert)});
+  if (!config.tls_client_ca.empty()) options.pem_root_certs = read_text_file(config.tls_client_ca);
+  return grpc::SslServerCredentials(options);
+}
+
+bool plain_text_in_the_open(const ServerConfig& config) {
+  return config.tls_cert.empty() && !frs::is_loopback_host(frs::host_of_address(config.listen));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -363,6 +452,15 @@ int main(int argc, char** argv) {
   try {
     // SIGINT/SIGTERM start the graceful shutdown, whichever thread the kernel gives them to.
     install_stop_signals();
+    // Refused before the slow model load: a server that would serve in the open.
+    const auto credentials = listener_credentials(config);
+    if (!config.metrics_listen.empty() && !config.metrics_public &&
+        !frs::is_loopback_host(frs::host_of_address(config.metrics_listen))) {
+      throw frs::Error(frs::ErrorCode::kInvalidArgument,
+                       "--metrics-listen " + config.metrics_listen +
+                           " is reachable from other machines: pass --metrics-public as well "
+                           "if that is meant (the metrics carry no names, faces or URLs)");
+    }
     frs::GalleryOptions gallery_options;
     gallery_options.snapshot_dir = std::filesystem::path(config.data_dir) / "index";
     gallery_options.index = config.index;
@@ -371,6 +469,20 @@ int main(int argc, char** argv) {
                                          : frs::IdentityScore::kCentroid;
     frs::FaceIndex validate_index_type(gallery_options.index);  // before the slow model load
     std::filesystem::create_directories(config.data_dir);
+    // Who may call, and the record of what they did.
+    const std::filesystem::path data_dir(config.data_dir);
+    auto tokens = frs::open_sqlite_token_store(data_dir / "tokens.db");
+    const std::string admin_note =
+        frs::ensure_admin_token(*tokens, config.admin_token_file, data_dir / "admin.token");
+    if (!admin_note.empty()) spdlog::info("{}", admin_note);
+    auto audit_log = frs::open_sqlite_audit_log(data_dir / "audit.db");
+    frs::service::AccessControl access(*tokens, *audit_log, config.access);
+    const auto log_audit_head = [&](const char* when) {
+      const frs::AuditHead head = audit_log->head();
+      spdlog::info("audit head {}: {}:{} (keep it; frs audit verify --expect {}:{})", when,
+                   head.seq, head.hash, head.seq, head.hash);
+    };
+    log_audit_head("at start");
     frs::FaceEngineOptions engine_options;
     engine_options.models_dir = config.models_dir;
     engine_options.threads = config.threads;
@@ -419,32 +531,54 @@ int main(int argc, char** argv) {
     service_options.on_watchlist_deleted = [&live](const std::string& name) {
       live.watchlist_deleted(name);
     };
-    auto gallery_service = frs::service::make_gallery_service(gallery, engine, service_options);
-    auto search_service = frs::service::make_search_service(gallery, engine, service_options);
-    auto evaluation_service = frs::service::make_evaluation_service(engine, service_options);
-    auto camera_service = frs::service::make_camera_service(live, camera_store);
+    auto gallery_service =
+        frs::service::make_gallery_service(access, gallery, engine, service_options);
+    auto search_service =
+        frs::service::make_search_service(access, gallery, engine, service_options);
+    auto evaluation_service =
+        frs::service::make_evaluation_service(access, engine, service_options);
+    auto camera_service = frs::service::make_camera_service(access, live, camera_store);
     config.alert_streams.write_timeout = std::chrono::milliseconds(config.alert_write_timeout_ms);
-    auto alert_service = frs::service::make_alert_service(alerts, feed, config.alert_streams);
+    config.alert_streams.max_streams_per_token =
+        std::min(config.alert_streams.max_streams_per_token, config.alert_streams.max_streams);
+    auto alert_service =
+        frs::service::make_alert_service(access, alerts, feed, config.alert_streams);
+    auto token_service = frs::service::make_token_service(access);
+    auto audit_service = frs::service::make_audit_service(access);
 
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;
     int port = 0;
-    builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(), &port);
+    builder.AddListeningPort(config.listen, credentials, &port);
     builder.SetMaxReceiveMessageSize(config.max_message_mb << 20);
-    builder.experimental().SetInterceptorCreators(frs::service::make_interceptors());
+    builder.experimental().SetInterceptorCreators(frs::service::make_interceptors(access));
     builder.RegisterService(gallery_service.get());
     builder.RegisterService(search_service.get());
     builder.RegisterService(evaluation_service.get());
     builder.RegisterService(camera_service.get());
     builder.RegisterService(alert_service.get());
+    builder.RegisterService(token_service.get());
+    builder.RegisterService(audit_service.get());
     std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
     if (!server || port == 0) {
       spdlog::error("cannot listen on {}: is the address valid and the port free?", config.listen);
       return 1;
     }
-    spdlog::info("frs-server listening on {} (port {}), data in {}", config.listen, port,
+    spdlog::info("frs-server listening on {} (port {}, {}), data in {}", config.listen, port,
+                 config.tls_cert.empty()
+                     ? "plain text"
+                     : (config.tls_client_ca.empty() ? "TLS" : "TLS with client certificates"),
                  config.data_dir);
+    const auto warn_if_in_the_open = [&] {
+      if (plain_text_in_the_open(config)) {
+        spdlog::warn(
+            "--insecure: serving plain text on {}: tokens, faces and names cross the network "
+            "unencrypted; use --tls-cert/--tls-key",
+            config.listen);
+      }
+    };
+    warn_if_in_the_open();
 
     // Prometheus text endpoint; plain HTTP, so loopback by default.
     httplib::Server metrics;
@@ -472,6 +606,18 @@ int main(int argc, char** argv) {
       spdlog::info("metrics on http://{}/metrics", config.metrics_listen);
     }
 
+    // Every hour: the insecure warning again, and the audit head (a head kept in the logs
+    // proves the rows before it were not rewritten since).
+    std::mutex hourly_mutex;
+    std::condition_variable hourly_wake;
+    bool stopping = false;
+    std::thread hourly([&] {
+      std::unique_lock lock(hourly_mutex);
+      while (!hourly_wake.wait_for(lock, std::chrono::hours(1), [&] { return stopping; })) {
+        warn_if_in_the_open();
+        log_audit_head("hourly");
+      }
+    });
     std::thread signal_waiter([&] {
       const int signal = wait_for_stop_signal();
       spdlog::info("signal {}: finishing calls in flight (up to {} s), then stopping", signal,
@@ -481,6 +627,13 @@ int main(int argc, char** argv) {
     });
     server->Wait();
     signal_waiter.join();
+    {
+      std::lock_guard lock(hourly_mutex);
+      stopping = true;
+    }
+    hourly_wake.notify_all();
+    hourly.join();
+    log_audit_head("at stop");
     metrics.stop();
     if (metrics_thread.joinable()) metrics_thread.join();
     gallery.save_snapshots();

@@ -82,6 +82,8 @@ INSERT INTO sqlite_sequence(name, seq) SELECT 'watchlists', MAX(m) FROM (
   UNION ALL SELECT COALESCE(MAX(watchlist_id), 0) FROM faces
   UNION ALL SELECT COALESCE(MAX(watchlist_id), 0) FROM face_changes);
 )sql",
+    // 5: who enrolled each identity (the enrolling token's name).
+    "ALTER TABLE identities ADD COLUMN created_by TEXT NOT NULL DEFAULT '';",
 };
 static_assert(std::size(kMigrations) == kStoreSchemaVersion);
 
@@ -93,7 +95,7 @@ const std::string kWatchlistSelect =
     "FROM watchlists";
 const std::string kIdentitySelect =
     "SELECT i.id, i.watchlist_id, i.external_id, i.display_name, i.notes, i.created_at_ms, "
-    "COUNT(f.id) FROM identities i LEFT JOIN faces f ON f.identity_id = i.id";
+    "COUNT(f.id), i.created_by FROM identities i LEFT JOIN faces f ON f.identity_id = i.id";
 
 Embedding to_embedding(const std::vector<std::uint8_t>& bytes) {
   Embedding e{};
@@ -206,9 +208,10 @@ class SqliteStore : public GalleryStore {
     try {
       Statement s(db_,
                   "INSERT INTO identities(watchlist_id, external_id, display_name, notes, "
-                  "created_at_ms) VALUES (?, ?, ?, ?, ?)");
+                  "created_at_ms, created_by) VALUES (?, ?, ?, ?, ?, ?)");
       s.bind(1, identity.watchlist_id).bind(2, identity.external_id);
-      s.bind(3, identity.display_name).bind(4, identity.notes).bind(5, out.created_at_ms).step();
+      s.bind(3, identity.display_name).bind(4, identity.notes).bind(5, out.created_at_ms);
+      s.bind(6, identity.created_by).step();
     } catch (const Error& e) {
       if (e.code() == ErrorCode::kAlreadyExists) {
         throw Error(ErrorCode::kAlreadyExists, "external id " +
@@ -375,6 +378,7 @@ class SqliteStore : public GalleryStore {
     i.notes = s.text(4);
     i.created_at_ms = s.integer(5);
     i.face_count = static_cast<int>(s.integer(6));
+    i.created_by = s.text(7);
     return i;
   }
 

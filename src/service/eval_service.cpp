@@ -34,12 +34,12 @@ void to_proto(const ThresholdAt& point, const Rate& missed, pb::OperatingPoint* 
 
 class EvaluationService final : public pb::Evaluation::Service {
  public:
-  EvaluationService(const FaceEngine& engine, const ServiceOptions& options)
-      : engine_(engine), options_(options) {}
+  EvaluationService(AccessControl& access, const FaceEngine& engine, const ServiceOptions& options)
+      : access_(access), engine_(engine), options_(options) {}
 
   grpc::Status Evaluate(grpc::ServerContext* context, const pb::EvaluateRequest* request,
                         pb::EvaluateResponse* response) override {
-    return guarded([&] {
+    return serve(access_, context, [&](Call& call) {
       const EvaluationOptions options = options_of(*request);
       std::vector<EvalImage> images;
       std::set<std::string> identities;
@@ -81,6 +81,8 @@ class EvaluationService final : public pb::Evaluation::Service {
       const Evaluation evaluation = evaluate(all_pairs(described), described, options);
       response->set_photos(request->photos_size());
       response->set_identities(static_cast<int>(identities.size()));
+      call.details()["photos"] = request->photos_size();
+      call.details()["identities"] = identities.size();
       fill(evaluation, response);
     });
   }
@@ -152,6 +154,7 @@ class EvaluationService final : public pb::Evaluation::Service {
     }
   }
 
+  AccessControl& access_;
   const FaceEngine& engine_;
   ServiceOptions options_;
   std::mutex running_;
@@ -159,9 +162,10 @@ class EvaluationService final : public pb::Evaluation::Service {
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> make_evaluation_service(const FaceEngine& engine,
+std::unique_ptr<grpc::Service> make_evaluation_service(AccessControl& access,
+                                                       const FaceEngine& engine,
                                                        const ServiceOptions& options) {
-  return std::make_unique<EvaluationService>(engine, options);
+  return std::make_unique<EvaluationService>(access, engine, options);
 }
 
 }  // namespace frs::service

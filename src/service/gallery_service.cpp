@@ -87,6 +87,7 @@ void to_proto(const Identity& i, const std::string& watchlist, pb::Identity* out
   out->set_notes(i.notes);
   out->set_created_at_ms(i.created_at_ms);
   out->set_face_count(i.face_count);
+  out->set_created_by(i.created_by);
 }
 
 Watchlist require_watchlist(GalleryStore& store, const std::string& name) {
@@ -97,15 +98,19 @@ Watchlist require_watchlist(GalleryStore& store, const std::string& name) {
 
 class GalleryService final : public pb::Gallery::Service {
  public:
-  GalleryService(Gallery& gallery, const FaceEngine& engine, const ServiceOptions& options)
-      : gallery_(gallery), engine_(engine), options_(options) {}
+  GalleryService(AccessControl& access, Gallery& gallery, const FaceEngine& engine,
+                 const ServiceOptions& options)
+      : access_(access), gallery_(gallery), engine_(engine), options_(options) {}
 
-  grpc::Status CreateWatchlist(grpc::ServerContext*, const pb::CreateWatchlistRequest* request,
+  grpc::Status CreateWatchlist(grpc::ServerContext* context,
+                               const pb::CreateWatchlistRequest* request,
                                pb::Watchlist* response) override {
-    return guarded([&] {
+    return serve(access_, context, [&](Call& call) {
+      call.target("watchlist_names", request->name());
       Watchlist w;
       w.name = request->name();
       w.description = request->description();
+      w.created_by = call.caller().token;
       if (request->max_distance() != 0) {
         w.max_distance = request->max_distance();
         w.threshold_basis = basis_json(basis_with_method("manual"));
@@ -136,41 +141,54 @@ class GalleryService final : public pb::Gallery::Service {
         basis.set_data(Model::kData);
         w.threshold_basis = basis_json(basis);
       }
-      to_proto(gallery_, gallery_.create_watchlist(w), response);
+      const Watchlist created = gallery_.create_watchlist(w);
+      call.target("watchlists", created.id);
+      to_proto(gallery_, created, response);
     });
   }
 
-  grpc::Status ListWatchlists(grpc::ServerContext*, const pb::ListWatchlistsRequest*,
+  grpc::Status ListWatchlists(grpc::ServerContext* context, const pb::ListWatchlistsRequest*,
                               pb::ListWatchlistsResponse* response) override {
-    return guarded([&] {
+    return serve(access_, context, [&](Call& call) {
       for (const Watchlist& w : gallery_.store().list_watchlists()) {
         to_proto(gallery_, w, response->add_watchlists());
+        call.target("watchlists", w.id);
       }
     });
   }
 
-  grpc::Status GetWatchlist(grpc::ServerContext*, const pb::GetWatchlistRequest* request,
+  grpc::Status GetWatchlist(grpc::ServerContext* context, const pb::GetWatchlistRequest* request,
                             pb::Watchlist* response) override {
-    return guarded([&] {
-      to_proto(gallery_, require_watchlist(gallery_.store(), request->name()), response);
+    return serve(access_, context, [&](Call& call) {
+      const Watchlist w = require_watchlist(gallery_.store(), request->name());
+      call.target("watchlists", w.id);
+      to_proto(gallery_, w, response);
     });
   }
 
-  grpc::Status DeleteWatchlist(grpc::ServerContext*, const pb::DeleteWatchlistRequest* request,
+  grpc::Status DeleteWatchlist(grpc::ServerContext* context,
+                               const pb::DeleteWatchlistRequest* request,
                                pb::DeleteWatchlistResponse*) override {
-    return guarded([&] {
+    return serve(access_, context, [&](Call& call) {
+      call.target("watchlist_names", request->name());
+      if (const auto w = gallery_.store().find_watchlist(request->name())) {
+        call.target("watchlists", w->id);
+      }
       gallery_.delete_watchlist(request->name());
       if (options_.on_watchlist_deleted) options_.on_watchlist_deleted(request->name());
     });
   }
 
-  grpc::Status UpdateWatchlistThreshold(grpc::ServerContext*,
+  grpc::Status UpdateWatchlistThreshold(grpc::ServerContext* context,
                                         const pb::UpdateWatchlistThresholdRequest* request,
                                         pb::Watchlist* response) override {
-    return guarded([&] {
+    return serve(access_, context, [&](Call& call) {
       const pb::ThresholdBasis basis =
           request->has_basis() ? request->basis() : basis_with_method("manual");
       check_basis(basis);
+      call.target("watchlist_names", request->name());
+      call.details()["max_distance"] = request->max_distance();
+      call.details()["basis"] = basis.method();
       gallery_.store().set_max_distance(request->name(), request->max_distance(),
                                         basis_json(basis));
       to_proto(gallery_, require_watchlist(gallery_.store(), request->name()), response);
@@ -179,8 +197,9 @@ class GalleryService final : public pb::Gallery::Service {
 
   grpc::Status Enroll(grpc::ServerContext* context, const pb::EnrollRequest* request,
                       pb::EnrollResponse* response) override {
-    return guarded([&] {
+    return serve(access_, context, [&](Call& call) {
       const Watchlist w = require_watchlist(gallery_.store(), request->watchlist());
+      call.target("watchlists", w.id);
       if (request->external_id().empty()) {
         throw Error(ErrorCode::kInvalidArgument,
                     "external_id is required (e.g. a booking number; --external-id)");
@@ -190,6 +209,7 @@ class GalleryService final : public pb::Gallery::Service {
       identity.external_id = request->external_id();
       identity.display_name = request->display_name();
       identity.notes = request->notes();
+      identity.created_by = call.caller().token;
       const auto prepared = prepare(request->photos(), response, cancellation_of(*context));
       std::vector<StoredFace> faces;
       for (const auto& [outcome, face] : prepared) faces.push_back(face);
@@ -208,13 +228,16 @@ class GalleryService final : public pb::Gallery::Service {
         response->mutable_photos(prepared[i].first)->set_face_id(stored_faces[i].id);
       }
       log_overrides(prepared, w.name, stored.id, *response);
+      call.target("identities", stored.id);
+      audit_photos(call, prepared, *response);
       to_proto(stored, w.name, response->mutable_identity());
     });
   }
 
   grpc::Status AddFaces(grpc::ServerContext* context, const pb::AddFacesRequest* request,
                         pb::EnrollResponse* response) override {
-    return guarded([&] {
+    return serve(access_, context, [&](Call& call) {
+      call.target("identities", request->identity_id());
       const auto identity = gallery_.store().get_identity(request->identity_id());
       if (!identity) {
         throw Error(ErrorCode::kNotFound,
@@ -239,16 +262,20 @@ class GalleryService final : public pb::Gallery::Service {
         }
       }
       const auto w = gallery_.store().get_watchlist(identity->watchlist_id);
+      call.target("watchlists", identity->watchlist_id);
+      audit_photos(call, prepared, *response);
       log_overrides(prepared, w ? w->name : "", identity->id, *response);
       to_proto(*gallery_.store().get_identity(identity->id), w ? w->name : "",
                response->mutable_identity());
     });
   }
 
-  grpc::Status ListIdentities(grpc::ServerContext*, const pb::ListIdentitiesRequest* request,
+  grpc::Status ListIdentities(grpc::ServerContext* context,
+                              const pb::ListIdentitiesRequest* request,
                               pb::ListIdentitiesResponse* response) override {
-    return guarded([&] {
+    return serve(access_, context, [&](Call& call) {
       const Watchlist w = require_watchlist(gallery_.store(), request->watchlist());
+      call.target("watchlists", w.id);
       const int size = request->page_size() == 0 ? 100 : request->page_size();
       if (size < 1 || size > 1000) {
         throw Error(ErrorCode::kInvalidArgument, "page_size must be in 1..1000");
@@ -266,15 +293,17 @@ class GalleryService final : public pb::Gallery::Service {
       }
       const auto page = gallery_.store().list_identities(w.id, after, size);
       for (const Identity& i : page) to_proto(i, w.name, response->add_identities());
+      call.details()["identities_returned"] = page.size();
       if (static_cast<int>(page.size()) == size) {
         response->set_next_page_token(std::to_string(page.back().id));
       }
     });
   }
 
-  grpc::Status GetIdentity(grpc::ServerContext*, const pb::GetIdentityRequest* request,
+  grpc::Status GetIdentity(grpc::ServerContext* context, const pb::GetIdentityRequest* request,
                            pb::Identity* response) override {
-    return guarded([&] {
+    return serve(access_, context, [&](Call& call) {
+      call.target("identities", request->id());
       const auto identity = gallery_.store().get_identity(request->id());
       if (!identity) {
         throw Error(ErrorCode::kNotFound,
@@ -285,12 +314,31 @@ class GalleryService final : public pb::Gallery::Service {
     });
   }
 
-  grpc::Status RemoveIdentity(grpc::ServerContext*, const pb::RemoveIdentityRequest* request,
+  grpc::Status RemoveIdentity(grpc::ServerContext* context,
+                              const pb::RemoveIdentityRequest* request,
                               pb::RemoveIdentityResponse*) override {
-    return guarded([&] { gallery_.remove_identity(request->id()); });
+    return serve(access_, context, [&](Call& call) {
+      call.target("identities", request->id());
+      gallery_.remove_identity(request->id());
+    });
   }
 
  private:
+  // The audit row of an enrollment: each photo's SHA-256 and outcome (never the photo).
+  static void audit_photos(Call& call, const std::vector<std::pair<int, StoredFace>>& prepared,
+                           const pb::EnrollResponse& response) {
+    for (const auto& [outcome, face] : prepared) {
+      const pb::PhotoOutcome& photo = response.photos(outcome);
+      nlohmann::json p = {{"image_sha256", face.image_sha256}, {"skipped", photo.skipped()}};
+      if (photo.face_id() != 0) {
+        p["face_id"] = photo.face_id();
+        call.target("faces", photo.face_id());
+      }
+      if (!photo.overridden().empty()) p["gate_overridden"] = photo.overridden();
+      call.details()["photos"].push_back(p);
+    }
+  }
+
   // Every stored face the gate refused but an operator overrode, one line each: the
   // server's log is where such decisions are reviewed (the face record keeps them too).
   static void log_overrides(const std::vector<std::pair<int, StoredFace>>& prepared,
@@ -364,6 +412,7 @@ class GalleryService final : public pb::Gallery::Service {
     return faces;
   }
 
+  AccessControl& access_;
   Gallery& gallery_;
   const FaceEngine& engine_;
   ServiceOptions options_;
@@ -371,9 +420,10 @@ class GalleryService final : public pb::Gallery::Service {
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> make_gallery_service(Gallery& gallery, const FaceEngine& engine,
+std::unique_ptr<grpc::Service> make_gallery_service(AccessControl& access, Gallery& gallery,
+                                                    const FaceEngine& engine,
                                                     const ServiceOptions& options) {
-  return std::make_unique<GalleryService>(gallery, engine, options);
+  return std::make_unique<GalleryService>(access, gallery, engine, options);
 }
 
 }  // namespace frs::service

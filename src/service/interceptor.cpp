@@ -1,6 +1,6 @@
-// The server's one interceptor. Today it turns a request gRPC could not parse into
-// INVALID_ARGUMENT naming the field; the access checks of the next issue (token -> principal,
-// the method -> roles table) belong here too.
+// The server's one interceptor. It makes the access decision of every call before the
+// request reaches a service (AccessControl::admit: token, role, rate, purpose), and turns
+// a request gRPC could not parse into INVALID_ARGUMENT naming the field.
 
 #include <google/protobuf/stubs/logging.h>
 #include <grpcpp/support/server_interceptor.h>
@@ -42,10 +42,26 @@ std::string field_in(const std::string& message) {
 
 class RequestInterceptor final : public grpc::experimental::Interceptor {
  public:
-  explicit RequestInterceptor(grpc::experimental::ServerRpcInfo* info) : info_(info) {}
+  RequestInterceptor(grpc::experimental::ServerRpcInfo* info, AccessControl* access)
+      : info_(info), access_(access) {}
+  ~RequestInterceptor() override {
+    if (access_ != nullptr) access_->forget(info_->server_context());
+  }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     using grpc::experimental::InterceptionHookPoints;
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA) &&
+        access_ != nullptr && !is_public_method(info_->method())) {
+      grpc::ServerContextBase* context = info_->server_context();
+      const CallDecision& decision = access_->admit(
+          context, info_->method(), *methods->GetRecvInitialMetadata(), context->peer());
+      // frs's own services apply the decision in serve(), with the status it carries. Any
+      // other (the server reflection) cannot be made to answer from here, so it is
+      // cancelled before its handler reads the request.
+      if (!decision.refusal.ok() && std::string_view(info_->method()).rfind("/frs.", 0) != 0) {
+        context->TryCancel();
+      }
+    }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_MESSAGE)) {
       unparsed_ = methods->GetRecvMessage() == nullptr;
       if (!unparsed_) last_parse_problem.clear();  // a stale line never names a later field
@@ -70,29 +86,34 @@ class RequestInterceptor final : public grpc::experimental::Interceptor {
 
  private:
   grpc::experimental::ServerRpcInfo* info_;
+  AccessControl* access_;
   bool unparsed_ = false;
 };
 
 class RequestInterceptorFactory final
     : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
+  explicit RequestInterceptorFactory(AccessControl* access) : access_(access) {}
   grpc::experimental::Interceptor* CreateServerInterceptor(
       grpc::experimental::ServerRpcInfo* info) override {
-    return new RequestInterceptor(info);
+    return new RequestInterceptor(info, access_);
   }
+
+ private:
+  AccessControl* access_;
 };
 
 }  // namespace
 
 std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-make_interceptors() {
+make_interceptors(AccessControl& access) {
   static const bool log_handler_set = [] {
     google::protobuf::SetLogHandler(protobuf_log);
     return true;
   }();
   (void)log_handler_set;
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> out;
-  out.push_back(std::make_unique<RequestInterceptorFactory>());
+  out.push_back(std::make_unique<RequestInterceptorFactory>(&access));
   return out;
 }
 

@@ -118,11 +118,14 @@ bool passes(const AlertFilter& f, const Alert& a) {
 
 class CameraService final : public pb::Cameras::Service {
  public:
-  CameraService(LiveRecognizer& live, CameraStore& cameras) : live_(live), cameras_(cameras) {}
+  CameraService(AccessControl& access, LiveRecognizer& live, CameraStore& cameras)
+      : access_(access), live_(live), cameras_(cameras) {}
 
-  grpc::Status AddCamera(grpc::ServerContext*, const pb::AddCameraRequest* request,
+  grpc::Status AddCamera(grpc::ServerContext* context, const pb::AddCameraRequest* request,
                          pb::Camera* response) override {
-    return guarded([&] {
+    return serve(access_, context, [&](Call& call) {
+      call.target("cameras", request->spec().name());
+      for (const auto& w : request->spec().watchlists()) call.target("watchlist_names", w);
       const CameraConfig config = from_proto(request->spec());
       live_.add_camera(config);  // validates, then starts it
       try {
@@ -137,9 +140,10 @@ class CameraService final : public pb::Cameras::Service {
     });
   }
 
-  grpc::Status RemoveCamera(grpc::ServerContext*, const pb::RemoveCameraRequest* request,
+  grpc::Status RemoveCamera(grpc::ServerContext* context, const pb::RemoveCameraRequest* request,
                             pb::RemoveCameraResponse*) override {
-    return guarded([&] {
+    return serve(access_, context, [&](Call& call) {
+      call.target("cameras", request->name());
       // A stored camera that could not start (say, a bad entry in the config file) is not
       // running, but can still be removed.
       bool running = true;
@@ -156,14 +160,16 @@ class CameraService final : public pb::Cameras::Service {
     });
   }
 
-  grpc::Status ListCameras(grpc::ServerContext*, const pb::ListCamerasRequest*,
+  grpc::Status ListCameras(grpc::ServerContext* context, const pb::ListCamerasRequest*,
                            pb::ListCamerasResponse* response) override {
-    return guarded([&] {
+    return serve(access_, context, [&](Call& call) {
       for (const CameraReport& r : live_.cameras()) to_proto(r, response->add_cameras());
+      call.details()["cameras"] = response->cameras_size();
     });
   }
 
  private:
+  AccessControl& access_;
   LiveRecognizer& live_;
   CameraStore& cameras_;
 };
@@ -187,8 +193,8 @@ class StreamWatchdog {
   // One open stream, registered for its lifetime; kResourceExhausted over max_streams.
   class Stream {
    public:
-    Stream(StreamWatchdog& watchdog, grpc::ServerContext* context)
-        : watchdog_(watchdog), context_(context) {
+    Stream(StreamWatchdog& watchdog, grpc::ServerContext* context, const std::string& token)
+        : watchdog_(watchdog), context_(context), token_(token) {
       std::lock_guard lock(watchdog_.mutex_);
       if (watchdog_.streams_.size() >= static_cast<std::size_t>(watchdog_.limits_.max_streams)) {
         throw Error(ErrorCode::kResourceExhausted,
@@ -196,11 +202,21 @@ class StreamWatchdog {
                         std::to_string(watchdog_.limits_.max_streams) +
                         "): close one, or raise --max-alert-streams");
       }
+      int& of_token = watchdog_.streams_of_token_[token_];
+      if (of_token >= watchdog_.limits_.max_streams_per_token) {
+        if (of_token == 0) watchdog_.streams_of_token_.erase(token_);
+        throw Error(ErrorCode::kResourceExhausted,
+                    "token '" + token_ + "' has " + std::to_string(of_token) +
+                        " alert streams open, the most one token may: close one, or raise "
+                        "--max-alert-streams-per-token");
+      }
+      ++of_token;
       watchdog_.streams_[context_] = std::nullopt;
     }
     ~Stream() {
       std::lock_guard lock(watchdog_.mutex_);
       watchdog_.streams_.erase(context_);
+      if (--watchdog_.streams_of_token_[token_] <= 0) watchdog_.streams_of_token_.erase(token_);
     }
     Stream(const Stream&) = delete;
     Stream& operator=(const Stream&) = delete;
@@ -220,6 +236,7 @@ class StreamWatchdog {
     }
     StreamWatchdog& watchdog_;
     grpc::ServerContext* context_;
+    std::string token_;
   };
 
  private:
@@ -249,18 +266,21 @@ class StreamWatchdog {
   bool stopping_ = false;
   // Open streams: since when their current write has waited (none: not writing).
   std::map<grpc::ServerContext*, std::optional<std::chrono::steady_clock::time_point>> streams_;
-  std::thread thread_;  // last: started once the rest exists
+  std::map<std::string, int> streams_of_token_;  // open streams per token name
+  std::thread thread_;                           // last: started once the rest exists
 };
 
 class AlertService final : public pb::Alerts::Service {
  public:
-  AlertService(AlertStore& alerts, AlertFeed& feed, const AlertStreamLimits& limits)
-      : alerts_(alerts), feed_(feed), watchdog_(limits) {}
+  AlertService(AccessControl& access, AlertStore& alerts, AlertFeed& feed,
+               const AlertStreamLimits& limits)
+      : access_(access), alerts_(alerts), feed_(feed), watchdog_(limits) {}
 
   grpc::Status StreamAlerts(grpc::ServerContext* context, const pb::StreamAlertsRequest* request,
                             grpc::ServerWriter<pb::Alert>* writer) override {
-    try {
-      StreamWatchdog::Stream stream(watchdog_, context);
+    return serve(access_, context, [&](Call& call) -> grpc::Status {
+      if (request->with_images()) call.require_purpose("streaming alerts with face images");
+      StreamWatchdog::Stream stream(watchdog_, context, call.caller().token);
       // Subscribed before the backlog is read, so an alert logged meanwhile is not missed
       // (ids already sent are skipped).
       const auto subscription = feed_.subscribe();
@@ -268,39 +288,50 @@ class AlertService final : public pb::Alerts::Service {
       filter.after_id = request->live_only() ? alerts_.last_id() : request->after_id();
       filter.with_images = request->with_images();
       filter.limit = 100;
+      call.details()["with_images"] = filter.with_images;
+      call.details()["after_id"] = filter.after_id;
+      // The row that the stream was opened, before any alert is sent; the one at its end
+      // (written by serve) says how far it got.
+      call.audit_now();
+      std::int64_t sent = 0;
+      const auto ended = [&](grpc::Status status) {
+        call.details()["alerts_sent"] = sent;
+        call.details()["last_id"] = filter.after_id;
+        return status;
+      };
       pb::Alert message;
       while (!context->IsCancelled()) {
         const auto page = alerts_.list(filter);
         for (const Alert& a : page) {
           message.Clear();
           to_proto(a, &message);
-          if (!stream.write(writer, message)) return grpc::Status::CANCELLED;
+          if (!stream.write(writer, message)) return ended(grpc::Status::CANCELLED);
           filter.after_id = a.id;
+          ++sent;
         }
         if (page.size() < static_cast<std::size_t>(filter.limit)) break;
       }
       while (!context->IsCancelled()) {
         auto a = subscription->next(std::chrono::milliseconds(250));
         if (subscription->fell_behind()) {
-          return {grpc::StatusCode::ABORTED,
-                  "fell behind: resume with after_id=" + std::to_string(filter.after_id)};
+          return ended({grpc::StatusCode::ABORTED,
+                        "fell behind: resume with after_id=" + std::to_string(filter.after_id)});
         }
         if (!a || !passes(filter, *a)) continue;
         if (!filter.with_images) a->face_jpeg.clear();
         message.Clear();
         to_proto(*a, &message);
-        if (!stream.write(writer, message)) return grpc::Status::CANCELLED;
+        if (!stream.write(writer, message)) return ended(grpc::Status::CANCELLED);
         filter.after_id = a->id;
+        ++sent;
       }
-      return grpc::Status::CANCELLED;
-    } catch (const std::exception& e) {
-      return to_status(e);
-    }
+      return ended(grpc::Status::CANCELLED);
+    });
   }
 
-  grpc::Status ListAlerts(grpc::ServerContext*, const pb::ListAlertsRequest* request,
+  grpc::Status ListAlerts(grpc::ServerContext* context, const pb::ListAlertsRequest* request,
                           pb::ListAlertsResponse* response) override {
-    return guarded([&] {
+    return serve(access_, context, [&](Call& call) {
       AlertFilter filter = from_proto(request->filter());
       filter.after_id = request->after_id();
       filter.limit = request->page_size() == 0 ? 100 : request->page_size();
@@ -315,15 +346,21 @@ class AlertService final : public pb::Alerts::Service {
       }
       const auto page = alerts_.list(filter);
       for (const Alert& a : page) to_proto(a, response->add_alerts());
+      call.details()["alerts_returned"] = page.size();
+      if (!page.empty()) {
+        call.details()["first_id"] = page.front().id;
+        call.details()["last_id"] = page.back().id;
+      }
       if (page.size() == static_cast<std::size_t>(filter.limit)) {
         response->set_next_after_id(page.back().id);
       }
     });
   }
 
-  grpc::Status GetAlert(grpc::ServerContext*, const pb::GetAlertRequest* request,
+  grpc::Status GetAlert(grpc::ServerContext* context, const pb::GetAlertRequest* request,
                         pb::Alert* response) override {
-    return guarded([&] {
+    return serve(access_, context, [&](Call& call) {
+      call.target("alerts", request->id());
       const auto a = alerts_.get(request->id());
       if (!a) {
         throw Error(ErrorCode::kNotFound,
@@ -333,17 +370,28 @@ class AlertService final : public pb::Alerts::Service {
     });
   }
 
-  grpc::Status ReviewAlert(grpc::ServerContext*, const pb::ReviewAlertRequest* request,
+  grpc::Status ReviewAlert(grpc::ServerContext* context, const pb::ReviewAlertRequest* request,
                            pb::Alert* response) override {
-    return guarded([&] {
+    return serve(access_, context, [&](Call& call) {
+      call.target("alerts", request->id());
+      // Who reviews is the token, never a request field: a reviewer field that names someone
+      // else is refused rather than silently replaced.
+      if (!request->reviewer().empty() && request->reviewer() != call.caller().token) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "reviewer " + quote_for_message(request->reviewer()) +
+                        " is not the caller: the reviewer is the token's name ('" +
+                        call.caller().token + "'); leave the field empty");
+      }
+      call.details()["decision"] = request->confirm() ? "confirmed" : "rejected";
       const Alert a = alerts_.review(
           request->id(), request->confirm() ? ReviewState::kConfirmed : ReviewState::kRejected,
-          request->note(), request->reviewer());
+          request->note(), call.caller().token);
       to_proto(a, response);
     });
   }
 
  private:
+  AccessControl& access_;
   AlertStore& alerts_;
   AlertFeed& feed_;
   StreamWatchdog watchdog_;
@@ -351,19 +399,23 @@ class AlertService final : public pb::Alerts::Service {
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> make_camera_service(LiveRecognizer& live, CameraStore& cameras) {
-  return std::make_unique<CameraService>(live, cameras);
+std::unique_ptr<grpc::Service> make_camera_service(AccessControl& access, LiveRecognizer& live,
+                                                   CameraStore& cameras) {
+  return std::make_unique<CameraService>(access, live, cameras);
 }
 
-std::unique_ptr<grpc::Service> make_alert_service(AlertStore& alerts, AlertFeed& feed,
+std::unique_ptr<grpc::Service> make_alert_service(AccessControl& access, AlertStore& alerts,
+                                                  AlertFeed& feed,
                                                   const AlertStreamLimits& limits) {
-  if (limits.max_streams < 1 || limits.max_streams > 10000 ||
+  if (limits.max_streams < 1 || limits.max_streams > 10000 || limits.max_streams_per_token < 1 ||
+      limits.max_streams_per_token > limits.max_streams ||
       limits.write_timeout < std::chrono::milliseconds(100) ||
       limits.write_timeout > std::chrono::hours(1)) {
     throw Error(ErrorCode::kInvalidArgument,
-                "alert streams: max_streams must be in 1..10000 and write_timeout in 100 ms..1 h");
+                "alert streams: max_streams must be in 1..10000, max_streams_per_token in "
+                "1..max_streams and write_timeout in 100 ms..1 h");
   }
-  return std::make_unique<AlertService>(alerts, feed, limits);
+  return std::make_unique<AlertService>(access, alerts, feed, limits);
 }
 
 }  // namespace frs::service

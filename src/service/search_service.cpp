@@ -1,3 +1,4 @@
+#include "frs/core/digest.h"
 #include "frs/core/error.h"
 #include "frs/service/services.h"
 #include "frs/v1/gallery.grpc.pb.h"
@@ -17,12 +18,13 @@ std::span<const std::uint8_t> bytes_of(const std::string& s) {
 
 class SearchService final : public pb::Search::Service {
  public:
-  SearchService(Gallery& gallery, const FaceEngine& engine, const ServiceOptions& options)
-      : gallery_(gallery), engine_(engine), options_(options) {}
+  SearchService(AccessControl& access, Gallery& gallery, const FaceEngine& engine,
+                const ServiceOptions& options)
+      : access_(access), gallery_(gallery), engine_(engine), options_(options) {}
 
   grpc::Status Search(grpc::ServerContext* context, const pb::SearchRequest* request,
                       pb::SearchResponse* response) override {
-    try {
+    return serve(access_, context, [&](Call& call) {
       const Cancellation cancel = cancellation_of(*context);
       const int top_k = request->top_k() == 0 ? 5 : request->top_k();
       if (top_k < 1 || top_k > 100) {
@@ -33,6 +35,7 @@ class SearchService final : public pb::Search::Service {
       if (request->max_distance() != 0) max_distance = request->max_distance();
       const std::vector<std::string> watchlists(request->watchlists().begin(),
                                                 request->watchlists().end());
+      for (const std::string& w : watchlists) call.target("watchlist_names", w);
       std::vector<Embedding> queries;
       std::vector<Face> faces;
       if (request->has_descriptors()) {
@@ -52,7 +55,9 @@ class SearchService final : public pb::Search::Service {
           std::copy(d.values().begin(), d.values().end(), e.begin());
           queries.push_back(e);
         }
+        call.details()["descriptors"] = queries.size();
       } else if (request->query_case() == pb::SearchRequest::kImage) {
+        call.details()["image_sha256"].push_back(sha256_hex(request->image()));
         const auto slot = image_slot(options_, cancel);
         faces = engine_.analyze(decode_image(bytes_of(request->image()), engine_.options().limits),
                                 true, cancel);
@@ -76,17 +81,18 @@ class SearchService final : public pb::Search::Service {
           out->set_watchlist(c.watchlist);
           out->set_face_id(c.face_id);
           out->set_distance(c.distance);
+          call.target("identities", c.identity_id);
         }
       }
-      return grpc::Status::OK;
-    } catch (const std::exception& e) {
-      return to_status(e);
-    }
+      call.details()["faces"] = results.size();
+    });
   }
 
   grpc::Status Compare(grpc::ServerContext* context, const pb::CompareRequest* request,
                        pb::CompareResponse* response) override {
-    try {
+    return serve(access_, context, [&](Call& call) {
+      call.details()["image_sha256"] = {sha256_hex(request->image_a()),
+                                        sha256_hex(request->image_b())};
       const Cancellation cancel = cancellation_of(*context);
       auto largest = [&](const std::string& bytes, const char* which) {
         const auto slot = image_slot(options_, cancel);
@@ -102,13 +108,11 @@ class SearchService final : public pb::Search::Service {
       response->set_distance(distance(*a.embedding, *b.embedding));
       to_proto(a.box, response->mutable_box_a());
       to_proto(b.box, response->mutable_box_b());
-      return grpc::Status::OK;
-    } catch (const std::exception& e) {
-      return to_status(e);
-    }
+    });
   }
 
  private:
+  AccessControl& access_;
   Gallery& gallery_;
   const FaceEngine& engine_;
   ServiceOptions options_;
@@ -116,9 +120,10 @@ class SearchService final : public pb::Search::Service {
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> make_search_service(Gallery& gallery, const FaceEngine& engine,
+std::unique_ptr<grpc::Service> make_search_service(AccessControl& access, Gallery& gallery,
+                                                   const FaceEngine& engine,
                                                    const ServiceOptions& options) {
-  return std::make_unique<SearchService>(gallery, engine, options);
+  return std::make_unique<SearchService>(access, gallery, engine, options);
 }
 
 }  // namespace frs::service

@@ -36,6 +36,12 @@ grpc::Status to_status(const std::exception& e) {
       return {grpc::StatusCode::FAILED_PRECONDITION, e.what()};
     case ErrorCode::kCancelled:
       return {grpc::StatusCode::CANCELLED, e.what()};
+    case ErrorCode::kUnauthenticated:
+      return {grpc::StatusCode::UNAUTHENTICATED, e.what()};
+    case ErrorCode::kPermissionDenied:
+      return {grpc::StatusCode::PERMISSION_DENIED, e.what()};
+    case ErrorCode::kUnavailable:
+      return {grpc::StatusCode::UNAVAILABLE, e.what()};
     case ErrorCode::kInternal:
       break;
   }

@@ -8,8 +8,12 @@
 
 #include <thread>
 
+#include "frs/auth/audit_log.h"
+#include "frs/auth/tokens.h"
+#include "frs/client/channel.h"
 #include "frs/service/services.h"
 #include "frs/v1/live.grpc.pb.h"
+#include "test_tokens.h"
 #include "testdata.h"
 
 namespace frs {
@@ -21,6 +25,7 @@ class AlertStream : public ::testing::Test {
  protected:
   void SetUp() override {
     builder_.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder_.experimental().SetInterceptorCreators(service::make_interceptors(access_));
     builder_.RegisterService(service_.get());
     server_ = builder_.BuildAndStart();
     ASSERT_GT(port_, 0);
@@ -28,8 +33,10 @@ class AlertStream : public ::testing::Test {
   void TearDown() override { server_->Shutdown(); }
 
   std::unique_ptr<pb::Alerts::Stub> stub() {
-    return pb::Alerts::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(port_),
-                                                   grpc::InsecureChannelCredentials()));
+    ClientOptions o;
+    o.server = "127.0.0.1:" + std::to_string(port_);
+    o.token = secret_;
+    return pb::Alerts::NewStub(make_channel(o));
   }
   // A client with a small receive window and no window growth, so that the server's writes
   // back up as soon as the client stops reading (as over a slow link).
@@ -60,9 +67,16 @@ class AlertStream : public ::testing::Test {
 
   testing::ScopedTempDir dir_{"alert-stream"};
   AlertStore store_{dir_ / "alerts.db"};
+  std::unique_ptr<TokenStore> tokens_ = open_sqlite_token_store(dir_ / "tokens.db");
+  std::unique_ptr<AuditLog> audit_ = open_sqlite_audit_log(dir_ / "audit.db");
+  std::string secret_ = testing::make_token(*tokens_, "console", Role::kDispatcher);
+  // Several consoles share one token here: the per-token bound is the global one.
+  service::AccessControl access_{*tokens_, *audit_, {.calls_per_second = 0, .burst = 1}};
   AlertFeed feed_;
-  service::AlertStreamLimits limits_{.max_streams = 12, .write_timeout = std::chrono::seconds(3)};
-  std::unique_ptr<grpc::Service> service_ = service::make_alert_service(store_, feed_, limits_);
+  service::AlertStreamLimits limits_{
+      .max_streams = 12, .write_timeout = std::chrono::seconds(3), .max_streams_per_token = 12};
+  std::unique_ptr<grpc::Service> service_ =
+      service::make_alert_service(access_, store_, feed_, limits_);
   grpc::ServerBuilder builder_;
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
@@ -71,6 +85,7 @@ class AlertStream : public ::testing::Test {
 TEST_F(AlertStream, ASlowSubscriberIsCutOffAndResumesWithoutLoss) {
   auto stub = slow_stub();
   grpc::ClientContext context;
+  context.AddMetadata("authorization", "Bearer " + secret_);  // a channel without frs's interceptor
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
   pb::StreamAlertsRequest request;
   auto reader = stub->StreamAlerts(&context, request);
@@ -91,6 +106,7 @@ TEST_F(AlertStream, ASlowSubscriberIsCutOffAndResumesWithoutLoss) {
 
   // Resume after the last id received: the backlog brings the rest.
   grpc::ClientContext again;
+  again.AddMetadata("authorization", "Bearer " + secret_);  // a channel without frs's interceptor
   again.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
   pb::StreamAlertsRequest resume;
   resume.set_after_id(received.empty() ? 0 : received.back());
@@ -113,6 +129,7 @@ TEST_F(AlertStream, TenSubscribersOneNeverReadingTheOthersGetEverything) {
   auto stub_for_readers = stub();
   for (int r = 0; r < kReaders; ++r) {
     contexts.push_back(std::make_unique<grpc::ClientContext>());
+    contexts.back()->AddMetadata("authorization", "Bearer " + secret_);
     contexts.back()->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
     readers.emplace_back([&, r, context = contexts.back().get()] {
       auto reader = stub_for_readers->StreamAlerts(context, pb::StreamAlertsRequest{});
@@ -126,6 +143,7 @@ TEST_F(AlertStream, TenSubscribersOneNeverReadingTheOthersGetEverything) {
   }
   auto slow = slow_stub();
   grpc::ClientContext stalled;
+  stalled.AddMetadata("authorization", "Bearer " + secret_);  // a channel without frs's interceptor
   stalled.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
   auto never_read = slow->StreamAlerts(&stalled, pb::StreamAlertsRequest{});
   wait_for_subscribers(kReaders + 1);
@@ -160,12 +178,14 @@ TEST_F(AlertStream, AClientThatStopsReadingOverABacklogIsResetAndStreamsAreBound
   std::vector<std::unique_ptr<grpc::ClientReader<pb::Alert>>> stalled;
   for (int i = 0; i < limits_.max_streams; ++i) {
     contexts.push_back(std::make_unique<grpc::ClientContext>());
+    contexts.back()->AddMetadata("authorization", "Bearer " + secret_);
     contexts.back()->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
     stalled.push_back(slow->StreamAlerts(contexts.back().get(), pb::StreamAlertsRequest{}));
   }
   wait_for_subscribers(static_cast<std::size_t>(limits_.max_streams));
   // One more is refused while those are open.
   grpc::ClientContext extra;
+  extra.AddMetadata("authorization", "Bearer " + secret_);  // a channel without frs's interceptor
   extra.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   auto refused = stub()->StreamAlerts(&extra, pb::StreamAlertsRequest{});
   pb::Alert alert;
@@ -186,6 +206,7 @@ TEST_F(AlertStream, AClientThatStopsReadingOverABacklogIsResetAndStreamsAreBound
   }
   // And a reader that keeps up gets the whole backlog as before.
   grpc::ClientContext fine;
+  fine.AddMetadata("authorization", "Bearer " + secret_);  // a channel without frs's interceptor
   fine.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
   auto reader = stub()->StreamAlerts(&fine, pb::StreamAlertsRequest{});
   int got = 0;

@@ -16,6 +16,9 @@ enum class ErrorCode {
   kFailedPrecondition,  // the system is not set up for the request (e.g. models missing)
   kInternal,            // a bug or an unexpected failure of a library we call
   kCancelled,           // the caller gave up (cancelled, or its deadline passed): work stopped
+  kUnauthenticated,     // no credential, or one that is wrong, revoked or expired
+  kPermissionDenied,    // a valid credential whose role may not do this
+  kUnavailable,         // a service frs depends on cannot be used now (e.g. the audit log)
 };
 
 class Error : public std::runtime_error {

@@ -81,7 +81,4 @@ PreparedPhoto prepare_photo(const FaceEngine& engine, std::span<const std::uint8
                             const std::string& override_reason = "",
                             const Cancellation& cancel = {});
 
-// Lower-case hex SHA-256 of the bytes.
-std::string sha256_hex(std::span<const std::uint8_t> bytes);
-
 }  // namespace frs

@@ -35,7 +35,8 @@ struct Identity {
   std::string display_name;
   std::string notes;
   std::int64_t created_at_ms = 0;
-  int face_count = 0;  // filled by reads
+  std::string created_by;  // the name of the token that enrolled it
+  int face_count = 0;      // filled by reads
 };
 
 struct StoredFace {
@@ -111,6 +112,6 @@ class GalleryStore {
 std::unique_ptr<GalleryStore> open_sqlite_store(const std::filesystem::path& file);
 
 // The schema version this build writes; a store from a newer build is refused.
-inline constexpr int kStoreSchemaVersion = 4;
+inline constexpr int kStoreSchemaVersion = 5;
 
 }  // namespace frs

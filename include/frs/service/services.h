@@ -20,6 +20,7 @@
 #include "frs/gallery/gallery.h"
 #include "frs/live/camera_store.h"
 #include "frs/live/live_recognizer.h"
+#include "frs/service/access_control.h"
 #include "frs/vision/face_engine.h"
 
 namespace frs::service {
@@ -65,35 +66,27 @@ class DetailedError : public Error {
   std::string details_;
 };
 
-grpc::Status to_status(const std::exception& e);
-
-// The server's interceptors, for ServerBuilder::experimental().SetInterceptorCreators. A
-// request that does not parse (a string field with invalid UTF-8) is answered
-// INVALID_ARGUMENT naming the field, not INTERNAL with no message. Call once, before the
-// server starts (it also routes protobuf's log lines to the server log).
+// The server's interceptors, for ServerBuilder::experimental().SetInterceptorCreators: the
+// access decision of every call (access_control.h), and a request that does not parse (a
+// string field with invalid UTF-8) answered INVALID_ARGUMENT naming the field, not INTERNAL
+// with no message. Call once, before the server starts (it also routes protobuf's log
+// lines to the server log).
 std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-make_interceptors();
+make_interceptors(AccessControl& access);
 
-// Runs `body`, turning any exception into the matching gRPC status.
-template <typename F>
-grpc::Status guarded(F&& body) {
-  try {
-    body();
-    return grpc::Status::OK;
-  } catch (const std::exception& e) {
-    return to_status(e);
-  }
-}
-
-std::unique_ptr<grpc::Service> make_gallery_service(Gallery& gallery, const FaceEngine& engine,
+std::unique_ptr<grpc::Service> make_gallery_service(AccessControl& access, Gallery& gallery,
+                                                    const FaceEngine& engine,
                                                     const ServiceOptions& options);
-std::unique_ptr<grpc::Service> make_search_service(Gallery& gallery, const FaceEngine& engine,
+std::unique_ptr<grpc::Service> make_search_service(AccessControl& access, Gallery& gallery,
+                                                   const FaceEngine& engine,
                                                    const ServiceOptions& options);
 // Evaluation (frs.v1.Evaluation): accuracy on the caller's labelled photos, nothing stored.
-std::unique_ptr<grpc::Service> make_evaluation_service(const FaceEngine& engine,
+std::unique_ptr<grpc::Service> make_evaluation_service(AccessControl& access,
+                                                       const FaceEngine& engine,
                                                        const ServiceOptions& options);
 // Cameras (frs.v1.Cameras): changes go to the live recognizer and the camera store.
-std::unique_ptr<grpc::Service> make_camera_service(LiveRecognizer& live, CameraStore& cameras);
+std::unique_ptr<grpc::Service> make_camera_service(AccessControl& access, LiveRecognizer& live,
+                                                   CameraStore& cameras);
 struct AlertStreamLimits {
   // StreamAlerts calls open at once; more: RESOURCE_EXHAUSTED. Default 64, range 1..10000.
   int max_streams = 64;
@@ -104,10 +97,18 @@ struct AlertStreamLimits {
   // that reads again sooner loses nothing, or gets ABORTED "fell behind" if more alerts
   // came meanwhile than its queue holds. Default 10 s, range 100 ms .. 1 h.
   std::chrono::milliseconds write_timeout{10000};
+  // StreamAlerts calls open at once by one token. Default 8, range 1..max_streams.
+  int max_streams_per_token = 8;
 };
 
 // Alerts (frs.v1.Alerts): the alert log, and the feed for streaming.
-std::unique_ptr<grpc::Service> make_alert_service(AlertStore& alerts, AlertFeed& feed,
+std::unique_ptr<grpc::Service> make_alert_service(AccessControl& access, AlertStore& alerts,
+                                                  AlertFeed& feed,
                                                   const AlertStreamLimits& limits = {});
+
+// Tokens (frs.v1.Tokens): make, list and revoke API tokens.
+std::unique_ptr<grpc::Service> make_token_service(AccessControl& access);
+// Audit (frs.v1.Audit): list the audit log's rows and verify its hash chain.
+std::unique_ptr<grpc::Service> make_audit_service(AccessControl& access);
 
 }  // namespace frs::service

@@ -1,0 +1,261 @@
+#include "frs/auth/tokens.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+
+#include "frs/core/clock.h"
+#include "frs/core/digest.h"
+#include "frs/core/error.h"
+#include "frs/core/text.h"
+#include "frs/storage/sqlite.h"
+
+namespace frs {
+namespace {
+
+const char* const kMigrations[] = {
+    R"sql(
+CREATE TABLE tokens (
+  id             INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused
+  name           TEXT NOT NULL,
+  role           TEXT NOT NULL,
+  secret_sha256  TEXT NOT NULL UNIQUE,   -- the secret itself is never stored
+  created_by     TEXT NOT NULL,
+  created_at_ms  INTEGER NOT NULL,
+  expires_at_ms  INTEGER NOT NULL DEFAULT 0,  -- 0 = never
+  revoked_at_ms  INTEGER NOT NULL DEFAULT 0,  -- 0 = not revoked
+  revoked_by     TEXT NOT NULL DEFAULT ''
+);
+-- One token of a name at a time; a revoked name may be given to a new token.
+CREATE UNIQUE INDEX tokens_active_name ON tokens(name) WHERE revoked_at_ms = 0;
+)sql",
+};
+
+constexpr const char* kColumns =
+    "id, name, role, created_by, created_at_ms, expires_at_ms, revoked_at_ms, revoked_by";
+
+TokenRecord read_token(const Statement& s) {
+  TokenRecord t;
+  t.id = s.integer(0);
+  t.name = s.text(1);
+  const auto role = parse_role(s.text(2));
+  if (!role) {
+    throw Error(ErrorCode::kInternal, "token store: token " + std::to_string(t.id) +
+                                          " has an unknown role " + quote_for_message(s.text(2)));
+  }
+  t.role = *role;
+  t.created_by = s.text(3);
+  t.created_at_ms = s.integer(4);
+  t.expires_at_ms = s.integer(5);
+  t.revoked_at_ms = s.integer(6);
+  t.revoked_by = s.text(7);
+  return t;
+}
+
+class SqliteTokenStore final : public TokenStore {
+ public:
+  explicit SqliteTokenStore(const std::filesystem::path& file)
+      : db_(file, "the token store", kMigrations) {}
+
+  TokenRecord create(const TokenRecord& token, const std::string& secret_hash) override {
+    check_token_name(token.name);
+    std::lock_guard lock(mutex_);
+    Transaction tx(db_);
+    {
+      Statement taken(db_, "SELECT 1 FROM tokens WHERE name = ? AND revoked_at_ms = 0");
+      taken.bind(1, token.name);
+      if (taken.step()) {
+        throw Error(ErrorCode::kAlreadyExists, "a token named '" + token.name +
+                                                   "' exists: revoke it first (frs token revoke " +
+                                                   token.name + ") or choose another name");
+      }
+    }
+    Statement s(db_,
+                "INSERT INTO tokens(name, role, secret_sha256, created_by, created_at_ms, "
+                "expires_at_ms) VALUES (?, ?, ?, ?, ?, ?)");
+    s.bind(1, token.name)
+        .bind(2, std::string(to_string(token.role)))
+        .bind(3, secret_hash)
+        .bind(4, token.created_by)
+        .bind(5, token.created_at_ms)
+        .bind(6, token.expires_at_ms);
+    s.step();
+    TokenRecord stored = token;
+    stored.id = db_.last_insert_rowid();
+    stored.revoked_at_ms = 0;
+    stored.revoked_by.clear();
+    tx.commit();
+    return stored;
+  }
+
+  std::optional<TokenRecord> find_by_secret_hash(const std::string& secret_hash) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, std::string("SELECT ") + kColumns + " FROM tokens WHERE secret_sha256 = ?");
+    s.bind(1, secret_hash);
+    if (!s.step()) return std::nullopt;
+    return read_token(s);
+  }
+
+  std::vector<TokenRecord> list(bool include_revoked) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, std::string("SELECT ") + kColumns + " FROM tokens" +
+                         (include_revoked ? "" : " WHERE revoked_at_ms = 0") + " ORDER BY id");
+    std::vector<TokenRecord> out;
+    while (s.step()) out.push_back(read_token(s));
+    return out;
+  }
+
+  TokenRecord revoke(const std::string& name, const std::string& revoked_by,
+                     std::int64_t at_ms) override {
+    std::lock_guard lock(mutex_);
+    Transaction tx(db_);
+    Statement find(db_, std::string("SELECT ") + kColumns +
+                            " FROM tokens WHERE name = ? AND revoked_at_ms = 0");
+    find.bind(1, name);
+    if (!find.step()) {
+      throw Error(ErrorCode::kNotFound,
+                  "no token named " + quote_for_message(name) + " (frs token list shows them)");
+    }
+    TokenRecord t = read_token(find);
+    Statement s(db_, "UPDATE tokens SET revoked_at_ms = ?, revoked_by = ? WHERE id = ?");
+    s.bind(1, at_ms).bind(2, revoked_by).bind(3, t.id);
+    s.step();
+    tx.commit();
+    t.revoked_at_ms = at_ms;
+    t.revoked_by = revoked_by;
+    return t;
+  }
+
+  std::int64_t count_all() override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "SELECT COUNT(*) FROM tokens");
+    s.step();
+    return s.integer(0);
+  }
+
+ private:
+  std::mutex mutex_;
+  SqliteDatabase db_;
+};
+
+// Writes `text` to `file` with mode 0600, atomically (a reader sees the old or the new).
+void write_private_file(const std::filesystem::path& file, const std::string& text) {
+  const std::filesystem::path temporary = file.string() + ".new";
+  ::unlink(temporary.c_str());
+  const int fd =
+      ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    throw Error(ErrorCode::kFailedPrecondition,
+                "cannot write " + file.string() + ": " + std::strerror(errno));
+  }
+  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+                       ::fsync(fd) == 0;
+  ::close(fd);
+  if (!written || ::rename(temporary.c_str(), file.c_str()) != 0) {
+    ::unlink(temporary.c_str());
+    throw Error(ErrorCode::kFailedPrecondition,
+                "cannot write " + file.string() + ": " + std::strerror(errno));
+  }
+}
+
+}  // namespace
+
+void check_token_name(std::string_view name) {
+  if (name.empty() || name.size() > kMaxTokenNameChars) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "a token name needs 1.." + std::to_string(kMaxTokenNameChars) +
+                    " characters (a person or a system, e.g. dispatch-console-3)");
+  }
+  for (const char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '@' || c == '-';
+    if (!ok) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "token name " + quote_for_message(name) +
+                      " may only hold letters, digits and . _ @ - (e.g. jane.doe@agency)");
+    }
+  }
+}
+
+std::string new_token_secret() {
+  return "frs_" + base64url(random_bytes(32));
+}
+
+std::string token_secret_hash(std::string_view secret) {
+  return sha256_hex(secret);
+}
+
+void check_token_secret(std::string_view secret, std::string_view where) {
+  bool printable = true;
+  for (const char c : secret) printable = printable && c > ' ' && c < 127;
+  if (secret.size() < 32 || secret.size() > 512 || !printable) {
+    throw Error(ErrorCode::kInvalidArgument,
+                std::string(where) +
+                    " does not hold a token: a token is 32..512 printable ASCII characters "
+                    "without spaces (frs-server makes them: frs token create)");
+  }
+}
+
+std::string read_token_file(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "cannot read the token file " + file.string() + ": " + std::strerror(errno));
+  }
+  std::string text;
+  text.resize(1024);
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  const auto first = text.find_first_not_of(" \t\r\n");
+  const auto last = text.find_last_not_of(" \t\r\n");
+  text = first == std::string::npos ? "" : text.substr(first, last - first + 1);
+  check_token_secret(text, "the token file " + file.string());
+  return text;
+}
+
+std::string ensure_admin_token(TokenStore& store, const std::filesystem::path& admin_token_file,
+                               const std::filesystem::path& new_token_file) {
+  const std::int64_t now = now_unix_ms();
+  TokenRecord admin;
+  admin.name = "admin";
+  admin.role = Role::kAdmin;
+  admin.created_by = "frs-server";
+  admin.created_at_ms = now;
+  if (!admin_token_file.empty()) {
+    const std::string secret = read_token_file(admin_token_file);
+    const std::string hash = token_secret_hash(secret);
+    if (const auto known = store.find_by_secret_hash(hash)) {
+      if (known->active(now) && known->role == Role::kAdmin) {
+        return "admin token: the one in " + admin_token_file.string() + " (token '" + known->name +
+               "')";
+      }
+      throw Error(ErrorCode::kFailedPrecondition,
+                  "the token in " + admin_token_file.string() + " is token '" + known->name +
+                      "', which is revoked, expired or not an admin: put a new secret in the "
+                      "file (e.g. openssl rand -base64 32)");
+    }
+    for (const TokenRecord& t : store.list(false)) {
+      if (t.name == "admin") store.revoke("admin", "frs-server --admin-token-file", now);
+    }
+    store.create(admin, hash);
+    return "admin token: set from " + admin_token_file.string() + " (token 'admin')";
+  }
+  if (store.count_all() > 0) return "";
+  const std::string secret = new_token_secret();
+  write_private_file(new_token_file, secret + "\n");
+  store.create(admin, token_secret_hash(secret));
+  return "admin token: created, in " + new_token_file.string() +
+         " (mode 0600; give it to the administrator, who makes the other tokens with frs token "
+         "create)";
+}
+
+std::unique_ptr<TokenStore> open_sqlite_token_store(const std::filesystem::path& file) {
+  return std::make_unique<SqliteTokenStore>(file);
+}
+
+}  // namespace frs

@@ -1,0 +1,131 @@
+// One group of `frs` commands that talk to frs-server (see remote_common.h).
+
+#include <grpcpp/grpcpp.h>
+
+#include <iostream>
+
+#include "remote_common.h"
+
+namespace frs::cli {
+namespace {
+
+RemoteOptions& o = remote_options();
+json camera_json(const pb::Camera& c) {
+  return {{"name", c.spec().name()},
+          {"url", c.spec().url()},
+          {"watchlists", c.spec().watchlists()},
+          {"analyse_fps", c.spec().analyse_fps()},
+          {"region", c.spec().has_region() ? json{{"x", c.spec().region().x()},
+                                                  {"y", c.spec().region().y()},
+                                                  {"width", c.spec().region().width()},
+                                                  {"height", c.spec().region().height()}}
+                                           : json(nullptr)},
+          {"rtsp_transport", c.spec().rtsp_transport()},
+          {"state", c.state()},
+          {"last_error", c.last_error()},
+          {"reconnects", c.reconnects()},
+          {"frames_in", c.frames_in()},
+          {"frames_analysed", c.frames_analysed()},
+          {"frames_dropped", c.frames_dropped()},
+          {"faces", c.faces()},
+          {"tracks", c.tracks()},
+          {"alerts", c.alerts()},
+          {"last_frame_at_ms", c.last_frame_at_ms()}};
+}
+
+}  // namespace
+
+void add_camera_commands(CLI::App& app, Action& action) {
+  auto run = [&action](std::function<int()> f) { action = std::move(f); };
+  // camera
+  static std::string camera_name, camera_url;
+  static std::vector<std::string> camera_watchlists;
+  static double camera_fps = 0;
+  static std::vector<int> camera_region;
+  static std::string camera_transport;
+  static int camera_latency_ms = 0;
+  CLI::App* camera = app.add_subcommand("camera", "Add, list and remove cameras");
+  camera->require_subcommand(1);
+  CLI::App* cadd = camera->add_subcommand("add", "Add a camera (kept across restarts)");
+  cadd->add_option("name", camera_name, "Camera name")->required();
+  cadd->add_option("url", camera_url, "rtsp://..., http(s)://..., or a video file on the server")
+      ->required();
+  add_repeatable(cadd, "--watchlist", camera_watchlists,
+                 "Watchlist to check (repeatable; default all)");
+  cadd->add_option("--fps", camera_fps, "Frames analysed per second (default 5)")
+      ->check(CLI::Range(0.1, 60.0));
+  cadd->add_option("--region", camera_region,
+                   "Only faces centred in this rectangle: X,Y,WIDTH,HEIGHT in pixels")
+      ->delimiter(',')
+      ->expected(4);
+  cadd->add_option("--transport", camera_transport, "RTSP transport: tcp (default), udp or auto")
+      ->check(CLI::IsMember({"tcp", "udp", "auto"}));
+  cadd->add_option("--latency", camera_latency_ms, "RTSP jitter buffer, ms (default 200)")
+      ->check(CLI::Range(1, 10000));
+  cadd->callback([run] {
+    run([] {
+      auto stub = pb::Cameras::NewStub(connect(o));
+      pb::AddCameraRequest request;
+      request.mutable_spec()->set_name(camera_name);
+      request.mutable_spec()->set_url(camera_url);
+      for (const auto& w : camera_watchlists) request.mutable_spec()->add_watchlists(w);
+      request.mutable_spec()->set_analyse_fps(camera_fps);
+      if (camera_region.size() == 4 && (camera_region[2] <= 0 || camera_region[3] <= 0)) {
+        throw RemoteError("--region needs a positive width and height: X,Y,WIDTH,HEIGHT");
+      }
+      if (camera_region.size() == 4) {
+        pb::Box* region = request.mutable_spec()->mutable_region();
+        region->set_x(camera_region[0]);
+        region->set_y(camera_region[1]);
+        region->set_width(camera_region[2]);
+        region->set_height(camera_region[3]);
+      }
+      request.mutable_spec()->set_rtsp_transport(camera_transport);
+      request.mutable_spec()->set_rtsp_latency_ms(camera_latency_ms);
+      pb::Camera response;
+      check(stub->AddCamera(context().get(), request, &response), o);
+      if (o.json_output) {
+        std::cout << camera_json(response).dump() << "\n";
+      } else {
+        std::cout << "added camera " << camera_name << " (" << response.state() << ")\n";
+      }
+      return 0;
+    });
+  });
+  CLI::App* clist = camera->add_subcommand("list", "List cameras with their state and counters");
+  clist->callback([run] {
+    run([] {
+      auto stub = pb::Cameras::NewStub(connect(o));
+      pb::ListCamerasResponse response;
+      check(stub->ListCameras(context().get(), pb::ListCamerasRequest(), &response), o);
+      for (const auto& c : response.cameras()) {
+        if (o.json_output) {
+          std::cout << camera_json(c).dump() << "\n";
+          continue;
+        }
+        std::cout << c.spec().name() << "  " << c.state() << "  " << c.spec().url() << "  frames "
+                  << c.frames_in() << " in, " << c.frames_analysed() << " analysed, "
+                  << c.frames_dropped() << " dropped  faces " << c.faces() << "  tracks "
+                  << c.tracks() << "  alerts " << c.alerts() << "  reconnects " << c.reconnects()
+                  << "\n";
+        if (!c.last_error().empty()) std::cout << "  last error: " << c.last_error() << "\n";
+      }
+      return 0;
+    });
+  });
+  CLI::App* cremove = camera->add_subcommand("remove", "Stop and forget a camera");
+  cremove->add_option("name", camera_name, "Camera name")->required();
+  cremove->callback([run] {
+    run([] {
+      auto stub = pb::Cameras::NewStub(connect(o));
+      pb::RemoveCameraRequest request;
+      request.set_name(camera_name);
+      pb::RemoveCameraResponse response;
+      check(stub->RemoveCamera(context().get(), request, &response), o);
+      if (!o.json_output) std::cout << "removed camera " << camera_name << "\n";
+      return 0;
+    });
+  });
+}
+
+}  // namespace frs::cli

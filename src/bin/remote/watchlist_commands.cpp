@@ -1,0 +1,225 @@
+// One group of `frs` commands that talk to frs-server (see remote_common.h).
+
+#include <grpcpp/grpcpp.h>
+
+#include <iostream>
+
+#include "../frs_remote.h"
+#include "remote_common.h"
+
+namespace frs::cli {
+namespace {
+
+RemoteOptions& o = remote_options();
+json basis_json(const pb::ThresholdBasis& b) {
+  json j = {{"method", b.method()}, {"set_at_ms", b.set_at_ms()}};
+  if (b.method() == "calibrated") {
+    j["target_fpir"] = b.target_fpir();
+    j["gallery_size"] = b.gallery_size();
+    j["per_comparison_fmr"] = b.per_comparison_fmr();
+    j["impostor_comparisons"] = b.impostor_comparisons();
+    j["extrapolated"] = b.extrapolated();
+    j["data"] = b.data();
+  }
+  return j;
+}
+
+// The threshold's basis in a sentence an operator (or an auditor) can act on.
+std::string basis_text(const pb::Watchlist& w) {
+  const pb::ThresholdBasis& b = w.threshold_basis();
+  char when[32] = "";
+  const std::time_t t = static_cast<std::time_t>(b.set_at_ms() / 1000);
+  std::strftime(when, sizeof when, "%Y-%m-%d", std::gmtime(&t));
+  if (b.method() == "default") {
+    return std::string(
+               "the fixed default the server was configured with (--default-max-distance; "
+               "not calibrated), since ") +
+           when;
+  }
+  if (b.method() == "manual") return std::string("set by hand on ") + when + " (not calibrated)";
+  if (b.method() == "calibrated") {
+    char text[512];
+    std::snprintf(text, sizeof text,
+                  "calibrated on %s from %s: expected false-alert rate %.3g for %lld "
+                  "identities (each comparison may falsely match with probability %.3g; %s %lld "
+                  "comparisons of different people)%s",
+                  when, b.data().c_str(), b.target_fpir(), static_cast<long long>(b.gallery_size()),
+                  b.per_comparison_fmr(), b.extrapolated() ? "extrapolated from" : "read off",
+                  static_cast<long long>(b.impostor_comparisons()),
+                  w.identity_count() > b.gallery_size()
+                      ? "; the watchlist has grown past that size: recalibrate"
+                      : "");
+    return text;
+  }
+  return "not recorded (set before frs recorded it)";
+}
+
+json watchlist_json(const pb::Watchlist& w) {
+  return {{"id", w.id()},
+          {"name", w.name()},
+          {"description", w.description()},
+          {"max_distance", rounded(w.max_distance())},
+          {"identities", w.identity_count()},
+          {"faces", w.face_count()},
+          {"indexed_faces", w.indexed_face_count()},
+          {"created_by", w.created_by()},
+          {"created_at_ms", w.created_at_ms()},
+          {"threshold_basis",
+           w.has_threshold_basis() ? basis_json(w.threshold_basis()) : json(nullptr)}};
+}
+
+}  // namespace
+
+void add_watchlist_commands(CLI::App& app, Action& action) {
+  auto run = [&action](std::function<int()> f) { action = std::move(f); };
+  // watchlist
+  CLI::App* watchlist =
+      app.add_subcommand("watchlist", "Create, list, show, update and delete watchlists");
+  watchlist->require_subcommand(1);
+  static std::string name, description;
+  static float max_distance = 0;
+  static std::int64_t expected_identities = 0;
+  CLI::App* create = watchlist->add_subcommand("create", "Create a watchlist");
+  create->add_option("name", name, "Watchlist name")->required();
+  create
+      ->add_option("--max-distance", max_distance,
+                   "Match threshold (distance, lower = stricter; default: calibrated by the "
+                   "server for --expected-identities)")
+      ->check(CLI::Range(0.01f, 4.0f));
+  create
+      ->add_option("--expected-identities", expected_identities,
+                   "How many identities the watchlist will hold (default: the server's, 1000); "
+                   "a larger watchlist gets a stricter threshold")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1000000000}));
+  create->add_option("--description", description, "Free text");
+  create->callback([run] {
+    run([] {
+      auto stub = pb::Gallery::NewStub(connect(o));
+      pb::CreateWatchlistRequest request;
+      request.set_name(name);
+      request.set_description(description);
+      request.set_max_distance(max_distance);
+      request.set_expected_identities(expected_identities);
+      pb::Watchlist response;
+      check(stub->CreateWatchlist(context().get(), request, &response), o);
+      if (o.json_output) {
+        std::cout << watchlist_json(response).dump() << "\n";
+      } else {
+        std::cout << "created watchlist " << response.name() << " (max distance "
+                  << response.max_distance() << ": " << basis_text(response) << ")\n";
+      }
+      return 0;
+    });
+  });
+  CLI::App* list = watchlist->add_subcommand("list", "List watchlists");
+  list->callback([run] {
+    run([] {
+      auto stub = pb::Gallery::NewStub(connect(o));
+      pb::ListWatchlistsResponse response;
+      check(stub->ListWatchlists(context().get(), pb::ListWatchlistsRequest(), &response), o);
+      for (const auto& w : response.watchlists()) {
+        if (o.json_output) {
+          std::cout << watchlist_json(w).dump() << "\n";
+        } else {
+          std::cout << w.name() << "  identities " << w.identity_count() << "  faces "
+                    << w.face_count() << "  max distance " << w.max_distance() << "\n";
+        }
+      }
+      return 0;
+    });
+  });
+  CLI::App* show = watchlist->add_subcommand("show", "Show one watchlist");
+  show->add_option("name", name, "Watchlist name")->required();
+  show->callback([run] {
+    run([] {
+      auto stub = pb::Gallery::NewStub(connect(o));
+      pb::GetWatchlistRequest request;
+      request.set_name(name);
+      pb::Watchlist response;
+      check(stub->GetWatchlist(context().get(), request, &response), o);
+      if (o.json_output) {
+        std::cout << watchlist_json(response).dump() << "\n";
+        return 0;
+      }
+      std::cout << "name          " << response.name() << "\n"
+                << "description   " << response.description() << "\n"
+                << "max distance  " << response.max_distance()
+                << " (a match needs distance <= this; lower = stricter)\n"
+                << "  chosen      " << basis_text(response) << "\n"
+                << "identities    " << response.identity_count() << "\n"
+                << "faces         " << response.face_count() << " stored, "
+                << response.indexed_face_count() << " in the search index\n"
+                << "created by    " << response.created_by() << "\n";
+      return 0;
+    });
+  });
+  CLI::App* update = watchlist->add_subcommand("update", "Change a watchlist's threshold");
+  update->add_option("name", name, "Watchlist name")->required();
+  update
+      ->add_option("--max-distance", max_distance,
+                   "New match threshold (distance, lower = stricter)")
+      ->check(CLI::Range(0.01f, 4.0f))
+      ->required();
+  update->callback([run] {
+    run([] {
+      auto stub = pb::Gallery::NewStub(connect(o));
+      pb::UpdateWatchlistThresholdRequest request;
+      request.set_name(name);
+      request.set_max_distance(max_distance);
+      pb::Watchlist response;
+      check(stub->UpdateWatchlistThreshold(context().get(), request, &response), o);
+      if (o.json_output) {
+        std::cout << watchlist_json(response).dump() << "\n";
+      } else {
+        std::cout << "watchlist " << response.name() << ": max distance now "
+                  << response.max_distance() << "\n";
+      }
+      return 0;
+    });
+  });
+  CLI::App* remove = watchlist->add_subcommand("delete", "Delete a watchlist and all it holds");
+  remove->add_option("name", name, "Watchlist name")->required();
+  remove->callback([run] {
+    run([] {
+      auto stub = pb::Gallery::NewStub(connect(o));
+      pb::DeleteWatchlistRequest request;
+      request.set_name(name);
+      pb::DeleteWatchlistResponse response;
+      check(stub->DeleteWatchlist(context().get(), request, &response), o);
+      if (!o.json_output) std::cout << "deleted watchlist " << name << "\n";
+      return 0;
+    });
+  });
+}
+
+int apply_calibration(const std::string& server, const std::string& watchlist,
+                      const Calibration& calibration, const std::string& data, bool json_output) {
+  if (!server.empty()) o.client.server = server;
+  o.json_output = o.json_output || json_output;
+  try {
+    auto stub = pb::Gallery::NewStub(connect(o));
+    pb::UpdateWatchlistThresholdRequest request;
+    request.set_name(watchlist);
+    request.set_max_distance(calibration.max_distance);
+    pb::ThresholdBasis* basis = request.mutable_basis();
+    basis->set_method("calibrated");
+    basis->set_target_fpir(calibration.target_fpir);
+    basis->set_gallery_size(static_cast<std::int64_t>(calibration.gallery_size));
+    basis->set_per_comparison_fmr(calibration.per_comparison_fmr);
+    basis->set_impostor_comparisons(static_cast<std::int64_t>(calibration.impostor_comparisons));
+    basis->set_extrapolated(calibration.extrapolated);
+    basis->set_data(data);
+    pb::Watchlist response;
+    check(stub->UpdateWatchlistThreshold(context().get(), request, &response), o);
+    if (!json_output) {
+      std::cout << "watchlist " << response.name() << ": max distance now "
+                << response.max_distance() << ", " << basis_text(response) << "\n";
+    }
+    return 0;
+  } catch (const RemoteError& e) {
+    std::cerr << "frs: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace frs::cli

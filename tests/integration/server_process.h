@@ -1,0 +1,169 @@
+#pragma once
+// A real frs-server process on a loopback port with a temporary data directory, and
+// channels to it that carry a token: shared by the server and access tests.
+
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "child_processes.h"
+#include "frs/auth/tokens.h"
+#include "frs/client/channel.h"
+#include "frs/v1/gallery.grpc.pb.h"
+#include "frs/v1/live.grpc.pb.h"
+
+namespace frs::testing {
+
+namespace pb = ::frs::v1;
+
+inline constexpr const char* kTestPurpose = "frs integration tests";
+
+inline std::string bytes_of(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+class Server {
+ public:
+  // `extra`: more frs-server arguments, after --listen, --data-dir and --threads.
+  explicit Server(std::filesystem::path data, std::vector<std::string> extra = {})
+      : data_(std::move(data)),
+        extra_(std::move(extra)),
+        port_(free_port()),
+        metrics_port_(free_port()) {
+    start();
+  }
+  ~Server() { stop(SIGTERM); }
+
+  void start() {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      const std::string listen = address();
+      const std::string log = (data_.parent_path() / "server.log").string();
+      std::freopen(log.c_str(), "a", stderr);
+      std::freopen(log.c_str(), "a", stdout);
+      std::vector<std::string> args = {FRS_SERVER,   "--listen",         listen,
+                                       "--data-dir", data_.string(),     "--threads",
+                                       "2",          "--metrics-listen", metrics_address()};
+      args.insert(args.end(), extra_.begin(), extra_.end());
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(FRS_SERVER, argv.data());
+      std::_Exit(127);
+    }
+    const auto give_up = std::chrono::system_clock::now() + std::chrono::seconds(90);
+    // The admin token the server writes on its first start (before it listens).
+    const auto token_file = data_ / "admin.token";
+    while (!std::filesystem::exists(token_file) && std::chrono::system_clock::now() < give_up &&
+           ::waitpid(pid_, nullptr, WNOHANG) == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (std::filesystem::exists(token_file)) admin_token_ = read_token_file(token_file);
+    // The frs CLI the tests run finds it there too.
+    ::setenv("FRS_TOKEN_FILE", token_file.c_str(), 1);
+    ::setenv("FRS_PURPOSE", kTestPurpose, 1);
+    channel_ = channel_with(admin_token_);
+    gallery_ = pb::Gallery::NewStub(channel_);
+    search_ = pb::Search::NewStub(channel_);
+    cameras_ = pb::Cameras::NewStub(channel_);
+    alerts_ = pb::Alerts::NewStub(channel_);
+    while (true) {
+      grpc::ClientContext c;
+      c.set_wait_for_ready(true);
+      c.set_deadline(std::min(give_up, std::chrono::system_clock::now() + std::chrono::seconds(2)));
+      pb::ListWatchlistsResponse r;
+      if (gallery_->ListWatchlists(&c, pb::ListWatchlistsRequest(), &r).ok()) break;
+      int status = 0;
+      const bool exited = ::waitpid(pid_, &status, WNOHANG) == pid_;
+      if (exited) pid_ = -1;
+      if (exited || std::chrono::system_clock::now() > give_up) {
+        stop(SIGKILL);
+        throw std::runtime_error("frs-server did not come up on " + address() + "; its log:\n" +
+                                 bytes_of(data_.parent_path() / "server.log"));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  // Returns the wait status (WIFEXITED, WEXITSTATUS...), -1 when it was not running.
+  int stop(int signal) {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, signal);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+  pid_t pid() const { return pid_; }
+  const std::string& admin_token() const { return admin_token_; }
+  // A channel of its own whose calls carry `token` and `purpose`: gRPC would otherwise reuse
+  // the connection to a server that was just stopped, which looks ready for a moment after
+  // the process is gone.
+  std::shared_ptr<grpc::Channel> channel_with(const std::string& token,
+                                              const std::string& purpose = kTestPurpose) const {
+    ClientOptions o;
+    o.server = address();
+    o.token = token;
+    o.purpose = purpose;
+    o.own_connection = true;
+    o.max_message_mb = 128;
+    return make_channel(o);
+  }
+  // CPU time the server process has used so far, seconds (user + system).
+  double cpu_seconds() const {
+    std::ifstream stat(std::filesystem::path("/proc") / std::to_string(pid_) / "stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    std::istringstream fields(text.substr(text.rfind(')') + 2));
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; i <= 15 && fields >> field; ++i) {
+      if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
+    }
+    return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  }
+  // Resident memory of the server process, MiB.
+  double rss_mib() const {
+    std::ifstream status(std::filesystem::path("/proc") / std::to_string(pid_) / "status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+    }
+    return 0;
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  std::string metrics_address() const { return "127.0.0.1:" + std::to_string(metrics_port_); }
+  int metrics_port() const { return metrics_port_; }
+  // Threads of the running server process.
+  std::size_t threads() const {
+    const auto tasks = std::filesystem::path("/proc") / std::to_string(pid_) / "task";
+    return static_cast<std::size_t>(std::distance(std::filesystem::directory_iterator(tasks),
+                                                  std::filesystem::directory_iterator()));
+  }
+  pb::Gallery::Stub& gallery() { return *gallery_; }
+  pb::Search::Stub& search() { return *search_; }
+  pb::Cameras::Stub& cameras() { return *cameras_; }
+  pb::Alerts::Stub& alerts() { return *alerts_; }
+  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+
+ private:
+  std::filesystem::path data_;
+  std::vector<std::string> extra_;
+  int port_;
+  int metrics_port_;
+  pid_t pid_ = -1;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::string admin_token_;
+  std::unique_ptr<pb::Gallery::Stub> gallery_;
+  std::unique_ptr<pb::Search::Stub> search_;
+  std::unique_ptr<pb::Cameras::Stub> cameras_;
+  std::unique_ptr<pb::Alerts::Stub> alerts_;
+};
+
+}  // namespace frs::testing
