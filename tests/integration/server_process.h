@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -26,6 +27,15 @@ namespace pb = ::frs::v1;
 
 inline constexpr const char* kTestPurpose = "frs integration tests";
 
+// Runs a shell command until it exits; returns its exit code and what it printed.
+inline std::pair<int, std::string> run_command(const std::string& command) {
+  std::string output;
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  for (char buffer[512]; std::fgets(buffer, sizeof buffer, pipe) != nullptr;) output += buffer;
+  const int status = ::pclose(pipe);
+  return {WEXITSTATUS(status), output};
+}
+
 inline std::string bytes_of(const std::filesystem::path& p) {
   std::ifstream in(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
@@ -34,9 +44,14 @@ inline std::string bytes_of(const std::filesystem::path& p) {
 class Server {
  public:
   // `extra`: more frs-server arguments, after --listen, --data-dir and --threads.
-  explicit Server(std::filesystem::path data, std::vector<std::string> extra = {})
+  // `client`: how channels reach it (TLS files); server and token are filled in.
+  // `listen_host`: what it listens on (clients always connect over 127.0.0.1).
+  explicit Server(std::filesystem::path data, std::vector<std::string> extra = {},
+                  ClientOptions client = {}, std::string listen_host = "127.0.0.1")
       : data_(std::move(data)),
         extra_(std::move(extra)),
+        client_(std::move(client)),
+        listen_host_(std::move(listen_host)),
         port_(free_port()),
         metrics_port_(free_port()) {
     start();
@@ -46,7 +61,7 @@ class Server {
   void start() {
     pid_ = ::fork();
     if (pid_ == 0) {
-      const std::string listen = address();
+      const std::string listen = listen_host_ + ":" + std::to_string(port_);
       const std::string log = (data_.parent_path() / "server.log").string();
       std::freopen(log.c_str(), "a", stderr);
       std::freopen(log.c_str(), "a", stdout);
@@ -109,7 +124,7 @@ class Server {
   // the process is gone.
   std::shared_ptr<grpc::Channel> channel_with(const std::string& token,
                                               const std::string& purpose = kTestPurpose) const {
-    ClientOptions o;
+    ClientOptions o = client_;
     o.server = address();
     o.token = token;
     o.purpose = purpose;
@@ -155,6 +170,8 @@ class Server {
  private:
   std::filesystem::path data_;
   std::vector<std::string> extra_;
+  ClientOptions client_;
+  std::string listen_host_;
   int port_;
   int metrics_port_;
   pid_t pid_ = -1;

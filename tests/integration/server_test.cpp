@@ -78,15 +78,6 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<Server> server_;
 };
 
-// Runs a shell command until it exits; returns its exit code and what it printed.
-std::pair<int, std::string> run_command(const std::string& command) {
-  std::string output;
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  for (char buffer[512]; std::fgets(buffer, sizeof buffer, pipe) != nullptr;) output += buffer;
-  const int status = ::pclose(pipe);
-  return {WEXITSTATUS(status), output};
-}
-
 std::pair<int, std::string> run_server_expecting_exit(const std::string& args) {
   return run_command(std::string(FRS_SERVER) + " " + args);
 }

@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "frs/auth/audit_log.h"
 #include "frs/core/time_text.h"
 #include "remote_common.h"
 
@@ -37,12 +38,17 @@ void add_audit_commands(CLI::App& app, Action& action) {
   CLI::App* audit = app.add_subcommand("audit", "Verify and read the audit log (auditor, admin)");
   audit->require_subcommand(1);
 
-  static std::string expect;
+  static std::string expect, offline_db;
   CLI::App* verify = audit->add_subcommand(
       "verify", "Check the whole hash chain; exit 1 naming the first broken row");
   verify->add_option("--expect", expect,
                      "A head kept earlier, SEQ:HASH (from an earlier verify or the server log): "
                      "the log must still hold that row unchanged");
+  verify
+      ->add_option("--db", offline_db,
+                   "Check this copy of DATA_DIR/audit.db here, without the server (a backup, "
+                   "or the file of a stopped server)")
+      ->check(CLI::ExistingFile);
   verify->callback([run] {
     run([] {
       pb::VerifyAuditLogRequest request;
@@ -59,9 +65,23 @@ void add_audit_commands(CLI::App& app, Action& action) {
         request.set_expected_seq(seq);
         request.set_expected_hash(expect.substr(colon + 1));
       }
-      auto stub = pb::Audit::NewStub(connect(o));
       pb::VerifyAuditLogResponse response;
-      check(stub->VerifyAuditLog(context(3600).get(), request, &response), o);
+      if (!offline_db.empty()) {
+        std::optional<AuditHead> kept;
+        if (request.expected_seq() > 0) {
+          kept = AuditHead{request.expected_seq(), request.expected_hash()};
+        }
+        const AuditVerification v = open_sqlite_audit_log(offline_db)->verify(kept);
+        response.set_intact(v.intact);
+        response.set_rows_checked(v.rows_checked);
+        response.set_first_broken_seq(v.first_broken_seq);
+        response.set_problem(v.problem);
+        response.set_head_seq(v.head.seq);
+        response.set_head_hash(v.head.hash);
+      } else {
+        auto stub = pb::Audit::NewStub(connect(o));
+        check(stub->VerifyAuditLog(context(3600).get(), request, &response), o);
+      }
       if (o.json_output) {
         std::cout << json{{"intact", response.intact()},
                           {"rows_checked", response.rows_checked()},

@@ -100,6 +100,7 @@ CLI::Option* add_repeatable(CLI::App* command, const std::string& name,
                             std::vector<std::string>& values, const std::string& description) {
   return command->add_option(name, values, description)
       ->expected(1)
+      ->allow_extra_args(false)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
 }
 

@@ -1,0 +1,569 @@
+// Who may do what, on a real frs-server: the whole method -> roles table walked with a token
+// of every role, the token lifecycle, purposes, TLS and mTLS, plain text refused off
+// loopback, the per-token rate limit, and the audit log (its rows, fail-closed writes, and
+// tampering found at the row).
+
+#include "frs/auth/access.h"
+
+#include <google/protobuf/descriptor.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "frs/core/digest.h"
+#include "frs/v1/audit.grpc.pb.h"
+#include "frs/v1/eval.grpc.pb.h"
+#include "frs/v1/tokens.grpc.pb.h"
+#include "model_fixture.h"
+#include "server_process.h"
+
+namespace frs::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Calls `method` with an empty request message (valid for every frs request type) as a
+// generic stream, so unary and streaming methods alike; returns the final status.
+grpc::Status call_method(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                         std::chrono::milliseconds deadline = 3000ms,
+                         std::string* retry_after = nullptr) {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + deadline);
+  grpc::CompletionQueue cq;
+  auto call = stub.PrepareCall(&context, method, &cq);
+  void* tag = nullptr;
+  bool ok = false;
+  const auto step = [&] { return cq.Next(&tag, &ok) && ok; };
+  call->StartCall(reinterpret_cast<void*>(1));
+  step();
+  const grpc::Slice empty;
+  const grpc::ByteBuffer request(&empty, 1);
+  call->Write(request, reinterpret_cast<void*>(2));
+  step();
+  call->WritesDone(reinterpret_cast<void*>(3));
+  step();
+  grpc::ByteBuffer reply;
+  do {
+    call->Read(&reply, reinterpret_cast<void*>(4));
+  } while (step());
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  cq.Next(&tag, &ok);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  if (retry_after != nullptr) {
+    const auto& trailing = context.GetServerTrailingMetadata();
+    const auto it = trailing.find("retry-after-ms");
+    *retry_after = it == trailing.end() ? "" : std::string(it->second.data(), it->second.size());
+  }
+  return status;
+}
+
+// Every method of every frs service, from the compiled descriptors (not from the table).
+std::vector<std::string> frs_methods() {
+  // Touch one message of each file so that its descriptors are in the generated pool.
+  (void)pb::Watchlist::descriptor();
+  (void)pb::Alert::descriptor();
+  (void)pb::EvaluateRequest::descriptor();
+  (void)pb::Token::descriptor();
+  (void)pb::AuditRecord::descriptor();
+  std::vector<std::string> methods;
+  for (const char* service : {"frs.v1.Gallery", "frs.v1.Search", "frs.v1.Evaluation",
+                              "frs.v1.Cameras", "frs.v1.Alerts", "frs.v1.Tokens", "frs.v1.Audit"}) {
+    const auto* s = google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service);
+    EXPECT_NE(s, nullptr) << service;
+    if (s == nullptr) continue;
+    for (int i = 0; i < s->method_count(); ++i) {
+      methods.push_back("/" + std::string(service) + "/" + s->method(i)->name());
+    }
+  }
+  return methods;
+}
+
+class AccessTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    server_.reset();
+    if (HasFailure()) {
+      std::ifstream log(root_ / "server.log");
+      std::cerr << "--- frs-server log ---\n" << log.rdbuf() << "\n";
+    }
+  }
+  void start(std::vector<std::string> extra = {}, ClientOptions client = {},
+             std::string listen_host = "127.0.0.1") {
+    server_ = std::make_unique<Server>(root_ / "data", std::move(extra), std::move(client),
+                                       std::move(listen_host));
+  }
+  // A new token through the API; returns its secret.
+  std::string create_token(const std::string& name, const std::string& role,
+                           std::int64_t expires_at_ms = 0) {
+    auto tokens = pb::Tokens::NewStub(server_->channel());
+    grpc::ClientContext c;
+    pb::CreateTokenRequest r;
+    r.set_name(name);
+    r.set_role(role);
+    r.set_expires_at_ms(expires_at_ms);
+    pb::CreateTokenResponse response;
+    const auto status = tokens->CreateToken(&c, r, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.secret();
+  }
+  std::vector<pb::AuditRecord> audit_rows(const std::string& method = "") {
+    auto audit = pb::Audit::NewStub(server_->channel());
+    grpc::ClientContext c;
+    pb::ListAuditRecordsRequest r;
+    r.set_method(method);
+    r.set_page_size(10000);
+    pb::ListAuditRecordsResponse response;
+    EXPECT_TRUE(audit->ListAuditRecords(&c, r, &response).ok());
+    return {response.records().begin(), response.records().end()};
+  }
+
+  ScopedTempDir root_{"access"};
+  std::unique_ptr<Server> server_;
+};
+
+TEST(AccessTable, IsSortedAndNamesEveryMethodOfEveryService) {
+  const auto table = access_table();
+  for (std::size_t i = 1; i < table.size(); ++i) {
+    EXPECT_LT(table[i - 1].method, table[i].method) << "keep the table sorted";
+  }
+  std::set<std::string> in_table;
+  for (const MethodAccess& m : table) in_table.insert(std::string(m.method));
+  for (const std::string& method : frs_methods()) {
+    EXPECT_TRUE(in_table.count(method)) << method << " is not in the access table";
+    EXPECT_NE(find_method_access(method), nullptr);
+    in_table.erase(method);
+  }
+  in_table.erase("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo");
+  EXPECT_TRUE(in_table.empty()) << "the table names a method no service has: " << *in_table.begin();
+  EXPECT_EQ(find_method_access("/frs.v1.Gallery/NoSuchMethod"), nullptr);
+}
+
+// Each role against each method: allowed, or PERMISSION_DENIED; no token, a wrong, a
+// revoked or an expired token: UNAUTHENTICATED, for every method.
+TEST_F(AccessTest, EveryRoleAgainstEveryMethodAndEveryBadToken) {
+  start();
+  std::map<Role, std::shared_ptr<grpc::Channel>> channels;
+  for (Role role : kAllRoles) {
+    const std::string name = "t-" + std::string(to_string(role));
+    channels[role] = server_->channel_with(create_token(name, std::string(to_string(role))));
+  }
+  const auto methods = frs_methods();
+  ASSERT_GE(methods.size(), 25u);
+  for (const std::string& method : methods) {
+    const MethodAccess* rule = find_method_access(method);
+    ASSERT_NE(rule, nullptr) << method;
+    for (Role role : kAllRoles) {
+      const grpc::Status status = call_method(channels[role], method);
+      if (rule->roles.contains(role)) {
+        EXPECT_NE(status.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+            << to_string(role) << " " << method << ": " << status.error_message();
+        EXPECT_NE(status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+            << to_string(role) << " " << method;
+      } else {
+        EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+            << to_string(role) << " " << method << ": " << status.error_message();
+        EXPECT_NE(status.error_message().find("needs " + rule->roles.names()), std::string::npos)
+            << status.error_message();
+      }
+    }
+  }
+
+  const std::string revoked = create_token("leaver", "operator");
+  {
+    auto tokens = pb::Tokens::NewStub(server_->channel());
+    grpc::ClientContext c;
+    pb::RevokeTokenRequest r;
+    r.set_name("leaver");
+    pb::Token t;
+    ASSERT_TRUE(tokens->RevokeToken(&c, r, &t).ok());
+    EXPECT_GT(t.revoked_at_ms(), 0);
+    EXPECT_EQ(t.revoked_by(), "admin");
+  }
+  const std::string expired =
+      create_token("temp", "admin",
+                   std::chrono::duration_cast<std::chrono::milliseconds>(
+                       (std::chrono::system_clock::now() + 1500ms).time_since_epoch())
+                       .count());
+  EXPECT_TRUE(call_method(server_->channel_with(expired), "/frs.v1.Gallery/ListWatchlists").ok());
+  std::this_thread::sleep_for(1600ms);
+  const std::map<std::string, std::string> bad_tokens = {
+      {"none", ""},
+      {"wrong", new_token_secret()},
+      {"revoked", revoked},
+      {"expired", expired},
+  };
+  for (const auto& [kind, secret] : bad_tokens) {
+    const auto channel = server_->channel_with(secret);
+    for (const std::string& method : methods) {
+      const grpc::Status status = call_method(channel, method);
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+          << kind << " token, " << method << ": " << status.error_message();
+    }
+    // The server reflection is refused too (cancelled: it cannot be answered otherwise).
+    EXPECT_FALSE(
+        call_method(channel, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo").ok())
+        << kind;
+    // The standard health service needs no token.
+    EXPECT_TRUE(call_method(channel, "/grpc.health.v1.Health/Check").ok()) << kind;
+  }
+  const grpc::Status revoked_status =
+      call_method(server_->channel_with(revoked), "/frs.v1.Gallery/ListWatchlists");
+  EXPECT_NE(revoked_status.error_message().find("revoked"), std::string::npos);
+  const grpc::Status expired_status =
+      call_method(server_->channel_with(expired), "/frs.v1.Gallery/ListWatchlists");
+  EXPECT_NE(expired_status.error_message().find("expired"), std::string::npos);
+}
+
+TEST_F(AccessTest, PurposeIsRequiredWhereFacesAreSearchedAddedOrShown) {
+  start();
+  const auto no_purpose = server_->channel_with(server_->admin_token(), "");
+  for (const char* method : {"/frs.v1.Search/Search", "/frs.v1.Gallery/Enroll",
+                             "/frs.v1.Gallery/AddFaces", "/frs.v1.Gallery/CreateWatchlist",
+                             "/frs.v1.Cameras/AddCamera", "/frs.v1.Alerts/GetAlert"}) {
+    const grpc::Status status = call_method(no_purpose, method);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << method;
+    EXPECT_NE(status.error_message().find("needs a purpose"), std::string::npos)
+        << status.error_message();
+  }
+  EXPECT_TRUE(call_method(no_purpose, "/frs.v1.Gallery/ListWatchlists").ok());
+  const grpc::Status too_short =
+      call_method(server_->channel_with(server_->admin_token(), "abc"), "/frs.v1.Search/Search");
+  EXPECT_EQ(too_short.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(too_short.error_message().find("at least 4"), std::string::npos);
+  const grpc::Status too_long =
+      call_method(server_->channel_with(server_->admin_token(), std::string(201, 'x')),
+                  "/frs.v1.Search/Search");
+  EXPECT_EQ(too_long.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // UTF-8 purposes travel as purpose-bin.
+  const grpc::Status utf8 = call_method(
+      server_->channel_with(server_->admin_token(), "Fall 17 — Müller"), "/frs.v1.Search/Search");
+  EXPECT_EQ(utf8.error_code(), grpc::StatusCode::INVALID_ARGUMENT);  // no image: but past purpose
+  EXPECT_EQ(utf8.error_message().find("purpose"), std::string::npos) << utf8.error_message();
+}
+
+TEST_F(AccessTest, TokenLifecycleThroughTheCli) {
+  start();
+  const std::string frs = std::string(FRS_CLI) + " --server " + server_->address() + " ";
+  // The admin token comes from FRS_TOKEN_FILE (set by Server): create a token, use it.
+  auto [code, out] = run_command(frs + "token create alice@agency --role investigator");
+  ASSERT_EQ(code, 0) << out;
+  const std::string secret = out.substr(0, out.find('\n'));
+  EXPECT_EQ(secret.rfind("frs_", 0), 0u) << out;
+  EXPECT_EQ(secret.size(), 47u);
+  const std::string image = face_path("obama.jpg").string();
+  // An option shared by every command goes before or after the subcommand.
+  std::tie(code, out) =
+      run_command("FRS_TOKEN_FILE= " + std::string(FRS_CLI) + " --token " + secret + " search " +
+                  image + " --server " + server_->address() + " --json");
+  EXPECT_EQ(code, 0) << out;
+  std::tie(code, out) =
+      run_command("FRS_TOKEN_FILE= FRS_TOKEN=" + secret + " " + frs + "watchlist list");
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("has the role investigator"), std::string::npos) << out;
+  std::tie(code, out) = run_command(frs + "token list --json");
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("\"name\":\"alice@agency\""), std::string::npos) << out;
+  EXPECT_NE(out.find("\"role\":\"investigator\""), std::string::npos) << out;
+  EXPECT_EQ(out.find(secret), std::string::npos) << "a listed token shows its secret";
+  std::tie(code, out) = run_command(frs + "token create alice@agency --role admin");
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("revoke it first"), std::string::npos) << out;
+  std::tie(code, out) = run_command(frs + "token create 'bad name' --role admin");
+  EXPECT_EQ(code, 1);
+  std::tie(code, out) = run_command(frs + "token create temp --role admin --expires 2001-01-01");
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("past"), std::string::npos) << out;
+  std::tie(code, out) = run_command(frs + "token revoke alice@agency");
+  ASSERT_EQ(code, 0) << out;
+  std::tie(code, out) =
+      run_command("FRS_TOKEN_FILE= FRS_TOKEN=" + secret + " " + frs + "search " + image);
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("revoked"), std::string::npos) << out;
+  std::tie(code, out) = run_command("FRS_TOKEN_FILE= FRS_TOKEN= " + frs + "watchlist list");
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("no token"), std::string::npos) << out;
+
+  // The admin token file: mode 0600, and its secret never in the log.
+  struct stat st {};
+  ASSERT_EQ(::stat((root_ / "data" / "admin.token").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  const std::string log = bytes_of(root_ / "server.log");
+  EXPECT_NE(log.find("admin.token"), std::string::npos);
+  EXPECT_EQ(log.find(server_->admin_token()), std::string::npos);
+  EXPECT_EQ(log.find(secret), std::string::npos);
+}
+
+// One value per use of a repeatable option: the images after it are images.
+TEST_F(AccessTest, RepeatableOptionsTakeOneValueEach) {
+  start();
+  const std::string frs = std::string(FRS_CLI) + " --server " + server_->address() + " ";
+  ASSERT_EQ(run_command(frs + "watchlist create wanted").first, 0);
+  const auto [code, out] =
+      run_command(frs + "search --json --watchlist wanted " + face_path("obama.jpg").string() +
+                  " " + face_path("biden.jpg").string());
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("obama.jpg"), std::string::npos) << out;
+  EXPECT_NE(out.find("biden.jpg"), std::string::npos) << out;
+}
+
+TEST_F(AccessTest, RateLimitPerTokenSaysWhenToRetry) {
+  start({"--rate-limit", "1", "--rate-burst", "3"});
+  const auto channel = server_->channel();
+  // The start-up check took some of the burst; within a few calls it runs out.
+  std::string retry_after;
+  grpc::Status status;
+  for (int i = 0; i < 6 && status.ok(); ++i) {
+    status = call_method(channel, "/frs.v1.Gallery/ListWatchlists", 3000ms, &retry_after);
+  }
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_FALSE(retry_after.empty());
+  EXPECT_GT(std::stoi(retry_after), 0);
+  EXPECT_LE(std::stoi(retry_after), 1000);
+  // Another token has its own bucket... made once this one may call again.
+  std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(retry_after) + 50));
+  EXPECT_TRUE(call_method(channel, "/frs.v1.Gallery/ListWatchlists").ok());
+}
+
+// Certificates made here with openssl: a CA, the server's (for 127.0.0.1) and a client's.
+struct TestCertificates {
+  explicit TestCertificates(const std::filesystem::path& dir) : dir(dir) {
+    const std::string d = dir.string();
+    const std::string script =
+        "set -e; cd " + d +
+        "; openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
+        "-subj /CN=frs-test-ca 2>/dev/null"
+        "; openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr "
+        "-subj /CN=127.0.0.1 2>/dev/null"
+        "; printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > server.ext"
+        "; openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+        "-out server.pem -days 2 -extfile server.ext 2>/dev/null"
+        "; openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr "
+        "-subj /CN=console-1 2>/dev/null"
+        "; openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+        "-out client.pem -days 2 2>/dev/null";
+    made = std::system(script.c_str()) == 0;
+  }
+  std::string file(const char* name) const { return (dir / name).string(); }
+  std::filesystem::path dir;
+  bool made = false;
+};
+
+TEST_F(AccessTest, TlsAndMutualTlsAndPlainTextRefusedOffLoopback) {
+  const TestCertificates certs(root_.path());
+  ASSERT_TRUE(certs.made) << "openssl could not make the test certificates";
+  ClientOptions tls;
+  tls.tls_ca = certs.file("ca.pem");
+  start({"--tls-cert", certs.file("server.pem"), "--tls-key", certs.file("server.key")}, tls);
+  EXPECT_TRUE(call_method(server_->channel(), "/frs.v1.Gallery/ListWatchlists").ok());
+  ClientOptions plain;
+  plain.server = server_->address();
+  plain.token = server_->admin_token();
+  EXPECT_EQ(call_method(make_channel(plain), "/frs.v1.Gallery/ListWatchlists", 2000ms).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  // The CLI with --tls-ca.
+  auto [code, out] = run_command(std::string(FRS_CLI) + " watchlist list --server " +
+                                 server_->address() + " --tls-ca " + certs.file("ca.pem"));
+  EXPECT_EQ(code, 0) << out;
+  std::tie(code, out) =
+      run_command(std::string(FRS_CLI) + " watchlist list --server " + server_->address());
+  EXPECT_EQ(code, 1);
+  server_.reset();
+
+  // mTLS: without a client certificate the handshake fails; with one it works.
+  ClientOptions mutual = tls;
+  mutual.tls_cert = certs.file("client.pem");
+  mutual.tls_key = certs.file("client.key");
+  start({"--tls-cert", certs.file("server.pem"), "--tls-key", certs.file("server.key"),
+         "--tls-client-ca", certs.file("ca.pem")},
+        mutual);
+  EXPECT_TRUE(call_method(server_->channel(), "/frs.v1.Gallery/ListWatchlists").ok());
+  ClientOptions no_cert = tls;
+  no_cert.server = server_->address();
+  no_cert.token = server_->admin_token();
+  EXPECT_FALSE(call_method(make_channel(no_cert), "/frs.v1.Gallery/ListWatchlists", 2000ms).ok());
+  std::tie(code, out) =
+      run_command(std::string(FRS_CLI) + " watchlist list --server " + server_->address() +
+                  " --tls-ca " + certs.file("ca.pem") + " --tls-cert " + certs.file("client.pem") +
+                  " --tls-key " + certs.file("client.key"));
+  EXPECT_EQ(code, 0) << out;
+  server_.reset();
+
+  // Plain text on an address other machines reach: refused, saying how to add TLS.
+  const std::string data = (root_ / "open").string();
+  const std::string wildcard = "0.0.0.0:" + std::to_string(free_port());
+  std::tie(code, out) = run_command(std::string(FRS_SERVER) + " --listen " + wildcard +
+                                    " --data-dir " + data + " --metrics-listen ''");
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("--tls-cert"), std::string::npos) << out;
+  EXPECT_NE(out.find("--insecure"), std::string::npos) << out;
+  // A public metrics address needs --metrics-public.
+  std::tie(code, out) = run_command(std::string(FRS_SERVER) + " --data-dir " + data +
+                                    " --listen 127.0.0.1:" + std::to_string(free_port()) +
+                                    " --metrics-listen 0.0.0.0:" + std::to_string(free_port()));
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("--metrics-public"), std::string::npos) << out;
+  // --insecure serves, and says so (the tests connect over loopback only).
+  start({"--insecure"}, {}, "0.0.0.0");
+  EXPECT_TRUE(call_method(server_->channel(), "/frs.v1.Gallery/ListWatchlists").ok());
+  EXPECT_NE(bytes_of(root_ / "server.log").find("--insecure: serving plain text"),
+            std::string::npos);
+}
+
+nlohmann::json parsed(const std::string& text) {
+  return nlohmann::json::parse(text);
+}
+
+// Runs SQL on an audit.db outside frs (as someone with access to the file would).
+void edit_database(const std::filesystem::path& file, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK)
+      << (error ? error : "") << "\n"
+      << sql;
+  sqlite3_free(error);
+  sqlite3_close(db);
+}
+
+// Each audited call's row says who (token, role, peer), what (method, targets, image
+// hashes and candidates), why (purpose) and how it ended; refusals of a known token are
+// rows too. A row that cannot be written fails the call.
+TEST_F(AccessTest, AuditRowsSayWhoWhatWhyAndHowAndAFailedWriteFailsTheCall) {
+  start();
+  const std::string frs = std::string(FRS_CLI) + " --server " + server_->address() + " ";
+  ASSERT_EQ(run_command(frs + "watchlist create wanted --purpose 'case W-2026-113'").first, 0);
+  auto [code, out] = run_command(frs + "enroll --watchlist wanted --name Obama --json " +
+                                 face_path("obama.jpg").string() + " --purpose 'case W-2026-113'");
+  ASSERT_EQ(code, 0) << out;
+  const std::int64_t identity = parsed(out)["identity_id"];
+  const std::string investigator = create_token("det.jones", "investigator");
+  std::tie(code, out) =
+      run_command("FRS_TOKEN_FILE= FRS_TOKEN=" + investigator + " " + frs +
+                  "search --purpose 'case 7: robbery' " + face_path("obama.jpg").string());
+  ASSERT_EQ(code, 0) << out;
+  std::tie(code, out) =
+      run_command("FRS_TOKEN_FILE= FRS_TOKEN=" + investigator + " " + frs + "watchlist list");
+  EXPECT_EQ(code, 1);
+
+  const auto searches = audit_rows("Search");
+  ASSERT_EQ(searches.size(), 1u);
+  const pb::AuditRecord& search = searches[0];
+  EXPECT_EQ(search.token(), "det.jones");
+  EXPECT_EQ(search.role(), "investigator");
+  EXPECT_EQ(search.purpose(), "case 7: robbery");
+  EXPECT_EQ(search.outcome(), 0);
+  EXPECT_EQ(search.peer().rfind("ipv4:127.0.0.1:", 0), 0u) << search.peer();
+  const auto details = parsed(search.details_json());
+  ASSERT_EQ(details["image_sha256"].size(), 1u);
+  EXPECT_EQ(details["image_sha256"][0], sha256_hex(bytes_of(face_path("obama.jpg"))));
+  EXPECT_EQ(parsed(search.targets_json())["identities"], nlohmann::json::array({identity}));
+  EXPECT_EQ(search.details_json().find("Obama"), std::string::npos) << "names belong in the store";
+
+  const auto enrolls = audit_rows("Enroll");
+  ASSERT_EQ(enrolls.size(), 1u);
+  EXPECT_EQ(enrolls[0].token(), "admin");
+  EXPECT_EQ(enrolls[0].purpose(), "case W-2026-113");
+  EXPECT_EQ(parsed(enrolls[0].targets_json())["identities"], nlohmann::json::array({identity}));
+  const auto denied = audit_rows("ListWatchlists");
+  ASSERT_FALSE(denied.empty());
+  EXPECT_EQ(denied.back().token(), "det.jones");
+  EXPECT_EQ(denied.back().outcome(), static_cast<int>(grpc::StatusCode::PERMISSION_DENIED));
+  // created_by of the watchlist and the identity is the token's name.
+  std::tie(code, out) = run_command(frs + "watchlist show wanted --json");
+  EXPECT_EQ(parsed(out)["created_by"], "admin") << out;
+
+  // frs audit list: filters by token and method.
+  std::tie(code, out) = run_command(frs + "audit list --json --token det.jones --method Search");
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  EXPECT_EQ(parsed(out)["purpose"], "case 7: robbery");
+
+  // Another process holds the audit log's write lock: the call fails (after the store's
+  // busy wait) and says why; nothing is answered without its row.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((root_ / "data" / "audit.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+  const grpc::Status blocked = call_method(server_->channel_with(investigator, "case 7: robbery"),
+                                           "/frs.v1.Search/Compare", 20000ms);
+  sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  EXPECT_EQ(blocked.error_code(), grpc::StatusCode::UNAVAILABLE) << blocked.error_message();
+  EXPECT_NE(blocked.error_message().find("audit log cannot be written"), std::string::npos)
+      << blocked.error_message();
+  // And once the lock is gone, calls (and the chain) carry on.
+  EXPECT_TRUE(call_method(server_->channel(), "/frs.v1.Gallery/ListWatchlists").ok());
+  std::tie(code, out) = run_command(frs + "audit verify");
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("audit log intact"), std::string::npos) << out;
+}
+
+// Edit, delete, swap, insert: `frs audit verify` finds each at its row; a kept head finds a
+// rewrite that recomputed every hash; a restart keeps the chain verifiable.
+TEST_F(AccessTest, TamperingIsFoundAtTheRowAndARestartKeepsTheChain) {
+  start();
+  for (int i = 0; i < 12; ++i) {
+    ASSERT_TRUE(call_method(server_->channel(), "/frs.v1.Gallery/ListWatchlists").ok());
+  }
+  const std::string frs = std::string(FRS_CLI) + " --server " + server_->address() + " ";
+  auto [code, out] = run_command(frs + "audit verify --json");
+  ASSERT_EQ(code, 0) << out;
+  const std::string head = parsed(out)["head"];
+  server_->stop(SIGTERM);
+  server_->start();  // the chain goes on from its head after a restart
+  ASSERT_TRUE(call_method(server_->channel(), "/frs.v1.Gallery/ListWatchlists").ok());
+  std::tie(code, out) = run_command(frs + "audit verify --expect " + head);
+  EXPECT_EQ(code, 0) << out;
+  server_->stop(SIGTERM);
+
+  const auto log = root_ / "data" / "audit.db";
+  const auto verify_copy = [&](const std::string& sql, const std::string& extra = "") {
+    const auto copy = root_ / "copy.db";
+    std::filesystem::remove(copy);
+    std::filesystem::copy_file(log, copy);
+    edit_database(copy, sql);
+    return run_command(std::string(FRS_CLI) + " audit verify --db " + copy.string() + extra);
+  };
+  std::tie(code, out) = verify_copy("SELECT 1");
+  EXPECT_EQ(code, 0) << out;
+  std::tie(code, out) = verify_copy("UPDATE audit SET token = 'someone-else' WHERE seq = 5");
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("BROKEN at row 5: row 5 was changed"), std::string::npos) << out;
+  std::tie(code, out) = verify_copy("DELETE FROM audit WHERE seq = 7");
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("BROKEN at row 7: row 7 is missing"), std::string::npos) << out;
+  // Two rows swapped (each keeps its place's seq).
+  std::tie(code, out) = verify_copy(
+      "CREATE TEMP TABLE t AS SELECT * FROM audit WHERE seq IN (8, 9);"
+      "UPDATE audit SET time_ms = (SELECT time_ms FROM t WHERE seq = 9), "
+      "  token = (SELECT token FROM t WHERE seq = 9), "
+      "  previous_hash = (SELECT previous_hash FROM t WHERE seq = 9), "
+      "  hash = (SELECT hash FROM t WHERE seq = 9) WHERE seq = 8;"
+      "UPDATE audit SET time_ms = (SELECT time_ms FROM t WHERE seq = 8), "
+      "  token = (SELECT token FROM t WHERE seq = 8), "
+      "  previous_hash = (SELECT previous_hash FROM t WHERE seq = 8), "
+      "  hash = (SELECT hash FROM t WHERE seq = 8) WHERE seq = 9;");
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("BROKEN at row 8"), std::string::npos) << out;
+  // A forged row inserted after row 3 (the later rows renumbered to make room).
+  std::tie(code, out) = verify_copy(
+      "UPDATE audit SET seq = -seq WHERE seq > 3; UPDATE audit SET seq = 1 - seq WHERE seq < 0;"
+      "INSERT INTO audit SELECT 4, time_ms, 'forger', role, peer, method, purpose, outcome, "
+      "outcome_message, targets, details, hash, hash FROM audit WHERE seq = 3;");
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("BROKEN at row 4: row 4 was changed"), std::string::npos) << out;
+  // The tail cut off: only a kept head can tell.
+  std::tie(code, out) = verify_copy("DELETE FROM audit WHERE seq > 10", " --expect " + head);
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("rows were removed from its end"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace frs::testing
