@@ -50,11 +50,12 @@ struct ServerConfig {
   bool metrics_public = false;                    // allow a non-loopback --metrics-listen
   std::string admin_token_file;                   // the admin token's secret, supplied (automation)
   std::string tls_cert, tls_key;                  // PEM files: TLS on the gRPC listener
-  std::string tls_client_ca;          // PEM file: also require client certificates it signed
-  bool insecure = false;              // allow plain text on a non-loopback --listen
-  frs::service::AccessLimits access;  // calls per token per second
-  float default_max_distance = 0;     // of watchlists created without one; 0 = calibrated
-  double default_target_fpir = 0.01;  // ... at this false-alert rate
+  std::string tls_client_ca;               // PEM file: also require client certificates it signed
+  bool insecure = false;                   // allow plain text on a non-loopback --listen
+  frs::service::AccessLimits access;       // calls per token per second
+  frs::CameraSourcePolicy camera_sources;  // --media-dir, --camera-hosts
+  float default_max_distance = 0;          // of watchlists created without one; 0 = calibrated
+  double default_target_fpir = 0.01;       // ... at this false-alert rate
   std::int64_t default_expected_identities = 1000;  // ... for this size, unless told
   std::string identity_score = "centroid";          // nearest or centroid (gallery.h)
   frs::DecisionOptions decisions;                   // live video: when a track alerts
@@ -173,6 +174,17 @@ void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_fil
   flags.add_flag("--insecure", config.insecure,
                  "Serve plain text on a non-loopback --listen (tokens and faces travel "
                  "unencrypted; a warning is logged at start and every hour)");
+  flags
+      .add_option("--media-dir", config.camera_sources.media_dir,
+                  "Video files may be cameras only under this directory (default none: only "
+                  "rtsp://, rtsps://, http:// and https:// cameras)")
+      ->check(CLI::ExistingDirectory);
+  flags
+      .add_option("--camera-hosts", config.camera_sources.allowed_hosts,
+                  "Hosts cameras may be on: names, addresses or CIDR ranges, comma-separated "
+                  "(default any)")
+      ->delimiter(',')
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   flags.add_flag("--metrics-public", config.metrics_public,
                  "Allow a non-loopback --metrics-listen (it carries no names, faces or URLs)");
   flags
@@ -454,6 +466,7 @@ int main(int argc, char** argv) {
     install_stop_signals();
     // Refused before the slow model load: a server that would serve in the open.
     const auto credentials = listener_credentials(config);
+    frs::check_camera_host_list(config.camera_sources.allowed_hosts);
     if (!config.metrics_listen.empty() && !config.metrics_public &&
         !frs::is_loopback_host(frs::host_of_address(config.metrics_listen))) {
       throw frs::Error(frs::ErrorCode::kInvalidArgument,
@@ -469,6 +482,9 @@ int main(int argc, char** argv) {
                                          : frs::IdentityScore::kCentroid;
     frs::FaceIndex validate_index_type(gallery_options.index);  // before the slow model load
     std::filesystem::create_directories(config.data_dir);
+    // The data dir holds faces, camera credentials and the token hashes: its owner only.
+    std::filesystem::permissions(config.data_dir, std::filesystem::perms::owner_all,
+                                 std::filesystem::perm_options::replace);
     // Who may call, and the record of what they did.
     const std::filesystem::path data_dir(config.data_dir);
     auto tokens = frs::open_sqlite_token_store(data_dir / "tokens.db");
@@ -505,6 +521,7 @@ int main(int argc, char** argv) {
     frs::AlertFeed feed;
     frs::CameraStore camera_store(data / "cameras.db");
     frs::LiveRecognizer live(engine, gallery, alerts, feed, config.decisions, config.threads);
+    live.set_source_policy(config.camera_sources);
     // Cameras of the config file are stored like those added through the API; the file
     // wins for a name in both.
     for (const frs::CameraConfig& camera : config.cameras) camera_store.put(camera);

@@ -10,6 +10,7 @@
 #include "frs/core/error.h"
 #include "frs/core/logfmt.h"
 #include "frs/core/text_fields.h"
+#include "frs/core/url.h"
 
 namespace frs {
 namespace {
@@ -148,6 +149,7 @@ LiveRecognizer::~LiveRecognizer() {
 
 void LiveRecognizer::add_camera(const CameraConfig& config, MissingWatchlists missing) {
   check_camera(config);
+  if (source_policy_) check_camera_source(config.source.url, *source_policy_);
   for (const std::string& w : config.watchlists) {
     if (gallery_.store().find_watchlist(w)) continue;
     if (missing == MissingWatchlists::kRefuse) {
@@ -200,7 +202,7 @@ void LiveRecognizer::add_camera(const CameraConfig& config, MissingWatchlists mi
   std::string watchlists;
   for (const std::string& w : config.watchlists) watchlists += (watchlists.empty() ? "" : ",") + w;
   spdlog::info("camera={} event=added url={} analyse_fps={} watchlists={}",
-               logfmt_value(config.name), logfmt_value(url_for_logs(config.source.url)),
+               logfmt_value(config.name), logfmt_value(redact_url(config.source.url)),
                config.analyse_fps, logfmt_value(watchlists.empty() ? "all" : watchlists));
 }
 

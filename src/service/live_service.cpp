@@ -10,6 +10,7 @@
 #include "frs/core/error.h"
 #include "frs/core/logfmt.h"
 #include "frs/core/text_fields.h"
+#include "frs/core/url.h"
 #include "frs/service/services.h"
 #include "frs/v1/live.grpc.pb.h"
 #include "proto_convert.h"
@@ -38,7 +39,7 @@ CameraConfig from_proto(const pb::CameraSpec& spec) {
 void to_proto(const CameraReport& r, pb::Camera* out) {
   pb::CameraSpec* spec = out->mutable_spec();
   spec->set_name(r.config.name);
-  spec->set_url(r.config.source.url);
+  spec->set_url(redact_url(r.config.source.url));  // credentials are used, never shown
   for (const auto& w : r.config.watchlists) spec->add_watchlists(w);
   spec->set_analyse_fps(r.config.analyse_fps);
   if (r.config.region) to_proto(cv::Rect2f(*r.config.region), spec->mutable_region());

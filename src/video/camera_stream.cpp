@@ -11,6 +11,7 @@
 #include "frs/core/error.h"
 #include "frs/core/logfmt.h"
 #include "frs/core/text.h"
+#include "frs/core/url.h"
 
 namespace frs {
 namespace {
@@ -34,7 +35,7 @@ std::string uri_of(const std::string& url) {
     const std::string why = error ? error->message : "unknown";
     g_clear_error(&error);
     throw Error(ErrorCode::kInvalidArgument,
-                "camera URL '" + url_for_logs(url) + "' is not usable: " + why);
+                "camera URL '" + redact_url(url) + "' is not usable: " + why);
   }
   std::string out = uri;
   g_free(uri);
@@ -74,7 +75,7 @@ std::string message_text(GstMessage* message) {
   g_clear_error(&error);
   g_free(debug);
   while (!text.empty() && (text.back() == ' ' || text.back() == '\n')) text.pop_back();
-  return text;
+  return redact_urls_in(text);  // GStreamer's messages may quote the URL, password and all
 }
 
 }  // namespace
@@ -111,7 +112,7 @@ std::string CameraStream::pipeline_description(const CameraSourceOptions& option
 struct CameraStream::Shared {
   Shared(const CameraSourceOptions& o, FrameHandler f)
       : options(o),
-        log_name(logfmt_value(o.name.empty() ? url_for_logs(o.url) : o.name)),
+        log_name(logfmt_value(o.name.empty() ? redact_url(o.url) : o.name)),
         on_frame(std::move(f)) {}
 
   void run();
@@ -181,7 +182,7 @@ CameraStream::CameraStream(const CameraSourceOptions& options, FrameHandler on_f
       !starts_with(options_.url, "http://") && !starts_with(options_.url, "https://") &&
       !starts_with(options_.url, "file://")) {
     throw Error(ErrorCode::kInvalidArgument,
-                "camera URL '" + url_for_logs(options_.url) +
+                "camera URL '" + redact_url(options_.url) +
                     "' has a scheme frs does not play: use rtsp://, rtsps://, http(s):// or a "
                     "file");
   }

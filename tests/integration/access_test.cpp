@@ -565,5 +565,71 @@ TEST_F(AccessTest, TamperingIsFoundAtTheRowAndARestartKeepsTheChain) {
   EXPECT_NE(out.find("rows were removed from its end"), std::string::npos) << out;
 }
 
+grpc::Status add_camera(Server& server, const std::string& name, const std::string& url,
+                        pb::Camera* added = nullptr) {
+  grpc::ClientContext c;
+  pb::AddCameraRequest r;
+  r.mutable_spec()->set_name(name);
+  r.mutable_spec()->set_url(url);
+  pb::Camera response;
+  return server.cameras().AddCamera(&c, r, added ? added : &response);
+}
+
+// Cameras make the server connect or open files for the client: only the allowed schemes,
+// hosts and media dir; credentials in URLs are used and never shown, in any answer or log.
+TEST_F(AccessTest, CameraSourcesAreLimitedAndTheirCredentialsNeverShown) {
+  const auto media = root_ / "media";
+  std::filesystem::create_directories(media);
+  std::ofstream(media / "clip.mp4") << "not really a video";
+  std::filesystem::create_symlink("/etc/passwd", media / "escape.mp4");
+  start({"--media-dir", media.string(), "--camera-hosts", "127.0.0.0/8,cam.invalid"});
+  const auto refused = [&](const std::string& url, const std::string& why) {
+    const grpc::Status status = add_camera(*server_, "c" + std::to_string(std::rand()), url);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << url;
+    EXPECT_NE(status.error_message().find(why), std::string::npos)
+        << url << ": " << status.error_message();
+    return status.error_message();
+  };
+  refused("ftp://127.0.0.1/x", "scheme frs does not play");
+  refused("v4l2:///dev/video0", "scheme frs does not play");
+  refused("rtsp://10.1.2.3/stream", "--camera-hosts does not allow");
+  refused("http://169.254.169.254/latest/meta-data", "--camera-hosts does not allow");
+  refused("rtsp://127.0.0.1/a@10.1.2.3/x", "percent-encode");
+  refused("rtsp://admin:pa/ss@127.0.0.1:9/x", "percent-encode");
+  // Files: outside the media dir the answer is the same whether the path exists or not.
+  const std::string exists = refused("/etc/passwd", "is not under --media-dir");
+  const std::string missing = refused("/etc/no-such-file", "is not under --media-dir");
+  EXPECT_EQ(exists.substr(exists.find("' ")), missing.substr(missing.find("' ")));
+  refused("file:///etc/passwd", "is not under --media-dir");
+  refused("/dev/video0", "is not under --media-dir");
+  refused((media / "escape.mp4").string(), "is not under --media-dir");
+  refused((media / ".." / "data" / "gallery.db").string(), "is not under --media-dir");
+  refused((media / "nothing.mp4").string(), "not a video file in --media-dir");
+  EXPECT_TRUE(add_camera(*server_, "clip", (media / "clip.mp4").string()).ok());
+
+  // Credentials: stored and used, shown as ***.
+  pb::Camera added;
+  const std::string url = "rtsp://admin:s3cr%2Ft@127.0.0.1:9/live?password=hunter2&res=hd";
+  ASSERT_TRUE(add_camera(*server_, "door", url, &added).ok());
+  EXPECT_EQ(added.spec().url(), "rtsp://admin:***@127.0.0.1:9/live?password=***&res=hd");
+  std::this_thread::sleep_for(1500ms);  // a failed connection or two, with their errors
+  grpc::ClientContext c;
+  pb::ListCamerasResponse cameras;
+  ASSERT_TRUE(server_->cameras().ListCameras(&c, pb::ListCamerasRequest(), &cameras).ok());
+  const std::string frs = std::string(FRS_CLI) + " --server " + server_->address() + " ";
+  const std::string everything = cameras.DebugString() + run_command(frs + "camera list").second +
+                                 run_command(frs + "camera list --json").second +
+                                 bytes_of(root_ / "server.log") +
+                                 run_command(frs + "audit list --json").second;
+  EXPECT_NE(everything.find("admin:***@127.0.0.1:9/live"), std::string::npos) << everything;
+  for (const char* secret : {"s3cr", "hunter2"}) {
+    EXPECT_EQ(everything.find(secret), std::string::npos) << secret << " in:\n" << everything;
+  }
+  server_.reset();
+  // Without --media-dir, no file cameras at all.
+  start();
+  refused((media / "clip.mp4").string(), "none is set");
+}
+
 }  // namespace
 }  // namespace frs::testing

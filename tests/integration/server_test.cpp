@@ -94,9 +94,10 @@ float default_max_distance_of(Server& server) {
 TEST(ServerConfig, FileKeysAreTheLongFlagsAndFlagsOverrideThem) {
   ScopedTempDir dir("server-config");
   const auto file = dir.path() / "frs.yaml";
-  std::ofstream(file) << "default-max-distance: 0.42\nindex-type: IVF4,Flat\nivf-nprobe: 4\n"
-                         "alert-votes: 2\ncameras:\n  - name: yard\n    url: /no/such.mp4\n"
-                         "    watchlists: [wanted]\n    fps: 2\n";
+  std::ofstream(file)
+      << "default-max-distance: 0.42\nindex-type: IVF4,Flat\nivf-nprobe: 4\n"
+         "alert-votes: 2\ncameras:\n  - name: yard\n    url: rtsp://127.0.0.1:9/yard\n"
+         "    watchlists: [wanted]\n    fps: 2\n";
   {
     Server server(dir.path() / "a", {"--config", file.string()});
     EXPECT_FLOAT_EQ(default_max_distance_of(server), 0.42f);
@@ -1140,11 +1141,12 @@ pb::Camera camera_named(Server& server, const std::string& name) {
 // A camera bound to a watchlist that does not exist used to show `streaming` and never
 // alert. Unknown watchlists are refused; a deleted one is reported by the cameras naming it.
 TEST_F(ServerTest, CamerasRefuseUnknownWatchlistsAndReportDeletedOnes) {
-  EXPECT_EQ(add_camera(*server_, "gate", "/no/such.mp4", {"nope"}).error_code(),
+  // (Port 9 of loopback: nothing answers, the camera keeps retrying.)
+  EXPECT_EQ(add_camera(*server_, "gate", "rtsp://127.0.0.1:9/gate", {"nope"}).error_code(),
             grpc::StatusCode::NOT_FOUND);
   ASSERT_TRUE(create_watchlist("a").ok());
   ASSERT_TRUE(create_watchlist("b").ok());
-  ASSERT_TRUE(add_camera(*server_, "gate", "/no/such.mp4", {"a", "b"}).ok());
+  ASSERT_TRUE(add_camera(*server_, "gate", "rtsp://127.0.0.1:9/gate", {"a", "b"}).ok());
   EXPECT_EQ(camera_named(*server_, "gate").missing_watchlists_size(), 0);
   const auto delete_watchlist = [&](const std::string& name) {
     grpc::ClientContext c;
@@ -1178,13 +1180,14 @@ TEST_F(ServerTest, CamerasRefuseUnknownWatchlistsAndReportDeletedOnes) {
 // A camera name that closes the label and starts a line of its own used to add a metric to
 // the exposition. Control characters are refused in names; quotes and backslashes escaped.
 TEST_F(ServerTest, CameraNamesCannotInjectMetrics) {
-  EXPECT_EQ(add_camera(*server_, "x\"} 1\nfrs_injected_metric{camera=\"y", "/no/such.mp4", {})
-                .error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(add_camera(*server_, "bell\x07", "/no/such.mp4", {}).error_code(),
+  EXPECT_EQ(
+      add_camera(*server_, "x\"} 1\nfrs_injected_metric{camera=\"y", "rtsp://127.0.0.1:9/x", {})
+          .error_code(),
+      grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(add_camera(*server_, "bell\x07", "rtsp://127.0.0.1:9/x", {}).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
   const std::string sneaky = "x\"} 1 frs_injected_metric{camera=\"y\\";
-  ASSERT_TRUE(add_camera(*server_, sneaky, "/no/such.mp4", {}).ok());
+  ASSERT_TRUE(add_camera(*server_, sneaky, "rtsp://127.0.0.1:9/x", {}).ok());
   httplib::Client metrics("127.0.0.1", server_->metrics_port());
   const auto reply = metrics.Get("/metrics");
   ASSERT_TRUE(reply);
@@ -1203,14 +1206,30 @@ TEST_F(ServerTest, CameraNamesCannotInjectMetrics) {
 // that is not a regular file is refused when added and at every reconnection; removing a
 // camera and stopping the server finish in bounded time.
 TEST_F(ServerTest, ACameraWhoseSourceIsAFifoIsRefusedAndRemovalIsBounded) {
-  const auto fifo = root_ / "camera.fifo";
+  // File cameras need a media dir.
+  server_.reset();
+  const auto media = root_ / "media";
+  std::filesystem::create_directories(media);
+  server_ =
+      std::make_unique<Server>(root_ / "data", std::vector<std::string>{"--media-dir", media});
+  const auto fifo = media / "camera.fifo";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   grpc::Status status = add_camera(*server_, "pipe", fifo.string(), {});
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(status.error_message().find("not a regular file"), std::string::npos)
       << status.error_message();
+  // Paths that are a (useless) regular file when added and a FIFO after: replaced under
+  // the camera, as a hostile local user could.
+  const auto make_fifo_later = [](const std::filesystem::path& path) {
+    std::ofstream(path) << "not a video";
+    return [path] {
+      std::filesystem::remove(path);
+      return ::mkfifo(path.c_str(), 0600);
+    };
+  };
   // A path that becomes a FIFO after the camera failed once: the next attempt says so.
-  const auto later = root_ / "later.mp4";
+  const auto later = media / "later.mp4";
+  const auto later_to_fifo = make_fifo_later(later);
   ASSERT_TRUE(add_camera(*server_, "later", later.string(), {}).ok());
   auto eventually_error = [&](const std::string& camera, const std::string& wanted) {
     std::string last_error;
@@ -1220,16 +1239,17 @@ TEST_F(ServerTest, ACameraWhoseSourceIsAFifoIsRefusedAndRemovalIsBounded) {
     }
     return last_error;
   };
-  EXPECT_FALSE(eventually_error("later", "No such file").empty());
-  ASSERT_EQ(::mkfifo(later.c_str(), 0600), 0);
+  EXPECT_FALSE(eventually_error("later", "stream").empty());
+  ASSERT_EQ(later_to_fifo(), 0);
   const std::string error = eventually_error("later", "not a regular file");
   EXPECT_NE(error.find("not a regular file"), std::string::npos) << error;
   // A FIFO made at once, while the first attempt opens the path: either that attempt sees
   // it, or GStreamer's open() blocks for good. Either way removal ends in bounded time (a
   // thread stuck in the source is left behind, and never delivers a frame).
-  const auto racing = root_ / "racing.mp4";
+  const auto racing = media / "racing.mp4";
+  const auto racing_to_fifo = make_fifo_later(racing);
   ASSERT_TRUE(add_camera(*server_, "racing", racing.string(), {}).ok());
-  ASSERT_EQ(::mkfifo(racing.c_str(), 0600), 0);
+  ASSERT_EQ(racing_to_fifo(), 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   for (const std::string name : {"later", "racing"}) {
     const auto started = std::chrono::steady_clock::now();
@@ -1244,8 +1264,9 @@ TEST_F(ServerTest, ACameraWhoseSourceIsAFifoIsRefusedAndRemovalIsBounded) {
   }
   // Once more, left running (stuck in the FIFO's open(), or refused at each attempt) when
   // the server stops: shutdown is bounded too.
-  ASSERT_TRUE(add_camera(*server_, "stuck", (root_ / "stuck.mp4").string(), {}).ok());
-  ASSERT_EQ(::mkfifo((root_ / "stuck.mp4").c_str(), 0600), 0);
+  const auto stuck_to_fifo = make_fifo_later(media / "stuck.mp4");
+  ASSERT_TRUE(add_camera(*server_, "stuck", (media / "stuck.mp4").string(), {}).ok());
+  ASSERT_EQ(stuck_to_fifo(), 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   const auto stopping = std::chrono::steady_clock::now();
   const int exit_status = server_->stop(SIGTERM);

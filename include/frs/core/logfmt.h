@@ -11,8 +11,4 @@ namespace frs {
 // quotes, backslashes and control characters escaped.
 std::string logfmt_value(std::string_view value);
 
-// A camera URL fit for logs: a password in it (rtsp://user:secret@host/) is replaced by
-// `***`, so logs never carry camera credentials.
-std::string url_for_logs(std::string_view url);
-
 }  // namespace frs

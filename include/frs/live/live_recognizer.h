@@ -21,6 +21,7 @@
 #include "frs/alerts/alert_store.h"
 #include "frs/core/histogram.h"
 #include "frs/gallery/gallery.h"
+#include "frs/video/camera_sources.h"
 #include "frs/video/camera_stream.h"
 #include "frs/video/tracker.h"
 #include "frs/vision/face_engine.h"
@@ -98,8 +99,12 @@ class LiveRecognizer {
   LiveRecognizer(const LiveRecognizer&) = delete;
   LiveRecognizer& operator=(const LiveRecognizer&) = delete;
 
-  // kInvalidArgument for bad settings, kAlreadyExists for a name in use, kNotFound for an
-  // unknown watchlist (with MissingWatchlists::kRefuse).
+  // Where cameras may point (frs-server always sets one); without, any URL CameraStream
+  // plays is accepted. Call before adding cameras.
+  void set_source_policy(CameraSourcePolicy policy) { source_policy_ = std::move(policy); }
+
+  // kInvalidArgument for bad settings or a source the policy refuses, kAlreadyExists for a
+  // name in use, kNotFound for an unknown watchlist (with MissingWatchlists::kRefuse).
   void add_camera(const CameraConfig& camera,
                   MissingWatchlists missing = MissingWatchlists::kRefuse);
   // Says, in the log and in the reports of the cameras that name it, that a watchlist is
@@ -125,6 +130,7 @@ class LiveRecognizer {
   AlertStore& alerts_;
   AlertFeed& feed_;
   DecisionOptions decisions_;
+  std::optional<CameraSourcePolicy> source_policy_;
 
   LatencyHistogram detect_ms_, align_ms_, embed_ms_, search_ms_, frame_ms_, alert_delay_ms_;
 
