@@ -111,8 +111,10 @@ class SqliteAuditLog final : public AuditLog {
     if (q.until_ms > 0) sql += " AND time_ms <= ?";
     if (!q.token.empty()) sql += " AND token = ?";
     const bool bare_method = !q.method.empty() && q.method.find('/') == std::string::npos;
-    if (!q.method.empty())
-      sql += bare_method ? " AND method LIKE ? ESCAPE '\\'" : " AND method = ?";
+    if (!q.method.empty()) {
+      // A bare name: the event of that name, or the method of that name in any service.
+      sql += bare_method ? " AND (method = ? OR method LIKE ? ESCAPE '\\')" : " AND method = ?";
+    }
     sql += " ORDER BY seq LIMIT ?";
     std::lock_guard lock(mutex_);
     Statement s(db_, sql);
@@ -128,6 +130,7 @@ class SqliteAuditLog final : public AuditLog {
           if (c == '%' || c == '_' || c == '\\') escaped += '\\';
           escaped += c;
         }
+        s.bind(at++, q.method);
         s.bind(at++, "%/" + escaped);
       } else {
         s.bind(at++, q.method);

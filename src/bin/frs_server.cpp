@@ -19,6 +19,7 @@
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <opencv2/core/utils/logger.hpp>
 #include <set>
 #include <thread>
@@ -522,6 +523,34 @@ int main(int argc, char** argv) {
     frs::CameraStore camera_store(data / "cameras.db");
     frs::LiveRecognizer live(engine, gallery, alerts, feed, config.decisions, config.threads);
     live.set_source_policy(config.camera_sources);
+    // Matching sessions in the audit log: when, which camera, against which watchlists, and
+    // the store's change number (the reference database as it was).
+    live.set_matching_listener([&](const frs::MatchingEvent& event) {
+      frs::AuditEntry row;
+      row.token = "frs-server";
+      row.method = event.started ? "camera.matching_started" : "camera.matching_stopped";
+      nlohmann::json targets = {{"cameras", {event.camera}}};
+      nlohmann::json watchlists = nlohmann::json::array();
+      const auto watchlist_row = [&](const frs::Watchlist& w) {
+        targets["watchlists"].push_back(w.id);
+        watchlists.push_back(
+            {{"id", w.id}, {"name", w.name}, {"identities", gallery.store().identity_count(w.id)}});
+      };
+      if (event.watchlists.empty()) {
+        for (const frs::Watchlist& w : gallery.store().list_watchlists()) watchlist_row(w);
+      } else {
+        for (const std::string& name : event.watchlists) {
+          if (const auto w = gallery.store().find_watchlist(name)) watchlist_row(*w);
+        }
+      }
+      row.targets_json = targets.dump();
+      row.details_json = nlohmann::json{{"reason", event.reason},
+                                        {"all_watchlists", event.watchlists.empty()},
+                                        {"watchlists", watchlists},
+                                        {"store_change", gallery.store().last_change()}}
+                             .dump();
+      access.audit(row);
+    });
     // Cameras of the config file are stored like those added through the API; the file
     // wins for a name in both.
     for (const frs::CameraConfig& camera : config.cameras) camera_store.put(camera);

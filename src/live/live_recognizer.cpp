@@ -144,7 +144,20 @@ LiveRecognizer::~LiveRecognizer() {
   }
   frame_ready_.notify_all();
   for (auto& w : workers_) w.join();
+  for (const auto& [name, camera] : cameras) {
+    tell_matching({name, false, camera->config.watchlists, "server stopping"});
+  }
   cameras.clear();  // stops the streams (joins their threads)
+}
+
+void LiveRecognizer::tell_matching(const MatchingEvent& event) noexcept {
+  if (!matching_listener_) return;
+  try {
+    matching_listener_(event);
+  } catch (const std::exception& e) {
+    spdlog::error("camera={} event=matching_record_failed error={}", logfmt_value(event.camera),
+                  logfmt_value(e.what()));
+  }
 }
 
 void LiveRecognizer::add_camera(const CameraConfig& config, MissingWatchlists missing) {
@@ -199,6 +212,14 @@ void LiveRecognizer::add_camera(const CameraConfig& config, MissingWatchlists mi
     cameras_.erase(config.name);
     throw;
   }
+  if (matching_listener_) {
+    try {
+      matching_listener_({config.name, true, config.watchlists, "added"});
+    } catch (...) {
+      stop_camera(config.name);  // not recorded: not matching either
+      throw;
+    }
+  }
   std::string watchlists;
   for (const std::string& w : config.watchlists) watchlists += (watchlists.empty() ? "" : ",") + w;
   spdlog::info("camera={} event=added url={} analyse_fps={} watchlists={}",
@@ -207,6 +228,12 @@ void LiveRecognizer::add_camera(const CameraConfig& config, MissingWatchlists mi
 }
 
 void LiveRecognizer::remove_camera(const std::string& name) {
+  const std::vector<std::string> watchlists = stop_camera(name);
+  tell_matching({name, false, watchlists, "removed"});
+  spdlog::info("camera={} event=removed", logfmt_value(name));
+}
+
+std::vector<std::string> LiveRecognizer::stop_camera(const std::string& name) {
   std::shared_ptr<Camera> camera;
   std::unique_ptr<CameraStream> stream;
   {
@@ -223,7 +250,7 @@ void LiveRecognizer::remove_camera(const std::string& name) {
   // Stopped outside the lock (it joins the stream's thread, whose frame handler takes the
   // lock); a worker still analysing the camera's last frame keeps `camera` alive.
   stream.reset();
-  spdlog::info("camera={} event=removed", logfmt_value(name));
+  return camera->config.watchlists;
 }
 
 void LiveRecognizer::watchlist_deleted(const std::string& name) {
@@ -233,6 +260,7 @@ void LiveRecognizer::watchlist_deleted(const std::string& name) {
       continue;
     }
     const bool none_left = r.missing_watchlists.size() == r.config.watchlists.size();
+    tell_matching({r.config.name, !none_left, r.config.watchlists, "watchlist deleted: " + name});
     spdlog::warn("camera={} event=watchlist_deleted watchlist={} matching={}",
                  logfmt_value(r.config.name), logfmt_value(name),
                  none_left ? "none" : "the_others");

@@ -629,6 +629,19 @@ TEST_F(AccessTest, CameraSourcesAreLimitedAndTheirCredentialsNeverShown) {
   // Without --media-dir, no file cameras at all.
   start();
   refused((media / "clip.mp4").string(), "none is set");
+
+  // The matching sessions are in the audit log, with the reference database as it was.
+  const auto started = audit_rows("camera.matching_started");
+  const auto stopped = audit_rows("camera.matching_stopped");
+  ASSERT_GE(started.size(), 2u);
+  EXPECT_EQ(started[0].token(), "frs-server");
+  EXPECT_EQ(parsed(started[0].targets_json())["cameras"], nlohmann::json::array({"clip"}));
+  const auto details = parsed(started[0].details_json());
+  EXPECT_EQ(details["reason"], "added");
+  EXPECT_TRUE(details["all_watchlists"].get<bool>());
+  EXPECT_TRUE(details.contains("store_change"));
+  ASSERT_GE(stopped.size(), 2u);
+  EXPECT_EQ(parsed(stopped[0].details_json())["reason"], "server stopping");
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -90,6 +91,15 @@ enum class MissingWatchlists {
   kReport,  // start it and report them (stored cameras at start-up: deleted meanwhile)
 };
 
+// A camera starting or stopping matching, for the audit log: which watchlists it matches
+// against (empty: all of them).
+struct MatchingEvent {
+  std::string camera;
+  bool started = true;  // false: stopped
+  std::vector<std::string> watchlists;
+  std::string reason;  // "added", "removed", "server stopping", "watchlist deleted: X"
+};
+
 class LiveRecognizer {
  public:
   // `workers` threads analyse frames of all cameras (default 0 = one per core).
@@ -102,6 +112,11 @@ class LiveRecognizer {
   // Where cameras may point (frs-server always sets one); without, any URL CameraStream
   // plays is accepted. Call before adding cameras.
   void set_source_policy(CameraSourcePolicy policy) { source_policy_ = std::move(policy); }
+  // Told of every MatchingEvent. A listener that throws when a camera starts stops the
+  // camera from being added (the record could not be kept). Call before adding cameras.
+  void set_matching_listener(std::function<void(const MatchingEvent&)> listener) {
+    matching_listener_ = std::move(listener);
+  }
 
   // kInvalidArgument for bad settings or a source the policy refuses, kAlreadyExists for a
   // name in use, kNotFound for an unknown watchlist (with MissingWatchlists::kRefuse).
@@ -123,7 +138,9 @@ class LiveRecognizer {
   struct Camera;
   void work();
   void analyse(Camera& camera, VideoFrame frame);
-  std::shared_ptr<Camera> next_ready();  // caller holds mutex_
+  std::shared_ptr<Camera> next_ready();                           // caller holds mutex_
+  void tell_matching(const MatchingEvent& event) noexcept;        // failures are logged
+  std::vector<std::string> stop_camera(const std::string& name);  // its watchlists
 
   const FaceEngine& engine_;
   Gallery& gallery_;
@@ -131,6 +148,7 @@ class LiveRecognizer {
   AlertFeed& feed_;
   DecisionOptions decisions_;
   std::optional<CameraSourcePolicy> source_policy_;
+  std::function<void(const MatchingEvent&)> matching_listener_;
 
   LatencyHistogram detect_ms_, align_ms_, embed_ms_, search_ms_, frame_ms_, alert_delay_ms_;
 
