@@ -8,6 +8,7 @@
 #include <google/protobuf/descriptor.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -617,10 +618,14 @@ TEST_F(AccessTest, CameraSourcesAreLimitedAndTheirCredentialsNeverShown) {
   pb::ListCamerasResponse cameras;
   ASSERT_TRUE(server_->cameras().ListCameras(&c, pb::ListCamerasRequest(), &cameras).ok());
   const std::string frs = std::string(FRS_CLI) + " --server " + server_->address() + " ";
-  const std::string everything = cameras.DebugString() + run_command(frs + "camera list").second +
-                                 run_command(frs + "camera list --json").second +
-                                 bytes_of(root_ / "server.log") +
-                                 run_command(frs + "audit list --json").second;
+  httplib::Client metrics("127.0.0.1", server_->metrics_port());
+  const auto scraped = metrics.Get("/metrics");
+  ASSERT_TRUE(scraped);
+  EXPECT_EQ(scraped->body.find("rtsp://"), std::string::npos) << "metrics carry no URLs";
+  const std::string everything =
+      scraped->body + cameras.DebugString() + run_command(frs + "camera list").second +
+      run_command(frs + "camera list --json").second + bytes_of(root_ / "server.log") +
+      run_command(frs + "audit list --json").second;
   EXPECT_NE(everything.find("admin:***@127.0.0.1:9/live"), std::string::npos) << everything;
   for (const char* secret : {"s3cr", "hunter2"}) {
     EXPECT_EQ(everything.find(secret), std::string::npos) << secret << " in:\n" << everything;
