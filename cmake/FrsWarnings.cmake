@@ -3,9 +3,11 @@
 function(frs_set_warnings target)
   # -Wno-restrict: GCC 12 at -O3 reports std::string concatenation as overlapping memcpy
   # (GCC bug 105329), a false positive in libstdc++'s own code.
-  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow=local
-                                           -Wnon-virtual-dtor -Wno-deprecated-enum-enum-conversion
-                                           -Wno-restrict)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wnon-virtual-dtor
+                                           -Wno-deprecated-enum-enum-conversion)
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+    target_compile_options(${target} PRIVATE -Wshadow=local -Wno-restrict)
+  endif()
   if(FRS_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: set-up (as scripts/setup.sh, with warnings as errors), then every
-# test with ctest, then the unit tests again under AddressSanitizer + UBSan.
+# test with ctest, then the unit tests again under AddressSanitizer + UBSan, then the
+# fuzzers for a minute each (scripts/fuzz.sh).
 # Needs the shared test data at ../shared/testdata (or $FRS_TESTDATA).
 set -euo pipefail
 
@@ -22,4 +23,8 @@ cmake -S "$root" -B "$asan_dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFRS_WERROR=O
   -DFRS_SANITIZE=address,undefined -DFRS_BUILD_BENCH=OFF >/dev/null
 cmake --build "$asan_dir" --target frs_unit_tests
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$asan_dir/tests/frs_unit_tests" --gtest_brief=1
+
+# Hostile input: each libFuzzer target (clang, ASan + UBSan) for a bounded time
+# (FRS_FUZZ_SECONDS, default 60) from its seeds and regression corpus.
+bash "$root/scripts/fuzz.sh"
 echo "test: all passed"

@@ -164,7 +164,12 @@ TEST_F(AlertStream, TenSubscribersOneNeverReadingTheOthersGetEverything) {
   int stalled_got = 0;
   while (never_read->Read(&alert)) ++stalled_got;
   const grpc::Status status = never_read->Finish();
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::ABORTED) << status.error_message();
+  // Cut off by whichever bound came first: its queue overflowed (ABORTED "fell behind"), or
+  // its blocked write outlasted the write timeout (the reset: CANCELLED). Which one depends
+  // on how fast this machine publishes (under ASan, on a loaded machine, the reset).
+  EXPECT_TRUE(status.error_code() == grpc::StatusCode::ABORTED ||
+              status.error_code() == grpc::StatusCode::CANCELLED)
+      << status.error_code() << " " << status.error_message();
   EXPECT_LT(stalled_got, kAlerts);
 }
 

@@ -1,0 +1,56 @@
+#pragma once
+// frs-server's options: the flags, and the YAML config file that gives the same keys (and
+// the `cameras:` list). Apart from main() so that the config loader can be fuzzed.
+
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+#include "frs/gallery/enrollment.h"
+#include "frs/service/services.h"
+
+namespace frs::server {
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:50051";  // host:port; loopback unless told otherwise
+  std::string data_dir = "frs-data";       // store and index snapshots
+  std::string models_dir = frs::default_models_dir().string();
+  frs::FaceIndexOptions index;   // FAISS type and search settings (face_index.h)
+  int threads = 0;               // face engine threads; 0 = one per core
+  int max_message_mb = 64;       // largest request, MiB (1..1024)
+  int max_decoded_mb = 384;      // memory one image may take to decode, MiB (1..16384)
+  int max_detector_views = 128;  // detector views per image (1..4096)
+  int max_images_at_once = 0;    // images analysed at once by all calls; 0 = 2 per thread
+  int image_wait_ms = 2000;      // how long a call waits for that, ms (0..60000)
+  frs::service::AlertStreamLimits alert_streams;  // StreamAlerts: open streams, write timeout
+  std::int64_t alert_write_timeout_ms = 10000;    // ... as a flag (100..3600000)
+  std::string metrics_listen = "127.0.0.1:9464";  // Prometheus /metrics; "" = off
+  bool metrics_public = false;                    // allow a non-loopback --metrics-listen
+  std::string admin_token_file;                   // the admin token's secret, supplied (automation)
+  std::string tls_cert, tls_key;                  // PEM files: TLS on the gRPC listener
+  std::string tls_client_ca;               // PEM file: also require client certificates it signed
+  bool insecure = false;                   // allow plain text on a non-loopback --listen
+  frs::service::AccessLimits access;       // calls per token per second
+  frs::CameraSourcePolicy camera_sources;  // --media-dir, --camera-hosts
+  float default_max_distance = 0;          // of watchlists created without one; 0 = calibrated
+  double default_target_fpir = 0.01;       // ... at this false-alert rate
+  std::int64_t default_expected_identities = 1000;  // ... for this size, unless told
+  std::string identity_score = "centroid";          // nearest or centroid (gallery.h)
+  frs::DecisionOptions decisions;                   // live video: when a track alerts
+  frs::EnrollmentRules enrollment;                  // the enrollment gate (enrollment.h)
+  std::vector<frs::CameraConfig> cameras;           // from the config file's `cameras:` list
+};
+
+void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_file);
+
+// The YAML file's keys are the long flag names without "--"; each becomes "--key value"
+// placed before the command line's own arguments, so flags override the file and both go
+// through the same checks. Throws Error(kInvalidArgument) naming the bad key.
+std::vector<std::string> config_file_arguments(const std::string& path, const CLI::App& flags);
+
+// The config file's `cameras:` list: each entry has `name` and `url`, optionally
+// `watchlists` (a list), `fps`, `rtsp-transport`, `rtsp-latency-ms` and `region`
+// ([x, y, width, height]).
+std::vector<frs::CameraConfig> config_file_cameras(const std::string& path);
+
+}  // namespace frs::server
