@@ -649,5 +649,53 @@ TEST_F(AccessTest, CameraSourcesAreLimitedAndTheirCredentialsNeverShown) {
   EXPECT_EQ(parsed(stopped[0].details_json())["reason"], "server stopping");
 }
 
+// Automation supplies the admin token; a new secret in the file replaces the old token.
+TEST_F(AccessTest, AnAdminTokenFileIsTheAdminToken) {
+  const auto file = root_ / "given.token";
+  const std::string first = new_token_secret();
+  std::ofstream(file) << first << "\n";
+  start({"--admin-token-file", file.string()});
+  EXPECT_FALSE(std::filesystem::exists(root_ / "data" / "admin.token"));
+  EXPECT_TRUE(call_method(server_->channel_with(first), "/frs.v1.Tokens/ListTokens").ok());
+  server_.reset();
+  const std::string second = new_token_secret();
+  std::ofstream(file, std::ios::trunc) << second;
+  start({"--admin-token-file", file.string()});
+  EXPECT_TRUE(call_method(server_->channel_with(second), "/frs.v1.Tokens/ListTokens").ok());
+  EXPECT_EQ(call_method(server_->channel_with(first), "/frs.v1.Tokens/ListTokens").error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  server_.reset();
+  std::ofstream(file, std::ios::trunc) << "short";
+  const auto [code, out] =
+      run_command(std::string(FRS_SERVER) + " --data-dir " + (root_ / "data").string() +
+                  " --admin-token-file " + file.string() +
+                  " --listen 127.0.0.1:" + std::to_string(free_port()) + " --metrics-listen ''");
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("does not hold a token"), std::string::npos) << out;
+  EXPECT_EQ(out.find("short"), std::string::npos) << "a secret is never echoed";
+}
+
+// One token holds at most --max-alert-streams-per-token streams; another token has its own.
+TEST_F(AccessTest, AlertStreamsAreBoundedPerToken) {
+  start({"--max-alert-streams-per-token", "2"});
+  const auto open_stream = [](const std::shared_ptr<grpc::Channel>& channel,
+                              grpc::ClientContext& context) {
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    return pb::Alerts::NewStub(channel)->StreamAlerts(&context, pb::StreamAlertsRequest());
+  };
+  grpc::ClientContext a, b;
+  auto first = open_stream(server_->channel(), a);
+  auto second = open_stream(server_->channel(), b);
+  std::this_thread::sleep_for(500ms);  // both open on the server
+  const grpc::Status third = call_method(server_->channel(), "/frs.v1.Alerts/StreamAlerts", 2000ms);
+  EXPECT_EQ(third.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << third.error_message();
+  EXPECT_NE(third.error_message().find("--max-alert-streams-per-token"), std::string::npos);
+  const auto console = server_->channel_with(create_token("console-2", "dispatcher"));
+  EXPECT_EQ(call_method(console, "/frs.v1.Alerts/StreamAlerts", 1000ms).error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);  // streaming until its deadline: allowed
+  a.TryCancel();
+  b.TryCancel();
+}
+
 }  // namespace
 }  // namespace frs::testing

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -76,8 +77,11 @@ class Server {
       std::_Exit(127);
     }
     const auto give_up = std::chrono::system_clock::now() + std::chrono::seconds(90);
-    // The admin token the server writes on its first start (before it listens).
-    const auto token_file = data_ / "admin.token";
+    // The admin token the server writes on its first start (before it listens), or the
+    // one it was given.
+    auto token_file = data_ / "admin.token";
+    const auto given = std::find(extra_.begin(), extra_.end(), "--admin-token-file");
+    if (given != extra_.end() && given + 1 != extra_.end()) token_file = *(given + 1);
     while (!std::filesystem::exists(token_file) && std::chrono::system_clock::now() < give_up &&
            ::waitpid(pid_, nullptr, WNOHANG) == 0) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
