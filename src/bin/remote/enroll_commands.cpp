@@ -38,9 +38,10 @@ std::vector<pb::PhotoOutcome> refused_photos(const grpc::Status& status) {
 }
 
 json identity_json(const pb::Identity& i) {
-  return {{"identity_id", i.id()},    {"external_id", i.external_id()},
-          {"name", i.display_name()}, {"watchlist", i.watchlist()},
-          {"faces", i.face_count()},  {"created_at_ms", i.created_at_ms()}};
+  return {{"identity_id", i.id()},       {"external_id", i.external_id()},
+          {"name", i.display_name()},    {"watchlist", i.watchlist()},
+          {"faces", i.face_count()},     {"created_at_ms", i.created_at_ms()},
+          {"created_by", i.created_by()}};
 }
 
 // Calls `visit` for every identity of a watchlist, page by page.
