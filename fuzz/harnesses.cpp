@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
@@ -37,7 +38,8 @@ namespace pb = ::frs::v1;
 // A directory of this process's own, removed at exit.
 const std::filesystem::path& scratch() {
   static const std::filesystem::path dir = [] {
-    std::string pattern = (std::filesystem::temp_directory_path() / "frs-fuzz-XXXXXX").string();
+    std::string pattern = (std::filesystem::temp_directory_path() / "frs-fuzz-").string() +
+                          std::string(6, 'X');  // mkdtemp's pattern
     if (::mkdtemp(pattern.data()) == nullptr) std::abort();
     std::atexit([] {
       std::error_code ignored;
@@ -146,6 +148,44 @@ void serve_one(grpc::Service& service, Method method, const char* name, std::str
 }
 
 }  // namespace
+
+namespace {
+
+std::string big_endian(std::uint32_t v) {
+  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+          static_cast<char>(v)};
+}
+
+std::string png_chunk(const std::string& type, const std::string& data) {
+  const std::string body = type + data;
+  const auto crc = static_cast<std::uint32_t>(
+      ::crc32(0, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size())));
+  return big_endian(static_cast<std::uint32_t>(data.size())) + body + big_endian(crc);
+}
+
+std::string png(std::uint32_t width, std::uint32_t height, char colour, const std::string& idat) {
+  const std::string header = big_endian(width) + big_endian(height) +
+                             std::string{8, colour, 0, 0, 0};  // depth, colour type, ...
+  return std::string("\x89PNG\r\n\x1a\n", 8) + png_chunk("IHDR", header) +
+         (idat.empty() ? "" : png_chunk("IDAT", idat)) + png_chunk("IEND", "");
+}
+
+}  // namespace
+
+std::vector<std::string> hostile_images() {
+  std::string rows;
+  for (int i = 0; i < 30000; ++i) rows += std::string{0, '\x80'};  // filter byte, one grey
+  uLongf packed_size = compressBound(static_cast<uLong>(rows.size()));
+  std::string packed(packed_size, '\0');
+  ::compress(reinterpret_cast<Bytef*>(packed.data()), &packed_size,
+             reinterpret_cast<const Bytef*>(rows.data()), static_cast<uLong>(rows.size()));
+  packed.resize(packed_size);
+  const std::string jpeg_markers = std::string(
+      "\xff\xd8\xff\xc0\x00\x11\x08\xff\xff\xff\xff\x03\x01\x22\x00\x02\x11"
+      "\x01\x03\x11\x01\xff\xd9",
+      25);
+  return {png(100000, 100000, 2, ""), png(1, 30000, 0, packed), jpeg_markers};
+}
 
 int image(const std::uint8_t* data, std::size_t size) {
   try {

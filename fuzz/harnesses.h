@@ -6,6 +6,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace frs::fuzz {
 
@@ -18,5 +20,10 @@ int requests(const std::uint8_t* data, std::size_t size);
 int config(const std::uint8_t* data, std::size_t size);
 // The CSV readers of `frs eval`: the first byte picks pairs or groups.
 int eval_csv(const std::uint8_t* data, std::size_t size);
+
+// Hand-made hostile images, made in code rather than kept as files: a PNG header claiming
+// 100000 x 100000 pixels, a valid 1 x 30000 PNG (an aspect-ratio bomb), a JPEG of markers
+// only with a 65535 x 65535 frame header.
+std::vector<std::string> hostile_images();
 
 }  // namespace frs::fuzz

@@ -15,6 +15,7 @@
 #include "frs/v1/gallery.grpc.pb.h"
 #include "frs/v1/live.grpc.pb.h"
 #include "frs/v1/tokens.grpc.pb.h"
+#include "harnesses.h"
 
 namespace fs = std::filesystem;
 namespace pb = ::frs::v1;
@@ -62,6 +63,10 @@ int main(int argc, char** argv) {
   for (const fs::path& p : photos)
     fs::copy_file(p, out / "image" / p.filename(), fs::copy_options::overwrite_existing);
   const std::string face = read(photos.front());
+  const auto hostile = frs::fuzz::hostile_images();
+  for (std::size_t i = 0; i < hostile.size(); ++i) {
+    write(out / "image" / ("hostile-" + std::to_string(i)), hostile[i]);
+  }
 
   const fs::path r = out / "requests";
   pb::CreateWatchlistRequest create;
