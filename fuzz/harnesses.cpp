@@ -180,10 +180,11 @@ std::vector<std::string> hostile_images() {
   ::compress(reinterpret_cast<Bytef*>(packed.data()), &packed_size,
              reinterpret_cast<const Bytef*>(rows.data()), static_cast<uLong>(rows.size()));
   packed.resize(packed_size);
-  const std::string jpeg_markers = std::string(
+  // SOI, a baseline frame header of 65535 x 65535 with three components, EOI: no scan.
+  static const char kJpegMarkers[] =
       "\xff\xd8\xff\xc0\x00\x11\x08\xff\xff\xff\xff\x03\x01\x22\x00\x02\x11"
-      "\x01\x03\x11\x01\xff\xd9",
-      25);
+      "\x01\x03\x11\x01\xff\xd9";
+  const std::string jpeg_markers(kJpegMarkers, sizeof kJpegMarkers - 1);
   return {png(100000, 100000, 2, ""), png(1, 30000, 0, packed), jpeg_markers};
 }
 
