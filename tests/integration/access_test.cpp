@@ -328,7 +328,7 @@ TEST_F(AccessTest, RateLimitPerTokenSaysWhenToRetry) {
   EXPECT_FALSE(retry_after.empty());
   EXPECT_GT(std::stoi(retry_after), 0);
   EXPECT_LE(std::stoi(retry_after), 1000);
-  // Another token has its own bucket... made once this one may call again.
+  // Once the wait it was told has passed, the same token may call again.
   std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(retry_after) + 50));
   EXPECT_TRUE(call_method(channel, "/frs.v1.Gallery/ListWatchlists").ok());
 }
