@@ -32,6 +32,7 @@
 #include "frs/core/error.h"
 #include "frs/gallery/enrollment.h"
 #include "frs/live/live_recognizer.h"
+#include "test_authorizations.h"
 #include "testdata.h"
 
 using namespace frs;
@@ -230,6 +231,7 @@ int main(int argc, char** argv) {
     w.name = "wanted";
     w.max_distance = 0.5f;
     const Watchlist watchlist = gallery.create_watchlist(w);
+    gallery.authorize(testing::test_authorization(watchlist.id));  // live matching needs one
     {
       std::ifstream in(testing::testdata_dir() / "faces" / "lin-manuel-miranda.png",
                        std::ios::binary);

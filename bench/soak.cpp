@@ -28,6 +28,7 @@
 #include "child_processes.h"
 #include "frs/auth/tokens.h"
 #include "frs/client/channel.h"
+#include "frs/core/clock.h"
 #include "frs/v1/gallery.grpc.pb.h"
 #include "frs/v1/live.grpc.pb.h"
 #include "testdata.h"
@@ -167,6 +168,14 @@ int main(int argc, char** argv) {
     grpc::ClientContext c2;
     r.set_name("churn");
     gallery->CreateWatchlist(&c2, r, &w);
+    grpc::ClientContext c3;
+    pb::AuthorizeWatchlistRequest authorize;  // live matching needs a legal basis
+    authorize.set_watchlist("wanted");
+    authorize.set_basis("policy");
+    authorize.set_reference("soak");
+    authorize.set_valid_until_ms(frs::now_unix_ms() + 7 * 24 * 3600 * 1000LL);
+    pb::Authorization authorization;
+    gallery->AuthorizeWatchlist(&c3, authorize, &authorization);
     grpc::ClientContext e;
     pb::EnrollRequest enroll;
     enroll.set_watchlist("wanted");

@@ -84,6 +84,9 @@ done
 
 echo "== frs-server on $server (log: $work/server.log, metrics: http://127.0.0.1:$metrics_port/metrics)"
 frs watchlist create demo --description "scripts/run.sh"
+# Live matching needs a legal basis in force: the demo records one, for a day.
+frs watchlist authorize demo --basis policy --reference demo \
+  --until "$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)" --issued-by "scripts/run.sh"
 frs enroll --watchlist demo --name "$name" "$photo"
 frs camera add demo-camera "$url" --watchlist demo
 echo "== alerts as they arrive (every alert is a candidate for a human to confirm or reject):"

@@ -1,5 +1,6 @@
 #include "frs/alerts/alert_store.h"
 
+#include <cstring>
 #include <iterator>
 #include <nlohmann/json.hpp>
 
@@ -35,6 +36,23 @@ CREATE TABLE alerts (
   reviewed_at_ms     INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX alerts_by_camera ON alerts(camera, id);
+)sql",
+    // 2: several reviews per alert (two-person confirmation), and the matched descriptors.
+    R"sql(
+CREATE TABLE alert_reviews (
+  alert_id INTEGER NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
+  reviewer TEXT NOT NULL,
+  decision TEXT NOT NULL CHECK (decision IN ('confirmed', 'rejected')),
+  note     TEXT NOT NULL,
+  at_ms    INTEGER NOT NULL,
+  PRIMARY KEY (alert_id, reviewer)
+);
+INSERT INTO alert_reviews(alert_id, reviewer, decision, note, at_ms)
+  SELECT id, reviewed_by, review, review_note, reviewed_at_ms FROM alerts
+  WHERE review != 'pending';
+ALTER TABLE alerts ADD COLUMN face_descriptor BLOB;   -- NULL: from before they were kept
+ALTER TABLE alerts ADD COLUMN track_descriptor BLOB;
+CREATE INDEX alerts_by_detection_time ON alerts(detected_at_ms);
 )sql",
 };
 
@@ -88,6 +106,23 @@ Alert read_alert(const Statement& s) {
   return a;
 }
 
+std::optional<Embedding> descriptor_from(const Statement& s, int column) {
+  if (s.is_null(column)) return std::nullopt;
+  const std::vector<std::uint8_t> bytes = s.blob(column);
+  Embedding e{};
+  if (bytes.size() != sizeof e) return std::nullopt;  // not one this build can compare
+  std::memcpy(e.data(), bytes.data(), sizeof e);
+  return e;
+}
+
+void bind_descriptor(Statement& s, int at, const std::optional<Embedding>& e) {
+  if (e) {
+    s.bind_blob(at, e->data(), sizeof *e);
+  } else {
+    s.bind_null(at);
+  }
+}
+
 // "?, ?, ?": n SQL parameters to bind.
 std::string sql_parameters(std::size_t n) {
   std::string out;
@@ -117,8 +152,9 @@ Alert AlertStore::append(Alert alert) {
   Statement s(db_,
               "INSERT INTO alerts(camera, captured_at_ms, detected_at_ms, track_id, "
               "track_path, identity_id, external_id, display_name, watchlist, face_id, "
-              "distance, runner_up_distance, face_jpeg) VALUES (" +
-                  sql_parameters(13) + ")");
+              "distance, runner_up_distance, face_jpeg, face_descriptor, track_descriptor) "
+              "VALUES (" +
+                  sql_parameters(15) + ")");
   s.bind(1, alert.camera).bind(2, alert.captured_at_ms).bind(3, alert.detected_at_ms);
   s.bind(4, static_cast<std::int64_t>(alert.track_id)).bind(5, path_json(alert.track_path));
   s.bind(6, alert.identity_id).bind(7, alert.external_id).bind(8, alert.display_name);
@@ -130,6 +166,8 @@ Alert AlertStore::append(Alert alert) {
     s.bind_null(12);
   }
   s.bind_blob(13, alert.face_jpeg.data(), alert.face_jpeg.size());
+  bind_descriptor(s, 14, alert.face_descriptor);
+  bind_descriptor(s, 15, alert.track_descriptor);
   s.step();
   alert.id = db_.last_insert_rowid();
   alert.review = ReviewState::kPending;
@@ -166,47 +204,88 @@ std::vector<Alert> AlertStore::list(const AlertFilter& filter) {
     out.push_back(read_alert(s));
     if (filter.with_images) out.back().face_jpeg = s.blob(17);
   }
+  for (Alert& a : out) a.reviews = reviews_of(a.id);
   return out;
 }
 
 std::optional<Alert> AlertStore::get(std::int64_t id, bool with_images) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, "SELECT " + kColumns + ", face_jpeg FROM alerts WHERE id = ?");
+  Statement s(db_, "SELECT " + kColumns +
+                       ", face_jpeg, face_descriptor, track_descriptor FROM alerts WHERE id = ?");
   s.bind(1, id);
   if (!s.step()) return std::nullopt;
   Alert a = read_alert(s);
   if (with_images) a.face_jpeg = s.blob(17);
+  a.face_descriptor = descriptor_from(s, 18);
+  a.track_descriptor = descriptor_from(s, 19);
+  a.reviews = reviews_of(id);
   return a;
 }
 
+std::vector<AlertReview> AlertStore::reviews_of(std::int64_t id) {
+  Statement s(db_,
+              "SELECT reviewer, decision, note, at_ms FROM alert_reviews WHERE alert_id = ? "
+              "ORDER BY at_ms, rowid");
+  s.bind(1, id);
+  std::vector<AlertReview> out;
+  while (s.step()) out.push_back({s.text(0), review_from(s.text(1)), s.text(2), s.integer(3)});
+  return out;
+}
+
 Alert AlertStore::review(std::int64_t id, ReviewState decision, const std::string& note,
-                         const std::string& reviewer) {
+                         const std::string& reviewer, int confirmations_needed) {
   if (decision == ReviewState::kPending) {
     throw Error(ErrorCode::kInvalidArgument, "a review confirms or rejects an alert");
   }
+  if (confirmations_needed < 1 || confirmations_needed > 3) {
+    throw Error(ErrorCode::kInvalidArgument, "confirmations needed must be in 1..3, got " +
+                                                 std::to_string(confirmations_needed));
+  }
   check_text(note, "note", fields::kReviewNote);
   check_text(reviewer, "reviewer", fields::kReviewer);
+  if (reviewer.empty()) throw Error(ErrorCode::kInvalidArgument, "a review needs a reviewer");
   {
     std::lock_guard lock(mutex_);
-    // A review is final: it is not overwritten, not even by its reviewer (a second look is
-    // a new record, which the two-person review of the next issue adds).
-    Statement s(db_,
-                "UPDATE alerts SET review = ?, review_note = ?, reviewed_by = ?, "
-                "reviewed_at_ms = ? WHERE id = ? AND review = 'pending'");
-    s.bind(1, std::string(to_string(decision))).bind(2, note).bind(3, reviewer);
-    s.bind(4, now_unix_ms()).bind(5, id).step();
-    if (db_.changes() == 0) {
-      Statement existing(db_,
-                         "SELECT review, reviewed_by, reviewed_at_ms FROM alerts WHERE id = ?");
-      existing.bind(1, id);
-      if (!existing.step()) {
-        throw Error(ErrorCode::kNotFound, "alert " + std::to_string(id) + " does not exist");
-      }
-      throw Error(ErrorCode::kFailedPrecondition,
-                  "alert " + std::to_string(id) + " was already " + existing.text(0) + " by '" +
-                      existing.text(1) + "' at " + format_utc_time(existing.integer(2)) +
-                      ": a review is final");
+    Transaction t(db_);
+    Statement existing(db_, "SELECT review, reviewed_by, reviewed_at_ms FROM alerts WHERE id = ?");
+    existing.bind(1, id);
+    if (!existing.step()) {
+      throw Error(ErrorCode::kNotFound, "alert " + std::to_string(id) + " does not exist");
     }
+    if (existing.text(0) != "pending") {
+      // An outcome is final: not overwritten, not even by the people who decided it.
+      throw Error(ErrorCode::kFailedPrecondition,
+                  "alert " + std::to_string(id) + " was already " + existing.text(0) +
+                      " (decided by '" + existing.text(1) + "' at " +
+                      format_utc_time(existing.integer(2)) + "): an outcome is final");
+    }
+    for (const AlertReview& r : reviews_of(id)) {
+      if (r.reviewer != reviewer) continue;
+      // Two-person confirmation means two people: one token cannot count twice.
+      throw Error(ErrorCode::kFailedPrecondition,
+                  "'" + reviewer + "' already reviewed alert " + std::to_string(id) + " (" +
+                      to_string(r.decision) + " at " + format_utc_time(r.at_ms) +
+                      "): it needs a confirmation from someone else");
+    }
+    const std::int64_t at = now_unix_ms();
+    Statement insert(db_,
+                     "INSERT INTO alert_reviews(alert_id, reviewer, decision, note, at_ms) "
+                     "VALUES (?, ?, ?, ?, ?)");
+    insert.bind(1, id).bind(2, reviewer).bind(3, std::string(to_string(decision)));
+    insert.bind(4, note).bind(5, at).step();
+    Statement confirmations(
+        db_, "SELECT COUNT(*) FROM alert_reviews WHERE alert_id = ? AND decision = 'confirmed'");
+    confirmations.bind(1, id).step();
+    const bool decided =
+        decision == ReviewState::kRejected || confirmations.integer(0) >= confirmations_needed;
+    if (decided) {
+      Statement s(db_,
+                  "UPDATE alerts SET review = ?, review_note = ?, reviewed_by = ?, "
+                  "reviewed_at_ms = ? WHERE id = ?");
+      s.bind(1, std::string(to_string(decision))).bind(2, note).bind(3, reviewer);
+      s.bind(4, at).bind(5, id).step();
+    }
+    t.commit();
   }
   return *get(id, false);
 }

@@ -26,6 +26,7 @@
 
 #include "frs/auth/audit_log.h"
 #include "frs/auth/tokens.h"
+#include "frs/core/clock.h"
 #include "frs/core/error.h"
 #include "frs/core/logfmt.h"
 #include "frs/core/net.h"
@@ -176,6 +177,21 @@ int main(int argc, char** argv) {
     gallery_options.identity_score = config.identity_score == "nearest"
                                          ? frs::IdentityScore::kNearestFace
                                          : frs::IdentityScore::kCentroid;
+    gallery_options.max_distance_ceiling = config.max_distance_ceiling > 0
+                                               ? config.max_distance_ceiling
+                                               : frs::service::default_max_distance_ceiling();
+    gallery_options.suppression_distance = config.suppression_distance;
+    if (config.default_max_distance > gallery_options.max_distance_ceiling) {
+      throw frs::Error(frs::ErrorCode::kInvalidArgument,
+                       "--default-max-distance " + std::to_string(config.default_max_distance) +
+                           " is looser than --max-distance-ceiling " +
+                           std::to_string(gallery_options.max_distance_ceiling));
+    }
+    if (config.confirmed_alert_retention_days < config.alert_retention_days) {
+      throw frs::Error(frs::ErrorCode::kInvalidArgument,
+                       "--confirmed-alert-retention-days must be at least "
+                       "--alert-retention-days (confirmed alerts are kept longer, not shorter)");
+    }
     frs::FaceIndex validate_index_type(gallery_options.index);  // before the slow model load
     std::filesystem::create_directories(config.data_dir);
     // The data dir holds faces, camera credentials and the token hashes: its owner only.
@@ -210,6 +226,15 @@ int main(int argc, char** argv) {
     for (const auto& [id, how] : gallery.load_report()) {
       spdlog::info("watchlist {} index: {} ({} faces)", id, how, gallery.indexed_faces(id));
     }
+    spdlog::info("max_distance ceiling {:.4f}, suppression distance {:.2f}, confirmations {}",
+                 gallery.max_distance_ceiling(), gallery.suppression_distance(),
+                 config.confirmations);
+    for (const frs::Watchlist& w : gallery.store().list_watchlists()) {
+      if (w.max_distance > gallery.max_distance_ceiling()) {
+        spdlog::warn("watchlist={} event=threshold_capped max_distance={:.4f} ceiling={:.4f}",
+                     frs::logfmt_value(w.name), w.max_distance, gallery.max_distance_ceiling());
+      }
+    }
 
     // Live video: the alert log, stored cameras, and the recognizer that runs them.
     const std::filesystem::path data(config.data_dir);
@@ -226,21 +251,25 @@ int main(int argc, char** argv) {
       row.method = event.started ? "camera.matching_started" : "camera.matching_stopped";
       nlohmann::json targets = {{"cameras", {event.camera}}};
       nlohmann::json watchlists = nlohmann::json::array();
-      const auto watchlist_row = [&](const frs::Watchlist& w) {
-        targets["watchlists"].push_back(w.id);
-        watchlists.push_back(
-            {{"id", w.id}, {"name", w.name}, {"identities", gallery.store().identity_count(w.id)}});
-      };
-      if (event.watchlists.empty()) {
-        for (const frs::Watchlist& w : gallery.store().list_watchlists()) watchlist_row(w);
-      } else {
-        for (const std::string& name : event.watchlists) {
-          if (const auto w = gallery.store().find_watchlist(name)) watchlist_row(*w);
+      const std::int64_t now = frs::now_unix_ms();
+      for (const std::string& name : event.watchlists) {
+        nlohmann::json entry = {{"name", name}};
+        if (const auto w = gallery.store().find_watchlist(name)) {
+          targets["watchlists"].push_back(w->id);
+          entry["id"] = w->id;
+          entry["identities"] = gallery.store().identity_count(w->id);
+          // The legal basis the matching rests on (the one in force when it started).
+          if (const auto a = gallery.authorization_in_force(w->id, now)) {
+            entry["authorization"] = {{"id", a->id},
+                                      {"basis", a->basis},
+                                      {"reference", a->reference},
+                                      {"valid_until_ms", a->valid_until_ms}};
+          }
         }
+        watchlists.push_back(entry);
       }
       row.targets_json = targets.dump();
       row.details_json = nlohmann::json{{"reason", event.reason},
-                                        {"all_watchlists", event.watchlists.empty()},
                                         {"watchlists", watchlists},
                                         {"store_change", gallery.store().last_change()}}
                              .dump();
@@ -260,6 +289,7 @@ int main(int argc, char** argv) {
     }
 
     frs::service::ServiceOptions service_options;
+    using SearchRule = frs::service::ServiceOptions::SearchAuthorization;
     service_options.default_max_distance = config.default_max_distance;
     service_options.default_target_fpir = config.default_target_fpir;
     service_options.default_expected_identities = config.default_expected_identities;
@@ -269,9 +299,13 @@ int main(int argc, char** argv) {
     service_options.image_slots = std::make_shared<frs::Admission>(
         static_cast<std::size_t>(images_at_once), std::chrono::milliseconds(config.image_wait_ms),
         "images analysed");
-    service_options.on_watchlist_deleted = [&live](const std::string& name) {
-      live.watchlist_deleted(name);
-    };
+    service_options.on_watchlists_changed = [&live] { live.refresh_matching(); };
+    service_options.exigent_max = std::chrono::hours(config.exigent_max_hours);
+    service_options.search_authorization =
+        config.search_authorization == "never"    ? SearchRule::kNever
+        : config.search_authorization == "always" ? SearchRule::kAlways
+                                                  : SearchRule::kLiveOnly;
+    service_options.alert_retention = std::chrono::hours(24 * config.alert_retention_days);
     auto gallery_service =
         frs::service::make_gallery_service(access, gallery, engine, service_options);
     auto search_service =
@@ -282,8 +316,11 @@ int main(int argc, char** argv) {
     config.alert_streams.write_timeout = std::chrono::milliseconds(config.alert_write_timeout_ms);
     config.alert_streams.max_streams_per_token =
         std::min(config.alert_streams.max_streams_per_token, config.alert_streams.max_streams);
+    frs::service::AlertReviewRules review_rules;
+    review_rules.confirmations = config.confirmations;
+    review_rules.gallery = &gallery;
     auto alert_service =
-        frs::service::make_alert_service(access, alerts, feed, config.alert_streams);
+        frs::service::make_alert_service(access, alerts, feed, review_rules, config.alert_streams);
     auto token_service = frs::service::make_token_service(access);
     auto audit_service = frs::service::make_audit_service(access);
 

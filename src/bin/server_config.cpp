@@ -201,6 +201,51 @@ void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_fil
                   "Watchlist size calibrated for when the request does not say")
       ->check(CLI::Range(std::int64_t{1}, frs::service::kMaxExpectedIdentities))
       ->capture_default_str();
+  flags
+      .add_option("--confirmations", config.confirmations,
+                  "Different people (token names) who must confirm an alert before it is "
+                  "confirmed; one rejection rejects it")
+      ->check(CLI::Range(1, 3))
+      ->capture_default_str();
+  flags
+      .add_option("--max-distance-ceiling", config.max_distance_ceiling,
+                  "Loosest max_distance any watchlist or search may use; 0 = the built-in "
+                  "calibration for 1,000 identities at FPIR 0.01 plus 0.05")
+      ->check(CLI::Range(0.0f, 4.0f))
+      ->capture_default_str();
+  flags
+      .add_option("--suppression-distance", config.suppression_distance,
+                  "A face this near a rejected alert's face is not alerted or returned as that "
+                  "identity again (0 = suppressions not applied)")
+      ->check(CLI::Range(0.0f, 2.0f))
+      ->capture_default_str();
+  flags
+      .add_option("--exigent-max-hours", config.exigent_max_hours,
+                  "Longest an exigent authorisation may run")
+      ->check(CLI::Range(1, 720))
+      ->capture_default_str();
+  flags
+      .add_option("--search-authorization", config.search_authorization,
+                  "Which still-image searches need an authorisation in force: never, "
+                  "live-only (watchlists created --live-only) or always")
+      ->check(CLI::IsMember({"never", "live-only", "always"}))
+      ->capture_default_str();
+  flags
+      .add_option("--alert-retention-days", config.alert_retention_days,
+                  "Alerts (with their face crops and the suppressions learnt from them) older "
+                  "than this are purged")
+      ->check(CLI::Range(1, 36500))
+      ->capture_default_str();
+  flags
+      .add_option("--confirmed-alert-retention-days", config.confirmed_alert_retention_days,
+                  "Confirmed alerts are kept this long instead (at least --alert-retention-days)")
+      ->check(CLI::Range(1, 36500))
+      ->capture_default_str();
+  flags
+      .add_option("--audit-retention-days", config.audit_retention_days,
+                  "Audit rows older than this are purged (the chain stays verifiable)")
+      ->check(CLI::Range(1, 36500))
+      ->capture_default_str();
 }
 
 // The YAML file's keys are the long flag names without "--"; each becomes "--key value"

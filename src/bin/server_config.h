@@ -39,6 +39,15 @@ struct ServerConfig {
   frs::DecisionOptions decisions;                   // live video: when a track alerts
   frs::EnrollmentRules enrollment;                  // the enrollment gate (enrollment.h)
   std::vector<frs::CameraConfig> cameras;           // from the config file's `cameras:` list
+  // Oversight (docs/operations.md "Oversight"):
+  int confirmations = 2;              // different people who confirm an alert (1..3)
+  float max_distance_ceiling = 0;     // loosest threshold anyone may set; 0 = calibrated
+  float suppression_distance = 0.3f;  // a rejected face suppresses this near (0..2)
+  int exigent_max_hours = 48;         // longest exigent authorisation (1..720)
+  std::string search_authorization = "live-only";  // never, live-only or always
+  int alert_retention_days = 30;             // alerts, their crops and suppressions (1..36500)
+  int confirmed_alert_retention_days = 365;  // confirmed alerts (>= alert_retention_days)
+  int audit_retention_days = 2557;           // audit rows: 7 years (1..36500)
 };
 
 void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_file);

@@ -1,6 +1,7 @@
 #include "frs/gallery/gallery.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <set>
 #include <unordered_map>
 
@@ -26,6 +27,13 @@ Gallery::Gallery(std::unique_ptr<GalleryStore> store, const GalleryOptions& opti
       options_(options),
       training_size_(FaceIndex(options.index).min_training_size()) {
   require_thread_safe_blas();  // FAISS trains and searches with BLAS from concurrent requests
+  if (!(options_.max_distance_ceiling > 0 && options_.max_distance_ceiling <= 4)) {
+    throw Error(ErrorCode::kInvalidArgument, "the max_distance ceiling must be in (0, 4]");
+  }
+  if (!(options_.suppression_distance >= 0 && options_.suppression_distance <= 2)) {
+    throw Error(ErrorCode::kInvalidArgument, "the suppression distance must be in 0..2");
+  }
+  reload_oversight();
   if (!options_.snapshot_dir.empty()) std::filesystem::create_directories(options_.snapshot_dir);
   std::lock_guard write(write_);
   const std::uint64_t last = store_->last_change();
@@ -116,7 +124,108 @@ void Gallery::apply_changes() {
   for (auto& [id, w] : indexes_) w.applied = std::max(w.applied, last);
 }
 
+void Gallery::check_max_distance(float max_distance, const std::string& what) const {
+  if (max_distance > options_.max_distance_ceiling) {
+    char text[160];
+    std::snprintf(text, sizeof text,
+                  "%s %.4g is looser than this server's ceiling %.4g "
+                  "(frs-server --max-distance-ceiling): use a smaller distance",
+                  what.c_str(), max_distance, options_.max_distance_ceiling);
+    throw Error(ErrorCode::kInvalidArgument, text);
+  }
+}
+
+float Gallery::threshold_of(const Watchlist& watchlist) const {
+  return std::min(watchlist.max_distance, options_.max_distance_ceiling);
+}
+
+void Gallery::set_max_distance(const std::string& name, float max_distance,
+                               const std::string& threshold_basis) {
+  check_max_distance(max_distance, "max_distance");
+  store_->set_max_distance(name, max_distance, threshold_basis);
+}
+
+void Gallery::reload_oversight() {
+  std::map<std::int64_t, std::vector<Authorization>> authorizations;
+  for (Authorization& a : store_->list_authorizations(std::nullopt)) {
+    authorizations[a.watchlist_id].push_back(std::move(a));
+  }
+  std::unordered_map<std::int64_t, std::vector<Suppression>> suppressions;
+  for (Suppression& x : store_->list_suppressions(std::nullopt)) {
+    suppressions[x.identity_id].push_back(std::move(x));
+  }
+  std::unique_lock lock(oversight_mutex_);
+  authorizations_.swap(authorizations);
+  suppressions_.swap(suppressions);
+}
+
+Authorization Gallery::authorize(const Authorization& authorization) {
+  std::lock_guard write(write_);
+  const Authorization out = store_->add_authorization(authorization);
+  reload_oversight();
+  return out;
+}
+
+std::vector<Authorization> Gallery::authorizations(std::int64_t watchlist_id) const {
+  std::shared_lock lock(oversight_mutex_);
+  const auto it = authorizations_.find(watchlist_id);
+  return it == authorizations_.end() ? std::vector<Authorization>{} : it->second;
+}
+
+std::optional<Authorization> Gallery::authorization_in_force(std::int64_t watchlist_id,
+                                                             std::int64_t at_ms) const {
+  std::shared_lock lock(oversight_mutex_);
+  const auto it = authorizations_.find(watchlist_id);
+  if (it == authorizations_.end()) return std::nullopt;
+  std::optional<Authorization> longest;
+  for (const Authorization& a : it->second) {
+    if (a.in_force_at(at_ms) && (!longest || a.valid_until_ms > longest->valid_until_ms)) {
+      longest = a;
+    }
+  }
+  return longest;
+}
+
+std::vector<Suppression> Gallery::add_suppressions(const std::vector<Suppression>& add) {
+  std::lock_guard write(write_);
+  auto out = store_->add_suppressions(add);
+  reload_oversight();
+  return out;
+}
+
+std::optional<Suppression> Gallery::lift_suppression(std::int64_t id) {
+  std::lock_guard write(write_);
+  auto out = store_->remove_suppression(id);
+  reload_oversight();
+  return out;
+}
+
+std::int64_t Gallery::purge_suppressions(std::int64_t before_ms) {
+  std::lock_guard write(write_);
+  const std::int64_t purged = store_->purge_suppressions(before_ms);
+  if (purged > 0) reload_oversight();
+  return purged;
+}
+
+std::vector<Suppression> Gallery::suppressions_of(std::int64_t identity_id) const {
+  std::shared_lock lock(oversight_mutex_);
+  const auto it = suppressions_.find(identity_id);
+  return it == suppressions_.end() ? std::vector<Suppression>{} : it->second;
+}
+
+bool Gallery::suppressed(std::int64_t identity_id, const Embedding& query) const {
+  if (options_.suppression_distance <= 0) return false;
+  std::shared_lock lock(oversight_mutex_);
+  const auto it = suppressions_.find(identity_id);
+  if (it == suppressions_.end()) return false;
+  for (const Suppression& x : it->second) {
+    if (distance(query, x.descriptor) <= options_.suppression_distance) return true;
+  }
+  return false;
+}
+
 Watchlist Gallery::create_watchlist(const Watchlist& watchlist) {
+  check_max_distance(watchlist.max_distance, "max_distance");
   std::lock_guard write(write_);
   Watchlist created = store_->create_watchlist(watchlist);
   std::unique_lock lock(indexes_mutex_);
@@ -140,6 +249,7 @@ void Gallery::delete_watchlist(const std::string& name) {
     std::filesystem::remove(snapshot_path(options_.snapshot_dir, w->id));
   }
   catch_up();
+  reload_oversight();  // its authorisations and its identities' suppressions are gone
 }
 
 Identity Gallery::enroll(const Identity& identity, const std::vector<StoredFace>& faces) {
@@ -164,6 +274,7 @@ void Gallery::remove_identity(std::int64_t identity_id) {
   std::lock_guard write(write_);
   store_->remove_identity(identity_id);
   catch_up();
+  reload_oversight();
   std::unique_lock lock(indexes_mutex_);
   std::lock_guard centroids(centroids_mutex_);
   centroids_.erase(identity_id);
@@ -227,14 +338,21 @@ std::vector<std::vector<Candidate>> Gallery::search(std::span<const Embedding> q
 
   std::vector<std::vector<Candidate>> results(queries.size());
   std::unordered_map<std::int64_t, std::optional<Identity>> owners;  // face id -> identity
+  int suppressed_identities = 0;
+  {
+    std::shared_lock oversight(oversight_mutex_);
+    suppressed_identities = static_cast<int>(std::min<std::size_t>(suppressions_.size(), 100));
+  }
   std::shared_lock lock(indexes_mutex_);
   for (const Watchlist& w : targets) {
     auto it = indexes_.find(w.id);
     if (it == indexes_.end()) continue;
-    const float threshold = max_distance.value_or(w.max_distance);
+    const float threshold = max_distance.value_or(threshold_of(w));
     const bool by_centroid = options_.identity_score == IdentityScore::kCentroid;
     const float radius = by_centroid ? std::min(4.0f, threshold + kCentroidSlack) : threshold;
-    const auto found = it->second.index->search(queries, top_k * kFacesPerIdentity, radius);
+    // Room for the identities a suppression may leave out, so top_k others still fit.
+    const auto found = it->second.index->search(
+        queries, (top_k + suppressed_identities) * kFacesPerIdentity, radius);
     for (std::size_t q = 0; q < queries.size(); ++q) {
       std::vector<std::int64_t> scored;  // identities already scored for this query
       for (const Neighbor& n : found[q]) {
@@ -246,7 +364,8 @@ std::vector<std::vector<Candidate>> Gallery::search(std::span<const Embedding> q
         if (std::find(scored.begin(), scored.end(), identity) != scored.end()) continue;
         scored.push_back(identity);  // neighbours come nearest first: this is its nearest face
         const float d = by_centroid ? distance(queries[q], centroid_of(identity)) : n.distance;
-        if (!(d <= threshold)) continue;  // NaN-safe: a NaN is never a match
+        if (!(d <= threshold)) continue;                 // NaN-safe: a NaN is never a match
+        if (suppressed(identity, queries[q])) continue;  // a person told frs this is not them
         results[q].push_back(
             {identity, owner->second->external_id, owner->second->display_name, w.name, n.id, d});
       }

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <mutex>
@@ -84,6 +85,35 @@ INSERT INTO sqlite_sequence(name, seq) SELECT 'watchlists', MAX(m) FROM (
 )sql",
     // 5: who enrolled each identity (the enrolling token's name).
     "ALTER TABLE identities ADD COLUMN created_by TEXT NOT NULL DEFAULT '';",
+    // 6: oversight: live-only watchlists, authorisations, suppressions (known non-matches).
+    R"sql(
+ALTER TABLE watchlists ADD COLUMN live_only INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE authorizations (
+  id             INTEGER PRIMARY KEY AUTOINCREMENT,
+  watchlist_id   INTEGER NOT NULL REFERENCES watchlists(id) ON DELETE CASCADE,
+  basis          TEXT NOT NULL
+                 CHECK (basis IN ('warrant', 'court-order', 'exigent', 'consent', 'policy')),
+  reference      TEXT NOT NULL,
+  issued_by      TEXT NOT NULL,
+  valid_from_ms  INTEGER NOT NULL,
+  valid_until_ms INTEGER NOT NULL CHECK (valid_until_ms > valid_from_ms),
+  recorded_by    TEXT NOT NULL,
+  recorded_at_ms INTEGER NOT NULL
+);
+CREATE INDEX authorizations_by_watchlist ON authorizations(watchlist_id);
+CREATE TABLE suppressions (
+  id                   INTEGER PRIMARY KEY AUTOINCREMENT,
+  identity_id          INTEGER NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
+  descriptor           BLOB NOT NULL,
+  alert_id             INTEGER NOT NULL,
+  alert_detected_at_ms INTEGER NOT NULL,
+  created_by           TEXT NOT NULL,
+  created_at_ms        INTEGER NOT NULL,
+  note                 TEXT NOT NULL
+);
+CREATE INDEX suppressions_by_identity ON suppressions(identity_id);
+CREATE INDEX suppressions_by_alert_time ON suppressions(alert_detected_at_ms);
+)sql",
 };
 static_assert(std::size(kMigrations) == kStoreSchemaVersion);
 
@@ -91,8 +121,14 @@ const std::string kFaceSelect =
     "SELECT id, identity_id, descriptor, image_sha256, thumbnail, quality, enrolled_at_ms, "
     "gate_override FROM faces";
 const std::string kWatchlistSelect =
-    "SELECT id, name, description, max_distance, created_by, created_at_ms, threshold_basis "
-    "FROM watchlists";
+    "SELECT id, name, description, max_distance, created_by, created_at_ms, threshold_basis, "
+    "live_only FROM watchlists";
+const std::string kAuthorizationSelect =
+    "SELECT id, watchlist_id, basis, reference, issued_by, valid_from_ms, valid_until_ms, "
+    "recorded_by, recorded_at_ms FROM authorizations";
+const std::string kSuppressionSelect =
+    "SELECT id, identity_id, descriptor, alert_id, alert_detected_at_ms, created_by, "
+    "created_at_ms, note FROM suppressions";
 const std::string kIdentitySelect =
     "SELECT i.id, i.watchlist_id, i.external_id, i.display_name, i.notes, i.created_at_ms, "
     "COUNT(f.id), i.created_by FROM identities i LEFT JOIN faces f ON f.identity_id = i.id";
@@ -130,9 +166,10 @@ class SqliteStore : public GalleryStore {
     try {
       Statement s(db_,
                   "INSERT INTO watchlists(name, description, max_distance, created_by, "
-                  "created_at_ms, threshold_basis) VALUES (?, ?, ?, ?, ?, ?)");
+                  "created_at_ms, threshold_basis, live_only) VALUES (?, ?, ?, ?, ?, ?, ?)");
       s.bind(1, w.name).bind(2, w.description).bind(3, static_cast<double>(w.max_distance));
-      s.bind(4, w.created_by).bind(5, out.created_at_ms).bind(6, w.threshold_basis).step();
+      s.bind(4, w.created_by).bind(5, out.created_at_ms).bind(6, w.threshold_basis);
+      s.bind(7, static_cast<std::int64_t>(w.live_only ? 1 : 0)).step();
     } catch (const Error& e) {
       if (e.code() == ErrorCode::kAlreadyExists) {
         throw Error(ErrorCode::kAlreadyExists,
@@ -355,6 +392,118 @@ class SqliteStore : public GalleryStore {
     return s.integer(0);
   }
 
+  void set_live_only(const std::string& name, bool live_only) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, "UPDATE watchlists SET live_only = ? WHERE name = ?");
+    s.bind(1, static_cast<std::int64_t>(live_only ? 1 : 0)).bind(2, name).step();
+    if (db_.changes() == 0) throw not_found_watchlist(name);
+  }
+
+  Authorization add_authorization(const Authorization& a) override {
+    if (std::find(std::begin(kAuthorizationBases), std::end(kAuthorizationBases), a.basis) ==
+        std::end(kAuthorizationBases)) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "basis must be warrant, court-order, exigent, consent or policy, got " +
+                      quote_for_message(a.basis));
+    }
+    check_text(a.reference, "reference", fields::kAuthorizationReference);
+    check_text(a.issued_by, "issued_by", fields::kAuthorizationIssuer);
+    check_text(a.recorded_by, "recorded_by", fields::kReviewer);
+    if (a.valid_until_ms <= a.valid_from_ms) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "an authorisation's end (until) must be after its start (from)");
+    }
+    std::lock_guard lock(mutex_);
+    Authorization out = a;
+    out.recorded_at_ms = now_unix_ms();
+    Transaction t(db_);
+    {
+      Statement w(db_, "SELECT 1 FROM watchlists WHERE id = ?");
+      w.bind(1, a.watchlist_id);
+      if (!w.step()) {
+        throw Error(ErrorCode::kNotFound,
+                    "watchlist " + std::to_string(a.watchlist_id) + " does not exist");
+      }
+    }
+    Statement s(db_,
+                "INSERT INTO authorizations(watchlist_id, basis, reference, issued_by, "
+                "valid_from_ms, valid_until_ms, recorded_by, recorded_at_ms) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    s.bind(1, a.watchlist_id).bind(2, a.basis).bind(3, a.reference).bind(4, a.issued_by);
+    s.bind(5, a.valid_from_ms).bind(6, a.valid_until_ms).bind(7, a.recorded_by);
+    s.bind(8, out.recorded_at_ms).step();
+    out.id = db_.last_insert_rowid();
+    t.commit();
+    return out;
+  }
+
+  std::vector<Authorization> list_authorizations(
+      std::optional<std::int64_t> watchlist_id) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, kAuthorizationSelect + (watchlist_id ? " WHERE watchlist_id = ?" : "") +
+                         " ORDER BY id");
+    if (watchlist_id) s.bind(1, *watchlist_id);
+    std::vector<Authorization> out;
+    while (s.step()) out.push_back(read_authorization(s));
+    return out;
+  }
+
+  std::vector<Suppression> add_suppressions(const std::vector<Suppression>& add) override {
+    std::lock_guard lock(mutex_);
+    Transaction t(db_);
+    std::vector<Suppression> out;
+    for (const Suppression& x : add) {
+      require_finite(x.descriptor, "a suppression's descriptor");
+      check_text(x.note, "note", fields::kSuppressionNote);
+      Statement i(db_, "SELECT 1 FROM identities WHERE id = ?");
+      i.bind(1, x.identity_id);
+      if (!i.step()) throw not_found_identity(x.identity_id);
+      Suppression stored = x;
+      stored.created_at_ms = now_unix_ms();
+      Statement s(db_,
+                  "INSERT INTO suppressions(identity_id, descriptor, alert_id, "
+                  "alert_detected_at_ms, created_by, created_at_ms, note) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?)");
+      s.bind(1, x.identity_id).bind_blob(2, x.descriptor.data(), sizeof x.descriptor);
+      s.bind(3, x.alert_id).bind(4, x.alert_detected_at_ms).bind(5, x.created_by);
+      s.bind(6, stored.created_at_ms).bind(7, x.note).step();
+      stored.id = db_.last_insert_rowid();
+      out.push_back(stored);
+    }
+    t.commit();
+    return out;
+  }
+
+  std::vector<Suppression> list_suppressions(std::optional<std::int64_t> identity_id) override {
+    std::lock_guard lock(mutex_);
+    Statement s(
+        db_, kSuppressionSelect + (identity_id ? " WHERE identity_id = ?" : "") + " ORDER BY id");
+    if (identity_id) s.bind(1, *identity_id);
+    std::vector<Suppression> out;
+    while (s.step()) out.push_back(read_suppression(s));
+    return out;
+  }
+
+  std::optional<Suppression> remove_suppression(std::int64_t id) override {
+    std::lock_guard lock(mutex_);
+    Transaction t(db_);
+    Statement s(db_, kSuppressionSelect + " WHERE id = ?");
+    s.bind(1, id);
+    if (!s.step()) return std::nullopt;
+    Suppression out = read_suppression(s);
+    Statement(db_, "DELETE FROM suppressions WHERE id = ?").bind(1, id).step();
+    t.commit();
+    return out;
+  }
+
+  std::int64_t purge_suppressions(std::int64_t before_ms) override {
+    std::lock_guard lock(mutex_);
+    Statement(db_, "DELETE FROM suppressions WHERE alert_detected_at_ms < ?")
+        .bind(1, before_ms)
+        .step();
+    return db_.changes();
+  }
+
  private:
   // Rolls back unless committed, so an exception anywhere leaves the store unchanged.
   static Watchlist read_watchlist(const Statement& s) {
@@ -366,7 +515,35 @@ class SqliteStore : public GalleryStore {
     w.created_by = s.text(4);
     w.created_at_ms = s.integer(5);
     w.threshold_basis = s.text(6);
+    w.live_only = s.integer(7) != 0;
     return w;
+  }
+
+  static Authorization read_authorization(const Statement& s) {
+    Authorization a;
+    a.id = s.integer(0);
+    a.watchlist_id = s.integer(1);
+    a.basis = s.text(2);
+    a.reference = s.text(3);
+    a.issued_by = s.text(4);
+    a.valid_from_ms = s.integer(5);
+    a.valid_until_ms = s.integer(6);
+    a.recorded_by = s.text(7);
+    a.recorded_at_ms = s.integer(8);
+    return a;
+  }
+
+  static Suppression read_suppression(const Statement& s) {
+    Suppression x;
+    x.id = s.integer(0);
+    x.identity_id = s.integer(1);
+    x.descriptor = to_embedding(s.blob(2));
+    x.alert_id = s.integer(3);
+    x.alert_detected_at_ms = s.integer(4);
+    x.created_by = s.text(5);
+    x.created_at_ms = s.integer(6);
+    x.note = s.text(7);
+    return x;
   }
 
   static Identity read_identity(const Statement& s) {

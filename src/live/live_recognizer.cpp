@@ -22,6 +22,8 @@ struct Vote {
   std::optional<float> runner_up_distance;  // next identity at that sighting
   std::int64_t captured_at_ms = 0;
   std::vector<std::uint8_t> face_jpeg;
+  Embedding face_descriptor{};   // the sighting's own descriptor
+  Embedding track_descriptor{};  // the track's fused descriptor that was searched
 };
 
 // A chip embedded for a track, with its measured quality (after alignment).
@@ -103,6 +105,7 @@ struct LiveRecognizer::Camera {
   bool removed = false;
   std::chrono::steady_clock::time_point next_due{};  // when the next frame may be taken
   std::uint64_t frames_analysed = 0, frames_skipped = 0, faces = 0, tracks = 0, alerts = 0;
+  std::vector<Watchlist> matching;  // what it matches against (matching_set, kept current)
 
   // Only the worker that holds `busy` touches these.
   std::chrono::steady_clock::time_point last_summary = std::chrono::steady_clock::now();
@@ -133,6 +136,7 @@ LiveRecognizer::LiveRecognizer(const FaceEngine& engine, Gallery& gallery, Alert
   const int count =
       workers > 0 ? workers : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   for (int i = 0; i < count; ++i) workers_.emplace_back([this] { work(); });
+  monitor_ = std::thread([this] { monitor(); });
 }
 
 LiveRecognizer::~LiveRecognizer() {
@@ -143,9 +147,13 @@ LiveRecognizer::~LiveRecognizer() {
     cameras.swap(cameras_);
   }
   frame_ready_.notify_all();
+  monitor_wake_.notify_all();
   for (auto& w : workers_) w.join();
+  monitor_.join();
   for (const auto& [name, camera] : cameras) {
-    tell_matching({name, false, camera->config.watchlists, "server stopping"});
+    std::vector<std::string> names;
+    for (const Watchlist& w : camera->matching) names.push_back(w.name);
+    if (!names.empty()) tell_matching({name, false, names, "server stopping"});
   }
   cameras.clear();  // stops the streams (joins their threads)
 }
@@ -212,13 +220,21 @@ void LiveRecognizer::add_camera(const CameraConfig& config, MissingWatchlists mi
     cameras_.erase(config.name);
     throw;
   }
-  if (matching_listener_) {
-    try {
-      matching_listener_({config.name, true, config.watchlists, "added"});
-    } catch (...) {
-      stop_camera(config.name);  // not recorded: not matching either
-      throw;
+  {
+    std::lock_guard refresh(refresh_mutex_);
+    const MatchingSet set = matching_set(config, now_unix_ms());
+    std::vector<std::string> names;
+    for (const Watchlist& w : set.matching) names.push_back(w.name);
+    if (matching_listener_ && !names.empty()) {
+      try {
+        matching_listener_({config.name, true, names, "camera added"});
+      } catch (...) {
+        stop_camera(config.name);  // not recorded: not matching either
+        throw;
+      }
     }
+    std::lock_guard lock(mutex_);
+    camera->matching = set.matching;
   }
   std::string watchlists;
   for (const std::string& w : config.watchlists) watchlists += (watchlists.empty() ? "" : ",") + w;
@@ -228,8 +244,9 @@ void LiveRecognizer::add_camera(const CameraConfig& config, MissingWatchlists mi
 }
 
 void LiveRecognizer::remove_camera(const std::string& name) {
+  std::lock_guard refresh(refresh_mutex_);
   const std::vector<std::string> watchlists = stop_camera(name);
-  tell_matching({name, false, watchlists, "removed"});
+  if (!watchlists.empty()) tell_matching({name, false, watchlists, "camera removed"});
   spdlog::info("camera={} event=removed", logfmt_value(name));
 }
 
@@ -250,34 +267,113 @@ std::vector<std::string> LiveRecognizer::stop_camera(const std::string& name) {
   // Stopped outside the lock (it joins the stream's thread, whose frame handler takes the
   // lock); a worker still analysing the camera's last frame keeps `camera` alive.
   stream.reset();
-  return camera->config.watchlists;
+  std::vector<std::string> names;
+  std::lock_guard lock(mutex_);
+  for (const Watchlist& w : camera->matching) names.push_back(w.name);
+  return names;
 }
 
-void LiveRecognizer::watchlist_deleted(const std::string& name) {
-  for (const CameraReport& r : cameras()) {
-    if (std::find(r.config.watchlists.begin(), r.config.watchlists.end(), name) ==
-        r.config.watchlists.end()) {
-      continue;
+LiveRecognizer::MatchingSet LiveRecognizer::matching_set(const CameraConfig& config,
+                                                         std::int64_t at_ms) const {
+  MatchingSet out;
+  std::vector<Watchlist> named;
+  if (config.watchlists.empty()) {
+    named = gallery_.store().list_watchlists();
+  } else {
+    for (const std::string& name : config.watchlists) {
+      if (auto w = gallery_.store().find_watchlist(name)) {
+        named.push_back(std::move(*w));
+      } else {
+        out.missing.push_back(name);
+      }
     }
-    const bool none_left = r.missing_watchlists.size() == r.config.watchlists.size();
-    tell_matching({r.config.name, !none_left, r.config.watchlists, "watchlist deleted: " + name});
-    spdlog::warn("camera={} event=watchlist_deleted watchlist={} matching={}",
-                 logfmt_value(r.config.name), logfmt_value(name),
-                 none_left ? "none" : "the_others");
+  }
+  for (Watchlist& w : named) {
+    if (gallery_.authorization_in_force(w.id, at_ms)) {
+      out.matching.push_back(std::move(w));
+    } else {
+      out.unauthorized.push_back(w.name);
+    }
+  }
+  return out;
+}
+
+void LiveRecognizer::refresh_matching() {
+  std::lock_guard refresh(refresh_mutex_);
+  std::vector<std::pair<std::string, CameraConfig>> configs;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [name, c] : cameras_) configs.emplace_back(name, c->config);
+  }
+  const std::int64_t now = now_unix_ms();
+  for (const auto& [name, config] : configs) {
+    const MatchingSet set = matching_set(config, now);
+    std::vector<Watchlist> before;
+    {
+      std::lock_guard lock(mutex_);
+      const auto it = cameras_.find(name);
+      if (it == cameras_.end()) continue;  // removed meanwhile (and told so)
+      before = it->second->matching;
+      it->second->matching = set.matching;
+    }
+    const auto has = [](const std::vector<Watchlist>& list, const std::string& w) {
+      return std::any_of(list.begin(), list.end(), [&](const Watchlist& x) { return x.name == w; });
+    };
+    const auto listed = [](const std::vector<std::string>& list, const std::string& w) {
+      return std::find(list.begin(), list.end(), w) != list.end();
+    };
+    std::map<std::string, std::vector<std::string>> stopped, started;  // by reason
+    for (const Watchlist& w : before) {
+      if (has(set.matching, w.name)) continue;
+      stopped[listed(set.unauthorized, w.name) ? "authorisation expired" : "watchlist deleted"]
+          .push_back(w.name);
+    }
+    for (const Watchlist& w : set.matching) {
+      if (!has(before, w.name)) started["authorised"].push_back(w.name);
+    }
+    for (const auto& [reason, names] : stopped) {
+      tell_matching({name, false, names, reason});
+      for (const std::string& w : names) {
+        spdlog::warn("camera={} event=matching_stopped watchlist={} reason={}", logfmt_value(name),
+                     logfmt_value(w), logfmt_value(reason));
+      }
+    }
+    for (const auto& [reason, names] : started) {
+      tell_matching({name, true, names, reason});
+      for (const std::string& w : names) {
+        spdlog::info("camera={} event=matching_started watchlist={} reason={}", logfmt_value(name),
+                     logfmt_value(w), logfmt_value(reason));
+      }
+    }
+  }
+}
+
+void LiveRecognizer::monitor() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    monitor_wake_.wait_for(lock, std::chrono::seconds(1));
+    if (stopping_) return;
+    lock.unlock();
+    try {
+      refresh_matching();
+    } catch (const std::exception& e) {
+      spdlog::error("event=matching_refresh_failed error={}", logfmt_value(e.what()));
+    }
+    lock.lock();
   }
 }
 
 std::vector<CameraReport> LiveRecognizer::cameras() const {
-  std::vector<CameraReport> out;
-  // Which watchlists exist, asked before taking the lock (a store read per name).
-  std::map<std::string, bool> exists;
+  std::vector<CameraConfig> configs;
   {
     std::lock_guard lock(mutex_);
-    for (const auto& [name, c] : cameras_) {
-      for (const std::string& w : c->config.watchlists) exists[w] = false;
-    }
+    for (const auto& [name, c] : cameras_) configs.push_back(c->config);
   }
-  for (auto& [w, found] : exists) found = gallery_.store().find_watchlist(w).has_value();
+  // Which watchlists exist and are authorised, asked before taking the lock (store reads).
+  std::map<std::string, MatchingSet> sets;
+  const std::int64_t now = now_unix_ms();
+  for (const CameraConfig& config : configs) sets[config.name] = matching_set(config, now);
+  std::vector<CameraReport> out;
   std::lock_guard lock(mutex_);
   for (const auto& [name, c] : cameras_) {
     CameraReport r;
@@ -288,9 +384,11 @@ std::vector<CameraReport> LiveRecognizer::cameras() const {
     r.faces = c->faces;
     r.tracks = c->tracks;
     r.alerts = c->alerts;
-    for (const std::string& w : c->config.watchlists) {
-      const auto it = exists.find(w);
-      if (it != exists.end() && !it->second) r.missing_watchlists.push_back(w);
+    const auto it = sets.find(name);
+    if (it != sets.end()) {
+      r.missing_watchlists = it->second.missing;
+      r.unauthorized_watchlists = it->second.unauthorized;
+      for (const Watchlist& w : it->second.matching) r.matching_watchlists.push_back(w.name);
     }
     out.push_back(std::move(r));
   }
@@ -365,6 +463,8 @@ void LiveRecognizer::analyse(Camera& camera, VideoFrame frame) {
   }
   std::uint64_t new_tracks = 0;
   std::vector<Alert> decided;
+  // The watchlists searched in this frame, found before its first search.
+  std::optional<std::vector<std::string>> targets;
   for (std::size_t i = 0; i < faces.size(); ++i) {
     auto [state_it, created] = camera.track_states.try_emplace(ids[i]);
     new_tracks += created ? 1 : 0;
@@ -390,18 +490,33 @@ void LiveRecognizer::analyse(Camera& camera, VideoFrame frame) {
     embed_ms_.record(ms_since(embed_start));
     const std::vector<Embedding> query = {
         fuse_into(track, *one[0].embedding, one[0].quality.score, decisions_.fuse_chips)};
+    // Only watchlists with an authorisation in force at this moment: one that has just
+    // expired is not matched against even before the monitor notices.
+    if (!targets) {
+      std::vector<Watchlist> matching;
+      {
+        std::lock_guard lock(mutex_);
+        matching = camera.matching;
+      }
+      targets.emplace();
+      const std::int64_t now = now_unix_ms();
+      for (const Watchlist& w : matching) {
+        if (gallery_.authorization_in_force(w.id, now)) targets->push_back(w.name);
+      }
+    }
+    if (targets->empty()) continue;  // an empty list would mean every watchlist
     // Two identities, unrestricted, so the runner-up is known; each watchlist's own
     // threshold is applied below.
     const auto search_start = std::chrono::steady_clock::now();
     // A deleted watchlist does not stop matching against the camera's others (cameras()
     // reports it; the names collected here are not needed).
     std::vector<std::string> deleted;
-    const auto found = gallery_.search(query, camera.config.watchlists, 2, 4.0f, &deleted)[0];
+    const auto found = gallery_.search(query, *targets, 2, 4.0f, &deleted)[0];
     search_ms_.record(ms_since(search_start));
     if (found.empty()) continue;
     const Candidate& best = found[0];
     const auto watchlist = gallery_.store().find_watchlist(best.watchlist);
-    if (!watchlist || best.distance > watchlist->max_distance) continue;
+    if (!watchlist || best.distance > gallery_.threshold_of(*watchlist)) continue;
     Vote& vote = track.votes[best.identity_id];
     ++vote.count;
     if (vote.count == 1 || best.distance < vote.best.distance) {
@@ -410,6 +525,8 @@ void LiveRecognizer::analyse(Camera& camera, VideoFrame frame) {
           found.size() > 1 ? std::optional<float>(found[1].distance) : std::nullopt;
       vote.captured_at_ms = frame.captured_at_ms;
       vote.face_jpeg = face_crop_jpeg(frame.bgr, face.box);
+      vote.face_descriptor = *one[0].embedding;
+      vote.track_descriptor = query[0];
     }
     if (track.alerted.count(best.identity_id) || vote.count < decisions_.votes_needed) continue;
     const float margin = found.size() > 1 ? found[1].distance - best.distance : 1.0f;
@@ -436,6 +553,8 @@ void LiveRecognizer::analyse(Camera& camera, VideoFrame frame) {
     alert.distance = vote.best.distance;
     alert.runner_up_distance = vote.runner_up_distance;
     alert.face_jpeg = vote.face_jpeg;
+    alert.face_descriptor = vote.face_descriptor;
+    alert.track_descriptor = vote.track_descriptor;
     decided.push_back(std::move(alert));
   }
   for (Alert& alert : decided) {

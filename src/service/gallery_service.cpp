@@ -7,6 +7,7 @@
 #include "frs/core/error.h"
 #include "frs/core/logfmt.h"
 #include "frs/core/text_fields.h"
+#include "frs/core/time_text.h"
 #include "frs/eval/metrics.h"
 #include "frs/service/services.h"
 #include "frs/v1/gallery.grpc.pb.h"
@@ -58,8 +59,45 @@ void check_basis(const pb::ThresholdBasis& b) {
   }
 }
 
+void to_proto(const Authorization& a, const std::string& watchlist, std::int64_t now,
+              pb::Authorization* out) {
+  out->set_id(a.id);
+  out->set_watchlist(watchlist);
+  out->set_basis(a.basis);
+  out->set_reference(a.reference);
+  out->set_issued_by(a.issued_by);
+  out->set_valid_from_ms(a.valid_from_ms);
+  out->set_valid_until_ms(a.valid_until_ms);
+  out->set_recorded_by(a.recorded_by);
+  out->set_recorded_at_ms(a.recorded_at_ms);
+  out->set_in_force(a.in_force_at(now));
+}
+
 void to_proto(Gallery& gallery, const Watchlist& w, pb::Watchlist* out) {
   GalleryStore& store = gallery.store();
+  const std::int64_t now = now_unix_ms();
+  const std::vector<Authorization> authorizations = gallery.authorizations(w.id);
+  for (const Authorization& a : authorizations) {
+    to_proto(a, w.name, now, out->add_authorizations());
+  }
+  out->set_live_only(w.live_only);
+  out->set_effective_max_distance(gallery.threshold_of(w));
+  if (const auto in_force = gallery.authorization_in_force(w.id, now)) {
+    out->set_authorized(true);
+    out->set_authorization_status("authorised until " + format_utc_time(in_force->valid_until_ms) +
+                                  " (" + in_force->basis + " " + in_force->reference + ")");
+  } else if (authorizations.empty()) {
+    out->set_authorization_status("no authorisation recorded: not matched live");
+  } else {
+    std::int64_t last_end = 0;
+    for (const Authorization& a : authorizations) {
+      if (a.valid_until_ms < now) last_end = std::max(last_end, a.valid_until_ms);
+    }
+    out->set_authorization_status(last_end > 0
+                                      ? "no authorisation in force since " +
+                                            format_utc_time(last_end) + ": live matching stopped"
+                                      : "no authorisation in force yet: not matched live");
+  }
   out->set_indexed_face_count(static_cast<std::int64_t>(gallery.indexed_faces(w.id)));
   out->set_id(w.id);
   out->set_name(w.name);
@@ -77,6 +115,16 @@ void to_proto(Gallery& gallery, const Watchlist& w, pb::Watchlist* out) {
       out->clear_threshold_basis();
     }
   }
+}
+
+void to_proto(const Suppression& x, std::chrono::milliseconds retention, pb::Suppression* out) {
+  out->set_id(x.id);
+  out->set_identity_id(x.identity_id);
+  out->set_alert_id(x.alert_id);
+  out->set_created_by(x.created_by);
+  out->set_created_at_ms(x.created_at_ms);
+  out->set_note(x.note);
+  out->set_expires_at_ms(x.alert_detected_at_ms + retention.count());
 }
 
 void to_proto(const Identity& i, const std::string& watchlist, pb::Identity* out) {
@@ -111,6 +159,8 @@ class GalleryService final : public pb::Gallery::Service {
       w.name = request->name();
       w.description = request->description();
       w.created_by = call.caller().token;
+      w.live_only = request->live_only();
+      call.details()["live_only"] = w.live_only;
       if (request->max_distance() != 0) {
         w.max_distance = request->max_distance();
         w.threshold_basis = basis_json(basis_with_method("manual"));
@@ -133,16 +183,24 @@ class GalleryService final : public pb::Gallery::Service {
                                 options_.default_target_fpir, static_cast<std::size_t>(size));
         w.max_distance = c.max_distance;
         pb::ThresholdBasis basis = basis_with_method("calibrated");
+        std::string data = Model::kData;
+        if (w.max_distance > gallery_.max_distance_ceiling()) {
+          // A small watchlist calibrates looser than the deployment allows: the floor wins.
+          w.max_distance = gallery_.max_distance_ceiling();
+          data += "; capped at the server's --max-distance-ceiling";
+        }
         basis.set_target_fpir(c.target_fpir);
         basis.set_gallery_size(size);
         basis.set_per_comparison_fmr(c.per_comparison_fmr);
         basis.set_impostor_comparisons(static_cast<std::int64_t>(c.impostor_comparisons));
         basis.set_extrapolated(true);
-        basis.set_data(Model::kData);
+        basis.set_data(data);
         w.threshold_basis = basis_json(basis);
       }
+      call.details()["max_distance"] = w.max_distance;
       const Watchlist created = gallery_.create_watchlist(w);
       call.target("watchlists", created.id);
+      if (options_.on_watchlists_changed) options_.on_watchlists_changed();
       to_proto(gallery_, created, response);
     });
   }
@@ -175,7 +233,7 @@ class GalleryService final : public pb::Gallery::Service {
         call.target("watchlists", w->id);
       }
       gallery_.delete_watchlist(request->name());
-      if (options_.on_watchlist_deleted) options_.on_watchlist_deleted(request->name());
+      if (options_.on_watchlists_changed) options_.on_watchlists_changed();
     });
   }
 
@@ -189,9 +247,73 @@ class GalleryService final : public pb::Gallery::Service {
       call.target("watchlist_names", request->name());
       call.details()["max_distance"] = request->max_distance();
       call.details()["basis"] = basis.method();
-      gallery_.store().set_max_distance(request->name(), request->max_distance(),
-                                        basis_json(basis));
+      gallery_.set_max_distance(request->name(), request->max_distance(), basis_json(basis));
       to_proto(gallery_, require_watchlist(gallery_.store(), request->name()), response);
+    });
+  }
+
+  grpc::Status AuthorizeWatchlist(grpc::ServerContext* context,
+                                  const pb::AuthorizeWatchlistRequest* request,
+                                  pb::Authorization* response) override {
+    return serve(access_, context, [&](Call& call) {
+      call.target("watchlist_names", request->watchlist());
+      const Watchlist w = require_watchlist(gallery_.store(), request->watchlist());
+      call.target("watchlists", w.id);
+      const std::int64_t now = now_unix_ms();
+      Authorization a;
+      a.watchlist_id = w.id;
+      a.basis = request->basis();
+      a.reference = request->reference();
+      a.issued_by = request->issued_by();
+      a.valid_from_ms = request->valid_from_ms() == 0 ? now : request->valid_from_ms();
+      a.valid_until_ms = request->valid_until_ms();
+      a.recorded_by = call.caller().token;
+      call.details()["basis"] = a.basis;
+      call.details()["reference"] = a.reference;
+      call.details()["issued_by"] = a.issued_by;
+      call.details()["valid_from_ms"] = a.valid_from_ms;
+      call.details()["valid_until_ms"] = a.valid_until_ms;
+      if (a.valid_until_ms <= now) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "valid_until must be in the future (--until DATE or DATE-TIME, UTC)");
+      }
+      if (a.basis == "exigent") {
+        const std::int64_t longest =
+            std::chrono::duration_cast<std::chrono::milliseconds>(options_.exigent_max).count();
+        if (a.valid_until_ms - a.valid_from_ms > longest) {
+          throw Error(ErrorCode::kInvalidArgument,
+                      "an exigent authorisation lasts at most " +
+                          std::to_string(options_.exigent_max.count()) +
+                          " hours (frs-server --exigent-max-hours); for longer, record the "
+                          "warrant or court order");
+        }
+      }
+      const Authorization stored = gallery_.authorize(a);
+      call.details()["authorization_id"] = stored.id;
+      if (options_.on_watchlists_changed) options_.on_watchlists_changed();
+      to_proto(stored, w.name, now_unix_ms(), response);
+    });
+  }
+
+  grpc::Status LiftSuppression(grpc::ServerContext* context,
+                               const pb::LiftSuppressionRequest* request,
+                               pb::Suppression* response) override {
+    return serve(access_, context, [&](Call& call) {
+      check_text(request->reason(), "reason", fields::kOverrideReason);
+      if (utf8_length(request->reason()) < 4) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "say why the suppression is lifted (--reason, at least 4 characters)");
+      }
+      call.details()["suppression_id"] = request->id();
+      call.details()["reason"] = request->reason();
+      const auto lifted = gallery_.lift_suppression(request->id());
+      if (!lifted) {
+        throw Error(ErrorCode::kNotFound,
+                    "suppression " + std::to_string(request->id()) + " does not exist");
+      }
+      call.target("identities", lifted->identity_id);
+      call.target("alerts", lifted->alert_id);
+      to_proto(*lifted, options_.alert_retention, response);
     });
   }
 
@@ -311,6 +433,9 @@ class GalleryService final : public pb::Gallery::Service {
       }
       const auto w = gallery_.store().get_watchlist(identity->watchlist_id);
       to_proto(*identity, w ? w->name : "", response);
+      for (const Suppression& x : gallery_.suppressions_of(identity->id)) {
+        to_proto(x, options_.alert_retention, response->add_suppressions());
+      }
     });
   }
 
@@ -419,6 +544,14 @@ class GalleryService final : public pb::Gallery::Service {
 };
 
 }  // namespace
+
+float default_max_distance_ceiling() {
+  using Model = BuiltInImpostorModel;
+  return static_cast<float>(
+             calibrate_from_tail(Model::kTailMean, Model::kTailSd, Model::kComparisons, 0.01, 1000)
+                 .max_distance) +
+         kCeilingMargin;
+}
 
 std::unique_ptr<grpc::Service> make_gallery_service(AccessControl& access, Gallery& gallery,
                                                     const FaceEngine& engine,

@@ -47,17 +47,28 @@ void to_proto(const CameraReport& r, pb::Camera* out) {
   spec->set_rtsp_latency_ms(r.config.source.rtsp_latency_ms);
   out->set_state(to_string(r.status.state));
   out->set_last_error(r.status.last_error);
+  for (const std::string& w : r.matching_watchlists) out->add_matching_watchlists(w);
+  const auto names = [](const std::vector<std::string>& list) {
+    std::string text;
+    for (const std::string& w : list) text += (text.empty() ? "" : ", ") + quote_for_message(w);
+    return text;
+  };
+  const std::string outcome = r.matching_watchlists.empty() ? "this camera matches against nothing"
+                                                            : "matched against the others only";
+  std::string why;
   if (!r.missing_watchlists.empty()) {
-    std::string names;
-    for (const std::string& w : r.missing_watchlists) {
-      names += (names.empty() ? "" : ", ") + quote_for_message(w);
-      out->add_missing_watchlists(w);
-    }
-    const bool none_left = r.missing_watchlists.size() == r.config.watchlists.size();
-    out->set_last_error(
-        "watchlist " + names + " does not exist (deleted?): " +
-        (none_left ? "this camera matches against nothing" : "matched against the others only"));
-    if (none_left && r.status.state == CameraState::kStreaming) out->set_state("not_matching");
+    for (const std::string& w : r.missing_watchlists) out->add_missing_watchlists(w);
+    why = "watchlist " + names(r.missing_watchlists) + " does not exist (deleted?)";
+  }
+  if (!r.unauthorized_watchlists.empty()) {
+    for (const std::string& w : r.unauthorized_watchlists) out->add_unauthorized_watchlists(w);
+    why += (why.empty() ? "" : "; ") + std::string("watchlist ") +
+           names(r.unauthorized_watchlists) +
+           " has no authorisation in force (frs watchlist authorize)";
+  }
+  if (!why.empty()) out->set_last_error(why + ": " + outcome);
+  if (r.matching_watchlists.empty() && r.status.state == CameraState::kStreaming) {
+    out->set_state("not_matching");
   }
   out->set_frames_in(r.status.counters.frames_in);
   out->set_frames_analysed(r.frames_analysed);
@@ -69,7 +80,7 @@ void to_proto(const CameraReport& r, pb::Camera* out) {
   out->set_last_frame_at_ms(r.status.counters.last_frame_at_ms);
 }
 
-void to_proto(const Alert& a, pb::Alert* out) {
+void to_proto(const Alert& a, int confirmations_needed, pb::Alert* out) {
   out->set_id(a.id);
   out->set_camera(a.camera);
   out->set_captured_at_ms(a.captured_at_ms);
@@ -92,6 +103,14 @@ void to_proto(const Alert& a, pb::Alert* out) {
   out->set_review_note(a.review_note);
   out->set_reviewed_by(a.reviewed_by);
   out->set_reviewed_at_ms(a.reviewed_at_ms);
+  for (const AlertReview& r : a.reviews) {
+    pb::AlertReview* review = out->add_reviews();
+    review->set_reviewer(r.reviewer);
+    review->set_decision(to_string(r.decision));
+    review->set_note(r.note);
+    review->set_at_ms(r.at_ms);
+  }
+  out->set_confirmations_needed(confirmations_needed);
 }
 
 AlertFilter from_proto(const pb::AlertFilter& f) {
@@ -274,8 +293,8 @@ class StreamWatchdog {
 class AlertService final : public pb::Alerts::Service {
  public:
   AlertService(AccessControl& access, AlertStore& alerts, AlertFeed& feed,
-               const AlertStreamLimits& limits)
-      : access_(access), alerts_(alerts), feed_(feed), watchdog_(limits) {}
+               const AlertReviewRules& review, const AlertStreamLimits& limits)
+      : access_(access), alerts_(alerts), feed_(feed), review_(review), watchdog_(limits) {}
 
   grpc::Status StreamAlerts(grpc::ServerContext* context, const pb::StreamAlertsRequest* request,
                             grpc::ServerWriter<pb::Alert>* writer) override {
@@ -305,7 +324,7 @@ class AlertService final : public pb::Alerts::Service {
         const auto page = alerts_.list(filter);
         for (const Alert& a : page) {
           message.Clear();
-          to_proto(a, &message);
+          to_proto(a, review_.confirmations, &message);
           if (!stream.write(writer, message)) return ended(grpc::Status::CANCELLED);
           filter.after_id = a.id;
           ++sent;
@@ -321,7 +340,7 @@ class AlertService final : public pb::Alerts::Service {
         if (!a || !passes(filter, *a)) continue;
         if (!filter.with_images) a->face_jpeg.clear();
         message.Clear();
-        to_proto(*a, &message);
+        to_proto(*a, review_.confirmations, &message);
         if (!stream.write(writer, message)) return ended(grpc::Status::CANCELLED);
         filter.after_id = a->id;
         ++sent;
@@ -346,7 +365,7 @@ class AlertService final : public pb::Alerts::Service {
             "review must be pending, confirmed or rejected, got " + quote_for_message(review));
       }
       const auto page = alerts_.list(filter);
-      for (const Alert& a : page) to_proto(a, response->add_alerts());
+      for (const Alert& a : page) to_proto(a, review_.confirmations, response->add_alerts());
       call.details()["alerts_returned"] = page.size();
       if (!page.empty()) {
         call.details()["first_id"] = page.front().id;
@@ -367,7 +386,7 @@ class AlertService final : public pb::Alerts::Service {
         throw Error(ErrorCode::kNotFound,
                     "alert " + std::to_string(request->id()) + " does not exist");
       }
-      to_proto(*a, response);
+      to_proto(*a, review_.confirmations, response);
     });
   }
 
@@ -386,15 +405,52 @@ class AlertService final : public pb::Alerts::Service {
       call.details()["decision"] = request->confirm() ? "confirmed" : "rejected";
       const Alert a = alerts_.review(
           request->id(), request->confirm() ? ReviewState::kConfirmed : ReviewState::kRejected,
-          request->note(), call.caller().token);
-      to_proto(a, response);
+          request->note(), call.caller().token, review_.confirmations);
+      call.details()["outcome"] = to_string(a.review);
+      call.details()["reviews"] = a.reviews.size();
+      call.details()["watchlist"] = a.watchlist;
+      call.details()["identity_id"] = a.identity_id;
+      call.details()["detected_at_ms"] = a.detected_at_ms;
+      if (a.review == ReviewState::kRejected && review_.gallery != nullptr) {
+        call.details()["suppressions"] = record_suppressions(a, call);
+      }
+      to_proto(a, review_.confirmations, response);
     });
   }
 
  private:
+  // A rejected alert's descriptors become known non-matches of its identity. Returns how
+  // many were recorded (none when the identity was removed meanwhile, or the alert is from
+  // before descriptors were kept).
+  int record_suppressions(const Alert& rejected, Call& call) {
+    const auto full = alerts_.get(rejected.id, false);
+    std::vector<Suppression> add;
+    for (const auto& descriptor : {full->face_descriptor, full->track_descriptor}) {
+      if (!descriptor) continue;
+      Suppression x;
+      x.identity_id = rejected.identity_id;
+      x.descriptor = *descriptor;
+      x.alert_id = rejected.id;
+      x.alert_detected_at_ms = rejected.detected_at_ms;
+      x.created_by = call.caller().token;
+      x.note = rejected.review_note;
+      add.push_back(x);
+    }
+    if (add.empty()) return 0;
+    try {
+      const auto stored = review_.gallery->add_suppressions(add);
+      for (const Suppression& x : stored) call.details()["suppression_ids"].push_back(x.id);
+      return static_cast<int>(stored.size());
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kNotFound) throw;
+      return 0;  // the identity is gone: nothing left to confuse the face with
+    }
+  }
+
   AccessControl& access_;
   AlertStore& alerts_;
   AlertFeed& feed_;
+  AlertReviewRules review_;
   StreamWatchdog watchdog_;
 };
 
@@ -406,8 +462,12 @@ std::unique_ptr<grpc::Service> make_camera_service(AccessControl& access, LiveRe
 }
 
 std::unique_ptr<grpc::Service> make_alert_service(AccessControl& access, AlertStore& alerts,
-                                                  AlertFeed& feed,
+                                                  AlertFeed& feed, const AlertReviewRules& review,
                                                   const AlertStreamLimits& limits) {
+  if (review.confirmations < 1 || review.confirmations > 3) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "confirmations must be in 1..3, got " + std::to_string(review.confirmations));
+  }
   if (limits.max_streams < 1 || limits.max_streams > 10000 || limits.max_streams_per_token < 1 ||
       limits.max_streams_per_token > limits.max_streams ||
       limits.write_timeout < std::chrono::milliseconds(100) ||
@@ -416,7 +476,7 @@ std::unique_ptr<grpc::Service> make_alert_service(AccessControl& access, AlertSt
                 "alert streams: max_streams must be in 1..10000, max_streams_per_token in "
                 "1..max_streams and write_timeout in 100 ms..1 h");
   }
-  return std::make_unique<AlertService>(access, alerts, feed, limits);
+  return std::make_unique<AlertService>(access, alerts, feed, review, limits);
 }
 
 }  // namespace frs::service

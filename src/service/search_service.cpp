@@ -1,5 +1,7 @@
+#include "frs/core/clock.h"
 #include "frs/core/digest.h"
 #include "frs/core/error.h"
+#include "frs/core/text.h"
 #include "frs/service/services.h"
 #include "frs/v1/gallery.grpc.pb.h"
 #include "proto_convert.h"
@@ -32,10 +34,14 @@ class SearchService final : public pb::Search::Service {
                     "top_k must be in 1..100, got " + std::to_string(request->top_k()));
       }
       std::optional<float> max_distance;
-      if (request->max_distance() != 0) max_distance = request->max_distance();
-      const std::vector<std::string> watchlists(request->watchlists().begin(),
-                                                request->watchlists().end());
+      if (request->max_distance() != 0) {
+        max_distance = request->max_distance();
+        gallery_.check_max_distance(*max_distance, "max_distance");
+      }
+      std::vector<std::string> watchlists(request->watchlists().begin(),
+                                          request->watchlists().end());
       for (const std::string& w : watchlists) call.target("watchlist_names", w);
+      watchlists = authorized_targets(watchlists, call, response);
       std::vector<Embedding> queries;
       std::vector<Face> faces;
       if (request->has_descriptors()) {
@@ -112,6 +118,48 @@ class SearchService final : public pb::Search::Service {
   }
 
  private:
+  // The watchlists to search: those named (each needing an authorisation in force, when
+  // the deployment asks for one, or FAILED_PRECONDITION), or when none is named every
+  // watchlist that may be searched (the others listed in skipped_watchlists).
+  std::vector<std::string> authorized_targets(const std::vector<std::string>& named, Call& call,
+                                              pb::SearchResponse* response) {
+    using Rule = ServiceOptions::SearchAuthorization;
+    if (options_.search_authorization == Rule::kNever) return named;
+    const std::int64_t now = now_unix_ms();
+    const auto needs = [&](const Watchlist& w) {
+      return (options_.search_authorization == Rule::kAlways || w.live_only) &&
+             !gallery_.authorization_in_force(w.id, now);
+    };
+    if (!named.empty()) {
+      for (const std::string& name : named) {
+        const auto w = gallery_.store().find_watchlist(name);
+        if (!w || !needs(*w)) continue;  // an unknown name is search()'s NOT_FOUND
+        throw Error(ErrorCode::kFailedPrecondition,
+                    "watchlist " + quote_for_message(name) +
+                        (w->live_only ? " is live-only and" : "") +
+                        " has no authorisation in force; searching it needs one (frs "
+                        "watchlist authorize)");
+      }
+      return named;
+    }
+    std::vector<std::string> targets;
+    for (const Watchlist& w : gallery_.store().list_watchlists()) {
+      if (needs(w)) {
+        response->add_skipped_watchlists(w.name);
+        call.details()["skipped_watchlists"].push_back(w.name);
+      } else {
+        targets.push_back(w.name);
+      }
+    }
+    // An empty list would mean every watchlist: with none searchable the search is refused.
+    if (targets.empty() && response->skipped_watchlists_size() > 0) {
+      throw Error(ErrorCode::kFailedPrecondition,
+                  "no watchlist may be searched: every one needs an authorisation in force "
+                  "(frs watchlist authorize)");
+    }
+    return targets;
+  }
+
   AccessControl& access_;
   Gallery& gallery_;
   const FaceEngine& engine_;

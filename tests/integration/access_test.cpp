@@ -584,6 +584,15 @@ TEST_F(AccessTest, CameraSourcesAreLimitedAndTheirCredentialsNeverShown) {
   std::ofstream(media / "clip.mp4") << "not really a video";
   std::filesystem::create_symlink("/etc/passwd", media / "escape.mp4");
   start({"--media-dir", media.string(), "--camera-hosts", "127.0.0.0/8,cam.invalid"});
+  {
+    // Something to match against, so that the cameras' matching sessions are recorded.
+    grpc::ClientContext c;
+    pb::CreateWatchlistRequest r;
+    r.set_name("wanted");
+    pb::Watchlist w;
+    ASSERT_TRUE(server_->gallery().CreateWatchlist(&c, r, &w).ok());
+    ASSERT_TRUE(server_->authorize("wanted").ok());
+  }
   const auto refused = [&](const std::string& url, const std::string& why) {
     const grpc::Status status = add_camera(*server_, "c" + std::to_string(std::rand()), url);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << url;
@@ -642,8 +651,13 @@ TEST_F(AccessTest, CameraSourcesAreLimitedAndTheirCredentialsNeverShown) {
   EXPECT_EQ(started[0].token(), "frs-server");
   EXPECT_EQ(parsed(started[0].targets_json())["cameras"], nlohmann::json::array({"clip"}));
   const auto details = parsed(started[0].details_json());
-  EXPECT_EQ(details["reason"], "added");
-  EXPECT_TRUE(details["all_watchlists"].get<bool>());
+  EXPECT_EQ(details["reason"], "camera added");
+  ASSERT_EQ(details["watchlists"].size(), 1u) << details;
+  EXPECT_EQ(details["watchlists"][0]["name"], "wanted");
+  EXPECT_EQ(details["watchlists"][0]["identities"], 0);
+  // The legal basis the session rests on.
+  EXPECT_EQ(details["watchlists"][0]["authorization"]["basis"], "policy");
+  EXPECT_EQ(details["watchlists"][0]["authorization"]["reference"], "test");
   EXPECT_TRUE(details.contains("store_change"));
   ASSERT_GE(stopped.size(), 2u);
   EXPECT_EQ(parsed(stopped[0].details_json())["reason"], "server stopping");

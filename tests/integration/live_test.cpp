@@ -15,6 +15,7 @@
 #include "frs/gallery/enrollment.h"
 #include "frs/live/live_recognizer.h"
 #include "model_fixture.h"
+#include "test_authorizations.h"
 
 namespace frs::testing {
 namespace {
@@ -36,12 +37,15 @@ void enroll(Gallery& gallery, std::int64_t watchlist_id, const std::string& name
   gallery.enroll(identity, {p.face});
 }
 
-// The watchlist every test enrolls into, at a fixed threshold (not the server's default).
+// The watchlist every test enrolls into, at a fixed threshold (not the server's default),
+// authorised for live matching.
 Watchlist create_wanted(Gallery& gallery) {
   Watchlist w;
   w.name = "wanted";
   w.max_distance = 0.5f;
-  return gallery.create_watchlist(w);
+  const Watchlist created = gallery.create_watchlist(w);
+  gallery.authorize(test_authorization(created.id));
+  return created;
 }
 
 // The camera "stage": the shared clip served by `camera`.

@@ -19,6 +19,7 @@
 #include "child_processes.h"
 #include "frs/auth/tokens.h"
 #include "frs/client/channel.h"
+#include "frs/core/clock.h"
 #include "frs/v1/gallery.grpc.pb.h"
 #include "frs/v1/live.grpc.pb.h"
 
@@ -170,6 +171,21 @@ class Server {
   pb::Cameras::Stub& cameras() { return *cameras_; }
   pb::Alerts::Stub& alerts() { return *alerts_; }
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+
+  // Records an authorisation (basis policy, reference "test") for a watchlist, in force
+  // from now for `lasting`: cameras match against it only while one is.
+  grpc::Status authorize(const std::string& watchlist,
+                         std::chrono::milliseconds lasting = std::chrono::hours(24),
+                         pb::Authorization* out = nullptr) {
+    grpc::ClientContext c;
+    pb::AuthorizeWatchlistRequest r;
+    r.set_watchlist(watchlist);
+    r.set_basis("policy");
+    r.set_reference("test");
+    r.set_valid_until_ms(now_unix_ms() + lasting.count());
+    pb::Authorization ignored;
+    return gallery_->AuthorizeWatchlist(&c, r, out ? out : &ignored);
+  }
 
  private:
   std::filesystem::path data_;

@@ -927,6 +927,7 @@ void enroll_him(Server& server) {
   w.set_name("wanted");
   pb::Watchlist created;
   ASSERT_TRUE(server.gallery().CreateWatchlist(&create, w, &created).ok());
+  ASSERT_TRUE(server.authorize("wanted").ok());
   grpc::ClientContext c;
   pb::EnrollRequest r;
   r.set_watchlist("wanted");
@@ -1146,8 +1147,11 @@ TEST_F(ServerTest, CamerasRefuseUnknownWatchlistsAndReportDeletedOnes) {
             grpc::StatusCode::NOT_FOUND);
   ASSERT_TRUE(create_watchlist("a").ok());
   ASSERT_TRUE(create_watchlist("b").ok());
+  ASSERT_TRUE(server_->authorize("a").ok());
+  ASSERT_TRUE(server_->authorize("b").ok());
   ASSERT_TRUE(add_camera(*server_, "gate", "rtsp://127.0.0.1:9/gate", {"a", "b"}).ok());
   EXPECT_EQ(camera_named(*server_, "gate").missing_watchlists_size(), 0);
+  EXPECT_EQ(camera_named(*server_, "gate").matching_watchlists_size(), 2);
   const auto delete_watchlist = [&](const std::string& name) {
     grpc::ClientContext c;
     pb::DeleteWatchlistRequest r;
@@ -1166,10 +1170,10 @@ TEST_F(ServerTest, CamerasRefuseUnknownWatchlistsAndReportDeletedOnes) {
   EXPECT_EQ(gate.missing_watchlists_size(), 2);
   EXPECT_NE(gate.last_error().find("matches against nothing"), std::string::npos);
   const std::string log = bytes_of(root_ / "server.log");
-  EXPECT_NE(log.find("camera=gate event=watchlist_deleted watchlist=a matching=the_others"),
+  EXPECT_NE(log.find("camera=gate event=matching_stopped watchlist=a reason=\"watchlist deleted\""),
             std::string::npos)
       << log;
-  EXPECT_NE(log.find("camera=gate event=watchlist_deleted watchlist=b matching=none"),
+  EXPECT_NE(log.find("camera=gate event=matching_stopped watchlist=b reason=\"watchlist deleted\""),
             std::string::npos);
   // Stored cameras whose watchlist went away still start, and say so.
   server_->stop(SIGTERM);

@@ -1,8 +1,8 @@
-#include "frs/alerts/alert_feed.h"
 #include "frs/alerts/alert_store.h"
 
 #include <gtest/gtest.h>
 
+#include "frs/alerts/alert_feed.h"
 #include "frs/core/error.h"
 #include "testdata.h"
 
@@ -78,7 +78,7 @@ TEST(AlertStore, ReviewsAreRecordedAndFilterable) {
   AlertStore store(dir / "alerts.db");
   const auto id = store.append(alert_of("door", "wanted", 0.4f)).id;
   store.append(alert_of("door", "wanted", 0.4f));
-  const Alert reviewed = store.review(id, ReviewState::kRejected, "not him: twin", "officer 12");
+  const Alert reviewed = store.review(id, ReviewState::kRejected, "not him: twin", "officer 12", 2);
   EXPECT_EQ(reviewed.review, ReviewState::kRejected);
   EXPECT_EQ(reviewed.review_note, "not him: twin");
   EXPECT_EQ(reviewed.reviewed_by, "officer 12");
@@ -87,14 +87,93 @@ TEST(AlertStore, ReviewsAreRecordedAndFilterable) {
   pending.review = ReviewState::kPending;
   EXPECT_EQ(store.list(pending).size(), 1u);
   try {
-    store.review(id + 100, ReviewState::kConfirmed, "", "x");
+    store.review(id + 100, ReviewState::kConfirmed, "", "x", 2);
     FAIL();
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kNotFound);
   }
-  EXPECT_THROW(store.review(id, ReviewState::kPending, "", "x"), Error);
+  EXPECT_THROW(store.review(id, ReviewState::kPending, "", "x", 2), Error);
   EXPECT_EQ(store.get(id)->face_jpeg.size(), 3u);
   EXPECT_FALSE(store.get(id + 100).has_value());
+}
+
+// The code of the error a review raises; nullopt when it was recorded.
+std::optional<ErrorCode> code_of_review(AlertStore& store, std::int64_t id, ReviewState decision,
+                                        const std::string& reviewer, int needed) {
+  try {
+    store.review(id, decision, "", reviewer, needed);
+    return std::nullopt;
+  } catch (const Error& e) {
+    return e.code();
+  }
+}
+
+TEST(AlertStore, ConfirmationNeedsThatManyDifferentPeopleAndOneRejectionDecides) {
+  testing::ScopedTempDir dir("alerts-two-person");
+  AlertStore store(dir / "alerts.db");
+  const auto a = store.append(alert_of("door", "wanted", 0.4f)).id;
+  const auto b = store.append(alert_of("door", "wanted", 0.4f)).id;
+  const auto c = store.append(alert_of("door", "wanted", 0.4f)).id;
+
+  // Two needed: the first confirmation leaves it pending, with the review visible.
+  const Alert first = store.review(a, ReviewState::kConfirmed, "his scar", "ana", 2);
+  EXPECT_EQ(first.review, ReviewState::kPending);
+  ASSERT_EQ(first.reviews.size(), 1u);
+  EXPECT_EQ(first.reviews[0].reviewer, "ana");
+  EXPECT_EQ(first.reviews[0].note, "his scar");
+  EXPECT_GT(first.reviews[0].at_ms, 0);
+  // The same person again is refused, as a confirmation or a rejection.
+  EXPECT_EQ(code_of_review(store, a, ReviewState::kConfirmed, "ana", 2),
+            ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(code_of_review(store, a, ReviewState::kRejected, "ana", 2),
+            ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(store.get(a)->review, ReviewState::kPending);
+  // A second person decides it.
+  const Alert confirmed = store.review(a, ReviewState::kConfirmed, "agree", "ben", 2);
+  EXPECT_EQ(confirmed.review, ReviewState::kConfirmed);
+  EXPECT_EQ(confirmed.reviewed_by, "ben");
+  EXPECT_EQ(confirmed.reviews.size(), 2u);
+  // Decided is final, for a third person too.
+  EXPECT_EQ(code_of_review(store, a, ReviewState::kRejected, "cy", 2),
+            ErrorCode::kFailedPrecondition);
+
+  // One confirmation then one rejection: rejected, both reviews kept.
+  store.review(b, ReviewState::kConfirmed, "", "ana", 2);
+  const Alert rejected = store.review(b, ReviewState::kRejected, "not him", "ben", 2);
+  EXPECT_EQ(rejected.review, ReviewState::kRejected);
+  EXPECT_EQ(rejected.reviewed_by, "ben");
+  EXPECT_EQ(rejected.reviews.size(), 2u);
+
+  // Three needed: two confirmations are not enough.
+  store.review(c, ReviewState::kConfirmed, "", "ana", 3);
+  EXPECT_EQ(store.review(c, ReviewState::kConfirmed, "", "ben", 3).review, ReviewState::kPending);
+  EXPECT_EQ(store.review(c, ReviewState::kConfirmed, "", "cy", 3).review, ReviewState::kConfirmed);
+  EXPECT_EQ(code_of_review(store, c, ReviewState::kConfirmed, "", 3), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code_of_review(store, c, ReviewState::kConfirmed, "dee", 4),
+            ErrorCode::kInvalidArgument);
+
+  // Listing shows the reviews so far.
+  AlertFilter all;
+  const auto listed = store.list(all);
+  ASSERT_EQ(listed.size(), 3u);
+  EXPECT_EQ(listed[2].reviews.size(), 3u);
+}
+
+TEST(AlertStore, KeepsTheMatchedDescriptors) {
+  testing::ScopedTempDir dir("alerts-descriptors");
+  AlertStore store(dir / "alerts.db");
+  Alert with = alert_of("door", "wanted", 0.4f);
+  with.face_descriptor = Embedding{};
+  with.face_descriptor->at(0) = 0.5f;
+  with.track_descriptor = Embedding{};
+  with.track_descriptor->at(1) = 0.25f;
+  const auto id = store.append(with).id;
+  const auto without = store.append(alert_of("door", "wanted", 0.4f)).id;
+  const auto got = store.get(id, false);
+  ASSERT_TRUE(got->face_descriptor && got->track_descriptor);
+  EXPECT_EQ(got->face_descriptor->at(0), 0.5f);
+  EXPECT_EQ(got->track_descriptor->at(1), 0.25f);
+  EXPECT_FALSE(store.get(without, false)->face_descriptor.has_value());
 }
 
 }  // namespace

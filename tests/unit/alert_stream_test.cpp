@@ -76,7 +76,7 @@ class AlertStream : public ::testing::Test {
   service::AlertStreamLimits limits_{
       .max_streams = 12, .write_timeout = std::chrono::seconds(3), .max_streams_per_token = 12};
   std::unique_ptr<grpc::Service> service_ =
-      service::make_alert_service(access_, store_, feed_, limits_);
+      service::make_alert_service(access_, store_, feed_, {}, limits_);
   grpc::ServerBuilder builder_;
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "frs/core/embedding.h"
 #include "frs/storage/sqlite.h"
 #include "frs/video/tracker.h"
 
@@ -19,6 +20,14 @@ namespace frs {
 
 enum class ReviewState { kPending, kConfirmed, kRejected };
 const char* to_string(ReviewState state);
+
+// One person's decision on an alert. Each reviewer decides once.
+struct AlertReview {
+  std::string reviewer;  // the token's name
+  ReviewState decision = ReviewState::kConfirmed;
+  std::string note;
+  std::int64_t at_ms = 0;  // Unix ms
+};
 
 struct Alert {
   std::int64_t id = 0;  // assigned by append(); increasing
@@ -35,10 +44,18 @@ struct Alert {
   float distance = 0;                       // Euclidean, lower = more alike
   std::optional<float> runner_up_distance;  // nearest other identity, when there was one
   std::vector<std::uint8_t> face_jpeg;      // the live face crop; empty when not loaded
+  // The descriptors that matched, kept so that a rejection can teach frs this face is not
+  // that identity (suppressions): the best sighting's own, and the track's fused one that
+  // was searched. Only loaded by get(); absent in alerts from before they were kept.
+  std::optional<Embedding> face_descriptor;
+  std::optional<Embedding> track_descriptor;
+  // The outcome: pending until enough people confirmed it, or anyone rejected it. The
+  // note, reviewer and time are those of the review that decided it.
   ReviewState review = ReviewState::kPending;
   std::string review_note;
   std::string reviewed_by;
   std::int64_t reviewed_at_ms = 0;
+  std::vector<AlertReview> reviews;  // every review so far, oldest first
 };
 
 struct AlertFilter {
@@ -61,13 +78,18 @@ class AlertStore {
   // Alerts passing the filter, ascending id.
   std::vector<Alert> list(const AlertFilter& filter);
   std::optional<Alert> get(std::int64_t id, bool with_images = true);
-  // Records a human's decision; kNotFound for an unknown id, kInvalidArgument for
-  // ReviewState::kPending.
+  // Records one person's decision. A rejection decides the alert (rejected); a
+  // confirmation decides it (confirmed) when it is the `confirmations_needed`-th from a
+  // different reviewer (1..3). kNotFound for an unknown id, kInvalidArgument for
+  // ReviewState::kPending or confirmations_needed out of range, kFailedPrecondition when the
+  // alert is decided already or this reviewer reviewed it before.
   Alert review(std::int64_t id, ReviewState decision, const std::string& note,
-               const std::string& reviewer);
+               const std::string& reviewer, int confirmations_needed);
   std::int64_t last_id();
 
  private:
+  std::vector<AlertReview> reviews_of(std::int64_t id);  // caller holds mutex_
+
   SqliteDatabase db_;
   std::mutex mutex_;
 };

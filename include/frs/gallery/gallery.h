@@ -35,6 +35,14 @@ struct GalleryOptions {
   std::filesystem::path snapshot_dir;
   FaceIndexOptions index;  // the index type of every watchlist
   IdentityScore identity_score = IdentityScore::kCentroid;
+  // The loosest threshold anyone may give a watchlist or a search (frs-server
+  // --max-distance-ceiling). Default 4 = none; range (0, 4]. A stored watchlist above it
+  // is matched at the ceiling.
+  float max_distance_ceiling = 4.0f;
+  // A query within this Euclidean distance of one of an identity's suppressions (known
+  // non-matches, from rejected alerts) is not that identity. Default 0.3, range 0..2; 0 =
+  // suppressions are kept but not applied.
+  float suppression_distance = 0.3f;
 };
 
 struct Candidate {
@@ -57,7 +65,32 @@ class Gallery {
 
   GalleryStore& store() { return *store_; }
 
+  // kInvalidArgument when the watchlist's max_distance is looser than the ceiling.
   Watchlist create_watchlist(const Watchlist& watchlist);
+  void set_max_distance(const std::string& name, float max_distance,
+                        const std::string& threshold_basis);
+  // Throws kInvalidArgument, naming `what` and the ceiling, when `max_distance` is looser
+  // than options.max_distance_ceiling. Every threshold a user gives passes through here.
+  void check_max_distance(float max_distance, const std::string& what) const;
+  float max_distance_ceiling() const { return options_.max_distance_ceiling; }
+  float suppression_distance() const { return options_.suppression_distance; }
+  // The threshold matching applies for a watchlist: its own, at most the ceiling.
+  float threshold_of(const Watchlist& watchlist) const;
+
+  // Authorisations (store.h): recorded in the store, and kept in memory so the live path
+  // can ask for every frame.
+  Authorization authorize(const Authorization& authorization);
+  std::vector<Authorization> authorizations(std::int64_t watchlist_id) const;
+  // The authorisation in force at `at_ms` that runs longest; nullopt when none is.
+  std::optional<Authorization> authorization_in_force(std::int64_t watchlist_id,
+                                                      std::int64_t at_ms) const;
+
+  // Suppressions (store.h): a query within suppression_distance of one is not returned as
+  // its identity by search().
+  std::vector<Suppression> add_suppressions(const std::vector<Suppression>& add);
+  std::optional<Suppression> lift_suppression(std::int64_t id);
+  std::int64_t purge_suppressions(std::int64_t before_ms);
+  std::vector<Suppression> suppressions_of(std::int64_t identity_id) const;
   void delete_watchlist(const std::string& name);
   Identity enroll(const Identity& identity, const std::vector<StoredFace>& faces);
   std::vector<StoredFace> add_faces(std::int64_t identity_id, const std::vector<StoredFace>& faces);
@@ -65,7 +98,10 @@ class Gallery {
 
   // For each query, up to top_k identities nearest first (an identity counts once, scored
   // as options.identity_score says), from the named watchlists (empty: all), each within
-  // its watchlist's max_distance, or within `max_distance` when given. kNotFound for an
+  // threshold_of(its watchlist), or within `max_distance` when given (not checked against
+  // the ceiling here: callers check what users give with check_max_distance). An identity
+  // with a suppression within suppression_distance of the query is left out for that
+  // query. kNotFound for an
   // unknown watchlist. With kCentroid, identities are those with a face within the
   // threshold plus kCentroidSlack: one whose every face lies farther is not considered.
   // Watchlist names are a set (a name given twice is searched once), at most
@@ -110,6 +146,14 @@ class Gallery {
   std::mutex centroids_mutex_;
   std::unordered_map<std::int64_t, Embedding> centroids_;
   std::map<std::int64_t, std::string> load_report_;
+
+  // Copies of the store's authorisations (by watchlist id) and suppressions (by identity
+  // id), reloaded after every change to them or to what they belong to.
+  void reload_oversight();
+  bool suppressed(std::int64_t identity_id, const Embedding& query) const;
+  mutable std::shared_mutex oversight_mutex_;
+  std::map<std::int64_t, std::vector<Authorization>> authorizations_;
+  std::unordered_map<std::int64_t, std::vector<Suppression>> suppressions_;
 };
 
 }  // namespace frs

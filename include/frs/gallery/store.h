@@ -26,6 +26,45 @@ struct Watchlist {
   // How max_distance was chosen (frs.v1.ThresholdBasis as JSON; empty for a watchlist from
   // before it was recorded). The service layer reads and writes it.
   std::string threshold_basis;
+  // A watchlist kept for live matching (e.g. one warrant's subjects): still-image searches
+  // of it need a current authorisation too (frs-server --search-authorization live-only).
+  bool live_only = false;
+};
+
+// The legal basis of matching against a watchlist.
+inline constexpr const char* kAuthorizationBases[] = {"warrant", "court-order", "exigent",
+                                                      "consent", "policy"};
+
+// A legal basis recorded for a watchlist: live matching against it needs one in force
+// (valid_from_ms <= now <= valid_until_ms). Authorisations are never edited; a new one
+// is recorded instead.
+struct Authorization {
+  std::int64_t id = 0;
+  std::int64_t watchlist_id = 0;
+  std::string basis;                // one of kAuthorizationBases
+  std::string reference;            // e.g. the warrant number; 1..200 characters
+  std::string issued_by;            // e.g. the court or officer; may be empty
+  std::int64_t valid_from_ms = 0;   // Unix ms
+  std::int64_t valid_until_ms = 0;  // Unix ms, inclusive
+  std::string recorded_by;          // the token that recorded it
+  std::int64_t recorded_at_ms = 0;
+  bool in_force_at(std::int64_t at_ms) const {
+    return valid_from_ms <= at_ms && at_ms <= valid_until_ms;
+  }
+};
+
+// A known non-match, learnt from a rejected alert: a live face within the suppression
+// distance of `descriptor` is not that identity.
+struct Suppression {
+  std::int64_t id = 0;
+  std::int64_t identity_id = 0;
+  Embedding descriptor{};
+  std::int64_t alert_id = 0;
+  // The alert's detection time: the suppression is purged with its alert (retention).
+  std::int64_t alert_detected_at_ms = 0;
+  std::string created_by;  // the token that rejected the alert
+  std::int64_t created_at_ms = 0;
+  std::string note;  // the rejection's note
 };
 
 struct Identity {
@@ -105,6 +144,22 @@ class GalleryStore {
   virtual std::uint64_t last_change() = 0;
   virtual std::int64_t face_count(std::int64_t watchlist_id) = 0;
   virtual std::int64_t identity_count(std::int64_t watchlist_id) = 0;
+  virtual void set_live_only(const std::string& name, bool live_only) = 0;
+
+  // kNotFound for an unknown watchlist, kInvalidArgument for a bad basis, text or period.
+  virtual Authorization add_authorization(const Authorization& authorization) = 0;
+  // A watchlist's authorisations (all watchlists' when absent), by id.
+  virtual std::vector<Authorization> list_authorizations(
+      std::optional<std::int64_t> watchlist_id) = 0;
+
+  // kNotFound for an unknown identity. Returned with their ids.
+  virtual std::vector<Suppression> add_suppressions(const std::vector<Suppression>& add) = 0;
+  // An identity's suppressions (every identity's when absent), by id.
+  virtual std::vector<Suppression> list_suppressions(std::optional<std::int64_t> identity_id) = 0;
+  // The removed suppression; nullopt when there was none with this id.
+  virtual std::optional<Suppression> remove_suppression(std::int64_t id) = 0;
+  // Removes suppressions whose alert was detected before `before_ms`; returns how many.
+  virtual std::int64_t purge_suppressions(std::int64_t before_ms) = 0;
 };
 
 // The embedded default: one SQLite file (WAL, synchronous=FULL, foreign keys on) with a
@@ -112,6 +167,6 @@ class GalleryStore {
 std::unique_ptr<GalleryStore> open_sqlite_store(const std::filesystem::path& file);
 
 // The schema version this build writes; a store from a newer build is refused.
-inline constexpr int kStoreSchemaVersion = 5;
+inline constexpr int kStoreSchemaVersion = 6;
 
 }  // namespace frs

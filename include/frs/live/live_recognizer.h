@@ -83,6 +83,11 @@ struct CameraReport {
   std::uint64_t alerts = 0;
   // Watchlists the camera names that do not exist now (deleted): not matched against.
   std::vector<std::string> missing_watchlists;
+  // Watchlists it would match against (named, or all) that have no authorisation in force:
+  // not matched against until one is recorded.
+  std::vector<std::string> unauthorized_watchlists;
+  // What it matches against now: existing, authorised watchlists, by name.
+  std::vector<std::string> matching_watchlists;
 };
 
 // What add_camera does when a watchlist the camera names does not exist.
@@ -91,13 +96,16 @@ enum class MissingWatchlists {
   kReport,  // start it and report them (stored cameras at start-up: deleted meanwhile)
 };
 
-// A camera starting or stopping matching, for the audit log: which watchlists it matches
-// against (empty: all of them).
+// A camera starting or stopping matching against some watchlists, for the audit log. A
+// camera matches against a watchlist while both exist and the watchlist has an
+// authorisation in force; each change of that set is one event.
 struct MatchingEvent {
   std::string camera;
-  bool started = true;  // false: stopped
-  std::vector<std::string> watchlists;
-  std::string reason;  // "added", "removed", "server stopping", "watchlist deleted: X"
+  bool started = true;                  // false: stopped
+  std::vector<std::string> watchlists;  // the watchlists whose matching started or stopped
+  // "camera added", "camera removed", "server stopping", "authorised", "authorisation
+  // expired", "watchlist deleted", "watchlist created"
+  std::string reason;
 };
 
 class LiveRecognizer {
@@ -122,9 +130,11 @@ class LiveRecognizer {
   // name in use, kNotFound for an unknown watchlist (with MissingWatchlists::kRefuse).
   void add_camera(const CameraConfig& camera,
                   MissingWatchlists missing = MissingWatchlists::kRefuse);
-  // Says, in the log and in the reports of the cameras that name it, that a watchlist is
-  // gone. (Reports find out by themselves too; this makes the moment visible.)
-  void watchlist_deleted(const std::string& name);
+  // Re-reads which watchlists each camera matches against now (a watchlist deleted,
+  // created or authorised); the recognizer also does so by itself every second, which is
+  // when expiring authorisations stop matching (the search path itself never matches
+  // against a watchlist without an authorisation in force).
+  void refresh_matching();
   // kNotFound for an unknown name.
   void remove_camera(const std::string& name);
   std::vector<CameraReport> cameras() const;
@@ -140,7 +150,17 @@ class LiveRecognizer {
   void analyse(Camera& camera, VideoFrame frame);
   std::shared_ptr<Camera> next_ready();                           // caller holds mutex_
   void tell_matching(const MatchingEvent& event) noexcept;        // failures are logged
-  std::vector<std::string> stop_camera(const std::string& name);  // its watchlists
+  std::vector<std::string> stop_camera(const std::string& name);  // what it matched against
+  // The watchlists a camera matches against at `at_ms` (existing and authorised), with
+  // the reasons the others are left out.
+  struct MatchingSet {
+    std::vector<Watchlist> matching;
+    std::vector<std::string> missing, unauthorized;
+  };
+  MatchingSet matching_set(const CameraConfig& config, std::int64_t at_ms) const;
+  void update_matching(const std::string& camera_name, std::vector<std::string> now_matching,
+                       const MatchingSet& why);
+  void monitor();
 
   const FaceEngine& engine_;
   Gallery& gallery_;
@@ -153,11 +173,14 @@ class LiveRecognizer {
   LatencyHistogram detect_ms_, align_ms_, embed_ms_, search_ms_, frame_ms_, alert_delay_ms_;
 
   mutable std::mutex mutex_;
+  std::mutex refresh_mutex_;  // one change of a camera's matching set at a time
   std::condition_variable frame_ready_;
   bool stopping_ = false;
   std::map<std::string, std::shared_ptr<Camera>> cameras_;
   std::string served_last_;  // camera whose frame a worker took last
   std::vector<std::thread> workers_;
+  std::condition_variable monitor_wake_;
+  std::thread monitor_;  // last: started once the rest exists
 };
 
 }  // namespace frs

@@ -29,6 +29,11 @@ namespace frs::service {
 // expected_identities, frs-server --default-expected-identities).
 inline constexpr std::int64_t kMaxExpectedIdentities = 1'000'000'000;
 
+// frs-server's default --max-distance-ceiling: the built-in impostor model's calibration
+// for 1,000 identities at FPIR 0.01 (0.496) plus kCeilingMargin.
+inline constexpr float kCeilingMargin = 0.05f;
+float default_max_distance_ceiling();
+
 struct ServiceOptions {
   // Threshold of watchlists created without one: 0 (default) = calibrated with the built-in
   // impostor model (BuiltInImpostorModel) for the request's expected_identities (or
@@ -38,8 +43,18 @@ struct ServiceOptions {
   std::int64_t default_expected_identities = 1000;  // >= 1
   EnrollmentRules enrollment;
   int max_photos_per_request = 32;
-  // Called after a watchlist was deleted (the live path says so for the cameras naming it).
-  std::function<void(const std::string&)> on_watchlist_deleted;
+  // Called after a watchlist was created, deleted or authorised (the live path re-reads
+  // what each camera matches against).
+  std::function<void()> on_watchlists_changed;
+  // Longest exigent authorisation, from its start. Default 48 h, range 1 h .. 30 days.
+  std::chrono::hours exigent_max{48};
+  // Which still-image searches need an authorisation in force: kLiveOnly (default) those
+  // of watchlists created live_only, kAlways every one, kNever none.
+  enum class SearchAuthorization { kNever, kLiveOnly, kAlways };
+  SearchAuthorization search_authorization = SearchAuthorization::kLiveOnly;
+  // How long alerts (and the suppressions learnt from them) are kept, to tell when a
+  // suppression expires. Default 30 days.
+  std::chrono::milliseconds alert_retention{std::chrono::hours(24 * 30)};
   // Images decoded and analysed at once across all calls (each holds up to
   // ImageLimits::max_decoded_bytes); null = no bound. frs-server always sets it.
   std::shared_ptr<Admission> image_slots;
@@ -101,9 +116,20 @@ struct AlertStreamLimits {
   int max_streams_per_token = 8;
 };
 
+// How alerts are reviewed.
+struct AlertReviewRules {
+  // Confirmations by different people (token names) that make an alert confirmed; one
+  // rejection rejects it. frs-server --confirmations: default 2, range 1..3.
+  int confirmations = 2;
+  // Where a rejected alert's descriptors become suppressions of its identity (known
+  // non-matches). Null: rejections teach nothing (tests of the alert log alone).
+  Gallery* gallery = nullptr;
+};
+
 // Alerts (frs.v1.Alerts): the alert log, and the feed for streaming.
 std::unique_ptr<grpc::Service> make_alert_service(AccessControl& access, AlertStore& alerts,
                                                   AlertFeed& feed,
+                                                  const AlertReviewRules& review = {},
                                                   const AlertStreamLimits& limits = {});
 
 // Tokens (frs.v1.Tokens): make, list and revoke API tokens.

@@ -13,6 +13,8 @@
 #include <thread>
 
 #include "../progress.h"
+#include "frs/core/clock.h"
+#include "frs/core/time_text.h"
 #include "remote_common.h"
 
 namespace frs::cli {
@@ -31,9 +33,32 @@ json alert_json(const pb::Alert& a) {
             {"watchlist", a.watchlist()},
             {"distance", rounded(a.distance())},
             {"runner_up_distance", nullptr},
-            {"review", a.review()}};
+            {"review", a.review()},
+            {"confirmations_needed", a.confirmations_needed()},
+            {"reviews", json::array()}};
   if (a.has_runner_up_distance()) j["runner_up_distance"] = rounded(a.runner_up_distance());
+  for (const auto& r : a.reviews()) {
+    j["reviews"].push_back({{"reviewer", r.reviewer()},
+                            {"decision", r.decision()},
+                            {"note", r.note()},
+                            {"at", format_utc_time(r.at_ms())}});
+  }
   return j;
+}
+
+int confirmations_of(const pb::Alert& a) {
+  int n = 0;
+  for (const auto& r : a.reviews()) n += r.decision() == "confirmed" ? 1 : 0;
+  return n;
+}
+
+// "3 h 12 min", "45 s": how long something has waited.
+std::string waited(std::int64_t ms) {
+  const std::int64_t s = std::max<std::int64_t>(0, ms / 1000);
+  if (s < 120) return std::to_string(s) + " s";
+  if (s < 7200) return std::to_string(s / 60) + " min";
+  if (s < 2 * 86400) return std::to_string(s / 3600) + " h " + std::to_string(s / 60 % 60) + " min";
+  return std::to_string(s / 86400) + " days";
 }
 
 // "2026-11-22 04:50:01.123" in local time, for people reading alerts as they come.
@@ -57,7 +82,17 @@ void print_alert(const pb::Alert& a, bool as_json) {
             << a.display_name() << " (" << a.external_id() << ", " << a.watchlist() << ") distance "
             << rounded(a.distance());
   if (a.has_runner_up_distance()) std::cout << ", runner-up " << rounded(a.runner_up_distance());
-  std::cout << ", " << a.review() << std::endl;
+  std::cout << ", " << a.review();
+  if (a.review() == "pending" && a.confirmations_needed() > 0) {
+    std::cout << " (" << confirmations_of(a) << " of " << a.confirmations_needed()
+              << " confirmations, waiting " << waited(now_unix_ms() - a.detected_at_ms()) << ")";
+  }
+  std::cout << std::endl;
+  for (const auto& r : a.reviews()) {
+    std::cout << "    " << r.decision() << " by " << r.reviewer() << " at "
+              << format_utc_time(r.at_ms()) << (r.note().empty() ? "" : ": " + r.note())
+              << std::endl;
+  }
 }
 
 }  // namespace
@@ -65,13 +100,19 @@ void print_alert(const pb::Alert& a, bool as_json) {
 void add_alert_commands(CLI::App& app, Action& action) {
   auto run = [&action](std::function<int()> f) { action = std::move(f); };
   // alerts
-  static bool follow = false, confirm = false, reject = false;
+  static bool follow = false, confirm = false, reject = false, pending_only = false;
   static std::int64_t after_id = 0, alert_id = 0;
   static std::vector<std::string> alert_cameras, alert_watchlists;
   static std::string review_note;
   CLI::App* alerts = app.add_subcommand("alerts", "Print alerts (--follow: as they happen)");
   alerts->require_subcommand(0, 1);
-  alerts->add_flag("--follow", follow, "Keep printing new alerts until interrupted");
+  auto* follow_flag =
+      alerts->add_flag("--follow", follow, "Keep printing new alerts until interrupted");
+  alerts
+      ->add_flag("--pending", pending_only,
+                 "Only alerts that wait for review, with their confirmations so far and how "
+                 "long they have waited")
+      ->excludes(follow_flag);
   alerts->add_option("--after", after_id, "Only alerts with a larger id (resume from here)");
   add_repeatable(alerts, "--camera", alert_cameras, "Only this camera (repeatable)");
   add_repeatable(alerts, "--watchlist", alert_watchlists, "Only this watchlist (repeatable)");
@@ -89,6 +130,7 @@ void add_alert_commands(CLI::App& app, Action& action) {
           *request.mutable_filter() = filter;
           request.set_after_id(after);
           request.set_page_size(1000);
+          if (pending_only) request.set_review("pending");
           pb::ListAlertsResponse response;
           check(stub->ListAlerts(context().get(), request, &response), o);
           for (const auto& a : response.alerts()) print_alert(a, o.json_output);

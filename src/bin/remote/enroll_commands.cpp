@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "../progress.h"
+#include "frs/core/time_text.h"
 #include "remote_common.h"
 
 namespace frs::cli {
@@ -37,11 +38,26 @@ std::vector<pb::PhotoOutcome> refused_photos(const grpc::Status& status) {
   return refused;
 }
 
+json suppression_json(const pb::Suppression& x) {
+  return {{"id", x.id()},
+          {"identity_id", x.identity_id()},
+          {"alert_id", x.alert_id()},
+          {"created_by", x.created_by()},
+          {"created_at", format_utc_time(x.created_at_ms())},
+          {"expires_at", format_utc_time(x.expires_at_ms())},
+          {"note", x.note()}};
+}
+
 json identity_json(const pb::Identity& i) {
-  return {{"identity_id", i.id()},       {"external_id", i.external_id()},
-          {"name", i.display_name()},    {"watchlist", i.watchlist()},
-          {"faces", i.face_count()},     {"created_at_ms", i.created_at_ms()},
-          {"created_by", i.created_by()}};
+  json j = {{"identity_id", i.id()},       {"external_id", i.external_id()},
+            {"name", i.display_name()},    {"watchlist", i.watchlist()},
+            {"faces", i.face_count()},     {"created_at_ms", i.created_at_ms()},
+            {"created_by", i.created_by()}};
+  if (i.suppressions_size() > 0) {
+    j["suppressions"] = json::array();
+    for (const auto& x : i.suppressions()) j["suppressions"].push_back(suppression_json(x));
+  }
+  return j;
 }
 
 // Calls `visit` for every identity of a watchlist, page by page.
@@ -302,7 +318,8 @@ void add_enroll_commands(CLI::App& app, Action& action) {
 
   // identity
   static std::int64_t identity_id = 0;
-  CLI::App* identity = app.add_subcommand("identity", "List and remove identities");
+  CLI::App* identity =
+      app.add_subcommand("identity", "List, show and remove identities; lift suppressions");
   identity->require_subcommand(1);
   CLI::App* ilist = identity->add_subcommand("list", "List the identities of a watchlist");
   ilist->add_option("--watchlist", enroll_watchlist, "Watchlist")->required();
@@ -317,6 +334,59 @@ void add_enroll_commands(CLI::App& app, Action& action) {
                     << i.face_count() << " faces\n";
         }
       });
+      return 0;
+    });
+  });
+  CLI::App* ishow = identity->add_subcommand(
+      "show", "Show an identity with its suppressions (known non-matches)");
+  ishow->add_option("id", identity_id, "Identity id")->required();
+  ishow->callback([run] {
+    run([] {
+      auto stub = pb::Gallery::NewStub(connect(o));
+      pb::GetIdentityRequest request;
+      request.set_id(identity_id);
+      pb::Identity i;
+      check(stub->GetIdentity(context().get(), request, &i), o);
+      if (o.json_output) {
+        std::cout << identity_json(i).dump() << "\n";
+        return 0;
+      }
+      std::cout << "identity      " << i.id() << "\n"
+                << "external id   " << i.external_id() << "\n"
+                << "name          " << i.display_name() << "\n"
+                << "watchlist     " << i.watchlist() << "\n"
+                << "faces         " << i.face_count() << "\n"
+                << "enrolled by   " << i.created_by() << " at "
+                << format_utc_time(i.created_at_ms()) << "\n";
+      if (i.suppressions_size() == 0) std::cout << "suppressions  none\n";
+      for (const auto& x : i.suppressions()) {
+        std::cout << "suppression   #" << x.id() << " from rejected alert #" << x.alert_id()
+                  << " by " << x.created_by() << " at " << format_utc_time(x.created_at_ms())
+                  << ", expires " << format_utc_time(x.expires_at_ms())
+                  << (x.note().empty() ? "" : ": " + x.note()) << "\n";
+      }
+      return 0;
+    });
+  });
+  static std::int64_t suppression_id = 0;
+  static std::string lift_reason;
+  CLI::App* ilift = identity->add_subcommand(
+      "lift-suppression", "Lift a suppression: that face can match the identity again");
+  ilift->add_option("id", suppression_id, "Suppression id (frs identity show)")->required();
+  ilift->add_option("--reason", lift_reason, "Why (audited)")->required();
+  ilift->callback([run] {
+    run([] {
+      auto stub = pb::Gallery::NewStub(connect(o));
+      pb::LiftSuppressionRequest request;
+      request.set_id(suppression_id);
+      request.set_reason(lift_reason);
+      pb::Suppression x;
+      check(stub->LiftSuppression(context().get(), request, &x), o);
+      if (o.json_output) {
+        std::cout << suppression_json(x).dump() << "\n";
+      } else {
+        std::cout << "lifted suppression #" << x.id() << " of identity " << x.identity_id() << "\n";
+      }
       return 0;
     });
   });

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "../frs_remote.h"
+#include "frs/core/time_text.h"
 #include "remote_common.h"
 
 namespace frs::cli {
@@ -54,8 +55,35 @@ std::string basis_text(const pb::Watchlist& w) {
   return "not recorded (set before frs recorded it)";
 }
 
+json authorization_json(const pb::Authorization& a) {
+  return {{"id", a.id()},
+          {"watchlist", a.watchlist()},
+          {"basis", a.basis()},
+          {"reference", a.reference()},
+          {"issued_by", a.issued_by()},
+          {"valid_from", format_utc_time(a.valid_from_ms())},
+          {"valid_until", format_utc_time(a.valid_until_ms())},
+          {"recorded_by", a.recorded_by()},
+          {"recorded_at", format_utc_time(a.recorded_at_ms())},
+          {"in_force", a.in_force()}};
+}
+
+std::string authorization_line(const pb::Authorization& a) {
+  return "#" + std::to_string(a.id()) + " " + a.basis() + " " + a.reference() +
+         (a.issued_by().empty() ? "" : " issued by " + a.issued_by()) + ", " +
+         format_utc_time(a.valid_from_ms()) + " .. " + format_utc_time(a.valid_until_ms()) +
+         ", recorded by " + a.recorded_by() + (a.in_force() ? " (in force)" : "");
+}
+
 json watchlist_json(const pb::Watchlist& w) {
+  json authorizations = json::array();
+  for (const auto& a : w.authorizations()) authorizations.push_back(authorization_json(a));
   return {{"id", w.id()},
+          {"live_only", w.live_only()},
+          {"authorized", w.authorized()},
+          {"authorization_status", w.authorization_status()},
+          {"authorizations", authorizations},
+          {"effective_max_distance", rounded(w.effective_max_distance())},
           {"name", w.name()},
           {"description", w.description()},
           {"max_distance", rounded(w.max_distance())},
@@ -92,6 +120,10 @@ void add_watchlist_commands(CLI::App& app, Action& action) {
                    "a larger watchlist gets a stricter threshold")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1000000000}));
   create->add_option("--description", description, "Free text");
+  static bool live_only = false;
+  create->add_flag("--live-only", live_only,
+                   "Kept for live matching: still-image searches of it need an authorisation "
+                   "in force too");
   create->callback([run] {
     run([] {
       auto stub = pb::Gallery::NewStub(connect(o));
@@ -100,6 +132,7 @@ void add_watchlist_commands(CLI::App& app, Action& action) {
       request.set_description(description);
       request.set_max_distance(max_distance);
       request.set_expected_identities(expected_identities);
+      request.set_live_only(live_only);
       pb::Watchlist response;
       check(stub->CreateWatchlist(context().get(), request, &response), o);
       if (o.json_output) {
@@ -149,7 +182,16 @@ void add_watchlist_commands(CLI::App& app, Action& action) {
                 << "identities    " << response.identity_count() << "\n"
                 << "faces         " << response.face_count() << " stored, "
                 << response.indexed_face_count() << " in the search index\n"
-                << "created by    " << response.created_by() << "\n";
+                << "created by    " << response.created_by() << "\n"
+                << "live-only     " << (response.live_only() ? "yes" : "no") << "\n"
+                << "matching      " << response.authorization_status() << "\n";
+      if (response.effective_max_distance() < response.max_distance()) {
+        std::cout << "  capped      matched at " << response.effective_max_distance()
+                  << ", the server's --max-distance-ceiling\n";
+      }
+      for (const auto& a : response.authorizations()) {
+        std::cout << "authorisation " << authorization_line(a) << "\n";
+      }
       return 0;
     });
   });
@@ -173,6 +215,48 @@ void add_watchlist_commands(CLI::App& app, Action& action) {
       } else {
         std::cout << "watchlist " << response.name() << ": max distance now "
                   << response.max_distance() << "\n";
+      }
+      return 0;
+    });
+  });
+  static std::string basis, reference, issued_by, valid_from, valid_until;
+  CLI::App* authorize = watchlist->add_subcommand(
+      "authorize", "Record the legal basis for matching against a watchlist");
+  authorize->add_option("name", name, "Watchlist name")->required();
+  authorize->add_option("--basis", basis, "warrant, court-order, exigent, consent or policy")
+      ->required()
+      ->check(CLI::IsMember({"warrant", "court-order", "exigent", "consent", "policy"}));
+  authorize->add_option("--reference", reference, "e.g. the warrant number")->required();
+  authorize
+      ->add_option("--until", valid_until,
+                   "Last moment it is in force: a date (the end of that day, UTC) or an "
+                   "ISO 8601 date-time such as 2026-12-01T18:30:00Z")
+      ->required();
+  authorize->add_option("--from", valid_from, "When it starts (default: now); as --until");
+  authorize->add_option("--issued-by", issued_by, "Who issued it, e.g. the court");
+  authorize->callback([run] {
+    run([] {
+      pb::AuthorizeWatchlistRequest request;
+      request.set_watchlist(name);
+      request.set_basis(basis);
+      request.set_reference(reference);
+      request.set_issued_by(issued_by);
+      try {
+        request.set_valid_until_ms(parse_utc_time(valid_until, DateMeans::kEndOfDay, "--until"));
+        if (!valid_from.empty()) {
+          request.set_valid_from_ms(parse_utc_time(valid_from, DateMeans::kStartOfDay, "--from"));
+        }
+      } catch (const std::exception& e) {
+        throw RemoteError(e.what());
+      }
+      auto stub = pb::Gallery::NewStub(connect(o));
+      pb::Authorization response;
+      check(stub->AuthorizeWatchlist(context().get(), request, &response), o);
+      if (o.json_output) {
+        std::cout << authorization_json(response).dump() << "\n";
+      } else {
+        std::cout << "watchlist " << name << ": authorisation " << authorization_line(response)
+                  << "\n";
       }
       return 0;
     });
