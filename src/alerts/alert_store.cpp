@@ -145,7 +145,10 @@ const char* to_string(ReviewState state) {
 }
 
 AlertStore::AlertStore(const std::filesystem::path& file)
-    : db_(file, "the alert log", kMigrations) {}
+    : db_(file, "the alert log", kMigrations) {
+  // A purged face crop must not stay readable in the file's free pages.
+  db_.exec("PRAGMA secure_delete=ON");
+}
 
 Alert AlertStore::append(Alert alert) {
   std::lock_guard lock(mutex_);
@@ -295,6 +298,31 @@ std::int64_t AlertStore::last_id() {
   Statement s(db_, "SELECT COALESCE(MAX(id), 0) FROM alerts");
   s.step();
   return s.integer(0);
+}
+
+}  // namespace frs
+
+namespace frs {
+
+AlertPurge AlertStore::purge(std::int64_t before_ms, std::int64_t confirmed_before_ms) {
+  const std::string which =
+      " FROM alerts WHERE (review != 'confirmed' AND detected_at_ms < ?) OR "
+      "(review = 'confirmed' AND detected_at_ms < ?)";
+  std::lock_guard lock(mutex_);
+  Transaction t(db_);
+  Statement counted(db_,
+                    "SELECT COUNT(*), COALESCE(SUM(review = 'confirmed'), 0), "
+                    "COALESCE(MIN(id), 0), COALESCE(MAX(id), 0)" +
+                        which);
+  counted.bind(1, before_ms).bind(2, confirmed_before_ms).step();
+  AlertPurge out{counted.integer(0), counted.integer(1), counted.integer(2), counted.integer(3)};
+  if (out.alerts == 0) return out;
+  Statement reviews(db_, "DELETE FROM alert_reviews WHERE alert_id IN (SELECT id" + which + ")");
+  reviews.bind(1, before_ms).bind(2, confirmed_before_ms).step();
+  Statement alerts(db_, "DELETE" + which);
+  alerts.bind(1, before_ms).bind(2, confirmed_before_ms).step();
+  t.commit();
+  return out;
 }
 
 }  // namespace frs

@@ -63,43 +63,52 @@ class SqliteAuditLog final : public AuditLog {
 
   AuditRecord append(const AuditEntry& entry) override {
     std::lock_guard lock(mutex_);
-    AuditRecord row;
-    static_cast<AuditEntry&>(row) = entry;
-    row.seq = head_.seq + 1;
-    row.previous_hash = head_.hash;
-    row.hash = audit_row_hash(row);
     try {
       Transaction tx(db_);
-      Statement s(db_, std::string("INSERT INTO audit(") + kColumns +
-                           ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-      s.bind(1, row.seq)
-          .bind(2, row.time_ms)
-          .bind(3, row.token)
-          .bind(4, row.role)
-          .bind(5, row.peer)
-          .bind(6, row.method)
-          .bind(7, row.purpose)
-          .bind(8, static_cast<std::int64_t>(row.outcome))
-          .bind(9, row.outcome_message)
-          .bind(10, row.targets_json)
-          .bind(11, row.details_json)
-          .bind(12, row.previous_hash)
-          .bind(13, row.hash);
-      s.step();
+      AuditRecord row = insert_locked(entry);
       tx.commit();
+      head_ = {row.seq, row.hash};
+      return row;
     } catch (const std::exception& e) {
-      // The head in memory may now be stale (another writer, a restored file): read it
-      // again before the next row, so one failure does not break the chain for good.
-      try {
-        head_ = read_head();
-      } catch (const std::exception&) {
-      }
-      throw Error(
-          ErrorCode::kUnavailable,
-          std::string("the audit log cannot be written, so the call was refused: ") + e.what());
+      throw unwritable(e);
     }
-    head_ = {row.seq, row.hash};
-    return row;
+  }
+
+  std::optional<AuditRecord> purge(std::int64_t before_ms, AuditEntry record) override {
+    std::lock_guard lock(mutex_);
+    try {
+      Transaction tx(db_);
+      // Only a prefix of the chain goes, so what is left is still one unbroken chain.
+      Statement first_kept(db_, "SELECT MIN(seq) FROM audit WHERE time_ms >= ?");
+      first_kept.bind(1, before_ms).step();
+      const std::int64_t through =
+          first_kept.is_null(0) ? head_.seq : first_kept.integer(0) - 1;
+      Statement last(db_, "SELECT seq, hash FROM audit WHERE seq <= ? ORDER BY seq DESC LIMIT 1");
+      last.bind(1, through);
+      if (!last.step()) return std::nullopt;
+      const std::int64_t last_seq = last.integer(0);
+      const std::string last_hash = last.text(1);
+      Statement count(db_, "SELECT COUNT(*) FROM audit WHERE seq <= ?");
+      count.bind(1, last_seq).step();
+      const std::int64_t rows = count.integer(0);
+      Statement(db_, "DELETE FROM audit WHERE seq <= ?").bind(1, last_seq).step();
+      nlohmann::json details = nlohmann::json::parse(record.details_json);
+      details["purged_through_seq"] = last_seq;
+      details["purged_through_hash"] = last_hash;
+      details["rows"] = rows;
+      details["before_ms"] = before_ms;
+      record.method = kAuditPurgedEvent;
+      record.details_json = details.dump();
+      AuditRecord row = insert_locked(record);
+      tx.commit();
+      head_ = {row.seq, row.hash};
+      return row;
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  std::string("a purge record's details must be a JSON object: ") + e.what());
+    } catch (const std::exception& e) {
+      throw unwritable(e);
+    }
   }
 
   std::vector<AuditRecord> list(const AuditQuery& q) override {
@@ -169,6 +178,45 @@ class SqliteAuditLog final : public AuditLog {
   }
 
  private:
+  // Writes a row after the head; the caller holds mutex_ and a transaction, and moves
+  // head_ once it commits.
+  AuditRecord insert_locked(const AuditEntry& entry) {
+    AuditRecord row;
+    static_cast<AuditEntry&>(row) = entry;
+    row.seq = head_.seq + 1;
+    row.previous_hash = head_.hash;
+    row.hash = audit_row_hash(row);
+    Statement s(db_, std::string("INSERT INTO audit(") + kColumns +
+                         ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    s.bind(1, row.seq)
+        .bind(2, row.time_ms)
+        .bind(3, row.token)
+        .bind(4, row.role)
+        .bind(5, row.peer)
+        .bind(6, row.method)
+        .bind(7, row.purpose)
+        .bind(8, static_cast<std::int64_t>(row.outcome))
+        .bind(9, row.outcome_message)
+        .bind(10, row.targets_json)
+        .bind(11, row.details_json)
+        .bind(12, row.previous_hash)
+        .bind(13, row.hash);
+    s.step();
+    return row;
+  }
+
+  // A write that failed: the head in memory may be stale (another writer, a restored
+  // file), so it is read again before the next row; one failure does not break the chain.
+  Error unwritable(const std::exception& e) {
+    try {
+      head_ = read_head();
+    } catch (const std::exception&) {
+    }
+    return Error(ErrorCode::kUnavailable,
+                 std::string("the audit log cannot be written, so the call was refused: ") +
+                     e.what());
+  }
+
   AuditHead read_head() {
     Statement s(db_, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
     if (!s.step()) return {0, kAuditGenesisHash};
@@ -207,6 +255,13 @@ std::string audit_row_hash(const AuditRecord& record) {
 
 bool AuditChainChecker::add(const AuditRecord& row) {
   if (!result_.intact) return false;
+  if (result_.rows_checked == 0 && row.seq > 1 && !purged_) {
+    // The log starts after row 1: rows were purged. The first row follows the last purged
+    // one, which a purge record later in the chain must name (checked in finish()).
+    purged_ = AuditHead{row.seq - 1, row.previous_hash};
+    result_.head = *purged_;
+    previous_hash_ = row.previous_hash;
+  }
   const std::int64_t expected_seq = result_.head.seq + 1;
   auto broken = [&](std::int64_t seq, std::string problem) {
     result_.intact = false;
@@ -237,6 +292,13 @@ bool AuditChainChecker::add(const AuditRecord& row) {
   previous_hash_ = row.hash;
   result_.head = {row.seq, row.hash};
   ++result_.rows_checked;
+  if (purged_ && row.method == kAuditPurgedEvent) {
+    const auto details = nlohmann::json::parse(row.details_json, nullptr, false);
+    if (details.is_object() && details.value("purged_through_seq", std::int64_t{0}) == purged_->seq &&
+        details.value("purged_through_hash", std::string()) == purged_->hash) {
+      purge_recorded_ = true;
+    }
+  }
   if (expected_ && row.seq == expected_->seq) {
     expected_seen_ = true;
     if (row.hash != expected_->hash) {
@@ -249,6 +311,28 @@ bool AuditChainChecker::add(const AuditRecord& row) {
 }
 
 AuditVerification AuditChainChecker::finish() {
+  if (result_.intact && purged_) {
+    if (!purge_recorded_) {
+      result_.intact = false;
+      result_.first_broken_seq = 1;
+      result_.problem = "rows 1 to " + std::to_string(purged_->seq) +
+                        " are missing and no purge record names them (deleted, not purged)";
+      return result_;
+    }
+    result_.purged_through = purged_->seq;
+    if (expected_ && expected_->seq <= purged_->seq) {
+      // A kept head that retention purged since: only the last purged row's hash is known.
+      expected_seen_ = true;
+      if (expected_->seq == purged_->seq && expected_->hash != purged_->hash) {
+        result_.intact = false;
+        result_.first_broken_seq = expected_->seq;
+        result_.problem = "row " + std::to_string(expected_->seq) +
+                          " (purged) is not the row that was kept as the head: its hash in the "
+                          "purge record differs";
+        return result_;
+      }
+    }
+  }
   if (result_.intact && expected_ && expected_->seq > 0 && !expected_seen_) {
     result_.intact = false;
     result_.first_broken_seq = result_.head.seq + 1;

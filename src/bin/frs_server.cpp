@@ -31,6 +31,7 @@
 #include "frs/core/logfmt.h"
 #include "frs/core/net.h"
 #include "frs/gallery/enrollment.h"
+#include "frs/service/retention.h"
 #include "frs/service/services.h"
 #include "server_config.h"
 
@@ -384,15 +385,35 @@ int main(int argc, char** argv) {
       spdlog::info("metrics on http://{}/metrics", config.metrics_listen);
     }
 
-    // Every hour: the insecure warning again, and the audit head (a head kept in the logs
-    // proves the rows before it were not rewritten since).
+    // Retention: at start and every hour, what is older than its period goes.
+    frs::service::RetentionPolicy retention;
+    retention.alerts = std::chrono::hours(24 * config.alert_retention_days);
+    retention.confirmed_alerts = std::chrono::hours(24 * config.confirmed_alert_retention_days);
+    retention.audit = std::chrono::hours(24 * config.audit_retention_days);
+    const auto purge_expired = [&] {
+      try {
+        const auto run =
+            frs::service::purge_expired(alerts, gallery, access, retention, frs::now_unix_ms());
+        if (run.alerts.alerts + run.suppressions + run.audit_rows > 0) {
+          spdlog::info("event=retention_purged alerts={} confirmed_alerts={} suppressions={} "
+                       "audit_rows={}",
+                       run.alerts.alerts, run.alerts.confirmed, run.suppressions, run.audit_rows);
+        }
+      } catch (const std::exception& e) {
+        spdlog::error("event=retention_failed error={}", frs::logfmt_value(e.what()));
+      }
+    };
+    // Every hour: the insecure warning again, the audit head (a head kept in the logs
+    // proves the rows before it were not rewritten since), and the retention purge.
     std::mutex hourly_mutex;
     std::condition_variable hourly_wake;
     bool stopping = false;
     std::thread hourly([&] {
       std::unique_lock lock(hourly_mutex);
+      purge_expired();
       while (!hourly_wake.wait_for(lock, std::chrono::hours(1), [&] { return stopping; })) {
         warn_if_in_the_open();
+        purge_expired();
         log_audit_head("hourly");
       }
     });

@@ -149,6 +149,7 @@ class AuditService final : public pb::Audit::Service {
       response->set_problem(v.problem);
       response->set_head_seq(v.head.seq);
       response->set_head_hash(v.head.hash);
+      response->set_purged_through(v.purged_through);
       call.details()["intact"] = v.intact;
       call.details()["rows_checked"] = v.rows_checked;
       if (!v.intact) {

@@ -251,3 +251,149 @@ TEST_F(GalleryTest, AWatchlistNamedTwiceIsSearchedOnceAndNamesAreBounded) {
 
 }  // namespace
 }  // namespace frs
+
+namespace frs {
+namespace {
+
+// A rejected face is not that identity any more, while everyone else still matches it,
+// and a face farther than the suppression distance still matches the identity.
+TEST_F(GalleryTest, ASuppressionHidesOnlyThatIdentityNearThatFace) {
+  auto g = open();
+  enroll_abc(*g);
+  const auto b = g->store().find_identity(g->store().find_watchlist("wanted")->id, "B");
+  // A query between B (axis 2) and C (axis 3), a little nearer B.
+  Embedding query = axis(2, 0.75f);
+  query[3] = 0.6f;
+  const Embedding queries[] = {query};
+  auto found = g->search(queries, {}, 2, 1.5f)[0];
+  ASSERT_EQ(found.size(), 2u);
+  EXPECT_EQ(found[0].external_id, "B");
+
+  Suppression x;
+  x.identity_id = b->id;
+  x.descriptor = query;
+  x.alert_id = 41;
+  x.alert_detected_at_ms = 1000;
+  x.created_by = "ana";
+  x.note = "not him";
+  const auto stored = g->add_suppressions({x});
+  ASSERT_EQ(stored.size(), 1u);
+  found = g->search(queries, {}, 2, 1.5f)[0];
+  ASSERT_GE(found.size(), 1u);
+  EXPECT_EQ(found[0].external_id, "C") << "B is suppressed; C still matches";
+  for (const Candidate& c : found) EXPECT_NE(c.external_id, "B");
+
+  // B's own face, far (1.0) from the suppressed one, is still B.
+  const Embedding own[] = {axis(2)};
+  EXPECT_EQ(g->search(own, {}, 1, 0.5f)[0].at(0).external_id, "B");
+
+  // Kept across a restart, listed, then lifted.
+  g.reset();
+  g = open();
+  ASSERT_EQ(g->suppressions_of(b->id).size(), 1u);
+  EXPECT_EQ(g->suppressions_of(b->id)[0].note, "not him");
+  EXPECT_EQ(g->search(queries, {}, 1, 1.5f)[0].at(0).external_id, "C");
+  ASSERT_TRUE(g->lift_suppression(stored[0].id).has_value());
+  EXPECT_FALSE(g->lift_suppression(stored[0].id).has_value());
+  EXPECT_EQ(g->search(queries, {}, 1, 1.5f)[0].at(0).external_id, "B");
+
+  // Purged with their alert's retention: only those from alerts before the cutoff.
+  x.alert_detected_at_ms = 1000;
+  g->add_suppressions({x});
+  x.alert_detected_at_ms = 5000;
+  g->add_suppressions({x});
+  EXPECT_EQ(g->purge_suppressions(2000), 1);
+  EXPECT_EQ(g->suppressions_of(b->id).size(), 1u);
+  // Removing the identity removes its suppressions.
+  g->remove_identity(b->id);
+  EXPECT_TRUE(g->store().list_suppressions(std::nullopt).empty());
+  x.identity_id = b->id;
+  EXPECT_THROW(g->add_suppressions({x}), Error);
+}
+
+TEST_F(GalleryTest, NoThresholdLooserThanTheCeiling) {
+  GalleryOptions o;
+  o.index.factory = "Flat";
+  o.max_distance_ceiling = 0.55f;
+  Gallery g(open_sqlite_store(dir_ / "ceiling.db"), o);
+  Watchlist w;
+  w.name = "loose";
+  w.max_distance = 0.6f;
+  try {
+    g.create_watchlist(w);
+    FAIL() << "a watchlist looser than the ceiling was created";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("ceiling 0.55"), std::string::npos) << e.what();
+  }
+  w.max_distance = 0.55f;
+  const Watchlist created = g.create_watchlist(w);
+  EXPECT_THROW(g.set_max_distance("loose", 0.56f, "{}"), Error);
+  g.set_max_distance("loose", 0.4f, "{}");
+  EXPECT_FLOAT_EQ(g.store().find_watchlist("loose")->max_distance, 0.4f);
+  EXPECT_THROW(g.check_max_distance(0.9f, "max_distance"), Error);
+  // A watchlist stored looser (before the ceiling was set) is matched at the ceiling.
+  g.store().set_max_distance("loose", 0.9f, "{}");
+  EXPECT_FLOAT_EQ(g.threshold_of(*g.store().find_watchlist("loose")), 0.55f);
+  StoredFace f = face_at(0);
+  Identity i;
+  i.watchlist_id = created.id;
+  i.external_id = "A";
+  g.enroll(i, {f});
+  Embedding query = axis(0, 0.7f);  // 0.3 short of A's face on axis 0...
+  query[1] = 0.5f;                  // ... and off to the side: distance 0.58
+  const Embedding queries[] = {query};
+  EXPECT_TRUE(g.search(queries, {"loose"}, 1, std::nullopt)[0].empty())
+      << "0.58 is within the stored 0.9 but not within the ceiling";
+}
+
+TEST_F(GalleryTest, AnAuthorisationIsInForceOnlyInItsPeriod) {
+  auto g = open();
+  Watchlist w;
+  w.name = "warrant";
+  const Watchlist created = g->create_watchlist(w);
+  EXPECT_FALSE(g->authorization_in_force(created.id, 5000));
+  Authorization a;
+  a.watchlist_id = created.id;
+  a.basis = "warrant";
+  a.reference = "W-2026-113";
+  a.issued_by = "Court 3";
+  a.valid_from_ms = 1000;
+  a.valid_until_ms = 9000;
+  a.recorded_by = "ana";
+  const Authorization stored = g->authorize(a);
+  EXPECT_GT(stored.id, 0);
+  EXPECT_FALSE(g->authorization_in_force(created.id, 999));
+  EXPECT_TRUE(g->authorization_in_force(created.id, 1000));
+  EXPECT_TRUE(g->authorization_in_force(created.id, 9000));  // inclusive
+  EXPECT_FALSE(g->authorization_in_force(created.id, 9001));
+  // The longest-running one in force is the one named.
+  a.reference = "W-2026-200";
+  a.valid_until_ms = 20000;
+  g->authorize(a);
+  EXPECT_EQ(g->authorization_in_force(created.id, 5000)->reference, "W-2026-200");
+  // Bad ones are refused.
+  for (const auto& bad : std::vector<std::pair<std::string, std::string>>{
+           {"hunch", "W-1"}, {"warrant", ""}, {"warrant", "line\nbreak"}}) {
+    a.basis = bad.first;
+    a.reference = bad.second;
+    EXPECT_THROW(g->authorize(a), Error) << bad.first << " " << bad.second;
+  }
+  a.basis = "warrant";
+  a.reference = "W-3";
+  a.valid_until_ms = a.valid_from_ms;
+  EXPECT_THROW(g->authorize(a), Error) << "an empty period";
+  a.valid_until_ms = 30000;
+  a.watchlist_id = created.id + 100;
+  EXPECT_THROW(g->authorize(a), Error) << "an unknown watchlist";
+  // Kept across a restart; gone with the watchlist.
+  g.reset();
+  g = open();
+  EXPECT_EQ(g->authorizations(created.id).size(), 2u);
+  g->delete_watchlist("warrant");
+  EXPECT_TRUE(g->authorizations(created.id).empty());
+  EXPECT_TRUE(g->store().list_authorizations(std::nullopt).empty());
+}
+
+}  // namespace
+}  // namespace frs

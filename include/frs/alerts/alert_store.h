@@ -68,6 +68,13 @@ struct AlertFilter {
   bool with_images = false;             // load face_jpeg
 };
 
+// What one retention purge removed.
+struct AlertPurge {
+  std::int64_t alerts = 0;            // all removed, confirmed ones included
+  std::int64_t confirmed = 0;         // of those, confirmed
+  std::int64_t first_id = 0, last_id = 0;  // range of the removed ids (0 when none)
+};
+
 class AlertStore {
  public:
   explicit AlertStore(const std::filesystem::path& file);
@@ -86,6 +93,10 @@ class AlertStore {
   Alert review(std::int64_t id, ReviewState decision, const std::string& note,
                const std::string& reviewer, int confirmations_needed);
   std::int64_t last_id();
+  // Retention: removes alerts detected before `before_ms`, and confirmed ones only when
+  // detected before `confirmed_before_ms`, with their face crops, descriptors and reviews.
+  // Deleted content is overwritten on disk (secure_delete), not left in free pages.
+  AlertPurge purge(std::int64_t before_ms, std::int64_t confirmed_before_ms);
 
  private:
   std::vector<AlertReview> reviews_of(std::int64_t id);  // caller holds mutex_

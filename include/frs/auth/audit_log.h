@@ -61,9 +61,16 @@ struct AuditQuery {
   int limit = 1000;            // 1..10000
 };
 
+// The event a purge writes (retention): its details carry "purged_through_seq" and
+// "purged_through_hash", the last purged row, which anchors the first surviving one.
+inline constexpr const char* kAuditPurgedEvent = "audit.purged";
+
 struct AuditVerification {
   bool intact = true;
   std::int64_t rows_checked = 0;
+  // Rows 1..purged_through were purged (retention) and a purge record in the chain says
+  // so, with the hash of row purged_through; 0 = none purged.
+  std::int64_t purged_through = 0;
   std::int64_t first_broken_seq = 0;  // when not intact
   std::string problem;                // how it is broken, in a sentence
   AuditHead head;                     // the last row (when intact: the chain's head)
@@ -88,6 +95,10 @@ class AuditChainChecker {
   std::string previous_hash_ = kAuditGenesisHash;
   std::optional<AuditHead> expected_;
   bool expected_seen_ = false;
+  // When the first row is not row 1: the purged rows' last seq and hash, which a purge
+  // record later in the chain must name.
+  std::optional<AuditHead> purged_;
+  bool purge_recorded_ = false;
 };
 
 class AuditLog {
@@ -100,6 +111,11 @@ class AuditLog {
   // Checks every row; `expected`: a head kept earlier that the chain must still hold.
   virtual AuditVerification verify(const std::optional<AuditHead>& expected) = 0;
   virtual AuditHead head() = 0;
+  // Retention: removes the rows from row 1 up to the last one before the first row written
+  // at or after `before_ms`, and appends `record` (its method is set to kAuditPurgedEvent;
+  // its details gain purged_through_seq, purged_through_hash and rows) in the same
+  // transaction. Returns the purge record, or nullopt when no row was old enough.
+  virtual std::optional<AuditRecord> purge(std::int64_t before_ms, AuditEntry record) = 0;
 };
 
 // DATA_DIR/audit.db: SQLite, its own file, durable writes.

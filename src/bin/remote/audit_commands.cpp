@@ -78,6 +78,7 @@ void add_audit_commands(CLI::App& app, Action& action) {
         response.set_problem(v.problem);
         response.set_head_seq(v.head.seq);
         response.set_head_hash(v.head.hash);
+        response.set_purged_through(v.purged_through);
       } else {
         auto stub = pb::Audit::NewStub(connect(o));
         check(stub->VerifyAuditLog(context(3600).get(), request, &response), o);
@@ -87,11 +88,16 @@ void add_audit_commands(CLI::App& app, Action& action) {
                           {"rows_checked", response.rows_checked()},
                           {"first_broken_seq", response.first_broken_seq()},
                           {"problem", response.problem()},
+                          {"purged_through", response.purged_through()},
                           {"head",
                            std::to_string(response.head_seq()) + ":" + response.head_hash()}}
                          .dump()
                   << "\n";
       } else if (response.intact()) {
+        if (response.purged_through() > 0) {
+          std::cout << "rows 1.." << response.purged_through()
+                    << " were purged by retention (a purge record in the chain says so)\n";
+        }
         std::cout << "audit log intact: " << response.rows_checked() << " rows; head "
                   << response.head_seq() << ":" << response.head_hash()
                   << " (keep it elsewhere; later: frs audit verify --expect " << response.head_seq()
