@@ -191,6 +191,8 @@ std::vector<Alert> AlertStore::list(const AlertFilter& filter) {
   }
   if (filter.max_distance) sql += " AND distance <= ?";
   if (filter.review) sql += " AND review = ?";
+  if (filter.detected_from_ms > 0) sql += " AND detected_at_ms >= ?";
+  if (filter.detected_until_ms > 0) sql += " AND detected_at_ms <= ?";
   sql += " ORDER BY id LIMIT ?";
 
   std::lock_guard lock(mutex_);
@@ -201,6 +203,8 @@ std::vector<Alert> AlertStore::list(const AlertFilter& filter) {
   for (const auto& w : filter.watchlists) s.bind(at++, w);
   if (filter.max_distance) s.bind(at++, static_cast<double>(*filter.max_distance));
   if (filter.review) s.bind(at++, std::string(to_string(*filter.review)));
+  if (filter.detected_from_ms > 0) s.bind(at++, filter.detected_from_ms);
+  if (filter.detected_until_ms > 0) s.bind(at++, filter.detected_until_ms);
   s.bind(at, static_cast<std::int64_t>(filter.limit));
   std::vector<Alert> out;
   while (s.step()) {

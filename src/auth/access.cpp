@@ -18,6 +18,7 @@ constexpr MethodAccess kTable[] = {
     {"/frs.v1.Alerts/ReviewAlert", {kAdmin, kDispatcher}},
     {"/frs.v1.Alerts/StreamAlerts", {kAdmin, kDispatcher}},
     {"/frs.v1.Audit/ListAuditRecords", {kAdmin, kAuditor}},
+    {"/frs.v1.Audit/Report", {kAdmin, kAuditor}},
     {"/frs.v1.Audit/VerifyAuditLog", {kAdmin, kAuditor}},
     {"/frs.v1.Cameras/AddCamera", {kAdmin, kOperator}, true},
     {"/frs.v1.Cameras/ListCameras", {kAdmin, kOperator}},

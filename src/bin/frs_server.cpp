@@ -27,6 +27,7 @@
 #include "frs/auth/audit_log.h"
 #include "frs/auth/tokens.h"
 #include "frs/core/clock.h"
+#include "frs/core/digest.h"
 #include "frs/core/error.h"
 #include "frs/core/logfmt.h"
 #include "frs/core/net.h"
@@ -68,6 +69,15 @@ void install_stop_signals() {
 }
 
 // Blocks until SIGINT or SIGTERM; returns which.
+// The descriptor model as the accountability report names it: its file and SHA-256.
+std::string descriptor_model_name(const std::string& models_dir) {
+  const auto file = std::filesystem::path(models_dir) / frs::kDescriptorModelFile;
+  std::ifstream in(file, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return std::string("dlib-resnet-v1 (") + frs::kDescriptorModelFile +
+         ", 128-D, Euclidean; sha256 " + frs::sha256_hex(bytes) + ")";
+}
+
 int wait_for_stop_signal() {
   char byte = 0;
   while (::read(g_stop_pipe[0], &byte, 1) != 1) {
@@ -323,7 +333,12 @@ int main(int argc, char** argv) {
     auto alert_service =
         frs::service::make_alert_service(access, alerts, feed, review_rules, config.alert_streams);
     auto token_service = frs::service::make_token_service(access);
-    auto audit_service = frs::service::make_audit_service(access);
+    frs::service::ReportSources report_sources;
+    report_sources.alerts = &alerts;
+    report_sources.gallery = &gallery;
+    report_sources.confirmations = config.confirmations;
+    report_sources.descriptor_model = descriptor_model_name(config.models_dir);
+    auto audit_service = frs::service::make_audit_service(access, report_sources);
 
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -395,9 +410,10 @@ int main(int argc, char** argv) {
         const auto run =
             frs::service::purge_expired(alerts, gallery, access, retention, frs::now_unix_ms());
         if (run.alerts.alerts + run.suppressions + run.audit_rows > 0) {
-          spdlog::info("event=retention_purged alerts={} confirmed_alerts={} suppressions={} "
-                       "audit_rows={}",
-                       run.alerts.alerts, run.alerts.confirmed, run.suppressions, run.audit_rows);
+          spdlog::info(
+              "event=retention_purged alerts={} confirmed_alerts={} suppressions={} "
+              "audit_rows={}",
+              run.alerts.alerts, run.alerts.confirmed, run.suppressions, run.audit_rows);
         }
       } catch (const std::exception& e) {
         spdlog::error("event=retention_failed error={}", frs::logfmt_value(e.what()));

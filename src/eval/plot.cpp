@@ -93,17 +93,84 @@ void run_gnuplot(const std::filesystem::path& script, const std::filesystem::pat
   }
 }
 
-}  // namespace
-
-std::vector<std::filesystem::path> write_plots(const std::filesystem::path& dir,
-                                               const PlotInputs& inputs) {
+// Creates the plot folder; returns it as an absolute path (gnuplot scripts cd into it).
+std::filesystem::path plot_folder(const std::filesystem::path& dir) {
   std::error_code error;
   std::filesystem::create_directories(dir, error);
   if (error) {
     throw Error(ErrorCode::kInvalidArgument,
                 "cannot create the plot folder '" + dir.string() + "': " + error.message());
   }
-  const auto root = std::filesystem::absolute(dir);
+  return std::filesystem::absolute(dir);
+}
+
+void check_written(const std::ostream& out, const std::filesystem::path& file) {
+  if (!out) throw Error(ErrorCode::kInvalidArgument, "cannot write '" + file.string() + "'");
+}
+
+}  // namespace
+
+std::vector<std::filesystem::path> write_report_plots(const std::filesystem::path& dir,
+                                                      const std::vector<AlertDayCounts>& days,
+                                                      std::vector<double> review_delays_s,
+                                                      const std::string& caption) {
+  const auto root = plot_folder(dir);
+  {
+    std::ofstream out(root / "alerts_per_day.dat");
+    out << "# day confirmed rejected pending\n";
+    for (const AlertDayCounts& d : days) {
+      out << d.day << ' ' << d.confirmed << ' ' << d.rejected << ' ' << d.pending << '\n';
+    }
+    check_written(out, root / "alerts_per_day.dat");
+  }
+  std::sort(review_delays_s.begin(), review_delays_s.end());
+  {
+    std::ofstream out(root / "review_delay.dat");
+    out << "# delay_minutes share_of_decided_alerts_reviewed_within\n";
+    for (std::size_t i = 0; i < review_delays_s.size(); ++i) {
+      out << review_delays_s[i] / 60.0 << ' '
+          << static_cast<double>(i + 1) / static_cast<double>(review_delays_s.size()) << '\n';
+    }
+    check_written(out, root / "review_delay.dat");
+  }
+  std::ofstream gp(root / "report.gp");
+  gp << "# Written by frs audit report --plot; redraw with: gnuplot report.gp\n"
+     << "set terminal pngcairo size 900,650 font ',11'\n"
+     << "set grid\nset key top left\n"
+     << "cd " << quoted(root.string()) << "\n\n"
+     << "set output 'alerts_per_day.png'\n"
+     << "set title " << quoted("Alerts per day by outcome: " + caption) << " noenhanced\n"
+     << "set style data histograms\nset style histogram rowstacked\n"
+     << "set style fill solid 0.8 border -1\nset boxwidth 0.8\n"
+     << "set xtics rotate by -45\nset ylabel 'alerts'\nset yrange [0:*]\n";
+  if (days.empty()) {
+    gp << "set label 'no alerts in the period' at graph 0.5, graph 0.5 center\n"
+       << "set xrange [0:1]\nplot NaN notitle\n";
+  } else {
+    gp << "plot 'alerts_per_day.dat' using 2:xtic(1) title 'confirmed', "
+          "'' using 3 title 'rejected', '' using 4 title 'pending'\n";
+  }
+  gp << "\nunset style\nunset label\nset xtics norotate\nset xrange [0:*]\n"
+     << "set output 'review_delay.png'\n"
+     << "set title " << quoted("Time to review: " + caption) << " noenhanced\n"
+     << "set xlabel 'minutes from the alert to the review that decided it'\n"
+     << "set ylabel 'share of the decided alerts'\nset yrange [0:1]\n";
+  if (review_delays_s.empty()) {
+    gp << "set label 'no alert was decided' at graph 0.5, graph 0.5 center\n"
+       << "plot NaN notitle\n";
+  } else {
+    gp << "plot 'review_delay.dat' using 1:2 with steps lw 2 title "
+       << quoted(std::to_string(review_delays_s.size()) + " decided alerts") << "\n";
+  }
+  gp.close();
+  check_written(gp, root / "report.gp");
+  run_gnuplot(root / "report.gp", root / "gnuplot.log");
+  return {root / "alerts_per_day.png", root / "review_delay.png"};
+}
+
+std::vector<std::filesystem::path> write_plots(const std::filesystem::path& dir,
+                                               const PlotInputs& inputs) {
+  const auto root = plot_folder(dir);
   const std::size_t verification_points =
       write_curve(root / "det_verification.dat", verification_curve(inputs.pairs));
   const std::size_t identification_points =

@@ -6,6 +6,7 @@
 #include "frs/core/error.h"
 #include "frs/core/logfmt.h"
 #include "frs/core/text.h"
+#include "frs/service/report.h"
 #include "frs/service/services.h"
 #include "frs/v1/audit.grpc.pb.h"
 #include "frs/v1/tokens.grpc.pb.h"
@@ -90,7 +91,8 @@ class TokenService final : public pb::Tokens::Service {
 
 class AuditService final : public pb::Audit::Service {
  public:
-  explicit AuditService(AccessControl& access) : access_(access) {}
+  AuditService(AccessControl& access, const ReportSources& report)
+      : access_(access), report_(report) {}
 
   grpc::Status ListAuditRecords(grpc::ServerContext* context,
                                 const pb::ListAuditRecordsRequest* request,
@@ -129,6 +131,16 @@ class AuditService final : public pb::Audit::Service {
     });
   }
 
+  grpc::Status Report(grpc::ServerContext* context, const pb::ReportRequest* request,
+                      pb::AccountabilityReport* response) override {
+    return serve(access_, context, [&](Call& call) {
+      call.details()["from_ms"] = request->from_ms();
+      call.details()["to_ms"] = request->to_ms();
+      *response = build_report(access_.audit_log(), report_, request->from_ms(), request->to_ms(),
+                               now_unix_ms());
+    });
+  }
+
   grpc::Status VerifyAuditLog(grpc::ServerContext* context,
                               const pb::VerifyAuditLogRequest* request,
                               pb::VerifyAuditLogResponse* response) override {
@@ -162,6 +174,7 @@ class AuditService final : public pb::Audit::Service {
 
  private:
   AccessControl& access_;
+  ReportSources report_;
 };
 
 }  // namespace
@@ -170,8 +183,9 @@ std::unique_ptr<grpc::Service> make_token_service(AccessControl& access) {
   return std::make_unique<TokenService>(access);
 }
 
-std::unique_ptr<grpc::Service> make_audit_service(AccessControl& access) {
-  return std::make_unique<AuditService>(access);
+std::unique_ptr<grpc::Service> make_audit_service(AccessControl& access,
+                                                  const ReportSources& report) {
+  return std::make_unique<AuditService>(access, report);
 }
 
 }  // namespace frs::service

@@ -1,6 +1,9 @@
 // frs.v1.Evaluation: `frs eval` over gRPC, on photos the caller sends (nothing is stored).
 
+#include <google/protobuf/util/json_util.h>
+
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "frs/core/error.h"
@@ -84,6 +87,11 @@ class EvaluationService final : public pb::Evaluation::Service {
       call.details()["photos"] = request->photos_size();
       call.details()["identities"] = identities.size();
       fill(evaluation, response);
+      // The figures, for the accountability report ("the last recorded evaluation").
+      std::string figures;
+      if (google::protobuf::util::MessageToJsonString(*response, &figures).ok()) {
+        call.details()["results"] = nlohmann::json::parse(figures);
+      }
     });
   }
 

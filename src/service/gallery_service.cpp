@@ -460,6 +460,9 @@ class GalleryService final : public pb::Gallery::Service {
         call.target("faces", photo.face_id());
       }
       if (!photo.overridden().empty()) p["gate_overridden"] = photo.overridden();
+      if (!face.gate_override.empty() && photo.face_id() != 0) {
+        p["gate_override"] = face.gate_override;  // the refusal and the operator's reason
+      }
       call.details()["photos"].push_back(p);
     }
   }

@@ -102,7 +102,13 @@ Statement& Statement::bind_null(int i) {
 }
 
 Statement& Statement::bind_blob(int i, const void* data, std::size_t size) {
-  sqlite3_bind_blob(stmt_, i, data, static_cast<int>(size), SQLITE_TRANSIENT);
+  if (size == 0) {
+    // An empty vector's data() may be null, which SQLite binds as NULL, not as an empty
+    // blob: an alert whose face crop came out empty failed its NOT NULL column and was lost.
+    sqlite3_bind_zeroblob(stmt_, i, 0);
+  } else {
+    sqlite3_bind_blob(stmt_, i, data, static_cast<int>(size), SQLITE_TRANSIENT);
+  }
   return *this;
 }
 

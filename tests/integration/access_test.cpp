@@ -101,19 +101,9 @@ class AccessTest : public ::testing::Test {
     server_ = std::make_unique<Server>(root_ / "data", std::move(extra), std::move(client),
                                        std::move(listen_host));
   }
-  // A new token through the API; returns its secret.
   std::string create_token(const std::string& name, const std::string& role,
                            std::int64_t expires_at_ms = 0) {
-    auto tokens = pb::Tokens::NewStub(server_->channel());
-    grpc::ClientContext c;
-    pb::CreateTokenRequest r;
-    r.set_name(name);
-    r.set_role(role);
-    r.set_expires_at_ms(expires_at_ms);
-    pb::CreateTokenResponse response;
-    const auto status = tokens->CreateToken(&c, r, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.secret();
+    return server_->create_token(name, role, expires_at_ms);
   }
   std::vector<pb::AuditRecord> audit_rows(const std::string& method = "") {
     auto audit = pb::Audit::NewStub(server_->channel());

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "frs/core/clock.h"
 #include "frs/v1/gallery.grpc.pb.h"
 #include "frs/v1/live.grpc.pb.h"
+#include "frs/v1/tokens.grpc.pb.h"
 
 namespace frs::testing {
 
@@ -171,6 +173,21 @@ class Server {
   pb::Cameras::Stub& cameras() { return *cameras_; }
   pb::Alerts::Stub& alerts() { return *alerts_; }
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+
+  // A new token through the API; returns its secret.
+  std::string create_token(const std::string& name, const std::string& role,
+                           std::int64_t expires_at_ms = 0) {
+    auto tokens = pb::Tokens::NewStub(channel_);
+    grpc::ClientContext c;
+    pb::CreateTokenRequest r;
+    r.set_name(name);
+    r.set_role(role);
+    r.set_expires_at_ms(expires_at_ms);
+    pb::CreateTokenResponse response;
+    const auto status = tokens->CreateToken(&c, r, &response);
+    if (!status.ok()) throw std::runtime_error("CreateToken: " + status.error_message());
+    return response.secret();
+  }
 
   // Records an authorisation (basis policy, reference "test") for a watchlist, in force
   // from now for `lasting`: cameras match against it only while one is.

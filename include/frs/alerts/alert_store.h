@@ -64,14 +64,16 @@ struct AlertFilter {
   std::vector<std::string> watchlists;  // empty = all
   std::optional<float> max_distance;    // only alerts at most this far
   std::optional<ReviewState> review;    // only alerts in this state
+  std::int64_t detected_from_ms = 0;    // detected at or after this (0 = no bound)
+  std::int64_t detected_until_ms = 0;   // detected at or before this (0 = no bound)
   int limit = 100;                      // 1..1000
   bool with_images = false;             // load face_jpeg
 };
 
 // What one retention purge removed.
 struct AlertPurge {
-  std::int64_t alerts = 0;            // all removed, confirmed ones included
-  std::int64_t confirmed = 0;         // of those, confirmed
+  std::int64_t alerts = 0;                 // all removed, confirmed ones included
+  std::int64_t confirmed = 0;              // of those, confirmed
   std::int64_t first_id = 0, last_id = 0;  // range of the removed ids (0 when none)
 };
 

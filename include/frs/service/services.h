@@ -21,6 +21,7 @@
 #include "frs/live/camera_store.h"
 #include "frs/live/live_recognizer.h"
 #include "frs/service/access_control.h"
+#include "frs/service/report.h"
 #include "frs/vision/face_engine.h"
 
 namespace frs::service {
@@ -134,7 +135,9 @@ std::unique_ptr<grpc::Service> make_alert_service(AccessControl& access, AlertSt
 
 // Tokens (frs.v1.Tokens): make, list and revoke API tokens.
 std::unique_ptr<grpc::Service> make_token_service(AccessControl& access);
-// Audit (frs.v1.Audit): list the audit log's rows and verify its hash chain.
-std::unique_ptr<grpc::Service> make_audit_service(AccessControl& access);
+// Audit (frs.v1.Audit): list the audit log's rows, verify its hash chain, and the
+// accountability report (from the audit log and `report`'s stores).
+std::unique_ptr<grpc::Service> make_audit_service(AccessControl& access,
+                                                  const ReportSources& report = {});
 
 }  // namespace frs::service

@@ -1,9 +1,13 @@
-// frs audit verify|list (auditor and admin tokens).
+// frs audit verify|list|report (auditor and admin tokens).
 
+#include <google/protobuf/util/json_util.h>
+
+#include <cstdio>
 #include <iostream>
 
 #include "frs/auth/audit_log.h"
 #include "frs/core/time_text.h"
+#include "frs/eval/plot.h"
 #include "remote_common.h"
 
 namespace frs::cli {
@@ -29,6 +33,89 @@ json record_json(const pb::AuditRecord& r) {
           {"details", object(r.details_json())},
           {"previous_hash", r.previous_hash()},
           {"hash", r.hash()}};
+}
+
+std::string counts_text(const google::protobuf::RepeatedPtrField<pb::CountByKey>& counts) {
+  std::string text;
+  for (const auto& c : counts) {
+    text += (text.empty() ? "" : ", ") + c.key() + " " + std::to_string(c.count());
+  }
+  return text.empty() ? "none" : text;
+}
+
+std::string hours_text(double hours) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f h", hours);
+  return text;
+}
+
+std::string seconds_text(double seconds) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.0f s", seconds);
+  return text;
+}
+
+void print_report(const pb::AccountabilityReport& r) {
+  std::cout << "Accountability report " << format_utc_time(r.from_ms()) << " .. "
+            << format_utc_time(r.to_ms()) << " (generated " << format_utc_time(r.generated_at_ms())
+            << ")\n\n";
+  std::cout << "Searches of still images: " << r.searches() << " (" << r.searches_refused()
+            << " refused)\n"
+            << "  by purpose:   " << counts_text(r.searches_by_purpose()) << "\n"
+            << "  by watchlist: " << counts_text(r.searches_by_watchlist()) << "\n"
+            << "  by token:     " << counts_text(r.searches_by_token()) << "\n\n";
+  std::cout << "Live matching (camera x watchlist):\n";
+  if (r.live_matching_size() == 0) std::cout << "  none\n";
+  for (const auto& m : r.live_matching()) {
+    std::string basis;
+    for (const auto& a : m.authorizations()) basis += (basis.empty() ? "" : "; ") + a;
+    std::cout << "  " << m.camera() << " x " << m.watchlist() << ": " << hours_text(m.hours())
+              << " in " << m.sessions() << " session(s), on " << (basis.empty() ? "?" : basis)
+              << "\n";
+  }
+  std::cout << "\nAuthorisations in force during the period: "
+            << counts_text(r.authorizations_by_basis()) << "\n";
+  for (const auto& a : r.authorizations()) {
+    std::cout << "  " << (a.basis() == "exigent" ? "EXIGENT " : "") << a.watchlist() << ": "
+              << a.basis() << " " << a.reference()
+              << (a.issued_by().empty() ? "" : " issued by " + a.issued_by()) << ", "
+              << format_utc_time(a.valid_from_ms()) << " .. " << format_utc_time(a.valid_until_ms())
+              << " (" << hours_text(a.hours()) << "), recorded by " << a.recorded_by() << "\n";
+  }
+  std::cout << "\nAlerts raised: " << r.alerts_raised() << ": confirmed " << r.alerts_confirmed()
+            << ", rejected " << r.alerts_rejected() << ", still pending " << r.alerts_pending()
+            << " (confirmation needs " << r.confirmations_needed() << " people)\n"
+            << "  time to review: median " << seconds_text(r.review_delay_median_s()) << ", p95 "
+            << seconds_text(r.review_delay_p95_s()) << " (" << r.review_delays_s_size()
+            << " decided)\n";
+  if (r.alerts_purged() > 0) {
+    std::cout << "  purged by retention during the period: " << r.alerts_purged() << "\n";
+  }
+  std::cout << "Suppressions (known non-matches): made " << r.suppressions_made() << ", lifted "
+            << r.suppressions_lifted() << "\n\n";
+  std::cout << "Enrollments: " << r.enrollments() << " (" << r.faces_enrolled() << " faces), "
+            << r.gate_overrides_size() << " enrollment-gate override(s)\n";
+  for (const auto& g : r.gate_overrides()) {
+    std::cout << "  " << format_utc_time(g.time_ms()) << " " << g.token() << ", watchlist "
+              << g.watchlist_id() << ": " << g.gate_override() << "\n";
+  }
+  std::cout << "\nDescriptor model: " << r.descriptor_model() << "\n";
+  std::cout << "Thresholds (the server's ceiling " << r.max_distance_ceiling() << "):\n";
+  for (const auto& t : r.thresholds()) {
+    std::cout << "  " << t.watchlist() << ": max distance " << t.max_distance();
+    if (t.effective_max_distance() < t.max_distance()) {
+      std::cout << " (matched at " << t.effective_max_distance() << ")";
+    }
+    std::cout << ", " << (t.method().empty() ? "not recorded" : t.method())
+              << (t.data().empty() ? "" : " on " + t.data()) << ", " << t.identities()
+              << " identities" << (t.live_only() ? ", live-only" : "") << "\n";
+  }
+  if (r.last_evaluation_json().empty()) {
+    std::cout << "Last evaluation on this server: none recorded (frs eval --server records one)\n";
+  } else {
+    std::cout << "Last evaluation on this server (" << format_utc_time(r.last_evaluation_at_ms())
+              << "): " << r.last_evaluation_json() << "\n";
+  }
 }
 
 }  // namespace
@@ -108,6 +195,57 @@ void add_audit_commands(CLI::App& app, Action& action) {
                   << " rows before it are intact)\n";
       }
       return response.intact() ? 0 : 1;
+    });
+  });
+
+  static std::string report_from, report_to, plot_dir;
+  CLI::App* report = audit->add_subcommand(
+      "report",
+      "The accountability report of a period: searches, live matching, "
+      "authorisations, alerts and reviews, suppressions, enrollments, thresholds");
+  report->add_option("--from", report_from, "First day (UTC) or date-time")->required();
+  report->add_option("--to", report_to, "Last day (its end, UTC) or date-time")->required();
+  report->add_option("--plot", plot_dir,
+                     "Also draw alerts per day by outcome and the review delay into this folder "
+                     "(gnuplot)");
+  report->callback([run] {
+    run([] {
+      pb::ReportRequest request;
+      try {
+        request.set_from_ms(parse_utc_time(report_from, DateMeans::kStartOfDay, "--from"));
+        request.set_to_ms(parse_utc_time(report_to, DateMeans::kEndOfDay, "--to"));
+      } catch (const std::exception& e) {
+        throw RemoteError(e.what());
+      }
+      auto stub = pb::Audit::NewStub(connect(o));
+      pb::AccountabilityReport response;
+      check(stub->Report(context(600).get(), request, &response), o);
+      if (o.json_output) {
+        google::protobuf::util::JsonPrintOptions options;
+        options.always_print_primitive_fields = true;
+        options.preserve_proto_field_names = true;
+        std::string text;
+        (void)google::protobuf::util::MessageToJsonString(response, &text, options);
+        std::cout << text << "\n";
+      } else {
+        print_report(response);
+      }
+      if (!plot_dir.empty()) {
+        std::vector<AlertDayCounts> days;
+        for (const auto& d : response.alerts_per_day()) {
+          days.push_back({d.day(), d.confirmed(), d.rejected(), d.pending()});
+        }
+        try {
+          const auto files = write_report_plots(
+              plot_dir, days,
+              {response.review_delays_s().begin(), response.review_delays_s().end()},
+              report_from + " .. " + report_to);
+          for (const auto& f : files) std::cerr << "plot: " << f.string() << "\n";
+        } catch (const std::exception& e) {
+          throw RemoteError(e.what());
+        }
+      }
+      return 0;
     });
   });
 
