@@ -104,9 +104,9 @@ struct Services {
     search_service = service::make_search_service(access, gallery, engine(), options);
     eval_service = service::make_evaluation_service(access, engine(), options);
     camera_service = service::make_camera_service(access, live, cameras);
-    alert_service = service::make_alert_service(access, alerts, feed);
+    alert_service = service::make_alert_service(access, alerts, feed, {2, &gallery});
     token_service = service::make_token_service(access);
-    audit_service = service::make_audit_service(access);
+    audit_service = service::make_audit_service(access, {&alerts, &gallery, 2, "fuzz"});
     Watchlist w;
     w.name = "wanted";
     gallery.create_watchlist(w);
@@ -209,7 +209,7 @@ int requests(const std::uint8_t* data, std::size_t size) {
   using T = pb::Tokens::Service;
   using U = pb::Audit::Service;
   using E = pb::Evaluation::Service;
-  switch (data[0] % 24) {
+  switch (data[0] % 27) {
     case 0:
       serve_one<pb::CreateWatchlistRequest, pb::Watchlist, G>(
           *s.gallery_service, &G::CreateWatchlist, "/frs.v1.Gallery/CreateWatchlist", bytes);
@@ -312,6 +312,18 @@ int requests(const std::uint8_t* data, std::size_t size) {
     case 23:
       serve_one<pb::VerifyAuditLogRequest, pb::VerifyAuditLogResponse, U>(
           *s.audit_service, &U::VerifyAuditLog, "/frs.v1.Audit/VerifyAuditLog", bytes);
+      break;
+    case 24:
+      serve_one<pb::AuthorizeWatchlistRequest, pb::Authorization, G>(
+          *s.gallery_service, &G::AuthorizeWatchlist, "/frs.v1.Gallery/AuthorizeWatchlist", bytes);
+      break;
+    case 25:
+      serve_one<pb::LiftSuppressionRequest, pb::Suppression, G>(
+          *s.gallery_service, &G::LiftSuppression, "/frs.v1.Gallery/LiftSuppression", bytes);
+      break;
+    case 26:
+      serve_one<pb::ReportRequest, pb::AccountabilityReport, U>(*s.audit_service, &U::Report,
+                                                                "/frs.v1.Audit/Report", bytes);
       break;
   }
   return 0;

@@ -160,6 +160,20 @@ int main(int argc, char** argv) {
   verify.set_expected_seq(1);
   verify.set_expected_hash(std::string(64, 'a'));
   request(r, 23, verify);
+  pb::AuthorizeWatchlistRequest authorize;
+  authorize.set_watchlist("wanted");
+  authorize.set_basis("exigent");
+  authorize.set_reference("E-1");
+  authorize.set_valid_until_ms(4'000'000'000'000);
+  request(r, 24, authorize);
+  pb::LiftSuppressionRequest lift;
+  lift.set_id(1);
+  lift.set_reason("seed reason");
+  request(r, 25, lift);
+  pb::ReportRequest report;
+  report.set_from_ms(0);
+  report.set_to_ms(4'000'000'000'000);
+  request(r, 26, report);
 
   write(out / "config" / "full.yaml",
         "listen: 127.0.0.1:50051\nthreads: 2\nindex-type: HNSW32\nalert-votes: 2\n"
@@ -167,6 +181,9 @@ int main(int argc, char** argv) {
         "    url: rtsp://127.0.0.1:9/door\n    watchlists: [wanted]\n    fps: 5\n"
         "    rtsp-transport: udp\n    region: [0, 200, 1920, 880]\n");
   write(out / "config" / "small.yaml", "default-max-distance: 0.42\n");
+  write(out / "config" / "oversight.yaml",
+        "confirmations: 3\nmax-distance-ceiling: 0.5\nsearch-authorization: always\n"
+        "alert-retention-days: 7\naudit-retention-days: 3650\n");
   write(out / "eval_csv" / "pairs",
         std::string(1, '\0') + "file_a,file_b,same\na.jpg,b.jpg,1\nc.jpg,d.jpg,no\n");
   write(out / "eval_csv" / "groups", std::string(1, '\1') + "identity,group\nalice,g1\nbob,g2\n");

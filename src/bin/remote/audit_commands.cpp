@@ -111,7 +111,7 @@ void print_report(const pb::AccountabilityReport& r) {
               << " identities" << (t.live_only() ? ", live-only" : "") << "\n";
   }
   if (r.last_evaluation_json().empty()) {
-    std::cout << "Last evaluation on this server: none recorded (frs eval --server records one)\n";
+    std::cout << "Last evaluation on this server: none recorded (the Evaluate RPC records one)\n";
   } else {
     std::cout << "Last evaluation on this server (" << format_utc_time(r.last_evaluation_at_ms())
               << "): " << r.last_evaluation_json() << "\n";
