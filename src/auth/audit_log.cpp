@@ -81,8 +81,7 @@ class SqliteAuditLog final : public AuditLog {
       // Only a prefix of the chain goes, so what is left is still one unbroken chain.
       Statement first_kept(db_, "SELECT MIN(seq) FROM audit WHERE time_ms >= ?");
       first_kept.bind(1, before_ms).step();
-      const std::int64_t through =
-          first_kept.is_null(0) ? head_.seq : first_kept.integer(0) - 1;
+      const std::int64_t through = first_kept.is_null(0) ? head_.seq : first_kept.integer(0) - 1;
       Statement last(db_, "SELECT seq, hash FROM audit WHERE seq <= ? ORDER BY seq DESC LIMIT 1");
       last.bind(1, through);
       if (!last.step()) return std::nullopt;
@@ -212,9 +211,9 @@ class SqliteAuditLog final : public AuditLog {
       head_ = read_head();
     } catch (const std::exception&) {
     }
-    return Error(ErrorCode::kUnavailable,
-                 std::string("the audit log cannot be written, so the call was refused: ") +
-                     e.what());
+    return Error(
+        ErrorCode::kUnavailable,
+        std::string("the audit log cannot be written, so the call was refused: ") + e.what());
   }
 
   AuditHead read_head() {
@@ -293,9 +292,13 @@ bool AuditChainChecker::add(const AuditRecord& row) {
   result_.head = {row.seq, row.hash};
   ++result_.rows_checked;
   if (purged_ && row.method == kAuditPurgedEvent) {
+    // A row edited outside frs may hold anything: only the expected types count.
     const auto details = nlohmann::json::parse(row.details_json, nullptr, false);
-    if (details.is_object() && details.value("purged_through_seq", std::int64_t{0}) == purged_->seq &&
-        details.value("purged_through_hash", std::string()) == purged_->hash) {
+    if (details.is_object() && details.contains("purged_through_seq") &&
+        details["purged_through_seq"].is_number_integer() &&
+        details["purged_through_seq"].get<std::int64_t>() == purged_->seq &&
+        details.contains("purged_through_hash") && details["purged_through_hash"].is_string() &&
+        details["purged_through_hash"].get<std::string>() == purged_->hash) {
       purge_recorded_ = true;
     }
   }

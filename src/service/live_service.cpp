@@ -424,6 +424,7 @@ class AlertService final : public pb::Alerts::Service {
   // before descriptors were kept).
   int record_suppressions(const Alert& rejected, Call& call) {
     const auto full = alerts_.get(rejected.id, false);
+    if (!full) return 0;  // purged by retention meanwhile
     std::vector<Suppression> add;
     for (const auto& descriptor : {full->face_descriptor, full->track_descriptor}) {
       if (!descriptor) continue;
