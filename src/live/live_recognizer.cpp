@@ -316,20 +316,22 @@ void LiveRecognizer::refresh_matching() {
       before = it->second->matching;
       it->second->matching = set.matching;
     }
-    const auto has = [](const std::vector<Watchlist>& list, const std::string& w) {
-      return std::any_of(list.begin(), list.end(), [&](const Watchlist& x) { return x.name == w; });
+    // By id: a watchlist deleted and created again under its name is another watchlist.
+    const auto has = [](const std::vector<Watchlist>& list, const Watchlist& w) {
+      return std::any_of(list.begin(), list.end(),
+                         [&](const Watchlist& x) { return x.id == w.id; });
     };
     const auto listed = [](const std::vector<std::string>& list, const std::string& w) {
       return std::find(list.begin(), list.end(), w) != list.end();
     };
     std::map<std::string, std::vector<std::string>> stopped, started;  // by reason
     for (const Watchlist& w : before) {
-      if (has(set.matching, w.name)) continue;
+      if (has(set.matching, w)) continue;
       stopped[listed(set.unauthorized, w.name) ? "authorisation expired" : "watchlist deleted"]
           .push_back(w.name);
     }
     for (const Watchlist& w : set.matching) {
-      if (!has(before, w.name)) started["authorised"].push_back(w.name);
+      if (!has(before, w)) started["authorised"].push_back(w.name);
     }
     for (const auto& [reason, names] : stopped) {
       tell_matching({name, false, names, reason});

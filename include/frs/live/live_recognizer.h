@@ -158,9 +158,7 @@ class LiveRecognizer {
     std::vector<std::string> missing, unauthorized;
   };
   MatchingSet matching_set(const CameraConfig& config, std::int64_t at_ms) const;
-  void update_matching(const std::string& camera_name, std::vector<std::string> now_matching,
-                       const MatchingSet& why);
-  void monitor();
+  void monitor();  // refresh_matching() every second until stopping_
 
   const FaceEngine& engine_;
   Gallery& gallery_;
