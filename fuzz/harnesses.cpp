@@ -209,7 +209,7 @@ int requests(const std::uint8_t* data, std::size_t size) {
   using T = pb::Tokens::Service;
   using U = pb::Audit::Service;
   using E = pb::Evaluation::Service;
-  switch (data[0] % 27) {
+  switch (data[0] % 28) {
     case 0:
       serve_one<pb::CreateWatchlistRequest, pb::Watchlist, G>(
           *s.gallery_service, &G::CreateWatchlist, "/frs.v1.Gallery/CreateWatchlist", bytes);
@@ -324,6 +324,11 @@ int requests(const std::uint8_t* data, std::size_t size) {
     case 26:
       serve_one<pb::ReportRequest, pb::AccountabilityReport, U>(*s.audit_service, &U::Report,
                                                                 "/frs.v1.Audit/Report", bytes);
+      break;
+    case 27:
+      serve_one<pb::SetWatchlistLiveOnlyRequest, pb::Watchlist, G>(
+          *s.gallery_service, &G::SetWatchlistLiveOnly, "/frs.v1.Gallery/SetWatchlistLiveOnly",
+          bytes);
       break;
   }
   return 0;

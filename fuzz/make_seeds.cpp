@@ -174,6 +174,10 @@ int main(int argc, char** argv) {
   report.set_from_ms(0);
   report.set_to_ms(4'000'000'000'000);
   request(r, 26, report);
+  pb::SetWatchlistLiveOnlyRequest live_only;
+  live_only.set_name("wanted");
+  live_only.set_live_only(true);
+  request(r, 27, live_only);
 
   write(out / "config" / "full.yaml",
         "listen: 127.0.0.1:50051\nthreads: 2\nindex-type: HNSW32\nalert-votes: 2\n"

@@ -35,6 +35,7 @@ constexpr MethodAccess kTable[] = {
     {"/frs.v1.Gallery/ListIdentities", {kAdmin, kOperator}},
     {"/frs.v1.Gallery/ListWatchlists", {kAdmin, kOperator}},
     {"/frs.v1.Gallery/RemoveIdentity", {kAdmin, kOperator}},
+    {"/frs.v1.Gallery/SetWatchlistLiveOnly", {kAdmin, kOperator}},
     {"/frs.v1.Gallery/UpdateWatchlistThreshold", {kAdmin, kOperator}},
     {"/frs.v1.Search/Compare", {kAdmin, kOperator, kInvestigator}},
     {"/frs.v1.Search/Search", {kAdmin, kOperator, kInvestigator}, true},

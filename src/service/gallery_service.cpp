@@ -295,6 +295,19 @@ class GalleryService final : public pb::Gallery::Service {
     });
   }
 
+  grpc::Status SetWatchlistLiveOnly(grpc::ServerContext* context,
+                                    const pb::SetWatchlistLiveOnlyRequest* request,
+                                    pb::Watchlist* response) override {
+    return serve(access_, context, [&](Call& call) {
+      call.target("watchlist_names", request->name());
+      call.details()["live_only"] = request->live_only();
+      gallery_.store().set_live_only(request->name(), request->live_only());
+      const Watchlist w = require_watchlist(gallery_.store(), request->name());
+      call.target("watchlists", w.id);
+      to_proto(gallery_, w, response);
+    });
+  }
+
   grpc::Status LiftSuppression(grpc::ServerContext* context,
                                const pb::LiftSuppressionRequest* request,
                                pb::Suppression* response) override {

@@ -478,6 +478,24 @@ TEST_F(OversightTest, SearchesOfLiveOnlyWatchlistsNeedAnAuthorisation) {
       frs() + "watchlist authorize open --basis warrant --reference W-1 --until 12/31/2099");
   EXPECT_EQ(code, 1) << out;
 
+  // Marked live-only later, through the CLI: its searches need one from then on.
+  std::tie(code, out) = run_command(frs() + "watchlist update open --live-only on");
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("live-only yes"), std::string::npos) << out;
+  status = search({"open"}, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::OK) << "open has an authorisation (W-9)";
+  ASSERT_TRUE(create_watchlist("plain", 0.5f).ok());
+  std::tie(code, out) = run_command(frs() + "watchlist update plain --live-only on --json");
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_TRUE(nlohmann::json::parse(out)["live_only"].get<bool>());
+  EXPECT_EQ(search({"plain"}, &response).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  std::tie(code, out) = run_command(frs() + "watchlist update plain --live-only off");
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_TRUE(search({"plain"}, &response).ok());
+  std::tie(code, out) = run_command(frs() + "watchlist update plain");
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("say what to change"), std::string::npos) << out;
+
   server_.reset();
   start({"--search-authorization", "always"});
   ASSERT_TRUE(create_watchlist("fresh", 0.5f).ok());

@@ -195,26 +195,43 @@ void add_watchlist_commands(CLI::App& app, Action& action) {
       return 0;
     });
   });
-  CLI::App* update = watchlist->add_subcommand("update", "Change a watchlist's threshold");
+  static std::string live_only_setting;
+  CLI::App* update =
+      watchlist->add_subcommand("update", "Change a watchlist's threshold or live-only setting");
   update->add_option("name", name, "Watchlist name")->required();
   update
       ->add_option("--max-distance", max_distance,
                    "New match threshold (distance, lower = stricter)")
-      ->check(CLI::Range(0.01f, 4.0f))
-      ->required();
+      ->check(CLI::Range(0.01f, 4.0f));
+  update
+      ->add_option("--live-only", live_only_setting,
+                   "on: still-image searches of it need an authorisation in force too; off: not")
+      ->check(CLI::IsMember({"on", "off"}));
   update->callback([run] {
     run([] {
+      if (max_distance == 0 && live_only_setting.empty()) {
+        throw RemoteError("say what to change: --max-distance D and/or --live-only on|off");
+      }
       auto stub = pb::Gallery::NewStub(connect(o));
-      pb::UpdateWatchlistThresholdRequest request;
-      request.set_name(name);
-      request.set_max_distance(max_distance);
       pb::Watchlist response;
-      check(stub->UpdateWatchlistThreshold(context().get(), request, &response), o);
+      if (max_distance != 0) {
+        pb::UpdateWatchlistThresholdRequest request;
+        request.set_name(name);
+        request.set_max_distance(max_distance);
+        check(stub->UpdateWatchlistThreshold(context().get(), request, &response), o);
+      }
+      if (!live_only_setting.empty()) {
+        pb::SetWatchlistLiveOnlyRequest request;
+        request.set_name(name);
+        request.set_live_only(live_only_setting == "on");
+        check(stub->SetWatchlistLiveOnly(context().get(), request, &response), o);
+      }
       if (o.json_output) {
         std::cout << watchlist_json(response).dump() << "\n";
       } else {
         std::cout << "watchlist " << response.name() << ": max distance now "
-                  << response.max_distance() << "\n";
+                  << response.max_distance() << ", live-only "
+                  << (response.live_only() ? "yes" : "no") << "\n";
       }
       return 0;
     });
