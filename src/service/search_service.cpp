@@ -1,7 +1,10 @@
+#include <algorithm>
+
 #include "frs/core/clock.h"
 #include "frs/core/digest.h"
 #include "frs/core/error.h"
 #include "frs/core/text.h"
+#include "frs/core/text_fields.h"
 #include "frs/service/services.h"
 #include "frs/v1/gallery.grpc.pb.h"
 #include "proto_convert.h"
@@ -41,6 +44,7 @@ class SearchService final : public pb::Search::Service {
       std::vector<std::string> watchlists(request->watchlists().begin(),
                                           request->watchlists().end());
       for (const std::string& w : watchlists) call.target("watchlist_names", w);
+      const bool named_by_caller = !watchlists.empty();
       watchlists = authorized_targets(watchlists, call, response);
       std::vector<Embedding> queries;
       std::vector<Face> faces;
@@ -71,7 +75,7 @@ class SearchService final : public pb::Search::Service {
       } else {
         throw Error(ErrorCode::kInvalidArgument, "give an image or descriptors to search with");
       }
-      const auto results = gallery_.search(queries, watchlists, top_k, max_distance);
+      const auto results = search_all(queries, watchlists, top_k, max_distance, named_by_caller);
       for (std::size_t i = 0; i < results.size(); ++i) {
         pb::FaceResult* face = response->add_faces();
         if (i < faces.size()) {
@@ -125,6 +129,8 @@ class SearchService final : public pb::Search::Service {
                                               pb::SearchResponse* response) {
     using Rule = ServiceOptions::SearchAuthorization;
     if (options_.search_authorization == Rule::kNever) return named;
+    // Too many names: Gallery::search refuses them before any is looked up.
+    if (named.size() > fields::kMaxNamesPerList) return named;
     const std::int64_t now = now_unix_ms();
     const auto needs = [&](const Watchlist& w) {
       return (options_.search_authorization == Rule::kAlways || w.live_only) &&
@@ -151,13 +157,44 @@ class SearchService final : public pb::Search::Service {
         targets.push_back(w.name);
       }
     }
+    if (response->skipped_watchlists_size() == 0) return {};  // all of them, as asked
     // An empty list would mean every watchlist: with none searchable the search is refused.
-    if (targets.empty() && response->skipped_watchlists_size() > 0) {
+    if (targets.empty()) {
       throw Error(ErrorCode::kFailedPrecondition,
                   "no watchlist may be searched: every one needs an authorisation in force "
                   "(frs watchlist authorize)");
     }
     return targets;
+  }
+
+  // Gallery::search, over any number of named watchlists (it takes at most
+  // fields::kMaxNamesPerList at once): in chunks, merged nearest first.
+  std::vector<std::vector<Candidate>> search_all(std::span<const Embedding> queries,
+                                                 const std::vector<std::string>& watchlists,
+                                                 int top_k, std::optional<float> max_distance,
+                                                 bool named_by_caller) {
+    if (named_by_caller || watchlists.size() <= fields::kMaxNamesPerList) {
+      return gallery_.search(queries, watchlists, top_k, max_distance);
+    }
+    std::vector<std::vector<Candidate>> merged(queries.size());
+    for (std::size_t from = 0; from < watchlists.size(); from += fields::kMaxNamesPerList) {
+      const std::vector<std::string> chunk(
+          watchlists.begin() + static_cast<std::ptrdiff_t>(from),
+          watchlists.begin() + static_cast<std::ptrdiff_t>(
+                                   std::min(watchlists.size(), from + fields::kMaxNamesPerList)));
+      const auto part = gallery_.search(queries, chunk, top_k, max_distance);
+      for (std::size_t q = 0; q < part.size(); ++q) {
+        merged[q].insert(merged[q].end(), part[q].begin(), part[q].end());
+      }
+    }
+    for (auto& list : merged) {
+      std::stable_sort(list.begin(), list.end(), [](const Candidate& a, const Candidate& b) {
+        return a.distance < b.distance;
+      });
+      if (list.size() > static_cast<std::size_t>(top_k))
+        list.resize(static_cast<std::size_t>(top_k));
+    }
+    return merged;
   }
 
   AccessControl& access_;

@@ -497,10 +497,23 @@ TEST_F(OversightTest, SearchesOfLiveOnlyWatchlistsNeedAnAuthorisation) {
   EXPECT_NE(out.find("say what to change"), std::string::npos) << out;
 
   server_.reset();
-  start({"--search-authorization", "always"});
+  start({"--search-authorization", "always", "--rate-limit", "0"});
   ASSERT_TRUE(create_watchlist("fresh", 0.5f).ok());
   status = search({"fresh"}, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << status.error_message();
+  // More watchlists than a search may name (100), two of them unauthorised ("plain" from
+  // before, and "fresh"): a search of all searches the others (in chunks) and skips those.
+  for (int i = 0; i < 101; ++i) {
+    const std::string name = "w" + std::to_string(i);
+    ASSERT_TRUE(create_watchlist(name, 0.5f).ok());
+    ASSERT_TRUE(server_->authorize(name).ok());
+  }
+  response.Clear();
+  status = search({}, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.skipped_watchlists_size(), 2);
+  EXPECT_EQ(response.skipped_watchlists(0), "fresh");
+  EXPECT_EQ(response.skipped_watchlists(1), "plain");
 }
 
 }  // namespace
