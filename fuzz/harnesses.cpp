@@ -106,7 +106,8 @@ struct Services {
     camera_service = service::make_camera_service(access, live, cameras);
     alert_service = service::make_alert_service(access, alerts, feed, {2, &gallery});
     token_service = service::make_token_service(access);
-    audit_service = service::make_audit_service(access, {&alerts, &gallery, 2, "fuzz"});
+    audit_service = service::make_audit_service(
+        access, {&alerts, &gallery, 2, [] { return std::string("fuzz"); }});
     Watchlist w;
     w.name = "wanted";
     gallery.create_watchlist(w);

@@ -337,7 +337,9 @@ int main(int argc, char** argv) {
     report_sources.alerts = &alerts;
     report_sources.gallery = &gallery;
     report_sources.confirmations = config.confirmations;
-    report_sources.descriptor_model = descriptor_model_name(config.models_dir);
+    report_sources.descriptor_model = [models = config.models_dir] {
+      return descriptor_model_name(models);
+    };
     auto audit_service = frs::service::make_audit_service(access, report_sources);
 
     grpc::EnableDefaultHealthCheckService(true);

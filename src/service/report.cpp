@@ -284,7 +284,7 @@ pb::AccountabilityReport build_report(AuditLog& audit, const ReportSources& sour
   report.set_to_ms(to_ms);
   report.set_generated_at_ms(now_ms);
   report.set_confirmations_needed(sources.confirmations);
-  report.set_descriptor_model(sources.descriptor_model);
+  if (sources.descriptor_model) report.set_descriptor_model(sources.descriptor_model());
   add_calls(audit, from_ms, to_ms, &report);
   add_live_matching(audit, from_ms, to_ms, now_ms, &report);
   if (sources.alerts != nullptr) add_alerts(*sources.alerts, from_ms, to_ms, &report);

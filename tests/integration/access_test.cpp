@@ -105,16 +105,6 @@ class AccessTest : public ::testing::Test {
                            std::int64_t expires_at_ms = 0) {
     return server_->create_token(name, role, expires_at_ms);
   }
-  std::vector<pb::AuditRecord> audit_rows(const std::string& method = "") {
-    auto audit = pb::Audit::NewStub(server_->channel());
-    grpc::ClientContext c;
-    pb::ListAuditRecordsRequest r;
-    r.set_method(method);
-    r.set_page_size(10000);
-    pb::ListAuditRecordsResponse response;
-    EXPECT_TRUE(audit->ListAuditRecords(&c, r, &response).ok());
-    return {response.records().begin(), response.records().end()};
-  }
 
   ScopedTempDir root_{"access"};
   std::unique_ptr<Server> server_;
@@ -444,7 +434,7 @@ TEST_F(AccessTest, AuditRowsSayWhoWhatWhyAndHowAndAFailedWriteFailsTheCall) {
       run_command("FRS_TOKEN_FILE= FRS_TOKEN=" + investigator + " " + frs + "watchlist list");
   EXPECT_EQ(code, 1);
 
-  const auto searches = audit_rows("Search");
+  const auto searches = server_->audit_rows("Search");
   ASSERT_EQ(searches.size(), 1u);
   const pb::AuditRecord& search = searches[0];
   EXPECT_EQ(search.token(), "det.jones");
@@ -458,12 +448,12 @@ TEST_F(AccessTest, AuditRowsSayWhoWhatWhyAndHowAndAFailedWriteFailsTheCall) {
   EXPECT_EQ(parsed(search.targets_json())["identities"], nlohmann::json::array({identity}));
   EXPECT_EQ(search.details_json().find("Obama"), std::string::npos) << "names belong in the store";
 
-  const auto enrolls = audit_rows("Enroll");
+  const auto enrolls = server_->audit_rows("Enroll");
   ASSERT_EQ(enrolls.size(), 1u);
   EXPECT_EQ(enrolls[0].token(), "admin");
   EXPECT_EQ(enrolls[0].purpose(), "case W-2026-113");
   EXPECT_EQ(parsed(enrolls[0].targets_json())["identities"], nlohmann::json::array({identity}));
-  const auto denied = audit_rows("ListWatchlists");
+  const auto denied = server_->audit_rows("ListWatchlists");
   ASSERT_FALSE(denied.empty());
   EXPECT_EQ(denied.back().token(), "det.jones");
   EXPECT_EQ(denied.back().outcome(), static_cast<int>(grpc::StatusCode::PERMISSION_DENIED));
@@ -635,8 +625,8 @@ TEST_F(AccessTest, CameraSourcesAreLimitedAndTheirCredentialsNeverShown) {
   refused((media / "clip.mp4").string(), "none is set");
 
   // The matching sessions are in the audit log, with the reference database as it was.
-  const auto started = audit_rows("camera.matching_started");
-  const auto stopped = audit_rows("camera.matching_stopped");
+  const auto started = server_->audit_rows("camera.matching_started");
+  const auto stopped = server_->audit_rows("camera.matching_stopped");
   ASSERT_GE(started.size(), 2u);
   EXPECT_EQ(started[0].token(), "frs-server");
   EXPECT_EQ(parsed(started[0].targets_json())["cameras"], nlohmann::json::array({"clip"}));

@@ -102,16 +102,6 @@ class OversightTest : public ::testing::Test {
     }
     return {};
   }
-  std::vector<pb::AuditRecord> audit_rows(const std::string& method) {
-    auto audit = pb::Audit::NewStub(server_->channel());
-    grpc::ClientContext c;
-    pb::ListAuditRecordsRequest r;
-    r.set_method(method);
-    r.set_page_size(10000);
-    pb::ListAuditRecordsResponse response;
-    EXPECT_TRUE(audit->ListAuditRecords(&c, r, &response).ok());
-    return {response.records().begin(), response.records().end()};
-  }
   std::string frs() const { return std::string(FRS_CLI) + " --server " + server_->address() + " "; }
 
   ScopedTempDir root_{"oversight"};
@@ -145,7 +135,7 @@ TEST_F(OversightTest, LiveMatchingStopsWhenTheAuthorisationExpiresAndResumesWhen
   auto [code, out] = run_command(frs() + "watchlist show wanted");
   EXPECT_EQ(code, 0) << out;
   EXPECT_NE(out.find("live matching stopped"), std::string::npos) << out;
-  const auto rows = audit_rows("camera.matching_stopped");
+  const auto rows = server_->audit_rows("camera.matching_stopped");
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(nlohmann::json::parse(rows[0].details_json())["reason"], "authorisation expired");
   EXPECT_GE(rows[0].time_ms(), short_one.valid_until_ms());
@@ -169,7 +159,7 @@ TEST_F(OversightTest, LiveMatchingStopsWhenTheAuthorisationExpiresAndResumesWhen
   EXPECT_NE(out.find("W-2026-113"), std::string::npos) << out;
   std::this_thread::sleep_for(1500ms);
   EXPECT_EQ(stage_camera().matching_watchlists_size(), 1);
-  const auto started = audit_rows("camera.matching_started");
+  const auto started = server_->audit_rows("camera.matching_started");
   ASSERT_EQ(started.size(), 2u);
   const auto again = nlohmann::json::parse(started[1].details_json());
   EXPECT_EQ(again["reason"], "authorised");
@@ -247,7 +237,7 @@ TEST_F(OversightTest, ARejectedMatchDoesNotComeBackAndConfirmationNeedsTwoPeople
   ASSERT_EQ(shown["suppressions"].size(), 2u) << out;  // the face and the track's fusion
   EXPECT_EQ(shown["suppressions"][0]["alert_id"], false_match.id());
   EXPECT_EQ(shown["suppressions"][0]["created_by"], "ana");
-  const auto made = audit_rows("ReviewAlert");
+  const auto made = server_->audit_rows("ReviewAlert");
   ASSERT_FALSE(made.empty());
   EXPECT_EQ(nlohmann::json::parse(made.back().details_json())["suppressions"], 2);
 
@@ -332,7 +322,7 @@ TEST_F(OversightTest, ARejectedMatchDoesNotComeBackAndConfirmationNeedsTwoPeople
   ASSERT_EQ(code, 0) << out;
   std::tie(code, out) = run_command(frs() + "identity show " + std::to_string(wrong) + " --json");
   EXPECT_EQ(nlohmann::json::parse(out)["suppressions"].size(), 1u);
-  EXPECT_EQ(audit_rows("LiftSuppression").size(), 2u);  // the refused one and the lift
+  EXPECT_EQ(server_->audit_rows("LiftSuppression").size(), 2u);  // the refused one and the lift
 
   // The accountability report counts exactly this scenario, for an auditor.
   const std::string auditor = server_->create_token("audra", "auditor");

@@ -21,6 +21,7 @@
 #include "frs/auth/tokens.h"
 #include "frs/client/channel.h"
 #include "frs/core/clock.h"
+#include "frs/v1/audit.grpc.pb.h"
 #include "frs/v1/gallery.grpc.pb.h"
 #include "frs/v1/live.grpc.pb.h"
 #include "frs/v1/tokens.grpc.pb.h"
@@ -187,6 +188,19 @@ class Server {
     const auto status = tokens->CreateToken(&c, r, &response);
     if (!status.ok()) throw std::runtime_error("CreateToken: " + status.error_message());
     return response.secret();
+  }
+
+  // The audit log's rows (all, or of one method or event), oldest first, as an admin.
+  std::vector<pb::AuditRecord> audit_rows(const std::string& method = "") {
+    auto audit = pb::Audit::NewStub(channel_);
+    grpc::ClientContext c;
+    pb::ListAuditRecordsRequest r;
+    r.set_method(method);
+    r.set_page_size(10000);
+    pb::ListAuditRecordsResponse response;
+    const auto status = audit->ListAuditRecords(&c, r, &response);
+    if (!status.ok()) throw std::runtime_error("ListAuditRecords: " + status.error_message());
+    return {response.records().begin(), response.records().end()};
   }
 
   // Records an authorisation (basis policy, reference "test") for a watchlist, in force

@@ -119,7 +119,7 @@ TEST_F(ReportTest, CountsAreThoseOfTheScriptedPeriod) {
   alerts_.review(rejected, ReviewState::kRejected, "", "ben", 1);
   alerts_.append(alert_at(t0_ + 2 * kDay));
 
-  ReportSources sources{&alerts_, gallery_.get(), 2, "dlib-resnet-v1"};
+  ReportSources sources{&alerts_, gallery_.get(), 2, [] { return std::string("dlib-resnet-v1"); }};
   const auto r = build_report(*audit_, sources, t0_, to_, now_unix_ms());
   EXPECT_EQ(r.searches(), 4);
   EXPECT_EQ(r.searches_refused(), 1);

@@ -5,6 +5,7 @@
 // resets. Washington's RCW 43.386 asks an agency for such a report every year.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "frs/alerts/alert_store.h"
@@ -18,7 +19,9 @@ struct ReportSources {
   AlertStore* alerts = nullptr;  // null: no alert figures
   Gallery* gallery = nullptr;    // null: no authorisations or thresholds
   int confirmations = 2;
-  std::string descriptor_model;  // name and checksum of the descriptor model
+  // Names the descriptor model with its checksum; asked per report (hashing the model file
+  // is work a report can afford and start-up should not do). Empty: not named.
+  std::function<std::string()> descriptor_model;
 };
 
 // The report of [from_ms, to_ms] as of `now_ms`. kInvalidArgument when to_ms < from_ms.
