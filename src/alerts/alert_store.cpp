@@ -109,15 +109,13 @@ Alert read_alert(const Statement& s) {
 std::optional<Embedding> descriptor_from(const Statement& s, int column) {
   if (s.is_null(column)) return std::nullopt;
   const std::vector<std::uint8_t> bytes = s.blob(column);
-  Embedding e{};
-  if (bytes.size() != sizeof e) return std::nullopt;  // not one this build can compare
-  std::memcpy(e.data(), bytes.data(), sizeof e);
-  return e;
+  if (bytes.empty()) return std::nullopt;
+  return embedding_from_bytes(bytes, "an alert's stored descriptor");
 }
 
 void bind_descriptor(Statement& s, int at, const std::optional<Embedding>& e) {
   if (e) {
-    s.bind_blob(at, e->data(), sizeof *e);
+    s.bind_blob(at, e->data(), e->size() * sizeof(float));
   } else {
     s.bind_null(at);
   }

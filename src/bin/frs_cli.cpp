@@ -28,7 +28,14 @@ struct CommonOptions {
   std::uint64_t max_pixels = frs::ImageLimits{}.max_pixels;
   bool flip_average = false;
   int jitter = 0;
+  std::string descriptor = std::string(frs::kDefaultDescriptorId);
 };
+
+std::vector<std::string> descriptor_ids() {
+  std::vector<std::string> ids;
+  for (const frs::DescriptorModel& m : frs::descriptor_models()) ids.emplace_back(m.id);
+  return ids;
+}
 
 void add_common_options(CLI::App& cmd, CommonOptions& o) {
   cmd.add_flag("--json", o.json_output, "One JSON object per input image per line");
@@ -36,6 +43,11 @@ void add_common_options(CLI::App& cmd, CommonOptions& o) {
       ->capture_default_str();
   cmd.add_option("--detector", o.detector, "Face detector: blazeface or hog")
       ->check(CLI::IsMember({"blazeface", "hog"}))
+      ->capture_default_str();
+  cmd.add_option(
+         "--descriptor", o.descriptor,
+         "Descriptor model: " + frs::descriptor_model_ids() + " (docs/accuracy.md compares them)")
+      ->check(CLI::IsMember(descriptor_ids()))
       ->capture_default_str();
   cmd.add_option("--min-score", o.min_score,
                  "Detection threshold (BlazeFace probability, default 0.5; HOG margin, default 0)");
@@ -68,6 +80,7 @@ frs::FaceEngineOptions engine_options(const CommonOptions& o) {
   e.limits.max_pixels = o.max_pixels;
   e.flip_average = o.flip_average;
   e.jitter = o.jitter;
+  e.descriptor = o.descriptor;
   return e;
 }
 
@@ -143,6 +156,7 @@ int run_faces(const CommonOptions& o, const std::vector<std::string>& images, bo
       const std::vector<frs::Face> faces = engine.analyze(bgr, embed);
       if (o.json_output) {
         json line = {{"image", path}, {"faces", json::array()}};
+        if (embed) line["descriptor"] = engine.descriptor_model().id;
         for (const frs::Face& f : faces) line["faces"].push_back(face_json(f, embed));
         std::cout << line.dump() << "\n";
       } else {
@@ -164,6 +178,7 @@ int run_faces(const CommonOptions& o, const std::vector<std::string>& images, bo
 int run_compare(const CommonOptions& o, const std::string& a, const std::string& b,
                 float max_distance) {
   const frs::FaceEngine engine(engine_options(o));
+  if (max_distance == 0) max_distance = engine.descriptor_model().calibration.verify_max_distance;
   auto largest_face = [&](const std::string& path) {
     const cv::Mat bgr = frs::load_image(path, engine.options().limits);
     std::vector<frs::Face> faces = engine.analyze(bgr, true);
@@ -184,6 +199,7 @@ int run_compare(const CommonOptions& o, const std::string& a, const std::string&
                       {"image_b", b},
                       {"distance", round_to(d, 1e-4)},
                       {"max_distance", round_to(max_distance, 1e-4)},
+                      {"descriptor", engine.descriptor_model().id},
                       {"same_person", same},
                       {"face_a", face_json(face_a, false)},
                       {"face_b", face_json(face_b, false)}}
@@ -213,21 +229,22 @@ int main(int argc, char** argv) {
   detect->add_option("--annotate", annotate_path, "Write the image with boxes drawn to this file");
   add_common_options(*detect, common);
 
-  CLI::App* embed = app.add_subcommand("embed", "Also compute each face's 128-D descriptor");
+  CLI::App* embed = app.add_subcommand(
+      "embed", "Also compute each face's descriptor (128 values for dlib-resnet-v1), as matched");
   embed->add_option("images", images, "Image files")->required();
   add_common_options(*embed, common);
 
   std::string image_a, image_b;
-  float max_distance = frs::kDefaultMaxDistance;
+  float max_distance = 0;  // the model's own verification threshold
   CLI::App* compare =
       app.add_subcommand("compare", "Distance between the largest faces of two images");
   compare->add_option("image_a", image_a, "First image")->required();
   compare->add_option("image_b", image_b, "Second image")->required();
   compare
       ->add_option("--max-distance", max_distance,
-                   "same_person when distance is under this (dlib's 1:1 value 0.6)")
-      ->check(CLI::Range(0.0f, 4.0f))
-      ->capture_default_str();
+                   "same_person when distance is under this (default: the descriptor model's "
+                   "1:1 threshold, 0.6 for dlib-resnet-v1; docs/accuracy.md)")
+      ->check(CLI::Range(0.0f, 4.0f));
   add_common_options(*compare, common);
 
   frs::cli::EvalArgs eval_args;
@@ -293,6 +310,9 @@ int main(int argc, char** argv) {
                    "Calibration: set this watchlist's max_distance to it, recording how it was "
                    "found (frs watchlist show explains it)");
   eval->add_option("--server", eval_args.server, "frs-server for --apply-to (env FRS_SERVER)");
+  eval->add_flag("--compare-descriptors", eval_args.compare_descriptors,
+                 "Run every descriptor model (" + frs::descriptor_model_ids() +
+                     ") on the same photos and print their figures side by side");
   eval->add_flag("!--no-progress", eval_args.progress, "No progress bar on stderr");
   add_common_options(*eval, common);
 

@@ -56,6 +56,10 @@ void print_verification(const Verification& v) {
             << " same person, " << v.impostor << " different people)\n";
   std::printf("  at max_distance %.3f: FMR %s  FNMR %s  accuracy %.4f\n", v.threshold,
               rate_text(v.fmr).c_str(), rate_text(v.fnmr).c_str(), v.accuracy);
+  if (v.genuine > 0 && v.impostor > 0) {
+    std::printf("  equal error rate %.4f at max_distance %.3f\n", v.equal_error_rate,
+                v.equal_error_threshold);
+  }
   for (const auto& at : v.at_fmr) {
     if (at.point.achieved.trials == 0) continue;
     std::printf("  FMR %.0e: threshold %.3f  FNMR %s%s\n", at.point.target, at.point.threshold,
@@ -94,6 +98,185 @@ void print_identification(const Identification& id, const OpenSetOptions& o) {
   }
 }
 
+// What frs eval reads: an identity set, or a pairs file with its images.
+struct EvalInput {
+  bool identity_set = true;
+  std::vector<EvalImage> images;  // identity sets
+  PairsFile pairs_file;           // pairs files
+  std::vector<std::string> skipped;
+  std::vector<EvalImage>& described() { return identity_set ? images : pairs_file.images; }
+};
+
+EvalInput read_input(const EvalArgs& args) {
+  EvalInput input;
+  input.identity_set = !args.folder.empty();
+  if (input.identity_set) {
+    input.images = args.named_files ? read_named_files(args.folder, input.skipped)
+                                    : read_identity_folders(args.folder);
+  } else {
+    input.pairs_file = read_pairs_csv(args.pairs_csv);
+    input.skipped = input.pairs_file.skipped;
+    if (input.pairs_file.pairs.empty()) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "'" + args.pairs_csv + "' has no usable pair (file_a,file_b,same per line)");
+    }
+  }
+  return input;
+}
+
+// Describes the images with a progress bar on stderr; returns the seconds it took.
+double describe_with_progress(const FaceEngine& engine, std::vector<EvalImage>& images,
+                              bool progress, const std::string& what) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto seconds = [&start] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  describe_images(engine, images, [&](std::size_t done, std::size_t total) {
+    if (progress) print_progress(done, total, seconds(), what.c_str());
+  });
+  if (progress) std::fprintf(stderr, "\n");
+  return seconds();
+}
+
+Evaluation evaluate_input(EvalInput& input, const EvalArgs& args) {
+  EvaluationOptions options;
+  options.max_distance = args.max_distance;
+  options.open_set = args.open_set;
+  if (args.calibrate) {
+    options.target_fpir = args.target_fpir;
+    options.gallery_size = args.gallery_size;
+  }
+  static const std::vector<EvalImage> kNoIdentities;  // a pairs file: verification only
+  return evaluate(input.identity_set ? all_pairs(input.images) : listed_pairs(input.pairs_file),
+                  input.identity_set ? input.images : kNoIdentities, options);
+}
+
+// The figure at `target` of a list of operating points, as text ("-" when not reached).
+template <typename Points, typename Pick>
+std::string figure_at(const Points& points, double target, Pick rate_of) {
+  for (const auto& at : points) {
+    if (at.point.target == target && at.point.achieved.trials > 0) {
+      char text[32];
+      std::snprintf(text, sizeof text, "%.4f%s", rate_of(at).value(),
+                    at.point.support == Support::kEnough ? "" : "*");
+      return text;
+    }
+  }
+  return "-";
+}
+
+// `frs eval --compare-descriptors`: the same images through every descriptor model (the
+// detector and landmarks are the same for all), each model's figures at its own
+// thresholds, side by side.
+int run_compare_descriptors(const FaceEngineOptions& engine_options, EvalArgs args) {
+  struct Row {
+    const DescriptorModel* model = nullptr;
+    std::size_t described = 0;
+    double seconds = 0;
+    Evaluation evaluation;
+  };
+  std::vector<Row> rows;
+  std::size_t image_count = 0, identity_count = 0;
+  for (const DescriptorModel& model : descriptor_models()) {
+    FaceEngineOptions options = engine_options;
+    options.descriptor = std::string(model.id);
+    const FaceEngine engine(options);
+    EvalArgs model_args = args;
+    model_args.open_set.unit_length = model.metric == DescriptorMetric::kCosine;
+    EvalInput input = read_input(model_args);
+    Row row;
+    row.model = &model;
+    row.seconds = describe_with_progress(engine, input.described(), args.progress,
+                                         "images, " + std::string(model.id));
+    std::set<std::string> identities;
+    for (const EvalImage& image : input.described()) {
+      if (image.descriptor) ++row.described;
+      if (!image.identity.empty()) identities.insert(image.identity);
+    }
+    image_count = input.described().size();
+    identity_count = identities.size();
+    row.evaluation = evaluate_input(input, model_args);
+    rows.push_back(std::move(row));
+  }
+
+  if (args.json_output) {
+    json out = {{"images", image_count}, {"models", json::array()}};
+    if (identity_count > 0) out["identities"] = identity_count;
+    for (const Row& row : rows) {
+      const Verification& v = row.evaluation.verification;
+      json m = {{"descriptor", row.model->id},
+                {"dimension", row.model->dimension},
+                {"index_bytes_per_face", row.model->dimension * sizeof(float)},
+                {"described", row.described},
+                {"seconds", row.seconds},
+                {"verification",
+                 {{"equal_error_rate", v.equal_error_rate},
+                  {"equal_error_threshold", v.equal_error_threshold},
+                  {"at_fmr", json::array()}}}};
+      for (const auto& at : v.at_fmr) {
+        json point = threshold_json(at.point);
+        point["fnmr"] = rate_json(at.fnmr);
+        m["verification"]["at_fmr"].push_back(point);
+      }
+      if (row.evaluation.identification) {
+        const Identification& id = *row.evaluation.identification;
+        m["identification"] = {{"mated", id.mated},
+                               {"non_mated", id.non_mated},
+                               {"rank1", id.rank1},
+                               {"at_fpir", json::array()}};
+        for (const auto& at : id.at_fpir) {
+          json point = threshold_json(at.point);
+          point["fnir"] = rate_json(at.fnir);
+          m["identification"]["at_fpir"].push_back(point);
+        }
+      }
+      if (const auto& c = row.evaluation.calibration) {
+        m["calibration"] = {{"max_distance", c->max_distance},
+                            {"per_comparison_fmr", c->per_comparison_fmr},
+                            {"impostor_comparisons", c->impostor_comparisons},
+                            {"extrapolated", c->extrapolated}};
+        if (c->extrapolated) {
+          m["calibration"]["tail_mean"] = c->tail_mean;
+          m["calibration"]["tail_sd"] = c->tail_sd;
+        }
+      }
+      out["models"].push_back(m);
+    }
+    std::cout << out.dump() << "\n";
+    return 0;
+  }
+
+  std::cout << "frs eval --compare-descriptors: " << image_count << " images";
+  if (identity_count > 0) std::cout << " of " << identity_count << " identities";
+  std::cout << ", every model at its own thresholds (* = rough: too few comparisons for a "
+               "firm figure)\n";
+  std::printf("%-15s %6s %8s %9s %8s %7s %9s %9s %7s %9s %9s", "model", "values", "bytes",
+              "described", "seconds", "EER", "EER at", "FNMR@1e-3", "rank-1", "FNIR@0.1",
+              "FNIR@0.01");
+  if (args.calibrate) std::printf(" %9s", "threshold");
+  std::printf("\n");
+  for (const Row& row : rows) {
+    const Verification& v = row.evaluation.verification;
+    const auto& id = row.evaluation.identification;
+    std::printf(
+        "%-15s %6zu %8zu %9zu %8.1f %7.4f %9.3f %9s %7s %9s %9s",
+        std::string(row.model->id).c_str(), row.model->dimension,
+        row.model->dimension * sizeof(float), row.described, row.seconds, v.equal_error_rate,
+        v.equal_error_threshold,
+        figure_at(v.at_fmr, 1e-3, [](const auto& at) { return at.fnmr; }).c_str(),
+        id ? cv::format("%.4f", id->rank1).c_str() : "-",
+        id ? figure_at(id->at_fpir, 0.1, [](const auto& at) { return at.fnir; }).c_str() : "-",
+        id ? figure_at(id->at_fpir, 0.01, [](const auto& at) { return at.fnir; }).c_str() : "-");
+    if (const auto& c = row.evaluation.calibration) std::printf(" %9.3f", c->max_distance);
+    std::printf("\n");
+  }
+  if (args.calibrate) {
+    std::printf("threshold: --calibrate's max_distance for FPIR %.3g at %zu identities\n",
+                args.target_fpir, args.gallery_size);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
@@ -114,33 +297,22 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
   args.open_set.fusion = args.probe_fusion == "any"    ? ProbeFusion::kAnyChip
                          : args.probe_fusion == "mean" ? ProbeFusion::kMean
                                                        : ProbeFusion::kQualityWeighted;
-  const FaceEngine engine(engine_options);
-
-  std::vector<EvalImage> images;
-  PairsFile pairs_file;
-  std::vector<std::string> skipped;
-  if (!args.folder.empty()) {
-    images = args.named_files ? read_named_files(args.folder, skipped)
-                              : read_identity_folders(args.folder);
-  } else {
-    pairs_file = read_pairs_csv(args.pairs_csv);
-    skipped = pairs_file.skipped;
-    if (pairs_file.pairs.empty()) {
+  if (args.compare_descriptors) {
+    if (!args.apply_to.empty() || !args.plot_dir.empty() || !args.groups_csv.empty()) {
       throw Error(ErrorCode::kInvalidArgument,
-                  "'" + args.pairs_csv + "' has no usable pair (file_a,file_b,same per line)");
+                  "--compare-descriptors reports every model side by side; --apply-to, --plot "
+                  "and --groups work on one model: run them with --descriptor ID");
     }
+    return run_compare_descriptors(engine_options, args);
   }
-  std::vector<EvalImage>& described = args.folder.empty() ? pairs_file.images : images;
-  const auto start = std::chrono::steady_clock::now();
-  describe_images(engine, described, [&](std::size_t done, std::size_t total) {
-    if (args.progress) {
-      print_progress(
-          done, total,
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
-          "images");
-    }
-  });
-  if (args.progress) std::fprintf(stderr, "\n");
+  const FaceEngine engine(engine_options);
+  args.open_set.unit_length = engine.descriptor_model().metric == DescriptorMetric::kCosine;
+
+  EvalInput input = read_input(args);
+  std::vector<EvalImage>& images = input.images;
+  std::vector<std::string>& skipped = input.skipped;
+  std::vector<EvalImage>& described = input.described();
+  describe_with_progress(engine, described, args.progress, "images");
 
   std::vector<std::pair<std::string, std::string>> problems;       // file, why
   std::vector<std::pair<std::string, std::string>> gate_refusals;  // file, why
@@ -153,17 +325,7 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
     }
   }
 
-  EvaluationOptions evaluation_options;
-  evaluation_options.max_distance = args.max_distance;
-  evaluation_options.open_set = args.open_set;
-  if (args.calibrate) {
-    evaluation_options.target_fpir = args.target_fpir;
-    evaluation_options.gallery_size = args.gallery_size;
-  }
-  static const std::vector<EvalImage> kNoIdentities;  // a pairs file: verification only
-  const Evaluation evaluation =
-      evaluate(args.folder.empty() ? listed_pairs(pairs_file) : all_pairs(images),
-               args.folder.empty() ? kNoIdentities : images, evaluation_options);
+  const Evaluation evaluation = evaluate_input(input, args);
   const auto& labelled = evaluation.pairs;
   const Verification& verification = evaluation.verification;
   const std::optional<Identification>& identification = evaluation.identification;
@@ -215,6 +377,8 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
               {"fmr", rate_json(verification.fmr)},
               {"fnmr", rate_json(verification.fnmr)},
               {"accuracy", verification.accuracy},
+              {"equal_error_rate", verification.equal_error_rate},
+              {"equal_error_threshold", verification.equal_error_threshold},
               {"at_fmr", json::array()}};
     for (const auto& at : verification.at_fmr) {
       json point = threshold_json(at.point);

@@ -20,10 +20,11 @@ struct EvalArgs {
   std::string probe_fusion = "quality";  // quality, mean or any
   bool calibrate = false;
   double target_fpir = 0.01;
-  std::size_t gallery_size = 0;  // calibration: identities the watchlist will hold
-  std::string apply_to;          // calibration: the watchlist to set it on
-  std::string server;            // ... on this frs-server (empty: $FRS_SERVER or default)
-  std::string plot_dir;          // write PNG plots here (empty: none)
+  std::size_t gallery_size = 0;      // calibration: identities the watchlist will hold
+  std::string apply_to;              // calibration: the watchlist to set it on
+  std::string server;                // ... on this frs-server (empty: $FRS_SERVER or default)
+  std::string plot_dir;              // write PNG plots here (empty: none)
+  bool compare_descriptors = false;  // every descriptor model side by side
   bool json_output = false;
   bool progress = true;
 };

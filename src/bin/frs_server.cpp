@@ -69,13 +69,14 @@ void install_stop_signals() {
 }
 
 // Blocks until SIGINT or SIGTERM; returns which.
-// The descriptor model as the accountability report names it: its file and SHA-256.
-std::string descriptor_model_name(const std::string& models_dir) {
-  const auto file = std::filesystem::path(models_dir) / frs::kDescriptorModelFile;
-  std::ifstream in(file, std::ios::binary);
-  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return std::string("dlib-resnet-v1 (") + frs::kDescriptorModelFile +
-         ", 128-D, Euclidean; sha256 " + frs::sha256_hex(bytes) + ")";
+// The descriptor model as the accountability report names it: id, files and checksum.
+std::string descriptor_model_name(const frs::DescriptorModel& model,
+                                  const std::string& models_dir) {
+  std::string files;
+  for (std::string_view f : model.files) files += (files.empty() ? "" : ", ") + std::string(f);
+  return std::string(model.id) + " (" + files + ", " + std::to_string(model.dimension) + "-D, " +
+         (model.metric == frs::DescriptorMetric::kCosine ? "cosine" : "Euclidean") + "; sha256 " +
+         frs::descriptor_model_checksum(model, models_dir) + ")";
 }
 
 int wait_for_stop_signal() {
@@ -337,8 +338,8 @@ int main(int argc, char** argv) {
     report_sources.alerts = &alerts;
     report_sources.gallery = &gallery;
     report_sources.confirmations = config.confirmations;
-    report_sources.descriptor_model = [models = config.models_dir] {
-      return descriptor_model_name(models);
+    report_sources.descriptor_model = [models = config.models_dir, &engine] {
+      return descriptor_model_name(engine.descriptor_model(), models);
     };
     auto audit_service = frs::service::make_audit_service(access, report_sources);
 

@@ -341,7 +341,11 @@ std::vector<SearchOutcome> open_set_searches(const std::vector<EvalImage>& image
     Template t{&identity, {}};
     const std::size_t n = std::min(enrolled_count, faces.size());
     for (std::size_t i = 0; i < n; ++i) t.faces.push_back(*faces[i]);
-    if (options.score == TemplateScore::kCentroid) t.faces = {mean_embedding(t.faces)};
+    if (options.score == TemplateScore::kCentroid) {
+      Embedding centroid = mean_embedding(t.faces);
+      if (options.unit_length) normalize(centroid);
+      t.faces = {std::move(centroid)};
+    }
     return t;
   };
   std::vector<SearchOutcome> searches;
@@ -417,7 +421,9 @@ std::vector<SearchOutcome> open_set_searches(const std::vector<EvalImage>& image
           if (options.fusion == ProbeFusion::kQualityWeighted) {
             for (std::size_t c = 0; c < chips; ++c) w[c] = std::max(0.05f, weights[begin + c]);
           }
-          searches.push_back(search(weighted_mean_embedding(descriptors, w), identity, truth));
+          Embedding fused = weighted_mean_embedding(descriptors, w);
+          if (options.unit_length) normalize(fused);
+          searches.push_back(search(fused, identity, truth));
         }
       }
     };

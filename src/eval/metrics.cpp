@@ -91,6 +91,24 @@ Verification verify(std::span<const LabelledDistance> pairs, float threshold,
     at.fnmr = fnmr_at(at.point.threshold);
     v.at_fmr.push_back(at);
   }
+  // The equal error rate: over every threshold at which a comparison changes side, the one
+  // where FMR and FNMR are closest; the rate is their mean there.
+  if (!genuine.empty() && !impostor.empty()) {
+    std::vector<float> candidates(genuine);
+    candidates.insert(candidates.end(), impostor.begin(), impostor.end());
+    std::sort(candidates.begin(), candidates.end());
+    double best_gap = 2;
+    for (const float t : candidates) {
+      const double fmr = static_cast<double>(count_at_or_under(impostor, t)) /
+                         static_cast<double>(impostor.size());
+      const double fnmr = fnmr_at(t).value();
+      if (std::abs(fmr - fnmr) < best_gap) {
+        best_gap = std::abs(fmr - fnmr);
+        v.equal_error_rate = (fmr + fnmr) / 2;
+        v.equal_error_threshold = t;
+      }
+    }
+  }
   return v;
 }
 

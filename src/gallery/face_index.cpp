@@ -28,8 +28,23 @@ constexpr char kMagic[8] = {'F', 'R', 'S', 'F', 'A', 'I', 'S', 'S'};
 // 2: the searchable ids are stored; FAISS ids are native for IVF types (no IDMap2).
 constexpr std::uint32_t kFormatVersion = 2;
 
-const float* data_of(std::span<const Embedding> e) {
-  return e.empty() ? nullptr : e.front().data();
+// The descriptors side by side, as FAISS reads them; Error(kFailedPrecondition) for one
+// of another length (another descriptor model's).
+std::vector<float> packed(std::span<const Embedding> descriptors, std::size_t dimension) {
+  std::vector<float> out;
+  out.reserve(descriptors.size() * dimension);
+  for (std::size_t i = 0; i < descriptors.size(); ++i) {
+    if (descriptors[i].size() != dimension) {
+      throw Error(ErrorCode::kFailedPrecondition,
+                  "descriptor " + std::to_string(i + 1) + " has " +
+                      std::to_string(descriptors[i].size()) + " values; this index holds " +
+                      std::to_string(dimension) +
+                      "-value descriptors of another model: use descriptors of the "
+                      "watchlist's model");
+    }
+    out.insert(out.end(), descriptors[i].begin(), descriptors[i].end());
+  }
+  return out;
 }
 
 // FNV-1a, enough to tell a torn or damaged snapshot from a good one.
@@ -82,6 +97,11 @@ faiss::Index* coarse_index(faiss::Index* index) {
 }  // namespace
 
 FaceIndex::FaceIndex(const FaceIndexOptions& options) : options_(options) {
+  if (options.dimension < 1 || options.dimension > kMaxEmbeddingSize) {
+    throw Error(ErrorCode::kInvalidArgument, "index dimension must be in 1.." +
+                                                 std::to_string(kMaxEmbeddingSize) + ", got " +
+                                                 std::to_string(options.dimension));
+  }
   if (options.factory.empty() || options.factory.rfind("IDMap", 0) == 0) {
     throw Error(ErrorCode::kInvalidArgument,
                 "index type '" + options.factory +
@@ -90,7 +110,7 @@ FaceIndex::FaceIndex(const FaceIndexOptions& options) : options_(options) {
   }
   try {
     std::unique_ptr<faiss::Index> base(faiss::index_factory(
-        static_cast<int>(kEmbeddingSize), options.factory.c_str(), faiss::METRIC_L2));
+        static_cast<int>(options.dimension), options.factory.c_str(), faiss::METRIC_L2));
     if (auto* ivfpq = dynamic_cast<faiss::IndexIVFPQ*>(coarse_index(base.get()))) {
       // Polysemous training only serves polysemous search, which frs never enables, and
       // took 100 s for a 20k-face gallery.
@@ -191,7 +211,8 @@ void FaceIndex::train(std::span<const Embedding> samples) {
     ivf->cp.max_points_per_centroid = 64;
   }
   try {
-    index_->train(static_cast<faiss::Index::idx_t>(samples.size()), data_of(samples));
+    const std::vector<float> data = packed(samples, options_.dimension);
+    index_->train(static_cast<faiss::Index::idx_t>(samples.size()), data.data());
   } catch (const faiss::FaissException& e) {
     throw Error(ErrorCode::kInvalidArgument, "training '" + options_.factory + "' on " +
                                                  std::to_string(samples.size()) +
@@ -208,6 +229,7 @@ void FaceIndex::add(std::span<const std::int64_t> ids, std::span<const Embedding
   for (std::size_t i = 0; i < descriptors.size(); ++i) {
     require_finite(descriptors[i], "the descriptor of face " + std::to_string(ids[i]));
   }
+  const std::vector<float> data = packed(descriptors, options_.dimension);
   std::unique_lock lock(mutex_);
   if (!index_->is_trained) {
     throw Error(ErrorCode::kFailedPrecondition,
@@ -223,8 +245,7 @@ void FaceIndex::add(std::span<const std::int64_t> ids, std::span<const Embedding
     }
   }
   try {
-    index_->add_with_ids(static_cast<faiss::Index::idx_t>(ids.size()), data_of(descriptors),
-                         ids.data());
+    index_->add_with_ids(static_cast<faiss::Index::idx_t>(ids.size()), data.data(), ids.data());
   } catch (const faiss::FaissException& e) {
     throw Error(ErrorCode::kInternal,
                 "adding to index '" + options_.factory + "' failed: " + e.msg);
@@ -272,6 +293,7 @@ std::vector<std::vector<Neighbor>> FaceIndex::search(std::span<const Embedding> 
   for (std::size_t q = 0; q < queries.size(); ++q) {
     require_finite(queries[q], "query descriptor " + std::to_string(q + 1));
   }
+  const std::vector<float> data = packed(queries, options_.dimension);
   std::shared_lock lock(mutex_);
   std::vector<std::vector<Neighbor>> results(queries.size());
   if (queries.empty() || ids_.empty()) return results;
@@ -281,7 +303,7 @@ std::vector<std::vector<Neighbor>> FaceIndex::search(std::span<const Embedding> 
   std::vector<float> squared(queries.size() * static_cast<std::size_t>(fetch));
   std::vector<faiss::Index::idx_t> labels(squared.size());
   try {
-    index_->search(static_cast<faiss::Index::idx_t>(queries.size()), data_of(queries), fetch,
+    index_->search(static_cast<faiss::Index::idx_t>(queries.size()), data.data(), fetch,
                    squared.data(), labels.data());
   } catch (const faiss::FaissException& e) {
     throw Error(ErrorCode::kInternal, "search in '" + options_.factory + "' failed: " + e.msg);
@@ -406,6 +428,11 @@ std::optional<FaceIndex::Snapshot> FaceIndex::load(const std::filesystem::path& 
     index.reset(faiss::read_index(&reader));
   } catch (const faiss::FaissException& e) {
     why = path.string() + ": FAISS cannot read the index: " + e.msg;
+    return std::nullopt;
+  }
+  if (static_cast<std::size_t>(index->d) != options.dimension) {
+    why = path.string() + " holds " + std::to_string(index->d) +
+          "-value descriptors, the watchlist's model has " + std::to_string(options.dimension);
     return std::nullopt;
   }
   if (static_cast<std::uint64_t>(index->ntotal) != ids.size() + tombstones.size() ||

@@ -134,13 +134,7 @@ const std::string kIdentitySelect =
     "COUNT(f.id), i.created_by FROM identities i LEFT JOIN faces f ON f.identity_id = i.id";
 
 Embedding to_embedding(const std::vector<std::uint8_t>& bytes) {
-  Embedding e{};
-  if (bytes.size() != sizeof e) {
-    throw Error(ErrorCode::kInternal, "stored descriptor has " + std::to_string(bytes.size()) +
-                                          " bytes, expected " + std::to_string(sizeof e));
-  }
-  std::memcpy(e.data(), bytes.data(), sizeof e);
-  return e;
+  return embedding_from_bytes(bytes, "a stored descriptor");
 }
 
 void check_watchlist_fields(const std::string& name, float max_distance) {
@@ -464,7 +458,8 @@ class SqliteStore : public GalleryStore {
                   "INSERT INTO suppressions(identity_id, descriptor, alert_id, "
                   "alert_detected_at_ms, created_by, created_at_ms, note) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?)");
-      s.bind(1, x.identity_id).bind_blob(2, x.descriptor.data(), sizeof x.descriptor);
+      s.bind(1, x.identity_id)
+          .bind_blob(2, x.descriptor.data(), x.descriptor.size() * sizeof(float));
       s.bind(3, x.alert_id).bind(4, x.alert_detected_at_ms).bind(5, x.created_by);
       s.bind(6, stored.created_at_ms).bind(7, x.note).step();
       stored.id = db_.last_insert_rowid();
@@ -589,7 +584,7 @@ class SqliteStore : public GalleryStore {
                   "thumbnail, quality, enrolled_at_ms, gate_override) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
       s.bind(1, identity_id).bind(2, watchlist_id);
-      s.bind_blob(3, f.descriptor.data(), sizeof f.descriptor);
+      s.bind_blob(3, f.descriptor.data(), f.descriptor.size() * sizeof(float));
       s.bind(4, f.image_sha256).bind_blob(5, f.thumbnail.data(), f.thumbnail.size());
       s.bind(6, static_cast<double>(f.quality)).bind(7, f.enrolled_at_ms);
       s.bind(8, f.gate_override).step();

@@ -490,8 +490,9 @@ void LiveRecognizer::analyse(Camera& camera, VideoFrame frame) {
     const auto embed_start = std::chrono::steady_clock::now();
     engine_.embed(one);
     embed_ms_.record(ms_since(embed_start));
-    const std::vector<Embedding> query = {
+    std::vector<Embedding> query = {
         fuse_into(track, *one[0].embedding, one[0].quality.score, decisions_.fuse_chips)};
+    engine_.finish(query[0]);  // a mean of unit descriptors is shorter than one
     // Only watchlists with an authorisation in force at this moment: one that has just
     // expired is not matched against even before the monitor notices.
     if (!targets) {

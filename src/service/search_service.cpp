@@ -56,14 +56,23 @@ class SearchService final : public pb::Search::Service {
                           std::to_string(request->descriptors().descriptors_size()));
         }
         for (const pb::Descriptor& d : request->descriptors().descriptors()) {
-          if (d.values_size() != static_cast<int>(kEmbeddingSize)) {
-            throw Error(ErrorCode::kInvalidArgument,
-                        "a descriptor has " + std::to_string(d.values_size()) +
-                            " values; it needs exactly 128 (as frs embed prints them)");
+          const DescriptorModel& model = engine_.descriptor_model();
+          if (d.values_size() != static_cast<int>(model.dimension)) {
+            // Another model's length is a descriptor this server cannot compare; any
+            // other length is no descriptor at all.
+            const bool another_model =
+                std::any_of(descriptor_models().begin(), descriptor_models().end(),
+                            [&](const DescriptorModel& m) {
+                              return d.values_size() == static_cast<int>(m.dimension);
+                            });
+            throw Error(
+                another_model ? ErrorCode::kFailedPrecondition : ErrorCode::kInvalidArgument,
+                "a descriptor has " + std::to_string(d.values_size()) + " values; " +
+                    std::string(model.id) + ", this server's model, has " +
+                    std::to_string(model.dimension) + " (embed with frs embed --descriptor " +
+                    std::string(model.id) + ")");
           }
-          Embedding e{};
-          std::copy(d.values().begin(), d.values().end(), e.begin());
-          queries.push_back(e);
+          queries.emplace_back(d.values().begin(), d.values().end());
         }
         call.details()["descriptors"] = queries.size();
       } else if (request->query_case() == pb::SearchRequest::kImage) {

@@ -5,6 +5,7 @@
 #include <dlib/opencv/cv_image.h>
 #include <dlib/opencv/to_open_cv.h>
 
+#include <opencv2/calib3d.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "frs/core/error.h"
@@ -111,8 +112,37 @@ Face FaceAligner::align(const cv::Mat& bgr, const Detection& detection) const {
   dlib::extract_image_chip(image, dlib::get_face_chip_details(shape, kChipSize, kChipPadding),
                            chip);
   face.chip = dlib::toMat(chip).clone();  // bgr_pixel is laid out as OpenCV's BGR
+  face.arcface_chip = arcface_chip(bgr, face.landmarks);
   face.quality = measure_quality(face);
   return face;
+}
+
+const std::array<cv::Point2f, 5> kArcFaceTemplate = {
+    cv::Point2f(38.2946f, 51.6963f), cv::Point2f(73.5318f, 51.5014f),
+    cv::Point2f(56.0252f, 71.7366f), cv::Point2f(41.5493f, 92.3655f),
+    cv::Point2f(70.7299f, 92.2041f)};
+
+std::array<cv::Point2f, 5> five_points(const std::array<cv::Point2f, kLandmarkCount>& l) {
+  const auto mean = [&l](std::initializer_list<int> indices) {
+    cv::Point2f sum(0, 0);
+    for (int i : indices) sum += l[static_cast<std::size_t>(i)];
+    return sum * (1.0f / static_cast<float>(indices.size()));
+  };
+  return {mean({37, 38, 40, 41}), mean({43, 44, 46, 47}), l[30], mean({48, 60}), mean({54, 64})};
+}
+
+cv::Mat arcface_chip(const cv::Mat& bgr, const std::array<cv::Point2f, kLandmarkCount>& landmarks) {
+  const auto points = five_points(landmarks);
+  const std::vector<cv::Point2f> from(points.begin(), points.end());
+  const std::vector<cv::Point2f> to(kArcFaceTemplate.begin(), kArcFaceTemplate.end());
+  // RANSAC with a threshold no residual reaches keeps every point as an inlier, and the
+  // Levenberg-Marquardt refinement then minimises the squared error over all five.
+  cv::Mat transform = cv::estimateAffinePartial2D(from, to, cv::noArray(), cv::RANSAC, 1e9);
+  cv::Mat chip(kArcFaceChipSize, kArcFaceChipSize, CV_8UC3, cv::Scalar::all(0));
+  if (transform.empty()) return chip;  // degenerate landmarks (all in one point)
+  cv::warpAffine(bgr, chip, transform, chip.size(), cv::INTER_LINEAR, cv::BORDER_CONSTANT,
+                 cv::Scalar::all(0));
+  return chip;
 }
 
 namespace {

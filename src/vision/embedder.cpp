@@ -49,6 +49,21 @@ FaceEmbedder::FaceEmbedder(const EmbedderOptions& options)
 
 FaceEmbedder::~FaceEmbedder() = default;
 
+void run_in_shares(std::size_t count, std::size_t shares,
+                   const std::function<void(std::size_t, std::size_t)>& work) {
+  if (count == 0) return;
+  if (shares <= 1) {
+    work(0, count);
+    return;
+  }
+  std::vector<std::future<void>> jobs;
+  const std::size_t per = (count + shares - 1) / shares;
+  for (std::size_t begin = 0; begin < count; begin += per) {
+    jobs.push_back(std::async(std::launch::async, work, begin, std::min(count, begin + per)));
+  }
+  for (auto& j : jobs) j.get();
+}
+
 namespace {
 
 constexpr unsigned long kJitterSeed = 20261122;
@@ -108,17 +123,7 @@ std::vector<Embedding> FaceEmbedder::embed(const std::vector<cv::Mat>& chips,
       std::move(out.begin(), out.end(), raw.begin() + static_cast<long>(from));
     }
   };
-  if (shares <= 1) {
-    if (!inputs.empty()) run_share(0, inputs.size());
-  } else {
-    std::vector<std::future<void>> jobs;
-    const std::size_t per = (inputs.size() + shares - 1) / shares;
-    for (std::size_t begin = 0; begin < inputs.size(); begin += per) {
-      jobs.push_back(
-          std::async(std::launch::async, run_share, begin, std::min(inputs.size(), begin + per)));
-    }
-    for (auto& j : jobs) j.get();
-  }
+  run_in_shares(inputs.size(), shares, run_share);
 
   std::vector<Embedding> embeddings;
   embeddings.reserve(chips.size());
@@ -126,7 +131,7 @@ std::vector<Embedding> FaceEmbedder::embed(const std::vector<cv::Mat>& chips,
     std::vector<Embedding> views(static_cast<std::size_t>(copies));
     for (std::size_t c = 0; c < views.size(); ++c) {
       const auto& d = raw[i * views.size() + c];
-      std::copy(d.begin(), d.end(), views[c].begin());
+      views[c].assign(d.begin(), d.end());
     }
     embeddings.push_back(mean_embedding(views));  // the chip's copies (mirror, jitters)
   }

@@ -1,6 +1,7 @@
 #include "frs/vision/face_engine.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <future>
 #include <opencv2/core/utility.hpp>
@@ -33,7 +34,8 @@ int resolve_threads(int requested) {
 
 }  // namespace
 
-FaceEngine::FaceEngine(const FaceEngineOptions& options) : options_(options) {
+FaceEngine::FaceEngine(const FaceEngineOptions& options)
+    : options_(options), model_(&frs::descriptor_model(options.descriptor)) {
   if (options.max_faces < 1 || options.max_faces > 10000) {
     throw Error(ErrorCode::kInvalidArgument,
                 "max_faces must be in 1..10000, got " + std::to_string(options.max_faces));
@@ -71,13 +73,36 @@ FaceEngine::FaceEngine(const FaceEngineOptions& options) : options_(options) {
     detector_ = std::make_unique<HogFaceDetector>(o);
   }
   aligner_ = std::make_unique<FaceAligner>(options.models_dir / kLandmarkModelFile);
-  EmbedderOptions e;
-  e.model = options.models_dir / kDescriptorModelFile;
-  e.threads = threads;
-  e.batch_size = options.batch_size;
-  e.flip_average = options.flip_average;
-  e.jitter = options.jitter;
-  embedder_ = std::make_unique<FaceEmbedder>(e);
+  if (model_->chip != DescriptorChip::kArcFace) {
+    EmbedderOptions e;
+    e.model = options.models_dir / kDescriptorModelFile;
+    e.threads = threads;
+    e.batch_size = options.batch_size;
+    e.flip_average = options.flip_average;
+    e.jitter = options.jitter;
+    embedder_ = std::make_unique<FaceEmbedder>(e);
+  } else if (options.jitter > 0) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "jitter is dlib's augmentation and works with dlib-resnet-v1 or fused-v1 only, "
+                "not " +
+                    options.descriptor);
+  }
+  if (model_->chip != DescriptorChip::kDlib) {
+    OnnxEmbedderOptions o;
+    o.model = options.models_dir / kFacepluginModelFile;
+    o.threads = threads;
+    o.flip_average = options.flip_average;
+    onnx_embedder_ = std::make_unique<OnnxFaceEmbedder>(o);
+  }
+  const std::size_t dimension =
+      (embedder_ ? frs::descriptor_model(kDlibDescriptorId).dimension : 0) +
+      (onnx_embedder_ ? onnx_embedder_->dimension() : 0);
+  if (dimension != model_->dimension) {
+    throw Error(ErrorCode::kFailedPrecondition,
+                "the model files give " + std::to_string(dimension) + "-value descriptors, but " +
+                    options.descriptor + " has " + std::to_string(model_->dimension) +
+                    ": re-run models/fetch.sh");
+  }
 }
 
 FaceEngine::~FaceEngine() = default;
@@ -144,11 +169,51 @@ std::vector<Face> FaceEngine::align_all(const cv::Mat& bgr,
 }
 
 void FaceEngine::embed(std::vector<Face>& faces, const Cancellation& cancel) const {
-  std::vector<cv::Mat> chips;
-  chips.reserve(faces.size());
-  for (const Face& f : faces) chips.push_back(f.chip);
-  const std::vector<Embedding> embeddings = embedder_->embed(chips, cancel);
+  std::vector<cv::Mat> dlib_chips, arcface_chips;
+  dlib_chips.reserve(faces.size());
+  arcface_chips.reserve(faces.size());
+  for (const Face& f : faces) {
+    dlib_chips.push_back(f.chip);
+    arcface_chips.push_back(f.arcface_chip);
+  }
+  const std::vector<Embedding> embeddings = embed_chips(dlib_chips, arcface_chips, cancel);
   for (std::size_t i = 0; i < faces.size(); ++i) faces[i].embedding = embeddings[i];
+}
+
+std::vector<Embedding> FaceEngine::embed_chips(const std::vector<cv::Mat>& dlib_chips,
+                                               const std::vector<cv::Mat>& arcface_chips,
+                                               const Cancellation& cancel) const {
+  switch (model_->chip) {
+    case DescriptorChip::kDlib:
+      return embedder_->embed(dlib_chips, cancel);
+    case DescriptorChip::kArcFace:
+      return onnx_embedder_->embed(arcface_chips, cancel);
+    case DescriptorChip::kBoth:
+      break;
+  }
+  if (dlib_chips.size() != arcface_chips.size()) {
+    throw Error(ErrorCode::kInvalidArgument, "fused-v1 needs both chips of every face");
+  }
+  const std::vector<Embedding> dlib = embedder_->embed(dlib_chips, cancel);
+  const std::vector<Embedding> arcface = onnx_embedder_->embed(arcface_chips, cancel);
+  const auto dlib_scale = static_cast<float>(std::sqrt(kFusedDlibWeight));
+  const auto arcface_scale = static_cast<float>(std::sqrt(1.0 - kFusedDlibWeight));
+  std::vector<Embedding> fused;
+  fused.reserve(dlib.size());
+  for (std::size_t i = 0; i < dlib.size(); ++i) {
+    Embedding d = dlib[i];
+    normalize(d);
+    Embedding f;
+    f.reserve(d.size() + arcface[i].size());
+    for (float v : d) f.push_back(v * dlib_scale);
+    for (float v : arcface[i]) f.push_back(v * arcface_scale);  // already unit length
+    fused.push_back(std::move(f));
+  }
+  return fused;
+}
+
+void FaceEngine::finish(Embedding& descriptor) const {
+  if (model_->metric == DescriptorMetric::kCosine) normalize(descriptor);
 }
 
 }  // namespace frs

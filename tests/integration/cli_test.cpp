@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <sstream>
@@ -74,6 +75,42 @@ TEST(Cli, EmbedJsonCarries128Floats) {
   const auto lines = json_lines(r.out);
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(lines[0]["faces"][0]["embedding"].size(), 128u);
+}
+
+TEST(Cli, EmbedPrintsEachModelsDescriptorAsMatched) {
+  for (const auto& [id, size] : {std::pair{"faceplugin-v1", 512u}, std::pair{"fused-v1", 640u}}) {
+    const CliRun r =
+        run_cli("embed --json --descriptor " + std::string(id) + " " +
+                quoted(face_path("obama.jpg")) + " " + quoted(face_path("obama2.jpg")));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto lines = json_lines(r.out);
+    ASSERT_EQ(lines.size(), 2u);
+    EXPECT_EQ(lines[0]["descriptor"], id);
+    const auto a = lines[0]["faces"][0]["embedding"].get<std::vector<float>>();
+    const auto b = lines[1]["faces"][0]["embedding"].get<std::vector<float>>();
+    ASSERT_EQ(a.size(), size);
+    double norm = 0;
+    for (float v : a) norm += static_cast<double>(v) * v;
+    EXPECT_NEAR(norm, 1.0, 1e-4) << id << ": cosine models print unit-length descriptors";
+    // The Euclidean distance of the printed descriptors is what compare reports.
+    const CliRun c =
+        run_cli("compare --json --descriptor " + std::string(id) + " " +
+                quoted(face_path("obama.jpg")) + " " + quoted(face_path("obama2.jpg")));
+    ASSERT_EQ(c.exit_code, 0) << c.err;
+    const auto j = nlohmann::json::parse(c.out);
+    EXPECT_NEAR(j["distance"].get<double>(), distance(a, b), 2e-4) << id;
+    EXPECT_TRUE(j["same_person"].get<bool>()) << id;
+    EXPECT_EQ(j["descriptor"], id);
+    EXPECT_FLOAT_EQ(j["max_distance"].get<float>(),
+                    descriptor_model(id).calibration.verify_max_distance);
+  }
+  const CliRun bad = run_cli("embed --descriptor dlib-v2 " + quoted(face_path("obama.jpg")));
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("dlib-resnet-v1"), std::string::npos) << bad.err;
+  const CliRun jitter =
+      run_cli("embed --descriptor faceplugin-v1 --jitter 3 " + quoted(face_path("obama.jpg")));
+  EXPECT_EQ(jitter.exit_code, 1);
+  EXPECT_NE(jitter.err.find("jitter"), std::string::npos) << jitter.err;
 }
 
 TEST(Cli, CompareSaysSamePersonOrNot) {
@@ -171,6 +208,40 @@ TEST(CliEval, Lfw10CountsEveryComparisonAndSearch) {
   EXPECT_TRUE(c["extrapolated"].get<bool>());
   EXPECT_GT(c["max_distance"].get<double>(), 0.4);  // measured 0.525
   EXPECT_LT(c["max_distance"].get<double>(), 0.6);
+}
+
+TEST(CliEval, CompareDescriptorsReportsEveryModelOnTheSamePhotos) {
+  const std::string lfw10 = quoted(testdata_dir() / "lfw10");
+  const CliRun r = run_cli("eval " + lfw10 + " --json --no-progress --compare-descriptors");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["images"], 100);
+  ASSERT_EQ(j["models"].size(), descriptor_models().size());
+  std::map<std::string, nlohmann::json> by_id;
+  for (const auto& m : j["models"]) by_id[m["descriptor"].get<std::string>()] = m;
+  for (const char* id : {"dlib-resnet-v1", "faceplugin-v1", "fused-v1"}) {
+    ASSERT_TRUE(by_id.count(id)) << id;
+    EXPECT_EQ(by_id[id]["described"], 100) << id;
+    EXPECT_EQ(by_id[id]["index_bytes_per_face"], 4 * descriptor_model(id).dimension);
+    EXPECT_GE(by_id[id]["identification"]["rank1"].get<double>(), 0.97) << id;  // all 1.0
+  }
+  // Measured EER 0.0047 (dlib), 0.0001 (faceplugin), 0.0002 (fused) on lfw10.
+  const auto eer = [&](const char* id) {
+    return by_id[id]["verification"]["equal_error_rate"].get<double>();
+  };
+  EXPECT_LT(eer("dlib-resnet-v1"), 0.01);
+  EXPECT_GT(eer("dlib-resnet-v1"), 0.001);
+  EXPECT_LT(eer("faceplugin-v1"), 0.002);
+  EXPECT_LT(eer("fused-v1"), 0.002);
+  // Each model's EER threshold lies near its own 1:1 threshold, not at one shared value.
+  for (const char* id : {"dlib-resnet-v1", "faceplugin-v1", "fused-v1"}) {
+    EXPECT_NEAR(by_id[id]["verification"]["equal_error_threshold"].get<double>(),
+                descriptor_model(id).calibration.verify_max_distance, 0.05)
+        << id;
+  }
+  const CliRun refused = run_cli("eval " + lfw10 + " --compare-descriptors --plot /tmp/x");
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("--descriptor ID"), std::string::npos) << refused.err;
 }
 
 // Images are analysed as many at once as there are threads; the figures must not depend on
@@ -275,8 +346,7 @@ TEST(CliEval, FusingThreeChipsPerSearchMissesFewer) {
   EXPECT_LE(fused.first, any.first);
   const std::string lfw10 = quoted(testdata_dir() / "lfw10");
   // lfw10 misses no one at FPIR 0.01 either way; at 0.5: 0.122 -> 0.
-  EXPECT_LT(fnir_at_strictest(lfw10 + " --probe-chips 3").second,
-            fnir_at_strictest(lfw10).second);
+  EXPECT_LT(fnir_at_strictest(lfw10 + " --probe-chips 3").second, fnir_at_strictest(lfw10).second);
 }
 
 TEST(CliEval, PairsAndGroupsFilesWithMalformedRowsAreListedNotFatal) {

@@ -142,9 +142,7 @@ Embedding reference_descriptor(const std::vector<convert::TfjsTensor>& tensors,
   const auto& fc = get(w, "fc");
   const cv::Mat fc_weights(fc.shape[0], fc.shape[1], CV_32F, const_cast<float*>(fc.values.data()));
   const cv::Mat out = pooled * fc_weights;
-  Embedding e{};
-  for (std::size_t i = 0; i < kEmbeddingSize; ++i) e[i] = out.at<float>(0, static_cast<int>(i));
-  return e;
+  return Embedding(out.ptr<float>(0), out.ptr<float>(0) + out.cols);
 }
 
 }  // namespace frs::testing

@@ -514,6 +514,15 @@ TEST_F(ServerTest, BadInputsReturnTheirCodesAndChangeNothing) {
   pb::SearchResponse s1;
   EXPECT_EQ(server_->search().Search(&c1, r1, &s1).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+  // A descriptor of another model (faceplugin-v1's 512 values) cannot be compared here.
+  grpc::ClientContext other_model_context;
+  pb::SearchRequest other_model;
+  auto* wide = other_model.mutable_descriptors()->add_descriptors();
+  for (int i = 0; i < 512; ++i) wide->add_values(i == 0 ? 1.0f : 0.0f);
+  const auto other_status = server_->search().Search(&other_model_context, other_model, &s1);
+  EXPECT_EQ(other_status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(other_status.error_message().find("dlib-resnet-v1"), std::string::npos)
+      << other_status.error_message();
   // A NaN among a descriptor's values matched everyone under HNSW; refused with its place.
   grpc::ClientContext nan_context;
   pb::SearchRequest nan_request;

@@ -163,9 +163,9 @@ TEST(AlertStore, KeepsTheMatchedDescriptors) {
   testing::ScopedTempDir dir("alerts-descriptors");
   AlertStore store(dir / "alerts.db");
   Alert with = alert_of("door", "wanted", 0.4f);
-  with.face_descriptor = Embedding{};
+  with.face_descriptor = Embedding(128, 0.0f);
   with.face_descriptor->at(0) = 0.5f;
-  with.track_descriptor = Embedding{};
+  with.track_descriptor = Embedding(128, 0.0f);
   with.track_descriptor->at(1) = 0.25f;
   const auto id = store.append(with).id;
   const auto without = store.append(alert_of("door", "wanted", 0.4f)).id;

@@ -231,3 +231,51 @@ TEST(FaceIndex, SearchesRunWhileFacesAreAdded) {
 
 }  // namespace
 }  // namespace frs
+
+namespace frs {
+namespace {
+
+// An index holds one descriptor model's descriptors: another length is refused, whether
+// added, searched, trained on, or found in a snapshot.
+TEST(FaceIndex, RefusesDescriptorsOfAnotherModelsLength) {
+  FaceIndexOptions wide;
+  wide.dimension = 512;
+  FaceIndex index(wide);
+  const std::vector<std::int64_t> ids = {1, 2};
+  Embedding a(512, 0.0f), b(512, 0.0f);
+  a[0] = 1.0f;
+  b[511] = 1.0f;
+  index.add(ids, std::vector<Embedding>{a, b});
+  const auto found = index.search(std::vector<Embedding>{a}, 2, 10.0f)[0];
+  ASSERT_EQ(found.size(), 2u);
+  EXPECT_EQ(found[0].id, 1);
+  EXPECT_NEAR(found[1].distance, std::sqrt(2.0f), 1e-6f);
+  for (auto attempt : {+[](FaceIndex& i) { i.search(std::vector<Embedding>{axis(0)}, 1, 1.0f); },
+                       +[](FaceIndex& i) {
+                         const std::vector<std::int64_t> three = {3};
+                         i.add(three, std::vector<Embedding>{axis(0)});
+                       }}) {
+    try {
+      attempt(index);
+      ADD_FAILURE() << "a 128-value descriptor was used with a 512-value index";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kFailedPrecondition);
+      EXPECT_NE(std::string(e.what()).find("another model"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(index.size(), 2u);  // the refused add left nothing behind
+
+  testing::ScopedTempDir dir("index-dimension");
+  index.save(dir / "wide.index", 7);
+  std::string why;
+  EXPECT_FALSE(FaceIndex::load(dir / "wide.index", FaceIndexOptions{}, why).has_value());
+  EXPECT_NE(why.find("512"), std::string::npos) << why;
+  EXPECT_TRUE(FaceIndex::load(dir / "wide.index", wide, why).has_value()) << why;
+
+  FaceIndexOptions zero;
+  zero.dimension = 0;
+  EXPECT_THROW(FaceIndex index_of_nothing(zero), Error);
+}
+
+}  // namespace
+}  // namespace frs

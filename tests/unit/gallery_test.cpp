@@ -73,7 +73,7 @@ TEST_F(GalleryTest, SearchNamesEachIdentityOnceNearestFirst) {
 TEST_F(GalleryTest, CentroidScoringUsesTheMeanOfAnIdentitysFacesAndFollowsChanges) {
   auto g = open("Flat", IdentityScore::kCentroid);
   enroll_abc(*g);  // A's faces on axes 0 and 1: its centroid is (0.5, 0.5)
-  Embedding between{};
+  Embedding between(testing::kSyntheticDimension, 0.0f);
   between[0] = 0.55f;
   between[1] = 0.45f;
   // Its faces are 0.636 and 0.778 away (over 0.5), its centroid 0.071.

@@ -1,10 +1,10 @@
 #include "frs/service/retention.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include "frs/auth/tokens.h"
 #include "frs/core/error.h"
-#include <sqlite3.h>
 #include "synthetic.h"
 #include "testdata.h"
 

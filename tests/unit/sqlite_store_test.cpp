@@ -22,6 +22,7 @@ class SqliteStoreTest : public ::testing::Test {
 
   static StoredFace face(float value, const std::string& sha = "") {
     StoredFace f;
+    f.descriptor.assign(128, 0.0f);
     f.descriptor[0] = value;
     f.descriptor[127] = -value;
     f.image_sha256 = sha.empty() ? "sha-" + std::to_string(value) : sha;

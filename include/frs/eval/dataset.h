@@ -124,6 +124,10 @@ struct OpenSetOptions {
   // score is then relative (it can be negative): only the thresholds at FPIR targets mean
   // anything, not max_distance.
   int cohort_k = 0;
+  // The descriptors are of a cosine model (unit length): a mean of them (a centroid, fused
+  // chips) is scaled back to unit length, as the live path and the gallery do. Set from
+  // the engine's model by frs eval.
+  bool unit_length = false;
 };
 
 // The open-set protocol: in each fold the other folds' identities are enrolled; the rest

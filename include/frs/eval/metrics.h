@@ -55,6 +55,10 @@ struct Verification {
   float threshold = 0;  // the configured one
   Rate fmr, fnmr;       // at `threshold`
   double accuracy = 0;  // share of comparisons decided right at `threshold`
+  // Where FMR and FNMR are (nearest to) equal: their mean there, and that threshold. 0
+  // without both kinds of comparison.
+  double equal_error_rate = 0;
+  float equal_error_threshold = 0;
   struct AtFmr {
     ThresholdAt point;  // threshold for the target FMR
     Rate fnmr;          // at that threshold

@@ -27,6 +27,9 @@ struct FaceIndexOptions {
   // adds "IDMap"). Default "Flat" (exact L2). Examples: "HNSW32", "IVF4096,Flat",
   // "IVF4096,PQ32,RFlat" (PQ codes re-ranked by exact distance), "IVF4096,PQ64".
   std::string factory = "Flat";
+  // Values per descriptor: the descriptor model's dimension. Default 128 (dlib-resnet-v1);
+  // range 1..kMaxEmbeddingSize. Descriptors of another length are refused.
+  std::size_t dimension = 128;
   // HNSW: candidates kept while searching; higher = better recall, slower. Default 64,
   // range 1..4096.
   int hnsw_ef_search = 64;

@@ -1,6 +1,7 @@
 #pragma once
 // dlib's 68-point landmarks and the aligned 150x150 chip the descriptor network reads.
 
+#include <array>
 #include <filesystem>
 #include <memory>
 
@@ -17,7 +18,7 @@ class FaceAligner {
   FaceAligner(const FaceAligner&) = delete;
   FaceAligner& operator=(const FaceAligner&) = delete;
 
-  // Thread-safe. Fills box, score, landmarks, chip and quality (not the embedding).
+  // Thread-safe. Fills box, score, landmarks, both chips and quality (not the embedding).
   Face align(const cv::Mat& bgr, const Detection& detection) const;
 
   // Chip side in pixels and the border around the face, as a fraction of its size.
@@ -28,6 +29,20 @@ class FaceAligner {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The five points ArcFace-style networks are aligned by, from dlib's 68 (0-based): the
+// eye centres (means of 36..41's upper and lower lids: 37,38,40,41 and 43,44,46,47), the
+// nose tip (30) and the mouth corners (means of 48,60 and of 54,64).
+std::array<cv::Point2f, 5> five_points(const std::array<cv::Point2f, kLandmarkCount>& landmarks);
+
+// The standard 112x112 ArcFace template those five points are mapped onto.
+inline constexpr int kArcFaceChipSize = 112;
+extern const std::array<cv::Point2f, 5> kArcFaceTemplate;
+
+// The 112x112 BGR chip: the least-squares similarity transform of the five points onto the
+// template (every point counts; RANSAC, OpenCV's default, cost 3 points of rank-1),
+// bilinear, black outside the image.
+cv::Mat arcface_chip(const cv::Mat& bgr, const std::array<cv::Point2f, kLandmarkCount>& landmarks);
 
 // Quality of an aligned face from its box, landmarks and chip.
 FaceQuality measure_quality(const Face& face);

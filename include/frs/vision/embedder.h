@@ -1,7 +1,10 @@
 #pragma once
-// dlib's ResNet face descriptor over aligned 150x150 chips.
+// The descriptor networks: dlib's ResNet over aligned 150x150 chips, and ONNX networks over
+// 112x112 ArcFace chips (faceplugin-v1). FaceEngine picks and combines them by the
+// descriptor model (include/frs/vision/descriptor_model.h).
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <opencv2/core.hpp>
 #include <vector>
@@ -47,5 +50,39 @@ class FaceEmbedder {
   EmbedderOptions options_;
   std::unique_ptr<Impl> impl_;
 };
+
+struct OnnxEmbedderOptions {
+  std::filesystem::path model;  // fr_feature.onnx: input [N,3,112,112], output [N,D]
+  int threads = 1;              // networks that run at once; range 1..64
+  bool flip_average = false;    // as EmbedderOptions::flip_average
+};
+
+// An ArcFace-style network through OpenCV's DNN module: BGR chips as OpenCV decodes them
+// (measured better than RGB for faceplugin-v1), (v - 127) / 128, NCHW. Outputs are scaled
+// to unit length (DescriptorMetric::kCosine).
+class OnnxFaceEmbedder {
+ public:
+  explicit OnnxFaceEmbedder(const OnnxEmbedderOptions& options);
+  ~OnnxFaceEmbedder();
+  OnnxFaceEmbedder(const OnnxFaceEmbedder&) = delete;
+  OnnxFaceEmbedder& operator=(const OnnxFaceEmbedder&) = delete;
+
+  // Thread-safe. One unit-length descriptor per chip, in order. Chips must be 112x112 8-bit
+  // BGR. Stops with Error(kCancelled) when `cancel` fires (checked between chips).
+  std::vector<Embedding> embed(const std::vector<cv::Mat>& chips,
+                               const Cancellation& cancel = {}) const;
+
+  std::size_t dimension() const { return dimension_; }
+
+ private:
+  struct Impl;
+  OnnxEmbedderOptions options_;
+  std::size_t dimension_ = 0;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Runs `work(begin, end)` over [0, count) in at most `shares` contiguous parts at once.
+void run_in_shares(std::size_t count, std::size_t shares,
+                   const std::function<void(std::size_t, std::size_t)>& work);
 
 }  // namespace frs

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "frs/vision/aligner.h"
+#include "frs/vision/descriptor_model.h"
 #include "frs/vision/detector.h"
 #include "frs/vision/embedder.h"
 #include "frs/vision/face.h"
@@ -41,11 +42,14 @@ struct FaceEngineOptions {
   int hog_upsample = 1;  // see HogOptions::upsample
   // Most faces analysed per image, keeping the largest. Default 256; range 1..10000.
   int max_faces = 256;
+  // The descriptor model (descriptor_model.h): default dlib-resnet-v1; faceplugin-v1 or
+  // fused-v1 also need fr_feature.onnx.
+  std::string descriptor = std::string(kDefaultDescriptorId);
   // Worker threads for detection and embedding. Default 0 = one per core.
   int threads = 0;
   int batch_size = 8;         // see EmbedderOptions::batch_size
   bool flip_average = false;  // see EmbedderOptions::flip_average
-  int jitter = 0;             // see EmbedderOptions::jitter
+  int jitter = 0;             // see EmbedderOptions::jitter (dlib's network only)
   // analyze_portrait() uses BlazeFace's front model (default true); false: the back model,
   // as analyze() (for comparison, and for photos whose subject is far from the camera).
   bool portrait_detector = true;
@@ -79,8 +83,16 @@ class FaceEngine {
   // Embeds faces already aligned (e.g. the best chips of a track), in place.
   void embed(std::vector<Face>& faces, const Cancellation& cancel = {}) const;
 
+  // The descriptors of already aligned chips, of this engine's model.
+  std::vector<Embedding> embed_chips(const std::vector<cv::Mat>& dlib_chips,
+                                     const std::vector<cv::Mat>& arcface_chips,
+                                     const Cancellation& cancel = {}) const;
+  // Makes a mean of descriptors (a track's fusion) a descriptor of this model again: unit
+  // length for cosine models, unchanged for dlib's.
+  void finish(Embedding& descriptor) const;
+
   const FaceEngineOptions& options() const { return options_; }
-  const FaceEmbedder& embedder() const { return *embedder_; }
+  const DescriptorModel& descriptor_model() const { return *model_; }
 
  private:
   FaceEngineOptions options_;
@@ -91,7 +103,9 @@ class FaceEngine {
   std::unique_ptr<FaceDetector> detector_;
   std::unique_ptr<FaceDetector> portrait_detector_;  // BlazeFace front model; null for HOG
   std::unique_ptr<FaceAligner> aligner_;
-  std::unique_ptr<FaceEmbedder> embedder_;
+  const DescriptorModel* model_;
+  std::unique_ptr<FaceEmbedder> embedder_;           // dlib's network; null when not used
+  std::unique_ptr<OnnxFaceEmbedder> onnx_embedder_;  // faceplugin's; null when not used
 };
 
 }  // namespace frs
