@@ -1,8 +1,10 @@
 // Speed of the face engine's stages on this machine, medians of several runs:
 //   detection, ms per frame at 640x360, 1280x720 and 1920x1080 (BlazeFace with and without
 //     small-face tiling; dlib HOG as the baseline in the same run);
-//   landmarks + chip, ms per face; descriptor, ms per chip (1 thread, batch 1 and 8; and
-//     2 threads); end to end, faces per second on a 100-face image.
+//   landmarks + chip, and the ArcFace chip, ms per face; dlib's descriptor, ms per chip
+//     (1 thread, batch 1 and 8; and 2 threads); every descriptor model, ms per face on 1
+//     and 2 threads, with the ratio to dlib-resnet-v1's in the same run; end to end,
+//     faces per second on a 100-face image.
 //   bench_face_engine [--runs N]
 
 #include "frs/vision/face_engine.h"
@@ -73,14 +75,26 @@ int main(int argc, char** argv) {
                                                faces.push_back(aligner.align(mosaic, d));
                                            }) /
                           static_cast<double>(detections.size());
-  std::vector<cv::Mat> chips;
-  for (const Face& f : faces) chips.push_back(f.chip);
-  const std::vector<cv::Mat> sixteen(chips.begin(),
-                                     chips.begin() + std::min<std::size_t>(16, chips.size()));
+  const double arcface_ms = bench::median_ms(runs,
+                                             [&] {
+                                               for (const Face& f : faces)
+                                                 (void)arcface_chip(mosaic, f.landmarks);
+                                             }) /
+                            static_cast<double>(faces.size());
+  std::vector<cv::Mat> chips, arcface_chips;
+  for (const Face& f : faces) {
+    chips.push_back(f.chip);
+    arcface_chips.push_back(arcface_chip(mosaic, f.landmarks));
+  }
+  const std::size_t first = std::min<std::size_t>(16, chips.size());
+  const std::vector<cv::Mat> sixteen(chips.begin(), chips.begin() + static_cast<long>(first));
+  const std::vector<cv::Mat> sixteen_arcface(arcface_chips.begin(),
+                                             arcface_chips.begin() + static_cast<long>(first));
 
   std::printf(
       "\n## Per face (faces of the 100-face mosaic)\n\n| stage | ms per face |\n|---|---|\n");
-  std::printf("| landmarks + 150x150 chip (2 landmark passes) | %.2f |\n", align_ms);
+  std::printf("| landmarks (2 passes) + 150x150 dlib chip | %.2f |\n", align_ms);
+  std::printf("| 112x112 ArcFace chip (faceplugin-v1, fused-v1 only) | %.2f |\n", arcface_ms);
   for (const auto& [threads, batch] : {std::pair{1, 1}, std::pair{1, 8}, std::pair{2, 8}}) {
     EmbedderOptions e;
     e.model = default_models_dir() / kDescriptorModelFile;
@@ -91,6 +105,26 @@ int main(int argc, char** argv) {
                       static_cast<double>(sixteen.size());
     std::printf("| descriptor, %d thread%s, batch %d | %.2f |\n", threads, threads > 1 ? "s" : "",
                 batch, ms);
+  }
+
+  std::printf(
+      "\n## Descriptor models, ms per face (16 faces of the mosaic; index bytes per face = 4 x "
+      "values)\n\n| model | values | 1 thread | 2 threads | 1 thread, ratio to "
+      "dlib-resnet-v1 |\n|---|---|---|---|---|\n");
+  double dlib_ms = 0;
+  for (const DescriptorModel& model : descriptor_models()) {
+    double ms[2] = {0, 0};
+    for (int threads : {1, 2}) {
+      FaceEngineOptions o = engine_options(DetectorKind::kBlazeFace, 40, threads);
+      o.descriptor = std::string(model.id);
+      const FaceEngine engine(o);
+      ms[threads - 1] =
+          bench::median_ms(runs, [&] { engine.embed_chips(sixteen, sixteen_arcface); }) /
+          static_cast<double>(first);
+    }
+    if (model.id == kDlibDescriptorId) dlib_ms = ms[0];
+    std::printf("| %s | %zu | %.2f | %.2f | %.2fx |\n", std::string(model.id).c_str(),
+                model.dimension, ms[0], ms[1], dlib_ms > 0 ? ms[0] / dlib_ms : 0.0);
   }
 
   std::printf("\n## End to end on the 100-face image (1600x1600, min face 40 px)\n\n");

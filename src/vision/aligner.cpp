@@ -112,7 +112,6 @@ Face FaceAligner::align(const cv::Mat& bgr, const Detection& detection) const {
   dlib::extract_image_chip(image, dlib::get_face_chip_details(shape, kChipSize, kChipPadding),
                            chip);
   face.chip = dlib::toMat(chip).clone();  // bgr_pixel is laid out as OpenCV's BGR
-  face.arcface_chip = arcface_chip(bgr, face.landmarks);
   face.quality = measure_quality(face);
   return face;
 }

@@ -124,7 +124,10 @@ std::vector<Detection> FaceEngine::largest_first(std::vector<Detection> detectio
 }
 
 Face FaceEngine::align(const cv::Mat& bgr, const Detection& detection) const {
-  return aligner_->align(bgr, detection);
+  Face face = aligner_->align(bgr, detection);
+  // 0.15 ms a face (bench_face_engine), made only when the model reads it.
+  if (model_->chip != DescriptorChip::kDlib) face.arcface_chip = arcface_chip(bgr, face.landmarks);
+  return face;
 }
 
 std::vector<Face> FaceEngine::analyze(const cv::Mat& bgr, bool embed_faces,
@@ -150,7 +153,7 @@ std::vector<Face> FaceEngine::align_all(const cv::Mat& bgr,
   auto align_range = [&](std::size_t begin, std::size_t end) {
     for (std::size_t i = begin; i < end; ++i) {
       cancel.check();
-      faces[i] = aligner_->align(bgr, detections[i]);
+      faces[i] = align(bgr, detections[i]);
     }
   };
   if (shares <= 1) {

@@ -18,7 +18,8 @@ class FaceAligner {
   FaceAligner(const FaceAligner&) = delete;
   FaceAligner& operator=(const FaceAligner&) = delete;
 
-  // Thread-safe. Fills box, score, landmarks, both chips and quality (not the embedding).
+  // Thread-safe. Fills box, score, landmarks, dlib's chip and quality (not the ArcFace chip,
+  // which FaceEngine adds when its model reads it, nor the embedding).
   Face align(const cv::Mat& bgr, const Detection& detection) const;
 
   // Chip side in pixels and the border around the face, as a fraction of its size.

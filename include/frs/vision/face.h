@@ -28,7 +28,9 @@ struct Face {
   float score = 0;  // detector confidence (see Detection::score)
   std::array<cv::Point2f, kLandmarkCount> landmarks{};  // dlib's 68 points, source pixels
   cv::Mat chip;          // 150x150 BGR, aligned as dlib does (padding 0.25)
-  cv::Mat arcface_chip;  // 112x112 BGR, five points on the ArcFace template (aligner.h)
+  // 112x112 BGR, five points on the ArcFace template (aligner.h); made only by engines
+  // whose descriptor model reads it (faceplugin-v1, fused-v1), else empty.
+  cv::Mat arcface_chip;
   FaceQuality quality;
   std::optional<Embedding> embedding;  // set when the engine was asked to embed
 };
