@@ -29,6 +29,40 @@ json threshold_json(const ThresholdAt& t) {
   return j;
 }
 
+json at_fmr_json(const Verification& v) {
+  json points = json::array();
+  for (const auto& at : v.at_fmr) {
+    json point = threshold_json(at.point);
+    point["fnmr"] = rate_json(at.fnmr);
+    points.push_back(point);
+  }
+  return points;
+}
+
+json at_fpir_json(const Identification& id) {
+  json points = json::array();
+  for (const auto& at : id.at_fpir) {
+    json point = threshold_json(at.point);
+    point["fnir"] = rate_json(at.fnir);
+    points.push_back(point);
+  }
+  return points;
+}
+
+json calibration_json(const Calibration& c) {
+  json j = {{"target_fpir", c.target_fpir},
+            {"gallery_size", c.gallery_size},
+            {"per_comparison_fmr", c.per_comparison_fmr},
+            {"max_distance", c.max_distance},
+            {"impostor_comparisons", c.impostor_comparisons},
+            {"extrapolated", c.extrapolated}};
+  if (c.extrapolated) {
+    j["tail_mean"] = c.tail_mean;
+    j["tail_sd"] = c.tail_sd;
+  }
+  return j;
+}
+
 std::string rate_text(const Rate& r) {
   char text[96];
   std::snprintf(text, sizeof text, "%.4f (%zu/%zu)", r.value(), r.errors, r.trials);
@@ -212,34 +246,15 @@ int run_compare_descriptors(const FaceEngineOptions& engine_options, EvalArgs ar
                 {"verification",
                  {{"equal_error_rate", v.equal_error_rate},
                   {"equal_error_threshold", v.equal_error_threshold},
-                  {"at_fmr", json::array()}}}};
-      for (const auto& at : v.at_fmr) {
-        json point = threshold_json(at.point);
-        point["fnmr"] = rate_json(at.fnmr);
-        m["verification"]["at_fmr"].push_back(point);
-      }
+                  {"at_fmr", at_fmr_json(v)}}}};
       if (row.evaluation.identification) {
         const Identification& id = *row.evaluation.identification;
         m["identification"] = {{"mated", id.mated},
                                {"non_mated", id.non_mated},
                                {"rank1", id.rank1},
-                               {"at_fpir", json::array()}};
-        for (const auto& at : id.at_fpir) {
-          json point = threshold_json(at.point);
-          point["fnir"] = rate_json(at.fnir);
-          m["identification"]["at_fpir"].push_back(point);
-        }
+                               {"at_fpir", at_fpir_json(id)}};
       }
-      if (const auto& c = row.evaluation.calibration) {
-        m["calibration"] = {{"max_distance", c->max_distance},
-                            {"per_comparison_fmr", c->per_comparison_fmr},
-                            {"impostor_comparisons", c->impostor_comparisons},
-                            {"extrapolated", c->extrapolated}};
-        if (c->extrapolated) {
-          m["calibration"]["tail_mean"] = c->tail_mean;
-          m["calibration"]["tail_sd"] = c->tail_sd;
-        }
-      }
+      if (const auto& c = row.evaluation.calibration) m["calibration"] = calibration_json(*c);
       out["models"].push_back(m);
     }
     std::cout << out.dump() << "\n";
@@ -379,12 +394,7 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
               {"accuracy", verification.accuracy},
               {"equal_error_rate", verification.equal_error_rate},
               {"equal_error_threshold", verification.equal_error_threshold},
-              {"at_fmr", json::array()}};
-    for (const auto& at : verification.at_fmr) {
-      json point = threshold_json(at.point);
-      point["fnmr"] = rate_json(at.fnmr);
-      v["at_fmr"].push_back(point);
-    }
+              {"at_fmr", at_fmr_json(verification)}};
     out["verification"] = v;
     if (identification) {
       const Identification& id = *identification;
@@ -400,12 +410,7 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
                 {"max_distance", id.threshold},
                 {"fnir", rate_json(id.fnir)},
                 {"fpir", rate_json(id.fpir)},
-                {"at_fpir", json::array()}};
-      for (const auto& at : id.at_fpir) {
-        json point = threshold_json(at.point);
-        point["fnir"] = rate_json(at.fnir);
-        i["at_fpir"].push_back(point);
-      }
+                {"at_fpir", at_fpir_json(id)}};
       out["identification"] = i;
     }
     if (groups) {
@@ -417,19 +422,7 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
         out["groups"].push_back(j);
       }
     }
-    if (calibration) {
-      const Calibration& c = *calibration;
-      out["calibration"] = {{"target_fpir", c.target_fpir},
-                            {"gallery_size", c.gallery_size},
-                            {"per_comparison_fmr", c.per_comparison_fmr},
-                            {"max_distance", c.max_distance},
-                            {"impostor_comparisons", c.impostor_comparisons},
-                            {"extrapolated", c.extrapolated}};
-      if (c.extrapolated) {
-        out["calibration"]["tail_mean"] = c.tail_mean;
-        out["calibration"]["tail_sd"] = c.tail_sd;
-      }
-    }
+    if (calibration) out["calibration"] = calibration_json(*calibration);
     std::cout << out.dump() << "\n";
     return exit_code;
   }
