@@ -49,7 +49,8 @@ class BareSearch final : public pb::Search::Service {
     for (const pb::Descriptor& d : request->descriptors().descriptors()) {
       queries.emplace_back(d.values().begin(), d.values().end());
     }
-    const auto results = gallery_.search(queries, {}, request->top_k(), std::nullopt);
+    const auto results =
+        gallery_.search(queries, frs::kDlibDescriptorId, {}, request->top_k(), std::nullopt);
     for (const auto& candidates : results) {
       pb::FaceResult* face = response->add_faces();
       for (const frs::Candidate& c : candidates) {

@@ -178,7 +178,8 @@ double run_naive(const FaceEngine& engine, Gallery& gallery, const std::filesyst
         for (const Face& face : engine.analyze(frame, true)) {
           if (face.embedding) descriptors.push_back(*face.embedding);
         }
-        if (!descriptors.empty()) gallery.search(descriptors, {}, 1, std::nullopt);
+        if (!descriptors.empty())
+          gallery.search(descriptors, kDlibDescriptorId, {}, 1, std::nullopt);
         ++frames;
       }
     });

@@ -107,7 +107,7 @@ struct Services {
     alert_service = service::make_alert_service(access, alerts, feed, {2, &gallery});
     token_service = service::make_token_service(access);
     audit_service = service::make_audit_service(
-        access, {&alerts, &gallery, 2, [] { return std::string("fuzz"); }});
+        access, {&alerts, &gallery, 2, [](const std::string& model) { return "fuzz " + model; }});
     Watchlist w;
     w.name = "wanted";
     gallery.create_watchlist(w);

@@ -34,6 +34,7 @@ constexpr MethodAccess kTable[] = {
     {"/frs.v1.Gallery/LiftSuppression", {kAdmin, kOperator}},
     {"/frs.v1.Gallery/ListIdentities", {kAdmin, kOperator}},
     {"/frs.v1.Gallery/ListWatchlists", {kAdmin, kOperator}},
+    {"/frs.v1.Gallery/ReembedWatchlist", {kAdmin, kOperator}, true},
     {"/frs.v1.Gallery/RemoveIdentity", {kAdmin, kOperator}},
     {"/frs.v1.Gallery/SetWatchlistLiveOnly", {kAdmin, kOperator}},
     {"/frs.v1.Gallery/UpdateWatchlistThreshold", {kAdmin, kOperator}},

@@ -189,15 +189,15 @@ int main(int argc, char** argv) {
     gallery_options.identity_score = config.identity_score == "nearest"
                                          ? frs::IdentityScore::kNearestFace
                                          : frs::IdentityScore::kCentroid;
-    gallery_options.max_distance_ceiling = config.max_distance_ceiling > 0
-                                               ? config.max_distance_ceiling
-                                               : frs::service::default_max_distance_ceiling();
+    gallery_options.max_distance_ceilings = frs::server::max_distance_ceilings(config);
     gallery_options.suppression_distance = config.suppression_distance;
-    if (config.default_max_distance > gallery_options.max_distance_ceiling) {
-      throw frs::Error(frs::ErrorCode::kInvalidArgument,
-                       "--default-max-distance " + std::to_string(config.default_max_distance) +
-                           " is looser than --max-distance-ceiling " +
-                           std::to_string(gallery_options.max_distance_ceiling));
+    if (config.default_max_distance > gallery_options.max_distance_ceilings[config.descriptor]) {
+      throw frs::Error(
+          frs::ErrorCode::kInvalidArgument,
+          "--default-max-distance " + std::to_string(config.default_max_distance) +
+              " is looser than --max-distance-ceiling " +
+              std::to_string(gallery_options.max_distance_ceilings[config.descriptor]) + " of " +
+              config.descriptor);
     }
     if (config.confirmed_alert_retention_days < config.alert_retention_days) {
       throw frs::Error(frs::ErrorCode::kInvalidArgument,
@@ -230,6 +230,12 @@ int main(int argc, char** argv) {
     engine_options.limits.max_decoded_bytes = static_cast<std::uint64_t>(config.max_decoded_mb)
                                               << 20;
     engine_options.max_detector_views = config.max_detector_views;
+    engine_options.descriptor = config.descriptor;
+    // Every model: each watchlist is described with its own, and a re-embedding needs the
+    // target's. fetch.sh fetches all their files.
+    for (const frs::DescriptorModel& m : frs::descriptor_models()) {
+      engine_options.more_descriptors.emplace_back(m.id);
+    }
     const frs::FaceEngine engine(engine_options);
 
     frs::Gallery gallery(
@@ -238,13 +244,21 @@ int main(int argc, char** argv) {
     for (const auto& [id, how] : gallery.load_report()) {
       spdlog::info("watchlist {} index: {} ({} faces)", id, how, gallery.indexed_faces(id));
     }
-    spdlog::info("max_distance ceiling {:.4f}, suppression distance {:.2f}, confirmations {}",
-                 gallery.max_distance_ceiling(), gallery.suppression_distance(),
-                 config.confirmations);
+    std::string ceilings;
+    for (const auto& [model, ceiling] : gallery_options.max_distance_ceilings) {
+      ceilings += fmt::format("{}{}={:.4f}", ceilings.empty() ? "" : " ", model, ceiling);
+    }
+    spdlog::info(
+        "descriptor model of new watchlists {}, max_distance ceilings {}, suppression distance "
+        "{:.2f}, confirmations {}",
+        config.descriptor, ceilings, gallery.suppression_distance(), config.confirmations);
     for (const frs::Watchlist& w : gallery.store().list_watchlists()) {
-      if (w.max_distance > gallery.max_distance_ceiling()) {
-        spdlog::warn("watchlist={} event=threshold_capped max_distance={:.4f} ceiling={:.4f}",
-                     frs::logfmt_value(w.name), w.max_distance, gallery.max_distance_ceiling());
+      const float ceiling = gallery.max_distance_ceiling(w.descriptor_model);
+      if (w.max_distance > ceiling) {
+        spdlog::warn(
+            "watchlist={} event=threshold_capped descriptor_model={} max_distance={:.4f} "
+            "ceiling={:.4f}",
+            frs::logfmt_value(w.name), w.descriptor_model, w.max_distance, ceiling);
       }
     }
 
@@ -338,9 +352,10 @@ int main(int argc, char** argv) {
     report_sources.alerts = &alerts;
     report_sources.gallery = &gallery;
     report_sources.confirmations = config.confirmations;
-    report_sources.descriptor_model = [models = config.models_dir, &engine] {
-      return descriptor_model_name(engine.descriptor_model(), models);
+    report_sources.describe_model = [models = config.models_dir](const std::string& model) {
+      return descriptor_model_name(frs::descriptor_model(model), models);
     };
+    report_sources.default_model = config.descriptor;
     auto audit_service = frs::service::make_audit_service(access, report_sources);
 
     grpc::EnableDefaultHealthCheckService(true);

@@ -8,6 +8,50 @@
 
 namespace frs::server {
 
+namespace {
+
+std::vector<std::string> descriptor_models_list() {
+  std::vector<std::string> ids;
+  for (const DescriptorModel& m : descriptor_models()) ids.emplace_back(m.id);
+  return ids;
+}
+
+}  // namespace
+
+std::map<std::string, float, std::less<>> max_distance_ceilings(const ServerConfig& config) {
+  std::map<std::string, float, std::less<>> out;
+  for (const DescriptorModel& m : descriptor_models()) {
+    out[std::string(m.id)] = service::default_max_distance_ceiling(m);
+  }
+  std::set<std::string> given;
+  for (const std::string& entry : config.max_distance_ceilings) {
+    const auto equals = entry.find('=');
+    const std::string model =
+        equals == std::string::npos ? config.descriptor : entry.substr(0, equals);
+    const std::string number = equals == std::string::npos ? entry : entry.substr(equals + 1);
+    descriptor_model(model);  // kInvalidArgument naming the known ones
+    float value = -1;
+    try {
+      std::size_t used = 0;
+      value = std::stof(number, &used);
+      if (used != number.size()) value = -1;
+    } catch (const std::exception&) {
+      value = -1;
+    }
+    if (!(value >= 0 && value <= 4)) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "--max-distance-ceiling " + entry +
+                      ": give VALUE or MODEL=VALUE with VALUE in 0..4 (0 = calibrated)");
+    }
+    if (!given.insert(model).second) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "--max-distance-ceiling gives " + model + "'s ceiling twice");
+    }
+    if (value > 0) out[model] = value;
+  }
+  return out;
+}
+
 void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_file) {
   flags.add_option("--config", config_file, "YAML config file (keys as the long options)")
       ->check(CLI::ExistingFile);
@@ -16,6 +60,13 @@ void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_fil
   flags.add_option("--data-dir", config.data_dir, "Store and index snapshots")
       ->capture_default_str();
   flags.add_option("--models", config.models_dir, "Model directory")->capture_default_str();
+  flags
+      .add_option("--descriptor", config.descriptor,
+                  "Descriptor model of new watchlists (" + descriptor_model_ids() +
+                      "; docs/accuracy.md compares them). The server describes faces with "
+                      "every model, each watchlist with its own")
+      ->check(CLI::IsMember(std::vector<std::string>(descriptor_models_list())))
+      ->capture_default_str();
   flags
       .add_option("--index-type", config.index.factory,
                   "FAISS factory string: Flat (exact), HNSW32, IVF4096,Flat, IVF4096,PQ32,RFlat, "
@@ -208,11 +259,12 @@ void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_fil
       ->check(CLI::Range(1, 3))
       ->capture_default_str();
   flags
-      .add_option("--max-distance-ceiling", config.max_distance_ceiling,
-                  "Loosest max_distance any watchlist or search may use; 0 = the built-in "
-                  "calibration for 1,000 identities at FPIR 0.01 plus 0.05")
-      ->check(CLI::Range(0.0f, 4.0f))
-      ->capture_default_str();
+      .add_option("--max-distance-ceiling", config.max_distance_ceilings,
+                  "Loosest max_distance any watchlist or search may use: VALUE for the "
+                  "--descriptor model, MODEL=VALUE for any (repeatable); a model not given "
+                  "(or 0) gets its built-in calibration for 1,000 identities at FPIR 0.01 plus "
+                  "0.05 (dlib-resnet-v1 0.546, faceplugin-v1 1.154, fused-v1 0.733)")
+      ->take_all();
   flags
       .add_option("--suppression-distance", config.suppression_distance,
                   "A face this near a rejected alert's face is not alerted or returned as that "

@@ -3,6 +3,7 @@
 // the `cameras:` list). Apart from main() so that the config loader can be fuzzed.
 
 #include <CLI/CLI.hpp>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,8 @@ struct ServerConfig {
   std::string listen = "127.0.0.1:50051";  // host:port; loopback unless told otherwise
   std::string data_dir = "frs-data";       // store and index snapshots
   std::string models_dir = frs::default_models_dir().string();
+  // Descriptor model of watchlists created without one (CreateWatchlist descriptor_model).
+  std::string descriptor = std::string(frs::kDefaultDescriptorId);
   frs::FaceIndexOptions index;   // FAISS type and search settings (face_index.h)
   int threads = 0;               // face engine threads; 0 = one per core
   int max_message_mb = 64;       // largest request, MiB (1..1024)
@@ -40,10 +43,12 @@ struct ServerConfig {
   frs::EnrollmentRules enrollment;                  // the enrollment gate (enrollment.h)
   std::vector<frs::CameraConfig> cameras;           // from the config file's `cameras:` list
   // Oversight (docs/operations.md "Oversight"):
-  int confirmations = 2;              // different people who confirm an alert (1..3)
-  float max_distance_ceiling = 0;     // loosest threshold anyone may set; 0 = calibrated
-  float suppression_distance = 0.3f;  // a rejected face suppresses this near (0..2)
-  int exigent_max_hours = 48;         // longest exigent authorisation (1..720)
+  int confirmations = 2;  // different people who confirm an alert (1..3)
+  // Loosest threshold anyone may set: "VALUE" (the --descriptor model's) or "MODEL=VALUE";
+  // models not given (or 0) are calibrated (max_distance_ceilings()).
+  std::vector<std::string> max_distance_ceilings;
+  float suppression_distance = 0.3f;               // a rejected face suppresses this near (0..2)
+  int exigent_max_hours = 48;                      // longest exigent authorisation (1..720)
   std::string search_authorization = "live-only";  // never, live-only or always
   int alert_retention_days = 30;             // alerts, their crops and suppressions (1..36500)
   int confirmed_alert_retention_days = 365;  // confirmed alerts (>= alert_retention_days)
@@ -51,6 +56,11 @@ struct ServerConfig {
 };
 
 void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_file);
+
+// Every descriptor model's ceiling from --max-distance-ceiling and the calibrated defaults.
+// Throws Error(kInvalidArgument) for an entry that does not parse, an unknown model, a
+// value outside 0..4, or a model given twice.
+std::map<std::string, float, std::less<>> max_distance_ceilings(const ServerConfig& config);
 
 // The YAML file's keys are the long flag names without "--"; each becomes "--key value"
 // placed before the command line's own arguments, so flags override the file and both go

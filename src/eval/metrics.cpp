@@ -297,6 +297,18 @@ Calibration calibrate_from_tail(double tail_mean, double tail_sd, std::size_t im
   return c;
 }
 
+Calibration calibrate_built_in(const DescriptorModel& model, double target_fpir,
+                               std::size_t gallery_size) {
+  const DescriptorCalibration& c = model.calibration;
+  return calibrate_from_tail(c.impostor_tail_mean, c.impostor_tail_sd, c.impostor_comparisons,
+                             target_fpir, gallery_size);
+}
+
+std::string built_in_calibration_data(const DescriptorModel& model) {
+  return "frs's built-in impostor model of " + std::string(model.id) +
+         " (lfw10 and crops pooled; docs/accuracy.md)";
+}
+
 Calibration calibrate(std::span<const float> impostor_distances, double target_fpir,
                       std::size_t gallery_size) {
   check_calibration_request(target_fpir, gallery_size);

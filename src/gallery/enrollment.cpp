@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -88,9 +89,37 @@ std::string enrollment_problem(const cv::Mat& bgr, const Face& face, const Enrol
   return "";
 }
 
+SourceRegion cut_source_region(const cv::Mat& bgr, const Face& face) {
+  const float margin = kSourceMargin * std::max(face.box.width, face.box.height);
+  const cv::Rect wanted(cv::Point(static_cast<int>(std::floor(face.box.x - margin)),
+                                  static_cast<int>(std::floor(face.box.y - margin))),
+                        cv::Point(static_cast<int>(std::ceil(face.box.br().x + margin)),
+                                  static_cast<int>(std::ceil(face.box.br().y + margin))));
+  const cv::Rect inside = wanted & cv::Rect(0, 0, bgr.cols, bgr.rows);
+  SourceRegion out;
+  if (inside.area() <= 0) return out;
+  cv::Mat region = bgr(inside);
+  const int longer = std::max(inside.width, inside.height);
+  const double scale = longer > kMaxSourceRegionPx ? double(kMaxSourceRegionPx) / longer : 1.0;
+  if (scale < 1.0) {
+    cv::Mat smaller;
+    cv::resize(region, smaller, {}, scale, scale, cv::INTER_AREA);
+    region = smaller;
+  }
+  cv::imencode(".jpg", region, out.jpeg, {cv::IMWRITE_JPEG_QUALITY, kSourceJpegQuality});
+  out.landmarks.reserve(2 * face.landmarks.size());
+  for (const cv::Point2f& p : face.landmarks) {
+    out.landmarks.push_back(static_cast<float>((p.x - inside.x) * scale));
+    out.landmarks.push_back(static_cast<float>((p.y - inside.y) * scale));
+  }
+  return out;
+}
+
 PreparedPhoto prepare_photo(const FaceEngine& engine, std::span<const std::uint8_t> image,
                             std::optional<int> face_index, const EnrollmentRules& rules,
-                            const std::string& override_reason, const Cancellation& cancel) {
+                            const std::string& override_reason, const Cancellation& cancel,
+                            const DescriptorModel* model) {
+  if (model == nullptr) model = &engine.descriptor_model();
   const auto written =
       static_cast<std::size_t>(std::count_if(override_reason.begin(), override_reason.end(),
                                              [](unsigned char c) { return !std::isspace(c); }));
@@ -157,8 +186,12 @@ PreparedPhoto prepare_photo(const FaceEngine& engine, std::span<const std::uint8
     out.overridden = std::move(problem);
   }
   std::vector<Face> one = {face};
-  engine.embed(one, cancel);
+  engine.embed(one, *model, cancel);
   out.face.descriptor = *one[0].embedding;
+  out.face.descriptor_model = std::string(model->id);
+  SourceRegion source = cut_source_region(bgr, face);
+  out.face.source_region = std::move(source.jpeg);
+  out.face.source_landmarks = std::move(source.landmarks);
   out.face.quality = face.quality.score;
   out.face.image_sha256 = sha256_hex(image);
   cv::Mat thumbnail;

@@ -8,6 +8,7 @@
 #include "frs/core/blas.h"
 #include "frs/core/error.h"
 #include "frs/core/text_fields.h"
+#include "frs/vision/descriptor_model.h"
 
 namespace frs {
 namespace {
@@ -22,13 +23,31 @@ constexpr int kFacesPerIdentity = 4;
 
 }  // namespace
 
+void rank_candidates(std::vector<Candidate>& candidates, int top_k) {
+  const bool one_model = std::all_of(candidates.begin(), candidates.end(), [&](const Candidate& c) {
+    return c.descriptor_model == candidates.front().descriptor_model;
+  });
+  const auto score = [one_model](const Candidate& c) {
+    return one_model || c.threshold <= 0 ? c.distance : c.distance / c.threshold;
+  };
+  std::stable_sort(candidates.begin(), candidates.end(),
+                   [&](const Candidate& a, const Candidate& b) { return score(a) < score(b); });
+  if (candidates.size() > static_cast<std::size_t>(top_k)) {
+    candidates.resize(static_cast<std::size_t>(top_k));
+  }
+}
+
 Gallery::Gallery(std::unique_ptr<GalleryStore> store, const GalleryOptions& options)
     : store_(std::move(store)),
       options_(options),
       training_size_(FaceIndex(options.index).min_training_size()) {
   require_thread_safe_blas();  // FAISS trains and searches with BLAS from concurrent requests
-  if (!(options_.max_distance_ceiling > 0 && options_.max_distance_ceiling <= 4)) {
-    throw Error(ErrorCode::kInvalidArgument, "the max_distance ceiling must be in (0, 4]");
+  for (const auto& [model, ceiling] : options_.max_distance_ceilings) {
+    descriptor_model(model);  // kInvalidArgument naming the known ones
+    if (!(ceiling > 0 && ceiling <= 4)) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "the max_distance ceiling of " + model + " must be in (0, 4]");
+    }
   }
   if (!(options_.suppression_distance >= 0 && options_.suppression_distance <= 2)) {
     throw Error(ErrorCode::kInvalidArgument, "the suppression distance must be in 0..2");
@@ -40,16 +59,16 @@ Gallery::Gallery(std::unique_ptr<GalleryStore> store, const GalleryOptions& opti
   for (const Watchlist& w : store_->list_watchlists()) {
     std::string why = "snapshots are off";
     if (!options_.snapshot_dir.empty()) {
-      auto snapshot =
-          FaceIndex::load(snapshot_path(options_.snapshot_dir, w.id), options_.index, why);
+      auto snapshot = FaceIndex::load(snapshot_path(options_.snapshot_dir, w.id),
+                                      index_options(w.descriptor_model), why);
       if (snapshot && snapshot->change_number <= last) {
-        indexes_[w.id] = {std::move(snapshot->index), snapshot->change_number};
+        indexes_[w.id] = {std::move(snapshot->index), snapshot->change_number, w.descriptor_model};
         load_report_[w.id] = "snapshot";
         continue;
       }
       if (snapshot) why = "the snapshot is newer than the store";
     }
-    indexes_[w.id] = {build_index(w.id), last};
+    indexes_[w.id] = {build_index(w.id, w.descriptor_model), last, w.descriptor_model};
     load_report_[w.id] = "rebuilt: " + why;
   }
   catch_up();
@@ -57,19 +76,33 @@ Gallery::Gallery(std::unique_ptr<GalleryStore> store, const GalleryOptions& opti
 
 Gallery::~Gallery() = default;
 
-std::unique_ptr<FaceIndex> Gallery::build_index(std::int64_t watchlist_id) {
-  const std::vector<StoredFace> faces = store_->faces_of_watchlist(watchlist_id);
+FaceIndexOptions Gallery::index_options(const std::string& model) const {
+  FaceIndexOptions o = options_.index;
+  o.dimension = descriptor_model(model).dimension;
+  return o;
+}
+
+std::unique_ptr<FaceIndex> Gallery::build_index(
+    std::int64_t watchlist_id, const std::string& model,
+    const std::vector<std::pair<std::int64_t, Embedding>>* given) {
   std::vector<std::int64_t> ids;
   std::vector<Embedding> descriptors;
-  for (const StoredFace& f : faces) {
-    ids.push_back(f.id);
-    descriptors.push_back(f.descriptor);
+  if (given != nullptr) {
+    for (const auto& [id, descriptor] : *given) {
+      ids.push_back(id);
+      descriptors.push_back(descriptor);
+    }
+  } else {
+    for (StoredFace& f : store_->faces_of_watchlist(watchlist_id)) {
+      ids.push_back(f.id);
+      descriptors.push_back(std::move(f.descriptor));
+    }
   }
-  auto index = std::make_unique<FaceIndex>(options_.index);
+  auto index = std::make_unique<FaceIndex>(index_options(model));
   if (index->needs_training()) {
     if (descriptors.size() < index->min_training_size()) {
       // Too few faces to learn clusters from: exact search is fast at this size anyway.
-      FaceIndexOptions exact = options_.index;
+      FaceIndexOptions exact = index_options(model);
       exact.factory = "Flat";
       index = std::make_unique<FaceIndex>(exact);
     } else {
@@ -85,18 +118,18 @@ void Gallery::catch_up() {
   // A watchlist that started below the training size of the configured type got exact
   // search; once it has grown enough, build the configured type. Built outside the index
   // lock so searches go on meanwhile; write_ keeps changes out until the swap.
-  std::vector<std::int64_t> grown;
+  std::vector<std::pair<std::int64_t, std::string>> grown;
   {
     std::shared_lock lock(indexes_mutex_);
     for (const auto& [id, w] : indexes_) {
       if (w.index->options().factory != options_.index.factory &&
           w.index->size() >= training_size_) {
-        grown.push_back(id);
+        grown.emplace_back(id, w.model);
       }
     }
   }
-  for (std::int64_t id : grown) {
-    auto rebuilt = build_index(id);
+  for (const auto& [id, model] : grown) {
+    auto rebuilt = build_index(id, model);
     std::unique_lock lock(indexes_mutex_);
     indexes_[id].index = std::move(rebuilt);
     load_report_[id] = "rebuilt as " + options_.index.factory + ": grown to training size";
@@ -111,6 +144,23 @@ void Gallery::apply_changes() {
   for (const FaceChange& c : store_->changes_after(from)) {
     auto it = indexes_.find(c.watchlist_id);
     if (it == indexes_.end() || c.sequence <= it->second.applied) continue;
+    if (c.reindex) {
+      // Switched to another model by another process (or before a restart): the store's
+      // descriptors are all of the new model now.
+      // The rebuild reads the store as it is now: every later change is in it already.
+      // (One writer per SQLite store; the store's writes wait on write_, held here.)
+      const std::uint64_t covered = store_->last_change();
+      const auto w = store_->get_watchlist(c.watchlist_id);
+      if (w) {
+        it->second.model = w->descriptor_model;
+        it->second.index = build_index(w->id, w->descriptor_model);
+        load_report_[w->id] = "rebuilt: re-embedded with " + w->descriptor_model;
+        std::lock_guard centroids(centroids_mutex_);
+        centroids_.clear();
+      }
+      it->second.applied = std::max(c.sequence, covered);
+      continue;
+    }
     const std::int64_t one[] = {c.face_id};
     if (c.added) {
       const Embedding descriptor[] = {c.descriptor};
@@ -124,25 +174,64 @@ void Gallery::apply_changes() {
   for (auto& [id, w] : indexes_) w.applied = std::max(w.applied, last);
 }
 
-void Gallery::check_max_distance(float max_distance, const std::string& what) const {
-  if (max_distance > options_.max_distance_ceiling) {
-    char text[160];
+float Gallery::max_distance_ceiling(std::string_view model) const {
+  const auto it = options_.max_distance_ceilings.find(model);
+  return it == options_.max_distance_ceilings.end() ? 4.0f : it->second;
+}
+
+void Gallery::check_max_distance(float max_distance, std::string_view model,
+                                 const std::string& what) const {
+  const float ceiling = max_distance_ceiling(model);
+  if (max_distance > ceiling) {
+    char text[240];
     std::snprintf(text, sizeof text,
-                  "%s %.4g is looser than this server's ceiling %.4g "
+                  "%s %.4g is looser than this server's ceiling %.4g for %.*s descriptors "
                   "(frs-server --max-distance-ceiling): use a smaller distance",
-                  what.c_str(), max_distance, options_.max_distance_ceiling);
+                  what.c_str(), max_distance, ceiling, static_cast<int>(model.size()),
+                  model.data());
     throw Error(ErrorCode::kInvalidArgument, text);
   }
 }
 
 float Gallery::threshold_of(const Watchlist& watchlist) const {
-  return std::min(watchlist.max_distance, options_.max_distance_ceiling);
+  return std::min(watchlist.max_distance, max_distance_ceiling(watchlist.descriptor_model));
 }
 
 void Gallery::set_max_distance(const std::string& name, float max_distance,
                                const std::string& threshold_basis) {
-  check_max_distance(max_distance, "max_distance");
+  const auto w = store_->find_watchlist(name);
+  if (!w)
+    throw Error(ErrorCode::kNotFound, "watchlist " + quote_for_message(name) + " does not exist");
+  check_max_distance(max_distance, w->descriptor_model, "max_distance");
   store_->set_max_distance(name, max_distance, threshold_basis);
+}
+
+std::map<std::string, std::vector<std::string>> Gallery::watchlists_by_model(
+    const std::vector<std::string>& watchlists, std::vector<std::string>* missing) {
+  std::map<std::int64_t, std::string> models;
+  {
+    std::shared_lock lock(indexes_mutex_);
+    for (const auto& [id, w] : indexes_) models[id] = w.model;
+  }
+  std::map<std::string, std::vector<std::string>> out;
+  auto add = [&](const Watchlist& w) {
+    const auto it = models.find(w.id);
+    out[it == models.end() ? w.descriptor_model : it->second].push_back(w.name);
+  };
+  if (watchlists.empty()) {
+    for (const Watchlist& w : store_->list_watchlists()) add(w);
+    return out;
+  }
+  for (const std::string& name : std::set<std::string>(watchlists.begin(), watchlists.end())) {
+    if (const auto w = store_->find_watchlist(name)) {
+      add(*w);
+    } else if (missing != nullptr) {
+      missing->push_back(name);
+    } else {
+      throw Error(ErrorCode::kNotFound, "watchlist " + quote_for_message(name) + " does not exist");
+    }
+  }
+  return out;
 }
 
 void Gallery::reload_oversight() {
@@ -213,24 +302,47 @@ std::vector<Suppression> Gallery::suppressions_of(std::int64_t identity_id) cons
   return it == suppressions_.end() ? std::vector<Suppression>{} : it->second;
 }
 
-bool Gallery::suppressed(std::int64_t identity_id, const Embedding& query) const {
+bool Gallery::suppressed(std::int64_t identity_id, const Embedding& query,
+                         std::string_view model) const {
   if (options_.suppression_distance <= 0) return false;
   std::shared_lock lock(oversight_mutex_);
   const auto it = suppressions_.find(identity_id);
   if (it == suppressions_.end()) return false;
   for (const Suppression& x : it->second) {
+    // One learnt under another model (before a re-embedding) cannot be compared.
+    if (x.descriptor_model != model) continue;
     if (distance(query, x.descriptor) <= options_.suppression_distance) return true;
   }
   return false;
 }
 
 Watchlist Gallery::create_watchlist(const Watchlist& watchlist) {
-  check_max_distance(watchlist.max_distance, "max_distance");
+  descriptor_model(watchlist.descriptor_model);  // kInvalidArgument naming the known ones
+  check_max_distance(watchlist.max_distance, watchlist.descriptor_model, "max_distance");
   std::lock_guard write(write_);
   Watchlist created = store_->create_watchlist(watchlist);
   std::unique_lock lock(indexes_mutex_);
-  indexes_[created.id] = {build_index(created.id), store_->last_change()};
+  indexes_[created.id] = {build_index(created.id, created.descriptor_model), store_->last_change(),
+                          created.descriptor_model};
   return created;
+}
+
+Watchlist Gallery::finish_reembed(std::int64_t watchlist_id, const std::string& model,
+                                  float max_distance, const std::string& threshold_basis) {
+  check_max_distance(max_distance, model, "max_distance");
+  std::lock_guard write(write_);  // no enrollment between the descriptors read and the switch
+  std::vector<std::pair<std::int64_t, Embedding>> made = store_->reembedded(watchlist_id, model);
+  auto index = build_index(watchlist_id, model, &made);  // searches go on with the old one
+  Watchlist switched = store_->finish_reembed(watchlist_id, model, max_distance, threshold_basis);
+  {
+    std::unique_lock lock(indexes_mutex_);
+    indexes_[watchlist_id] = {std::move(index), store_->last_change(), model};
+    load_report_[watchlist_id] = "rebuilt: re-embedded with " + model;
+    std::lock_guard centroids(centroids_mutex_);
+    centroids_.clear();
+  }
+  catch_up();
+  return switched;
 }
 
 void Gallery::delete_watchlist(const std::string& name) {
@@ -280,23 +392,28 @@ void Gallery::remove_identity(std::int64_t identity_id) {
   centroids_.erase(identity_id);
 }
 
-Embedding Gallery::centroid_of(std::int64_t identity_id) {
+Embedding Gallery::centroid_of(std::int64_t identity_id, std::string_view model) {
   {
     std::lock_guard lock(centroids_mutex_);
     const auto it = centroids_.find(identity_id);
     if (it != centroids_.end()) return it->second;
   }
   std::vector<Embedding> descriptors;
-  for (const StoredFace& f : store_->faces_of_identity(identity_id)) {
-    descriptors.push_back(f.descriptor);
+  for (StoredFace& f : store_->faces_of_identity(identity_id)) {
+    // Only between a re-embedding's commit and its index swap are there others.
+    if (f.descriptor_model == model) descriptors.push_back(std::move(f.descriptor));
   }
-  const Embedding centroid = mean_embedding(descriptors);
+  if (descriptors.empty()) return {};
+  Embedding centroid = mean_embedding(descriptors);
+  // The mean of unit descriptors is shorter than one: back onto the sphere they lie on.
+  if (descriptor_model(model).metric == DescriptorMetric::kCosine) normalize(centroid);
   std::lock_guard lock(centroids_mutex_);
   centroids_[identity_id] = centroid;
   return centroid;
 }
 
 std::vector<std::vector<Candidate>> Gallery::search(std::span<const Embedding> queries,
+                                                    std::string_view model,
                                                     const std::vector<std::string>& watchlists,
                                                     int top_k, std::optional<float> max_distance,
                                                     std::vector<std::string>* missing) {
@@ -313,8 +430,11 @@ std::vector<std::vector<Candidate>> Gallery::search(std::span<const Embedding> q
                     " watchlists, got " + std::to_string(watchlists.size()) +
                     " (name none to search all)");
   }
+  const DescriptorModel& query_model = descriptor_model(model);
   for (std::size_t q = 0; q < queries.size(); ++q) {
-    require_finite(queries[q], "query descriptor " + std::to_string(q + 1));
+    const std::string what = "query descriptor " + std::to_string(q + 1);
+    require_finite(queries[q], what);
+    require_descriptor_of(query_model, queries[q], what);
   }
   std::vector<Watchlist> targets;
   if (watchlists.empty()) {
@@ -347,6 +467,15 @@ std::vector<std::vector<Candidate>> Gallery::search(std::span<const Embedding> q
   for (const Watchlist& w : targets) {
     auto it = indexes_.find(w.id);
     if (it == indexes_.end()) continue;
+    // The index's model, not the stored row's: they differ only for the moment between a
+    // re-embedding's commit and its index swap, and the index is what is searched.
+    if (it->second.model != model) {
+      if (watchlists.empty()) continue;  // all watchlists: those of this model
+      throw Error(ErrorCode::kFailedPrecondition,
+                  "watchlist " + quote_for_message(w.name) + " holds " + it->second.model +
+                      " descriptors, the query is of " + std::string(model) +
+                      ": descriptors of two models cannot be compared");
+    }
     const float threshold = max_distance.value_or(threshold_of(w));
     const bool by_centroid = options_.identity_score == IdentityScore::kCentroid;
     const float radius = by_centroid ? std::min(4.0f, threshold + kCentroidSlack) : threshold;
@@ -363,20 +492,19 @@ std::vector<std::vector<Candidate>> Gallery::search(std::span<const Embedding> q
         const std::int64_t identity = owner->second->id;
         if (std::find(scored.begin(), scored.end(), identity) != scored.end()) continue;
         scored.push_back(identity);  // neighbours come nearest first: this is its nearest face
-        const float d = by_centroid ? distance(queries[q], centroid_of(identity)) : n.distance;
-        if (!(d <= threshold)) continue;                 // NaN-safe: a NaN is never a match
-        if (suppressed(identity, queries[q])) continue;  // a person told frs this is not them
-        results[q].push_back(
-            {identity, owner->second->external_id, owner->second->display_name, w.name, n.id, d});
+        float d = n.distance;
+        if (by_centroid) {
+          const Embedding centroid = centroid_of(identity, model);
+          if (!centroid.empty()) d = distance(queries[q], centroid);
+        }
+        if (!(d <= threshold)) continue;                        // NaN-safe: a NaN is never a match
+        if (suppressed(identity, queries[q], model)) continue;  // a person said: not them
+        results[q].push_back({identity, owner->second->external_id, owner->second->display_name,
+                              w.name, n.id, d, threshold, it->second.model});
       }
     }
   }
-  for (auto& list : results) {
-    std::stable_sort(list.begin(), list.end(), [](const Candidate& a, const Candidate& b) {
-      return a.distance < b.distance;
-    });
-    if (list.size() > static_cast<std::size_t>(top_k)) list.resize(static_cast<std::size_t>(top_k));
-  }
+  for (auto& list : results) rank_candidates(list, top_k);
   return results;
 }
 

@@ -8,6 +8,7 @@
 #include "frs/core/text_fields.h"
 #include "frs/gallery/store.h"
 #include "frs/storage/sqlite.h"
+#include "frs/vision/descriptor_model.h"
 
 namespace frs {
 namespace {
@@ -114,24 +115,47 @@ CREATE TABLE suppressions (
 CREATE INDEX suppressions_by_identity ON suppressions(identity_id);
 CREATE INDEX suppressions_by_alert_time ON suppressions(alert_detected_at_ms);
 )sql",
+    // 7: descriptor models: each watchlist's and each face's (all dlib's before), what a
+    // later model needs to describe a face again, and re-embeddings in progress.
+    R"sql(
+ALTER TABLE watchlists ADD COLUMN descriptor_model TEXT NOT NULL DEFAULT 'dlib-resnet-v1';
+ALTER TABLE watchlists ADD COLUMN reembed_target TEXT NOT NULL DEFAULT '';
+ALTER TABLE watchlists ADD COLUMN reembed_started_at_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE watchlists ADD COLUMN reembed_started_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE faces ADD COLUMN descriptor_model TEXT NOT NULL DEFAULT 'dlib-resnet-v1';
+ALTER TABLE faces ADD COLUMN source_region BLOB;
+ALTER TABLE faces ADD COLUMN source_landmarks BLOB;
+ALTER TABLE suppressions ADD COLUMN descriptor_model TEXT NOT NULL DEFAULT 'dlib-resnet-v1';
+CREATE TABLE reembedded (
+  face_id          INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+  watchlist_id     INTEGER NOT NULL REFERENCES watchlists(id) ON DELETE CASCADE,
+  descriptor_model TEXT NOT NULL,
+  descriptor       BLOB NOT NULL
+);
+CREATE INDEX reembedded_by_watchlist ON reembedded(watchlist_id);
+)sql",
 };
 static_assert(std::size(kMigrations) == kStoreSchemaVersion);
 
 const std::string kFaceSelect =
-    "SELECT id, identity_id, descriptor, image_sha256, thumbnail, quality, enrolled_at_ms, "
-    "gate_override FROM faces";
+    "SELECT f.id, f.identity_id, f.descriptor, f.image_sha256, f.thumbnail, f.quality, "
+    "f.enrolled_at_ms, f.gate_override, f.descriptor_model, f.source_region, "
+    "f.source_landmarks FROM faces f";
 const std::string kWatchlistSelect =
     "SELECT id, name, description, max_distance, created_by, created_at_ms, threshold_basis, "
-    "live_only FROM watchlists";
+    "live_only, descriptor_model FROM watchlists";
 const std::string kAuthorizationSelect =
     "SELECT id, watchlist_id, basis, reference, issued_by, valid_from_ms, valid_until_ms, "
     "recorded_by, recorded_at_ms FROM authorizations";
 const std::string kSuppressionSelect =
     "SELECT id, identity_id, descriptor, alert_id, alert_detected_at_ms, created_by, "
-    "created_at_ms, note FROM suppressions";
+    "created_at_ms, note, descriptor_model FROM suppressions";
 const std::string kIdentitySelect =
     "SELECT i.id, i.watchlist_id, i.external_id, i.display_name, i.notes, i.created_at_ms, "
     "COUNT(f.id), i.created_by FROM identities i LEFT JOIN faces f ON f.identity_id = i.id";
+
+// face_changes.added: 1 a face added, 0 removed, 2 the watchlist reindexed (a new model).
+constexpr std::int64_t kReindexEntry = 2;
 
 Embedding to_embedding(const std::vector<std::uint8_t>& bytes) {
   return embedding_from_bytes(bytes, "a stored descriptor");
@@ -146,6 +170,24 @@ void check_watchlist_fields(const std::string& name, float max_distance) {
   }
 }
 
+constexpr int kSourceLandmarks = 68;
+
+// kFailedPrecondition unless `descriptor` is of `model` and `model` is the watchlist's.
+void check_of_model(const Embedding& descriptor, const std::string& model,
+                    const std::string& watchlist_model) {
+  if (model != watchlist_model) {
+    throw Error(ErrorCode::kFailedPrecondition,
+                "the watchlist holds " + watchlist_model + " descriptors, this face's are " +
+                    quote_for_message(model) + ": describe it with " + watchlist_model);
+  }
+  const std::size_t dimension = descriptor_model(model).dimension;
+  if (descriptor.size() != dimension) {
+    throw Error(ErrorCode::kFailedPrecondition, model + " descriptors have " +
+                                                    std::to_string(dimension) + " values, got " +
+                                                    std::to_string(descriptor.size()));
+  }
+}
+
 class SqliteStore : public GalleryStore {
  public:
   explicit SqliteStore(const std::filesystem::path& file)
@@ -154,16 +196,19 @@ class SqliteStore : public GalleryStore {
   Watchlist create_watchlist(const Watchlist& w) override {
     check_watchlist_fields(w.name, w.max_distance);
     check_text(w.description, "description", fields::kDescription);
+    descriptor_model(w.descriptor_model);  // kInvalidArgument naming the known ones
     std::lock_guard lock(mutex_);
     Watchlist out = w;
     out.created_at_ms = now_unix_ms();
     try {
       Statement s(db_,
                   "INSERT INTO watchlists(name, description, max_distance, created_by, "
-                  "created_at_ms, threshold_basis, live_only) VALUES (?, ?, ?, ?, ?, ?, ?)");
+                  "created_at_ms, threshold_basis, live_only, descriptor_model) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
       s.bind(1, w.name).bind(2, w.description).bind(3, static_cast<double>(w.max_distance));
       s.bind(4, w.created_by).bind(5, out.created_at_ms).bind(6, w.threshold_basis);
-      s.bind(7, static_cast<std::int64_t>(w.live_only ? 1 : 0)).step();
+      s.bind(7, static_cast<std::int64_t>(w.live_only ? 1 : 0)).bind(8, w.descriptor_model);
+      s.step();
     } catch (const Error& e) {
       if (e.code() == ErrorCode::kAlreadyExists) {
         throw Error(ErrorCode::kAlreadyExists,
@@ -302,7 +347,7 @@ class SqliteStore : public GalleryStore {
 
   std::vector<StoredFace> faces_of_identity(std::int64_t identity_id) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_, kFaceSelect + " WHERE identity_id = ? ORDER BY id");
+    Statement s(db_, kFaceSelect + " WHERE f.identity_id = ? ORDER BY f.id");
     s.bind(1, identity_id);
     return read_faces(s);
   }
@@ -336,7 +381,7 @@ class SqliteStore : public GalleryStore {
 
   std::vector<StoredFace> faces_of_watchlist(std::int64_t watchlist_id) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_, kFaceSelect + " WHERE watchlist_id = ? ORDER BY id");
+    Statement s(db_, kFaceSelect + " WHERE f.watchlist_id = ? ORDER BY f.id");
     s.bind(1, watchlist_id);
     return read_faces(s);
   }
@@ -354,7 +399,12 @@ class SqliteStore : public GalleryStore {
       c.sequence = static_cast<std::uint64_t>(s.integer(0));
       c.watchlist_id = s.integer(1);
       c.face_id = s.integer(2);
-      c.added = s.integer(3) != 0;
+      c.added = s.integer(3) == 1;
+      c.reindex = s.integer(3) == kReindexEntry;
+      if (c.reindex) {
+        out.push_back(c);
+        continue;
+      }
       const auto blob = s.blob(4);
       // An addition whose face was removed later has no descriptor any more; the later
       // removal entry cancels it.
@@ -391,6 +441,112 @@ class SqliteStore : public GalleryStore {
     Statement s(db_, "UPDATE watchlists SET live_only = ? WHERE name = ?");
     s.bind(1, static_cast<std::int64_t>(live_only ? 1 : 0)).bind(2, name).step();
     if (db_.changes() == 0) throw not_found_watchlist(name);
+  }
+
+  ReembedProgress begin_reembed(std::int64_t watchlist_id, const std::string& model,
+                                const std::string& started_by) override {
+    descriptor_model(model);
+    std::lock_guard lock(mutex_);
+    Transaction t(db_);
+    Statement w(db_, "SELECT descriptor_model, reembed_target, name FROM watchlists WHERE id = ?");
+    w.bind(1, watchlist_id);
+    if (!w.step()) {
+      throw Error(ErrorCode::kNotFound,
+                  "watchlist " + std::to_string(watchlist_id) + " does not exist");
+    }
+    if (w.text(0) == model) {
+      throw Error(ErrorCode::kFailedPrecondition,
+                  "watchlist " + quote_for_message(w.text(2)) + " is of " + model + " already");
+    }
+    if (w.text(1) != model) {
+      Statement(db_, "DELETE FROM reembedded WHERE watchlist_id = ?").bind(1, watchlist_id).step();
+      Statement s(db_,
+                  "UPDATE watchlists SET reembed_target = ?, reembed_started_at_ms = ?, "
+                  "reembed_started_by = ? WHERE id = ?");
+      s.bind(1, model).bind(2, now_unix_ms()).bind(3, started_by).bind(4, watchlist_id).step();
+    }
+    t.commit();
+    return progress_locked(watchlist_id);
+  }
+
+  ReembedProgress reembed_progress(std::int64_t watchlist_id) override {
+    std::lock_guard lock(mutex_);
+    return progress_locked(watchlist_id);
+  }
+
+  std::vector<StoredFace> faces_to_reembed(std::int64_t watchlist_id, std::int64_t after_face_id,
+                                           int limit) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_, kFaceSelect +
+                         " WHERE f.watchlist_id = ? AND f.id > ? AND NOT EXISTS (SELECT 1 FROM "
+                         "reembedded r WHERE r.face_id = f.id) ORDER BY f.id LIMIT ?");
+    s.bind(1, watchlist_id).bind(2, after_face_id).bind(3, static_cast<std::int64_t>(limit));
+    return read_faces(s);
+  }
+
+  void put_reembedded(std::int64_t watchlist_id, const std::string& model,
+                      const std::vector<std::pair<std::int64_t, Embedding>>& made) override {
+    std::lock_guard lock(mutex_);
+    Transaction t(db_);
+    require_reembed_to(watchlist_id, model);
+    for (const auto& [face_id, descriptor] : made) {
+      require_finite(descriptor, "a re-embedded descriptor");
+      check_of_model(descriptor, model, model);
+      // INSERT ... SELECT: a face removed meanwhile inserts nothing.
+      Statement s(db_,
+                  "INSERT OR REPLACE INTO reembedded(face_id, watchlist_id, descriptor_model, "
+                  "descriptor) SELECT id, watchlist_id, ?, ? FROM faces "
+                  "WHERE id = ? AND watchlist_id = ?");
+      s.bind(1, model).bind_blob(2, descriptor.data(), descriptor.size() * sizeof(float));
+      s.bind(3, face_id).bind(4, watchlist_id).step();
+    }
+    t.commit();
+  }
+
+  std::vector<std::pair<std::int64_t, Embedding>> reembedded(std::int64_t watchlist_id,
+                                                             const std::string& model) override {
+    std::lock_guard lock(mutex_);
+    Statement s(db_,
+                "SELECT face_id, descriptor FROM reembedded WHERE watchlist_id = ? AND "
+                "descriptor_model = ? ORDER BY face_id");
+    s.bind(1, watchlist_id).bind(2, model);
+    std::vector<std::pair<std::int64_t, Embedding>> out;
+    while (s.step()) out.emplace_back(s.integer(0), to_embedding(s.blob(1)));
+    return out;
+  }
+
+  Watchlist finish_reembed(std::int64_t watchlist_id, const std::string& model, float max_distance,
+                           const std::string& threshold_basis) override {
+    std::lock_guard lock(mutex_);
+    Transaction t(db_);
+    require_reembed_to(watchlist_id, model);
+    Statement missing(db_,
+                      "SELECT COUNT(*) FROM faces f WHERE f.watchlist_id = ? AND NOT EXISTS "
+                      "(SELECT 1 FROM reembedded r WHERE r.face_id = f.id)");
+    missing.bind(1, watchlist_id).step();
+    if (missing.integer(0) > 0) {
+      throw Error(ErrorCode::kFailedPrecondition,
+                  std::to_string(missing.integer(0)) + " faces have no " + model +
+                      " descriptor yet (enrolled during the re-embedding): make them first");
+    }
+    Statement s(db_,
+                "UPDATE faces SET descriptor_model = ?, descriptor = (SELECT r.descriptor FROM "
+                "reembedded r WHERE r.face_id = faces.id) WHERE watchlist_id = ?");
+    s.bind(1, model).bind(2, watchlist_id).step();
+    Statement w(db_,
+                "UPDATE watchlists SET descriptor_model = ?, max_distance = ?, "
+                "threshold_basis = ?, reembed_target = '', reembed_started_at_ms = 0, "
+                "reembed_started_by = '' WHERE id = ?");
+    w.bind(1, model).bind(2, static_cast<double>(max_distance)).bind(3, threshold_basis);
+    w.bind(4, watchlist_id).step();
+    Statement(db_, "DELETE FROM reembedded WHERE watchlist_id = ?").bind(1, watchlist_id).step();
+    Statement c(db_, "INSERT INTO face_changes(watchlist_id, face_id, added) VALUES (?, 0, ?)");
+    c.bind(1, watchlist_id).bind(2, kReindexEntry).step();
+    Statement read(db_, kWatchlistSelect + " WHERE id = ?");
+    read.bind(1, watchlist_id).step();
+    Watchlist out = read_watchlist(read);
+    t.commit();
+    return out;
   }
 
   Authorization add_authorization(const Authorization& a) override {
@@ -454,14 +610,15 @@ class SqliteStore : public GalleryStore {
       if (!i.step()) throw not_found_identity(x.identity_id);
       Suppression stored = x;
       stored.created_at_ms = now_unix_ms();
+      descriptor_model(x.descriptor_model);
       Statement s(db_,
                   "INSERT INTO suppressions(identity_id, descriptor, alert_id, "
-                  "alert_detected_at_ms, created_by, created_at_ms, note) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?)");
+                  "alert_detected_at_ms, created_by, created_at_ms, note, descriptor_model) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
       s.bind(1, x.identity_id)
           .bind_blob(2, x.descriptor.data(), x.descriptor.size() * sizeof(float));
       s.bind(3, x.alert_id).bind(4, x.alert_detected_at_ms).bind(5, x.created_by);
-      s.bind(6, stored.created_at_ms).bind(7, x.note).step();
+      s.bind(6, stored.created_at_ms).bind(7, x.note).bind(8, x.descriptor_model).step();
       stored.id = db_.last_insert_rowid();
       out.push_back(stored);
     }
@@ -511,6 +668,7 @@ class SqliteStore : public GalleryStore {
     w.created_at_ms = s.integer(5);
     w.threshold_basis = s.text(6);
     w.live_only = s.integer(7) != 0;
+    w.descriptor_model = s.text(8);
     return w;
   }
 
@@ -538,6 +696,7 @@ class SqliteStore : public GalleryStore {
     x.created_by = s.text(5);
     x.created_at_ms = s.integer(6);
     x.note = s.text(7);
+    x.descriptor_model = s.text(8);
     return x;
   }
 
@@ -566,6 +725,14 @@ class SqliteStore : public GalleryStore {
       f.quality = static_cast<float>(s.real(5));
       f.enrolled_at_ms = s.integer(6);
       f.gate_override = s.text(7);
+      f.descriptor_model = s.text(8);
+      f.source_region = s.blob(9);
+      const auto landmarks = s.blob(10);
+      f.source_landmarks.resize(landmarks.size() / sizeof(float));
+      if (!f.source_landmarks.empty()) {
+        std::memcpy(f.source_landmarks.data(), landmarks.data(),
+                    f.source_landmarks.size() * sizeof(float));
+      }
       out.push_back(std::move(f));
     }
     return out;
@@ -573,21 +740,41 @@ class SqliteStore : public GalleryStore {
 
   std::vector<StoredFace> insert_faces(std::int64_t identity_id, std::int64_t watchlist_id,
                                        const std::vector<StoredFace>& faces) {
+    std::string model;
+    {
+      Statement w(db_, "SELECT descriptor_model FROM watchlists WHERE id = ?");
+      w.bind(1, watchlist_id);
+      if (!w.step()) {
+        throw Error(ErrorCode::kNotFound,
+                    "watchlist " + std::to_string(watchlist_id) + " does not exist");
+      }
+      model = w.text(0);
+    }
     std::vector<StoredFace> out;
     for (const StoredFace& face : faces) {
       require_finite(face.descriptor, "a face's descriptor");
+      check_of_model(face.descriptor, face.descriptor_model, model);
+      if (face.source_landmarks.size() != 0 &&
+          face.source_landmarks.size() != 2 * static_cast<std::size_t>(kSourceLandmarks)) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "a face's source landmarks must be 136 values (68 points), got " +
+                        std::to_string(face.source_landmarks.size()));
+      }
       StoredFace f = face;
       f.identity_id = identity_id;
       f.enrolled_at_ms = now_unix_ms();
       Statement s(db_,
                   "INSERT INTO faces(identity_id, watchlist_id, descriptor, image_sha256, "
-                  "thumbnail, quality, enrolled_at_ms, gate_override) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+                  "thumbnail, quality, enrolled_at_ms, gate_override, descriptor_model, "
+                  "source_region, source_landmarks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
       s.bind(1, identity_id).bind(2, watchlist_id);
       s.bind_blob(3, f.descriptor.data(), f.descriptor.size() * sizeof(float));
       s.bind(4, f.image_sha256).bind_blob(5, f.thumbnail.data(), f.thumbnail.size());
       s.bind(6, static_cast<double>(f.quality)).bind(7, f.enrolled_at_ms);
-      s.bind(8, f.gate_override).step();
+      s.bind(8, f.gate_override).bind(9, f.descriptor_model);
+      s.bind_blob(10, f.source_region.data(), f.source_region.size());
+      s.bind_blob(11, f.source_landmarks.data(), f.source_landmarks.size() * sizeof(float));
+      s.step();
       f.id = db_.last_insert_rowid();
       Statement c(db_, "INSERT INTO face_changes(watchlist_id, face_id, added) VALUES (?, ?, 1)");
       c.bind(1, watchlist_id).bind(2, f.id).step();
@@ -603,6 +790,43 @@ class SqliteStore : public GalleryStore {
     while (s.step()) {
       Statement c(db_, "INSERT INTO face_changes(watchlist_id, face_id, added) VALUES (?, ?, 0)");
       c.bind(1, s.integer(1)).bind(2, s.integer(0)).step();
+    }
+  }
+
+  ReembedProgress progress_locked(std::int64_t watchlist_id) {
+    Statement w(db_,
+                "SELECT reembed_target, reembed_started_at_ms, reembed_started_by FROM watchlists "
+                "WHERE id = ?");
+    w.bind(1, watchlist_id);
+    if (!w.step()) {
+      throw Error(ErrorCode::kNotFound,
+                  "watchlist " + std::to_string(watchlist_id) + " does not exist");
+    }
+    ReembedProgress p;
+    p.target_model = w.text(0);
+    p.started_at_ms = w.integer(1);
+    p.started_by = w.text(2);
+    Statement total(db_, "SELECT COUNT(*) FROM faces WHERE watchlist_id = ?");
+    total.bind(1, watchlist_id).step();
+    p.total = total.integer(0);
+    Statement done(db_, "SELECT COUNT(*) FROM reembedded WHERE watchlist_id = ?");
+    done.bind(1, watchlist_id).step();
+    p.done = done.integer(0);
+    return p;
+  }
+
+  void require_reembed_to(std::int64_t watchlist_id, const std::string& model) {
+    Statement w(db_, "SELECT reembed_target FROM watchlists WHERE id = ?");
+    w.bind(1, watchlist_id);
+    if (!w.step()) {
+      throw Error(ErrorCode::kNotFound,
+                  "watchlist " + std::to_string(watchlist_id) + " does not exist");
+    }
+    if (w.text(0) != model) {
+      throw Error(ErrorCode::kFailedPrecondition,
+                  "no re-embedding to " + model + " is in progress for watchlist " +
+                      std::to_string(watchlist_id) +
+                      (w.text(0).empty() ? "" : " (it is being re-embedded to " + w.text(0) + ")"));
     }
   }
 

@@ -35,16 +35,17 @@ struct TrackChip {
 struct TrackState {
   float best_quality = -1;
   int descriptors = 0;
-  std::vector<TrackChip> best_chips;  // the best `fuse_chips` so far, best first
+  // By descriptor model: the best `fuse_chips` so far, best first.
+  std::map<std::string, std::vector<TrackChip>, std::less<>> best_chips;
   std::int64_t last_try_ms = 0;
   std::map<std::int64_t, Vote> votes;  // by identity id
   std::set<std::int64_t> alerted;
 };
 
-// Adds a chip to the track's best ones and returns the descriptor to search with: the
-// quality-weighted mean of the best `fuse_chips` chips.
-Embedding fuse_into(TrackState& track, const Embedding& descriptor, float quality, int fuse_chips) {
-  auto& chips = track.best_chips;
+// Adds a chip to the track's best ones (of one model) and returns the descriptor to search
+// with: the quality-weighted mean of the best `fuse_chips` chips.
+Embedding fuse_into(std::vector<TrackChip>& chips, const Embedding& descriptor, float quality,
+                    int fuse_chips) {
   chips.insert(std::upper_bound(chips.begin(), chips.end(), quality,
                                 [](float q, const TrackChip& c) { return q > c.quality; }),
                TrackChip{descriptor, quality});
@@ -465,8 +466,10 @@ void LiveRecognizer::analyse(Camera& camera, VideoFrame frame) {
   }
   std::uint64_t new_tracks = 0;
   std::vector<Alert> decided;
-  // The watchlists searched in this frame, found before its first search.
-  std::optional<std::vector<std::string>> targets;
+  // The watchlists searched in this frame, by descriptor model, found before its first
+  // search.
+  using TargetsByModel = std::map<std::string, std::vector<std::string>>;
+  std::optional<TargetsByModel> targets;
   for (std::size_t i = 0; i < faces.size(); ++i) {
     auto [state_it, created] = camera.track_states.try_emplace(ids[i]);
     new_tracks += created ? 1 : 0;
@@ -487,12 +490,6 @@ void LiveRecognizer::analyse(Camera& camera, VideoFrame frame) {
     const auto align_start = std::chrono::steady_clock::now();
     std::vector<Face> one = {engine_.align(frame.bgr, face)};
     align_ms_.record(ms_since(align_start));
-    const auto embed_start = std::chrono::steady_clock::now();
-    engine_.embed(one);
-    embed_ms_.record(ms_since(embed_start));
-    std::vector<Embedding> query = {
-        fuse_into(track, *one[0].embedding, one[0].quality.score, decisions_.fuse_chips)};
-    engine_.finish(query[0]);  // a mean of unit descriptors is shorter than one
     // Only watchlists with an authorisation in force at this moment: one that has just
     // expired is not matched against even before the monitor notices.
     if (!targets) {
@@ -501,64 +498,78 @@ void LiveRecognizer::analyse(Camera& camera, VideoFrame frame) {
         std::lock_guard lock(mutex_);
         matching = camera.matching;
       }
-      targets.emplace();
+      std::vector<std::string> names;
       const std::int64_t now = now_unix_ms();
       for (const Watchlist& w : matching) {
-        if (gallery_.authorization_in_force(w.id, now)) targets->push_back(w.name);
+        if (gallery_.authorization_in_force(w.id, now)) names.push_back(w.name);
       }
+      // A deleted watchlist does not stop matching against the camera's others (cameras()
+      // reports it; the names collected here are not needed).
+      std::vector<std::string> deleted;
+      targets = names.empty() ? TargetsByModel{} : gallery_.watchlists_by_model(names, &deleted);
     }
-    if (targets->empty()) continue;  // an empty list would mean every watchlist
-    // Two identities, unrestricted, so the runner-up is known; each watchlist's own
-    // threshold is applied below.
-    const auto search_start = std::chrono::steady_clock::now();
-    // A deleted watchlist does not stop matching against the camera's others (cameras()
-    // reports it; the names collected here are not needed).
-    std::vector<std::string> deleted;
-    const auto found = gallery_.search(query, *targets, 2, 4.0f, &deleted)[0];
-    search_ms_.record(ms_since(search_start));
-    if (found.empty()) continue;
-    const Candidate& best = found[0];
-    const auto watchlist = gallery_.store().find_watchlist(best.watchlist);
-    if (!watchlist || best.distance > gallery_.threshold_of(*watchlist)) continue;
-    Vote& vote = track.votes[best.identity_id];
-    ++vote.count;
-    if (vote.count == 1 || best.distance < vote.best.distance) {
-      vote.best = best;
-      vote.runner_up_distance =
-          found.size() > 1 ? std::optional<float>(found[1].distance) : std::nullopt;
-      vote.captured_at_ms = frame.captured_at_ms;
-      vote.face_jpeg = face_crop_jpeg(frame.bgr, face.box);
-      vote.face_descriptor = *one[0].embedding;
-      vote.track_descriptor = query[0];
+    // Each model's watchlists are matched with the track described by that model; the
+    // runner-up of a decision is of the same model (distances of two are not comparable).
+    for (const auto& [model_id, names] : *targets) {
+      const DescriptorModel& model = descriptor_model(model_id);
+      const auto embed_start = std::chrono::steady_clock::now();
+      std::vector<Face> described = one;
+      engine_.embed(described, model);
+      embed_ms_.record(ms_since(embed_start));
+      const Embedding& face_descriptor = *described[0].embedding;
+      std::vector<Embedding> query = {fuse_into(track.best_chips[model_id], face_descriptor,
+                                                one[0].quality.score, decisions_.fuse_chips)};
+      engine_.finish(query[0], &model);  // a mean of unit descriptors is shorter than one
+      // Two identities, unrestricted, so the runner-up is known; each watchlist's own
+      // threshold is applied below.
+      const auto search_start = std::chrono::steady_clock::now();
+      std::vector<std::string> deleted;
+      const auto found = gallery_.search(query, model_id, names, 2, 4.0f, &deleted)[0];
+      search_ms_.record(ms_since(search_start));
+      if (found.empty()) continue;
+      const Candidate& best = found[0];
+      const auto watchlist = gallery_.store().find_watchlist(best.watchlist);
+      if (!watchlist || best.distance > gallery_.threshold_of(*watchlist)) continue;
+      Vote& vote = track.votes[best.identity_id];
+      ++vote.count;
+      if (vote.count == 1 || best.distance < vote.best.distance) {
+        vote.best = best;
+        vote.runner_up_distance =
+            found.size() > 1 ? std::optional<float>(found[1].distance) : std::nullopt;
+        vote.captured_at_ms = frame.captured_at_ms;
+        vote.face_jpeg = face_crop_jpeg(frame.bgr, face.box);
+        vote.face_descriptor = face_descriptor;
+        vote.track_descriptor = query[0];
+      }
+      if (track.alerted.count(best.identity_id) || vote.count < decisions_.votes_needed) continue;
+      const float margin = found.size() > 1 ? found[1].distance - best.distance : 1.0f;
+      if (decisions_.margin > 0 && margin < decisions_.margin) continue;
+      if (margin < decisions_.thin_margin && vote.count < decisions_.thin_margin_votes) continue;
+      track.alerted.insert(best.identity_id);
+      auto last = camera.last_alert_ms.find(best.identity_id);
+      if (last != camera.last_alert_ms.end() &&
+          frame.captured_at_ms - last->second < decisions_.cooldown_ms) {
+        continue;  // the same sighting, seen again by a restarted track
+      }
+      camera.last_alert_ms[best.identity_id] = frame.captured_at_ms;
+      Alert alert;
+      alert.camera = camera.config.name;
+      alert.captured_at_ms = vote.captured_at_ms;
+      alert.detected_at_ms = now_unix_ms();
+      alert.track_id = ids[i];
+      if (const Track* t = camera.tracker.find(ids[i])) alert.track_path = t->path;
+      alert.identity_id = vote.best.identity_id;
+      alert.external_id = vote.best.external_id;
+      alert.display_name = vote.best.display_name;
+      alert.watchlist = vote.best.watchlist;
+      alert.face_id = vote.best.face_id;
+      alert.distance = vote.best.distance;
+      alert.runner_up_distance = vote.runner_up_distance;
+      alert.face_jpeg = vote.face_jpeg;
+      alert.face_descriptor = vote.face_descriptor;
+      alert.track_descriptor = vote.track_descriptor;
+      decided.push_back(std::move(alert));
     }
-    if (track.alerted.count(best.identity_id) || vote.count < decisions_.votes_needed) continue;
-    const float margin = found.size() > 1 ? found[1].distance - best.distance : 1.0f;
-    if (decisions_.margin > 0 && margin < decisions_.margin) continue;
-    if (margin < decisions_.thin_margin && vote.count < decisions_.thin_margin_votes) continue;
-    track.alerted.insert(best.identity_id);
-    auto last = camera.last_alert_ms.find(best.identity_id);
-    if (last != camera.last_alert_ms.end() &&
-        frame.captured_at_ms - last->second < decisions_.cooldown_ms) {
-      continue;  // the same sighting, seen again by a restarted track
-    }
-    camera.last_alert_ms[best.identity_id] = frame.captured_at_ms;
-    Alert alert;
-    alert.camera = camera.config.name;
-    alert.captured_at_ms = vote.captured_at_ms;
-    alert.detected_at_ms = now_unix_ms();
-    alert.track_id = ids[i];
-    if (const Track* t = camera.tracker.find(ids[i])) alert.track_path = t->path;
-    alert.identity_id = vote.best.identity_id;
-    alert.external_id = vote.best.external_id;
-    alert.display_name = vote.best.display_name;
-    alert.watchlist = vote.best.watchlist;
-    alert.face_id = vote.best.face_id;
-    alert.distance = vote.best.distance;
-    alert.runner_up_distance = vote.runner_up_distance;
-    alert.face_jpeg = vote.face_jpeg;
-    alert.face_descriptor = vote.face_descriptor;
-    alert.track_descriptor = vote.track_descriptor;
-    decided.push_back(std::move(alert));
   }
   for (Alert& alert : decided) {
     // Logged before anyone hears of it: a subscriber never sees an alert the log lacks.

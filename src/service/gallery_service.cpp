@@ -2,6 +2,9 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <mutex>
+#include <set>
+#include <tuple>
 
 #include "frs/core/clock.h"
 #include "frs/core/error.h"
@@ -9,6 +12,7 @@
 #include "frs/core/text_fields.h"
 #include "frs/core/time_text.h"
 #include "frs/eval/metrics.h"
+#include "frs/gallery/reembed.h"
 #include "frs/service/services.h"
 #include "frs/v1/gallery.grpc.pb.h"
 #include "proto_convert.h"
@@ -82,6 +86,15 @@ void to_proto(Gallery& gallery, const Watchlist& w, pb::Watchlist* out) {
   }
   out->set_live_only(w.live_only);
   out->set_effective_max_distance(gallery.threshold_of(w));
+  out->set_descriptor_model(w.descriptor_model);
+  if (const ReembedProgress p = store.reembed_progress(w.id); !p.target_model.empty()) {
+    pb::ReembeddingStatus* r = out->mutable_reembedding();
+    r->set_target_model(p.target_model);
+    r->set_done(p.done);
+    r->set_total(p.total);
+    r->set_started_at_ms(p.started_at_ms);
+    r->set_started_by(p.started_by);
+  }
   if (const auto in_force = gallery.authorization_in_force(w.id, now)) {
     out->set_authorized(true);
     out->set_authorization_status("authorised until " + format_utc_time(in_force->valid_until_ms) +
@@ -138,6 +151,33 @@ void to_proto(const Identity& i, const std::string& watchlist, pb::Identity* out
   out->set_created_by(i.created_by);
 }
 
+}  // namespace
+
+std::pair<float, std::string> built_in_threshold(const Gallery& gallery,
+                                                 const DescriptorModel& model,
+                                                 const ServiceOptions& options,
+                                                 std::int64_t expected_identities) {
+  const Calibration c = calibrate_built_in(model, options.default_target_fpir,
+                                           static_cast<std::size_t>(expected_identities));
+  float max_distance = c.max_distance;
+  pb::ThresholdBasis basis = basis_with_method("calibrated");
+  std::string data = built_in_calibration_data(model);
+  if (max_distance > gallery.max_distance_ceiling(model.id)) {
+    // A small watchlist calibrates looser than the deployment allows: the floor wins.
+    max_distance = gallery.max_distance_ceiling(model.id);
+    data += "; capped at the server's --max-distance-ceiling";
+  }
+  basis.set_target_fpir(c.target_fpir);
+  basis.set_gallery_size(expected_identities);
+  basis.set_per_comparison_fmr(c.per_comparison_fmr);
+  basis.set_impostor_comparisons(static_cast<std::int64_t>(c.impostor_comparisons));
+  basis.set_extrapolated(true);
+  basis.set_data(data);
+  return {max_distance, basis_json(basis)};
+}
+
+namespace {
+
 Watchlist require_watchlist(GalleryStore& store, const std::string& name) {
   auto w = store.find_watchlist(name);
   if (!w) throw Error(ErrorCode::kNotFound, "watchlist '" + name + "' does not exist");
@@ -161,6 +201,15 @@ class GalleryService final : public pb::Gallery::Service {
       w.created_by = call.caller().token;
       w.live_only = request->live_only();
       call.details()["live_only"] = w.live_only;
+      const DescriptorModel& model = request->descriptor_model().empty()
+                                         ? engine_.descriptor_model()
+                                         : descriptor_model(request->descriptor_model());
+      if (!engine_.describes(model.id)) {
+        throw Error(ErrorCode::kFailedPrecondition,
+                    "this server does not describe faces with " + std::string(model.id));
+      }
+      w.descriptor_model = std::string(model.id);
+      call.details()["descriptor_model"] = w.descriptor_model;
       if (request->max_distance() != 0) {
         w.max_distance = request->max_distance();
         w.threshold_basis = basis_json(basis_with_method("manual"));
@@ -177,25 +226,9 @@ class GalleryService final : public pb::Gallery::Service {
         const std::int64_t size = request->expected_identities() > 0
                                       ? request->expected_identities()
                                       : options_.default_expected_identities;
-        using Model = BuiltInImpostorModel;
-        const Calibration c =
-            calibrate_from_tail(Model::kTailMean, Model::kTailSd, Model::kComparisons,
-                                options_.default_target_fpir, static_cast<std::size_t>(size));
-        w.max_distance = c.max_distance;
-        pb::ThresholdBasis basis = basis_with_method("calibrated");
-        std::string data = Model::kData;
-        if (w.max_distance > gallery_.max_distance_ceiling()) {
-          // A small watchlist calibrates looser than the deployment allows: the floor wins.
-          w.max_distance = gallery_.max_distance_ceiling();
-          data += "; capped at the server's --max-distance-ceiling";
-        }
-        basis.set_target_fpir(c.target_fpir);
-        basis.set_gallery_size(size);
-        basis.set_per_comparison_fmr(c.per_comparison_fmr);
-        basis.set_impostor_comparisons(static_cast<std::int64_t>(c.impostor_comparisons));
-        basis.set_extrapolated(true);
-        basis.set_data(data);
-        w.threshold_basis = basis_json(basis);
+        const auto [max_distance, basis] = built_in_threshold(gallery_, model, options_, size);
+        w.max_distance = max_distance;
+        w.threshold_basis = basis;
       }
       call.details()["max_distance"] = w.max_distance;
       const Watchlist created = gallery_.create_watchlist(w);
@@ -345,7 +378,8 @@ class GalleryService final : public pb::Gallery::Service {
       identity.display_name = request->display_name();
       identity.notes = request->notes();
       identity.created_by = call.caller().token;
-      const auto prepared = prepare(request->photos(), response, cancellation_of(*context));
+      const auto prepared = prepare(request->photos(), descriptor_model(w.descriptor_model),
+                                    response, cancellation_of(*context));
       std::vector<StoredFace> faces;
       for (const auto& [outcome, face] : prepared) faces.push_back(face);
       Identity stored;
@@ -353,6 +387,12 @@ class GalleryService final : public pb::Gallery::Service {
         // Into the watchlist resolved above, by its id (ids are never reused), or not at all.
         stored = gallery_.enroll(identity, faces);
       } catch (const Error& e) {
+        if (e.code() == ErrorCode::kFailedPrecondition) {
+          throw Error(ErrorCode::kFailedPrecondition,
+                      "watchlist " + quote_for_message(w.name) +
+                          " moved to another descriptor model while the photos were analysed: "
+                          "nothing enrolled; enroll again");
+        }
         if (e.code() != ErrorCode::kNotFound) throw;
         throw Error(ErrorCode::kNotFound, "watchlist " + quote_for_message(w.name) +
                                               " was deleted while the photos were analysed: "
@@ -378,8 +418,11 @@ class GalleryService final : public pb::Gallery::Service {
         throw Error(ErrorCode::kNotFound,
                     "identity " + std::to_string(request->identity_id()) + " does not exist");
       }
+      const auto w = gallery_.store().get_watchlist(identity->watchlist_id);
+      if (!w) throw Error(ErrorCode::kNotFound, "the identity's watchlist was deleted");
       // Photos already enrolled for this identity are skipped, so a re-run resumes.
-      const auto prepared = prepare(request->photos(), response, cancellation_of(*context));
+      const auto prepared = prepare(request->photos(), descriptor_model(w->descriptor_model),
+                                    response, cancellation_of(*context));
       std::vector<StoredFace> fresh;
       std::vector<int> fresh_outcomes;
       for (const auto& [outcome, face] : prepared) {
@@ -396,12 +439,90 @@ class GalleryService final : public pb::Gallery::Service {
           response->mutable_photos(fresh_outcomes[i])->set_face_id(stored[i].id);
         }
       }
-      const auto w = gallery_.store().get_watchlist(identity->watchlist_id);
       call.target("watchlists", identity->watchlist_id);
       audit_photos(call, prepared, *response);
-      log_overrides(prepared, w ? w->name : "", identity->id, *response);
-      to_proto(*gallery_.store().get_identity(identity->id), w ? w->name : "",
-               response->mutable_identity());
+      log_overrides(prepared, w->name, identity->id, *response);
+      to_proto(*gallery_.store().get_identity(identity->id), w->name, response->mutable_identity());
+    });
+  }
+
+  grpc::Status ReembedWatchlist(grpc::ServerContext* context,
+                                const pb::ReembedWatchlistRequest* request,
+                                grpc::ServerWriter<pb::ReembedProgress>* writer) override {
+    return serve(access_, context, [&](Call& call) {
+      call.target("watchlist_names", request->name());
+      const Watchlist w = require_watchlist(gallery_.store(), request->name());
+      call.target("watchlists", w.id);
+      const DescriptorModel& model = descriptor_model(request->descriptor_model());
+      call.details()["descriptor_model_from"] = w.descriptor_model;
+      call.details()["descriptor_model_to"] = model.id;
+      if (request->max_distance() != 0) {
+        gallery_.check_max_distance(request->max_distance(), model.id, "max_distance");
+      }
+      // One re-embedding of a watchlist at a time: a second would describe the same faces.
+      {
+        std::lock_guard lock(reembeds_mutex_);
+        if (!reembeds_running_.insert(w.id).second) {
+          throw Error(ErrorCode::kFailedPrecondition,
+                      "watchlist " + quote_for_message(w.name) +
+                          " is being re-embedded by another call; wait for it");
+        }
+      }
+      struct Running {
+        GalleryService& service;
+        std::int64_t id;
+        ~Running() {
+          std::lock_guard lock(service.reembeds_mutex_);
+          service.reembeds_running_.erase(id);
+        }
+      } running{*this, w.id};
+      call.audit_now();  // on record before the work, should the server not live to finish
+      std::string note;
+      ReembedOptions options;
+      options.threshold = [&] {
+        const auto [max_distance, basis, why] = threshold_after_reembed(w.id, model, *request);
+        note = why;
+        return std::pair{max_distance, basis};
+      };
+      options.progress = [&](const ReembedStatus& s) {
+        pb::ReembedProgress p;
+        p.set_done(s.done);
+        p.set_total(s.total);
+        p.set_from_region(s.from_region);
+        p.set_from_thumbnail(s.from_thumbnail);
+        writer->Write(p);  // a client gone is the cancellation's to notice
+      };
+      const ReembedStatus status = reembed_watchlist(
+          gallery_, engine_, w.id, model, call.caller().token, options, cancellation_of(*context));
+      pb::ReembedProgress last;
+      last.set_done(status.done);
+      last.set_total(status.total);
+      last.set_from_region(status.from_region);
+      last.set_from_thumbnail(status.from_thumbnail);
+      for (const auto& [face_id, reason] : status.need_original) {
+        pb::FaceNeedingOriginal* n = last.add_need_original();
+        n->set_face_id(face_id);
+        n->set_reason(reason);
+        if (const auto identity = gallery_.store().identity_of_face(face_id)) {
+          n->set_identity_id(identity->id);
+          n->set_external_id(identity->external_id);
+        }
+        call.details()["need_original"].push_back(face_id);
+      }
+      call.details()["from_region"] = status.from_region;
+      call.details()["from_thumbnail"] = status.from_thumbnail;
+      call.details()["switched"] = status.switched.has_value();
+      if (status.switched) {
+        to_proto(gallery_, *status.switched, last.mutable_watchlist());
+        last.set_threshold_note(note);
+        call.details()["max_distance"] = status.switched->max_distance;
+        call.details()["threshold_note"] = note;
+        spdlog::info("event=watchlist_reembedded watchlist={} from={} to={} faces={} by={}",
+                     logfmt_value(w.name), w.descriptor_model, model.id, status.total,
+                     logfmt_value(call.caller().token));
+        if (options_.on_watchlists_changed) options_.on_watchlists_changed();
+      }
+      writer->Write(last);
     });
   }
 
@@ -498,8 +619,13 @@ class GalleryService final : public pb::Gallery::Service {
   // usable, so that an enrollment lands whole or not at all.
   // Returns each accepted face with the index of its outcome in the response.
   std::vector<std::pair<int, StoredFace>> prepare(
-      const google::protobuf::RepeatedPtrField<pb::Photo>& photos, pb::EnrollResponse* response,
-      const Cancellation& cancel) {
+      const google::protobuf::RepeatedPtrField<pb::Photo>& photos, const DescriptorModel& model,
+      pb::EnrollResponse* response, const Cancellation& cancel) {
+    if (!engine_.describes(model.id)) {
+      throw Error(ErrorCode::kFailedPrecondition, "this server does not describe faces with " +
+                                                      std::string(model.id) +
+                                                      ", the watchlist's model");
+    }
     if (photos.empty()) throw Error(ErrorCode::kInvalidArgument, "no photos given");
     if (photos.size() > options_.max_photos_per_request) {
       throw Error(ErrorCode::kInvalidArgument,
@@ -531,7 +657,7 @@ class GalleryService final : public pb::Gallery::Service {
       const PreparedPhoto prepared = prepare_photo(
           engine_, image,
           photo.has_face_index() ? std::optional<int>(photo.face_index()) : std::nullopt,
-          options_.enrollment, photo.override_reason(), cancel);
+          options_.enrollment, photo.override_reason(), cancel, &model);
       pb::PhotoOutcome* outcome = response->add_photos();
       outcome->set_source(photo.source());
       outcome->set_accepted(prepared.accepted);
@@ -553,20 +679,61 @@ class GalleryService final : public pb::Gallery::Service {
     return faces;
   }
 
+  // The threshold a re-embedded watchlist switches to, its basis (JSON), and why, in words.
+  std::tuple<float, std::string, std::string> threshold_after_reembed(
+      std::int64_t watchlist_id, const DescriptorModel& model,
+      const pb::ReembedWatchlistRequest& request) {
+    const auto w = gallery_.store().get_watchlist(watchlist_id);
+    if (!w) throw Error(ErrorCode::kNotFound, "the watchlist was deleted during re-embedding");
+    if (request.max_distance() != 0) {
+      return {request.max_distance(), basis_json(basis_with_method("manual")),
+              "set to the given " + std::to_string(request.max_distance())};
+    }
+    pb::ThresholdBasis basis;
+    if (!w->threshold_basis.empty() &&
+        !google::protobuf::util::JsonStringToMessage(w->threshold_basis, &basis).ok()) {
+      basis.Clear();
+    }
+    if (basis.method() == "manual") {
+      const float ceiling = gallery_.max_distance_ceiling(model.id);
+      const float kept = std::min(w->max_distance, ceiling);
+      return {kept, w->threshold_basis,
+              "kept the threshold set by hand (" + std::to_string(kept) +
+                  (kept < w->max_distance ? ", capped at " + std::string(model.id) + "'s ceiling"
+                                          : std::string()) +
+                  "); it was chosen on " + w->descriptor_model +
+                  "'s scale: check it (frs eval --calibrate --descriptor " + std::string(model.id) +
+                  ")"};
+    }
+    // Calibrated (by the built-in model or on an agency's own photos), a fixed default, or
+    // not recorded: the new model's built-in calibration, for the size calibrated for.
+    const std::int64_t size =
+        basis.gallery_size() > 0 ? basis.gallery_size() : options_.default_expected_identities;
+    ServiceOptions at_rate = options_;
+    if (basis.target_fpir() > 0 && basis.target_fpir() < 1) {
+      at_rate.default_target_fpir = basis.target_fpir();
+    }
+    const auto [max_distance, new_basis] = built_in_threshold(gallery_, model, at_rate, size);
+    return {max_distance, new_basis,
+            "recalibrated for " + std::string(model.id) + " with its built-in impostor model (" +
+                std::to_string(size) + " identities at FPIR " +
+                std::to_string(at_rate.default_target_fpir) +
+                "); to calibrate on your own photos: frs eval --calibrate --descriptor " +
+                std::string(model.id) + " --apply-to " + w->name};
+  }
+
   AccessControl& access_;
   Gallery& gallery_;
   const FaceEngine& engine_;
   ServiceOptions options_;
+  std::mutex reembeds_mutex_;
+  std::set<std::int64_t> reembeds_running_;  // watchlist ids
 };
 
 }  // namespace
 
-float default_max_distance_ceiling() {
-  using Model = BuiltInImpostorModel;
-  return static_cast<float>(
-             calibrate_from_tail(Model::kTailMean, Model::kTailSd, Model::kComparisons, 0.01, 1000)
-                 .max_distance) +
-         kCeilingMargin;
+float default_max_distance_ceiling(const DescriptorModel& model) {
+  return calibrate_built_in(model, 0.01, 1000).max_distance + kCeilingMargin;
 }
 
 std::unique_ptr<grpc::Service> make_gallery_service(AccessControl& access, Gallery& gallery,

@@ -425,10 +425,19 @@ class AlertService final : public pb::Alerts::Service {
   int record_suppressions(const Alert& rejected, Call& call) {
     const auto full = alerts_.get(rejected.id, false);
     if (!full) return 0;  // purged by retention meanwhile
+    GalleryStore& store = review_.gallery->store();
+    const auto identity = store.get_identity(rejected.identity_id);
+    const auto watchlist = identity ? store.get_watchlist(identity->watchlist_id) : std::nullopt;
+    if (!watchlist) return 0;  // the identity is gone: nothing left to confuse the face with
+    // The alert's descriptors are of the model its watchlist had then; one re-embedded
+    // since (another model, so another length: the registry's lengths differ) cannot use
+    // them.
+    const DescriptorModel& model = descriptor_model(watchlist->descriptor_model);
     std::vector<Suppression> add;
     for (const auto& descriptor : {full->face_descriptor, full->track_descriptor}) {
-      if (!descriptor) continue;
+      if (!descriptor || descriptor->size() != model.dimension) continue;
       Suppression x;
+      x.descriptor_model = watchlist->descriptor_model;
       x.identity_id = rejected.identity_id;
       x.descriptor = *descriptor;
       x.alert_id = rejected.id;

@@ -239,13 +239,15 @@ void add_alerts(AlertStore& alerts, std::int64_t from, std::int64_t to,
   report->set_review_delay_p95_s(percentile(delays, 95));
 }
 
-void add_gallery(Gallery& gallery, std::int64_t from, std::int64_t to,
-                 pb::AccountabilityReport* report) {
+void add_gallery(Gallery& gallery, const std::string& default_model, std::int64_t from,
+                 std::int64_t to, pb::AccountabilityReport* report) {
   std::map<std::string, std::int64_t> by_basis;
-  report->set_max_distance_ceiling(gallery.max_distance_ceiling());
+  report->set_max_distance_ceiling(gallery.max_distance_ceiling(default_model));
   for (const Watchlist& w : gallery.store().list_watchlists()) {
     pb::WatchlistThreshold* t = report->add_thresholds();
     t->set_watchlist(w.name);
+    t->set_descriptor_model(w.descriptor_model);
+    t->set_max_distance_ceiling(gallery.max_distance_ceiling(w.descriptor_model));
     t->set_max_distance(w.max_distance);
     t->set_effective_max_distance(gallery.threshold_of(w));
     t->set_identities(gallery.store().identity_count(w.id));
@@ -284,11 +286,25 @@ pb::AccountabilityReport build_report(AuditLog& audit, const ReportSources& sour
   report.set_to_ms(to_ms);
   report.set_generated_at_ms(now_ms);
   report.set_confirmations_needed(sources.confirmations);
-  if (sources.descriptor_model) report.set_descriptor_model(sources.descriptor_model());
   add_calls(audit, from_ms, to_ms, &report);
   add_live_matching(audit, from_ms, to_ms, now_ms, &report);
   if (sources.alerts != nullptr) add_alerts(*sources.alerts, from_ms, to_ms, &report);
-  if (sources.gallery != nullptr) add_gallery(*sources.gallery, from_ms, to_ms, &report);
+  if (sources.gallery != nullptr) {
+    add_gallery(*sources.gallery, sources.default_model, from_ms, to_ms, &report);
+  }
+  if (sources.describe_model) {
+    // The default model, then every other a watchlist is of.
+    std::vector<std::string> models = {sources.default_model};
+    for (const pb::WatchlistThreshold& t : report.thresholds()) {
+      if (std::find(models.begin(), models.end(), t.descriptor_model()) == models.end()) {
+        models.push_back(t.descriptor_model());
+      }
+    }
+    std::string named;
+    for (const std::string& m : models)
+      named += (named.empty() ? "" : "; ") + sources.describe_model(m);
+    report.set_descriptor_model(named);
+  }
   return report;
 }
 

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <map>
 
 #include "frs/core/clock.h"
 #include "frs/core/digest.h"
@@ -37,54 +38,81 @@ class SearchService final : public pb::Search::Service {
                     "top_k must be in 1..100, got " + std::to_string(request->top_k()));
       }
       std::optional<float> max_distance;
-      if (request->max_distance() != 0) {
-        max_distance = request->max_distance();
-        gallery_.check_max_distance(*max_distance, "max_distance");
-      }
+      if (request->max_distance() != 0) max_distance = request->max_distance();
       std::vector<std::string> watchlists(request->watchlists().begin(),
                                           request->watchlists().end());
       for (const std::string& w : watchlists) call.target("watchlist_names", w);
       const bool named_by_caller = !watchlists.empty();
+      if (watchlists.size() > fields::kMaxNamesPerList) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    "a search names at most " + std::to_string(fields::kMaxNamesPerList) +
+                        " watchlists, got " + std::to_string(watchlists.size()) +
+                        " (name none to search all)");
+      }
       watchlists = authorized_targets(watchlists, call, response);
-      std::vector<Embedding> queries;
+      // Each model's watchlists are searched with the query described by that model.
+      std::map<std::string, std::vector<std::string>> by_model =
+          gallery_.watchlists_by_model(watchlists);
+      for (const auto& [model, names] : by_model) {
+        if (max_distance) gallery_.check_max_distance(*max_distance, model, "max_distance");
+      }
       std::vector<Face> faces;
+      std::vector<std::vector<Candidate>> results;
       if (request->has_descriptors()) {
-        if (request->descriptors().descriptors_size() > kMaxDescriptorsPerSearch) {
-          throw Error(ErrorCode::kInvalidArgument,
-                      "at most " + std::to_string(kMaxDescriptorsPerSearch) +
-                          " descriptors per search, got " +
-                          std::to_string(request->descriptors().descriptors_size()));
+        const pb::DescriptorList& list = request->descriptors();
+        if (list.descriptors_size() > kMaxDescriptorsPerSearch) {
+          throw Error(ErrorCode::kInvalidArgument, "at most " +
+                                                       std::to_string(kMaxDescriptorsPerSearch) +
+                                                       " descriptors per search, got " +
+                                                       std::to_string(list.descriptors_size()));
         }
-        for (const pb::Descriptor& d : request->descriptors().descriptors()) {
-          const DescriptorModel& model = engine_.descriptor_model();
-          if (d.values_size() != static_cast<int>(model.dimension)) {
-            // Another model's length is a descriptor this server cannot compare; any
-            // other length is no descriptor at all.
-            const bool another_model =
-                std::any_of(descriptor_models().begin(), descriptor_models().end(),
-                            [&](const DescriptorModel& m) {
-                              return d.values_size() == static_cast<int>(m.dimension);
-                            });
-            throw Error(
-                another_model ? ErrorCode::kFailedPrecondition : ErrorCode::kInvalidArgument,
-                "a descriptor has " + std::to_string(d.values_size()) + " values; " +
-                    std::string(model.id) + ", this server's model, has " +
-                    std::to_string(model.dimension) + " (embed with frs embed --descriptor " +
-                    std::string(model.id) + ")");
-          }
+        const DescriptorModel& model = list.descriptor_model().empty()
+                                           ? engine_.descriptor_model()
+                                           : descriptor_model(list.descriptor_model());
+        call.details()["descriptor_model"] = model.id;
+        std::vector<Embedding> queries;
+        for (const pb::Descriptor& d : list.descriptors()) {
           queries.emplace_back(d.values().begin(), d.values().end());
+          require_descriptor_of(model, queries.back(),
+                                "descriptor " + std::to_string(queries.size()));
         }
         call.details()["descriptors"] = queries.size();
+        for (const auto& [other, names] : by_model) {
+          if (other == model.id) continue;
+          if (named_by_caller) {
+            throw Error(ErrorCode::kFailedPrecondition,
+                        "watchlist " + quote_for_message(names.front()) + " holds " + other +
+                            " descriptors, these are " + std::string(model.id) +
+                            "'s: descriptors of two models cannot be compared (search with "
+                            "an image, or embed with frs embed --descriptor " +
+                            other + ")");
+          }
+          for (const std::string& name : names) response->add_other_model_watchlists(name);
+        }
+        const auto same = by_model.find(std::string(model.id));
+        results = same == by_model.end()
+                      ? std::vector<std::vector<Candidate>>(queries.size())
+                      : search_all(queries, model.id, same->second, top_k, max_distance);
       } else if (request->query_case() == pb::SearchRequest::kImage) {
         call.details()["image_sha256"].push_back(sha256_hex(request->image()));
         const auto slot = image_slot(options_, cancel);
         faces = engine_.analyze(decode_image(bytes_of(request->image()), engine_.options().limits),
-                                true, cancel);
-        for (const Face& f : faces) queries.push_back(*f.embedding);
+                                false, cancel);
+        results.resize(faces.size());
+        for (const auto& [model, names] : by_model) {
+          std::vector<Face> described = faces;
+          engine_.embed(described, descriptor_model(model), cancel);
+          std::vector<Embedding> queries;
+          for (const Face& f : described) queries.push_back(*f.embedding);
+          const auto part = search_all(queries, model, names, top_k, max_distance);
+          for (std::size_t q = 0; q < part.size(); ++q) {
+            results[q].insert(results[q].end(), part[q].begin(), part[q].end());
+          }
+        }
+        for (auto& list : results) rank_candidates(list, top_k);
       } else {
         throw Error(ErrorCode::kInvalidArgument, "give an image or descriptors to search with");
       }
-      const auto results = search_all(queries, watchlists, top_k, max_distance, named_by_caller);
       for (std::size_t i = 0; i < results.size(); ++i) {
         pb::FaceResult* face = response->add_faces();
         if (i < faces.size()) {
@@ -100,6 +128,8 @@ class SearchService final : public pb::Search::Service {
           out->set_watchlist(c.watchlist);
           out->set_face_id(c.face_id);
           out->set_distance(c.distance);
+          out->set_descriptor_model(c.descriptor_model);
+          out->set_max_distance(c.threshold);
           call.target("identities", c.identity_id);
         }
       }
@@ -176,33 +206,24 @@ class SearchService final : public pb::Search::Service {
     return targets;
   }
 
-  // Gallery::search, over any number of named watchlists (it takes at most
-  // fields::kMaxNamesPerList at once): in chunks, merged nearest first.
+  // Gallery::search of one model's watchlists, any number of them (it takes at most
+  // fields::kMaxNamesPerList at once): in chunks, merged best first.
   std::vector<std::vector<Candidate>> search_all(std::span<const Embedding> queries,
+                                                 std::string_view model,
                                                  const std::vector<std::string>& watchlists,
-                                                 int top_k, std::optional<float> max_distance,
-                                                 bool named_by_caller) {
-    if (named_by_caller || watchlists.size() <= fields::kMaxNamesPerList) {
-      return gallery_.search(queries, watchlists, top_k, max_distance);
-    }
+                                                 int top_k, std::optional<float> max_distance) {
     std::vector<std::vector<Candidate>> merged(queries.size());
     for (std::size_t from = 0; from < watchlists.size(); from += fields::kMaxNamesPerList) {
       const std::vector<std::string> chunk(
           watchlists.begin() + static_cast<std::ptrdiff_t>(from),
           watchlists.begin() + static_cast<std::ptrdiff_t>(
                                    std::min(watchlists.size(), from + fields::kMaxNamesPerList)));
-      const auto part = gallery_.search(queries, chunk, top_k, max_distance);
+      const auto part = gallery_.search(queries, model, chunk, top_k, max_distance);
       for (std::size_t q = 0; q < part.size(); ++q) {
         merged[q].insert(merged[q].end(), part[q].begin(), part[q].end());
       }
     }
-    for (auto& list : merged) {
-      std::stable_sort(list.begin(), list.end(), [](const Candidate& a, const Candidate& b) {
-        return a.distance < b.distance;
-      });
-      if (list.size() > static_cast<std::size_t>(top_k))
-        list.resize(static_cast<std::size_t>(top_k));
-    }
+    for (auto& list : merged) rank_candidates(list, top_k);
     return merged;
   }
 

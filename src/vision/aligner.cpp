@@ -92,26 +92,51 @@ dlib::rectangle box_from_landmarks(const dlib::full_object_detection& shape) {
   return square_around(mx - 0.0040 * spread, my - 0.1122 * spread, 2.7629 * spread);
 }
 
-Face FaceAligner::align(const cv::Mat& bgr, const Detection& detection) const {
-  const dlib::cv_image<dlib::bgr_pixel> image(bgr);
-  // A second pass from the box the first landmarks imply brings the box closer to what
-  // the model was trained on (lfw10 pair accuracy 0.9949 -> 0.9964).
-  dlib::full_object_detection shape = impl_->predictor(image, landmark_box(detection));
-  shape = impl_->predictor(image, box_from_landmarks(shape));
-  const cv::Rect2f& b = detection.box;
+namespace {
 
+Face face_of_shape(const dlib::cv_image<dlib::bgr_pixel>& image,
+                   const dlib::full_object_detection& shape) {
   Face face;
-  face.box = b;
-  face.score = detection.score;
   for (int i = 0; i < kLandmarkCount; ++i) {
     const dlib::point p = shape.part(static_cast<unsigned long>(i));
     face.landmarks[static_cast<std::size_t>(i)] =
         cv::Point2f(static_cast<float>(p.x()), static_cast<float>(p.y()));
   }
   dlib::matrix<dlib::bgr_pixel> chip;
-  dlib::extract_image_chip(image, dlib::get_face_chip_details(shape, kChipSize, kChipPadding),
-                           chip);
+  dlib::extract_image_chip(
+      image, dlib::get_face_chip_details(shape, FaceAligner::kChipSize, FaceAligner::kChipPadding),
+      chip);
   face.chip = dlib::toMat(chip).clone();  // bgr_pixel is laid out as OpenCV's BGR
+  return face;
+}
+
+}  // namespace
+
+Face FaceAligner::align(const cv::Mat& bgr, const Detection& detection) const {
+  const dlib::cv_image<dlib::bgr_pixel> image(bgr);
+  // A second pass from the box the first landmarks imply brings the box closer to what
+  // the model was trained on (lfw10 pair accuracy 0.9949 -> 0.9964).
+  dlib::full_object_detection shape = impl_->predictor(image, landmark_box(detection));
+  shape = impl_->predictor(image, box_from_landmarks(shape));
+  Face face = face_of_shape(image, shape);
+  face.box = detection.box;
+  face.score = detection.score;
+  face.quality = measure_quality(face);
+  return face;
+}
+
+Face FaceAligner::align_to(const cv::Mat& bgr,
+                           const std::array<cv::Point2f, kLandmarkCount>& landmarks) const {
+  const dlib::cv_image<dlib::bgr_pixel> image(bgr);
+  std::vector<dlib::point> parts;
+  parts.reserve(landmarks.size());
+  for (const cv::Point2f& p : landmarks) parts.emplace_back(std::lround(p.x), std::lround(p.y));
+  const dlib::full_object_detection shape(
+      box_from_landmarks(dlib::full_object_detection({}, parts)), parts);
+  Face face = face_of_shape(image, shape);
+  const dlib::rectangle r = shape.get_rect();
+  face.box = cv::Rect2f(static_cast<float>(r.left()), static_cast<float>(r.top()),
+                        static_cast<float>(r.width()), static_cast<float>(r.height()));
   face.quality = measure_quality(face);
   return face;
 }

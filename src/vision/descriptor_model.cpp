@@ -1,5 +1,6 @@
 #include "frs/vision/descriptor_model.h"
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 
@@ -58,6 +59,18 @@ const DescriptorModel& descriptor_model(std::string_view id) {
   }
   throw Error(ErrorCode::kInvalidArgument, "unknown descriptor model '" + std::string(id) +
                                                "': choose one of " + descriptor_model_ids());
+}
+
+void require_descriptor_of(const DescriptorModel& model, std::span<const float> descriptor,
+                           const std::string& what) {
+  if (descriptor.size() == model.dimension) return;
+  const bool another_model =
+      std::any_of(descriptor_models().begin(), descriptor_models().end(),
+                  [&](const DescriptorModel& m) { return descriptor.size() == m.dimension; });
+  throw Error(another_model ? ErrorCode::kFailedPrecondition : ErrorCode::kInvalidArgument,
+              what + " has " + std::to_string(descriptor.size()) + " values; " +
+                  std::string(model.id) + " descriptors have " + std::to_string(model.dimension) +
+                  " (embed with frs embed --descriptor " + std::string(model.id) + ")");
 }
 
 std::string descriptor_model_checksum(const DescriptorModel& model,

@@ -73,7 +73,17 @@ FaceEngine::FaceEngine(const FaceEngineOptions& options)
     detector_ = std::make_unique<HogFaceDetector>(o);
   }
   aligner_ = std::make_unique<FaceAligner>(options.models_dir / kLandmarkModelFile);
-  if (model_->chip != DescriptorChip::kArcFace) {
+  models_.push_back(model_);
+  for (const std::string& id : options.more_descriptors) {
+    const DescriptorModel* more = &frs::descriptor_model(id);
+    if (std::find(models_.begin(), models_.end(), more) == models_.end()) models_.push_back(more);
+  }
+  bool dlib_network = false;
+  for (const DescriptorModel* m : models_) {
+    dlib_network = dlib_network || m->chip != DescriptorChip::kArcFace;
+    arcface_chips_ = arcface_chips_ || m->chip != DescriptorChip::kDlib;
+  }
+  if (dlib_network) {
     EmbedderOptions e;
     e.model = options.models_dir / kDescriptorModelFile;
     e.threads = threads;
@@ -81,28 +91,37 @@ FaceEngine::FaceEngine(const FaceEngineOptions& options)
     e.flip_average = options.flip_average;
     e.jitter = options.jitter;
     embedder_ = std::make_unique<FaceEmbedder>(e);
-  } else if (options.jitter > 0) {
+  }
+  if (model_->chip == DescriptorChip::kArcFace && options.jitter > 0) {
     throw Error(ErrorCode::kInvalidArgument,
                 "jitter is dlib's augmentation and works with dlib-resnet-v1 or fused-v1 only, "
                 "not " +
                     options.descriptor);
   }
-  if (model_->chip != DescriptorChip::kDlib) {
+  if (arcface_chips_) {
     OnnxEmbedderOptions o;
     o.model = options.models_dir / kFacepluginModelFile;
     o.threads = threads;
     o.flip_average = options.flip_average;
     onnx_embedder_ = std::make_unique<OnnxFaceEmbedder>(o);
   }
-  const std::size_t dimension =
-      (embedder_ ? frs::descriptor_model(kDlibDescriptorId).dimension : 0) +
-      (onnx_embedder_ ? onnx_embedder_->dimension() : 0);
-  if (dimension != model_->dimension) {
-    throw Error(ErrorCode::kFailedPrecondition,
-                "the model files give " + std::to_string(dimension) + "-value descriptors, but " +
-                    options.descriptor + " has " + std::to_string(model_->dimension) +
-                    ": re-run models/fetch.sh");
+  for (const DescriptorModel* m : models_) {
+    const std::size_t dimension =
+        (m->chip != DescriptorChip::kArcFace ? frs::descriptor_model(kDlibDescriptorId).dimension
+                                             : 0) +
+        (m->chip != DescriptorChip::kDlib ? onnx_embedder_->dimension() : 0);
+    if (dimension != m->dimension) {
+      throw Error(ErrorCode::kFailedPrecondition,
+                  "the model files give " + std::to_string(dimension) + "-value descriptors, but " +
+                      std::string(m->id) + " has " + std::to_string(m->dimension) +
+                      ": re-run models/fetch.sh");
+    }
   }
+}
+
+bool FaceEngine::describes(std::string_view model) const {
+  return std::any_of(models_.begin(), models_.end(),
+                     [&](const DescriptorModel* m) { return m->id == model; });
 }
 
 FaceEngine::~FaceEngine() = default;
@@ -125,8 +144,15 @@ std::vector<Detection> FaceEngine::largest_first(std::vector<Detection> detectio
 
 Face FaceEngine::align(const cv::Mat& bgr, const Detection& detection) const {
   Face face = aligner_->align(bgr, detection);
-  // 0.15 ms a face (bench_face_engine), made only when the model reads it.
-  if (model_->chip != DescriptorChip::kDlib) face.arcface_chip = arcface_chip(bgr, face.landmarks);
+  // 0.15 ms a face (bench_face_engine), made only when a model reads it.
+  if (arcface_chips_) face.arcface_chip = arcface_chip(bgr, face.landmarks);
+  return face;
+}
+
+Face FaceEngine::align_to(const cv::Mat& bgr,
+                          const std::array<cv::Point2f, kLandmarkCount>& landmarks) const {
+  Face face = aligner_->align_to(bgr, landmarks);
+  if (arcface_chips_) face.arcface_chip = arcface_chip(bgr, face.landmarks);
   return face;
 }
 
@@ -172,6 +198,11 @@ std::vector<Face> FaceEngine::align_all(const cv::Mat& bgr,
 }
 
 void FaceEngine::embed(std::vector<Face>& faces, const Cancellation& cancel) const {
+  embed(faces, *model_, cancel);
+}
+
+void FaceEngine::embed(std::vector<Face>& faces, const DescriptorModel& model,
+                       const Cancellation& cancel) const {
   std::vector<cv::Mat> dlib_chips, arcface_chips;
   dlib_chips.reserve(faces.size());
   arcface_chips.reserve(faces.size());
@@ -179,14 +210,22 @@ void FaceEngine::embed(std::vector<Face>& faces, const Cancellation& cancel) con
     dlib_chips.push_back(f.chip);
     arcface_chips.push_back(f.arcface_chip);
   }
-  const std::vector<Embedding> embeddings = embed_chips(dlib_chips, arcface_chips, cancel);
+  const std::vector<Embedding> embeddings = embed_chips(dlib_chips, arcface_chips, cancel, &model);
   for (std::size_t i = 0; i < faces.size(); ++i) faces[i].embedding = embeddings[i];
 }
 
 std::vector<Embedding> FaceEngine::embed_chips(const std::vector<cv::Mat>& dlib_chips,
                                                const std::vector<cv::Mat>& arcface_chips,
-                                               const Cancellation& cancel) const {
-  switch (model_->chip) {
+                                               const Cancellation& cancel,
+                                               const DescriptorModel* model) const {
+  if (model == nullptr) model = model_;
+  if (std::find(models_.begin(), models_.end(), model) == models_.end()) {
+    throw Error(ErrorCode::kFailedPrecondition,
+                "this engine does not describe faces with " + std::string(model->id) +
+                    " (frs-server loads every model; offline commands: --descriptor " +
+                    std::string(model->id) + ")");
+  }
+  switch (model->chip) {
     case DescriptorChip::kDlib:
       return embedder_->embed(dlib_chips, cancel);
     case DescriptorChip::kArcFace:
@@ -215,8 +254,10 @@ std::vector<Embedding> FaceEngine::embed_chips(const std::vector<cv::Mat>& dlib_
   return fused;
 }
 
-void FaceEngine::finish(Embedding& descriptor) const {
-  if (model_->metric == DescriptorMetric::kCosine) normalize(descriptor);
+void FaceEngine::finish(Embedding& descriptor, const DescriptorModel* model) const {
+  if ((model == nullptr ? model_ : model)->metric == DescriptorMetric::kCosine) {
+    normalize(descriptor);
+  }
 }
 
 }  // namespace frs

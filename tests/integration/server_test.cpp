@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <set>
 #include <thread>
 
 #include "child_processes.h"
@@ -289,6 +290,132 @@ TEST_F(ServerTest, Lfw10EnrollThreeSearchTheRestThenRestart) {
   for (std::size_t i = 0; i < probes.size(); ++i) {
     EXPECT_EQ(top_match(probes[i].second), answers[i]) << probes[i].second;
   }
+}
+
+// Watchlists of two descriptor models on one server: each is enrolled, calibrated, capped
+// and searched with its own model; descriptors of one are never compared with the other's.
+TEST_F(ServerTest, WatchlistsOfTwoModelsAreEachSearchedWithTheirOwn) {
+  ASSERT_TRUE(create_watchlist("dlib").ok());
+  {
+    grpc::ClientContext c;
+    pb::CreateWatchlistRequest r;
+    r.set_name("fused");
+    r.set_descriptor_model("fused-v1");
+    pb::Watchlist w;
+    ASSERT_TRUE(server_->gallery().CreateWatchlist(&c, r, &w).ok());
+    EXPECT_EQ(w.descriptor_model(), "fused-v1");
+    // fused-v1's own built-in calibration for 1,000 identities at FPIR 0.01 (0.683; dlib's
+    // 0.496 would miss most of its mates).
+    EXPECT_NEAR(w.max_distance(), 0.683, 0.002);
+    EXPECT_NE(w.threshold_basis().data().find("fused-v1"), std::string::npos);
+    EXPECT_EQ(get_watchlist("dlib").descriptor_model(), "dlib-resnet-v1");
+  }
+  {
+    grpc::ClientContext c;
+    pb::CreateWatchlistRequest r;
+    r.set_name("unknown-model");
+    r.set_descriptor_model("fused-v9");
+    pb::Watchlist w;
+    const auto status = server_->gallery().CreateWatchlist(&c, r, &w);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(status.error_message().find("fused-v1"), std::string::npos)
+        << status.error_message();  // names the known ones
+  }
+  std::map<std::string, std::vector<std::filesystem::path>> by_person;
+  for (const auto& i : read_identity_tree(testdata_dir() / "lfw10")) {
+    by_person[i.identity].push_back(i.file);
+  }
+  std::vector<std::pair<std::string, std::filesystem::path>> probes;
+  for (const auto& [person, files] : by_person) {
+    if (probes.size() == 4) break;
+    for (const std::string watchlist : {"dlib", "fused"}) {
+      grpc::ClientContext c;
+      pb::EnrollRequest r;
+      r.set_watchlist(watchlist);
+      r.set_external_id(person);
+      r.add_photos()->set_image(bytes_of(files[0]));
+      pb::EnrollResponse response;
+      const auto status = server_->gallery().Enroll(&c, r, &response);
+      ASSERT_TRUE(status.ok()) << person << ": " << status.error_message();
+    }
+    probes.emplace_back(person, files[1]);
+  }
+  EXPECT_EQ(get_watchlist("fused").indexed_face_count(), 4);
+  // Each watchlist at its model's calibrated threshold: a mate may pass one and not the
+  // other (Arnold Schwarzenegger's second photo is 0.515 from his first by dlib's model,
+  // over its 0.496; 0.566 by fused-v1's, under its 0.683), never match someone else.
+  std::map<std::string, int> matched;  // by model
+  for (const auto& [person, photo] : probes) {
+    grpc::ClientContext c;
+    pb::SearchRequest r;
+    r.set_image(bytes_of(photo));
+    r.set_top_k(2);
+    pb::SearchResponse response;
+    ASSERT_TRUE(server_->search().Search(&c, r, &response).ok());
+    ASSERT_GE(response.faces_size(), 1);
+    for (const auto& candidate : response.faces(0).candidates()) {
+      EXPECT_EQ(candidate.external_id(), person) << photo;
+      EXPECT_LE(candidate.distance(), candidate.max_distance());
+      EXPECT_EQ(candidate.descriptor_model(),
+                candidate.watchlist() == "fused" ? "fused-v1" : "dlib-resnet-v1");
+      ++matched[candidate.descriptor_model()];
+    }
+  }
+  EXPECT_GE(matched["fused-v1"], 3);
+  EXPECT_GE(matched["dlib-resnet-v1"], 2);
+  // A descriptor search says its model; only that model's watchlists are searched.
+  auto [code, out] = run_command(std::string(FRS_CLI) + " embed --json --descriptor fused-v1 " +
+                                 probes[0].second.string());
+  ASSERT_EQ(code, 0) << out;
+  const auto embedded = nlohmann::json::parse(out);
+  const std::vector<float> values = embedded["faces"][0]["embedding"];
+  ASSERT_EQ(values.size(), 640u);
+  auto descriptor_search = [&](const std::string& model, std::vector<std::string> watchlists,
+                               pb::SearchResponse* response) {
+    grpc::ClientContext c;
+    pb::SearchRequest r;
+    r.mutable_descriptors()->set_descriptor_model(model);
+    auto* d = r.mutable_descriptors()->add_descriptors();
+    for (float v : values) d->add_values(v);
+    for (const auto& w : watchlists) r.add_watchlists(w);
+    return server_->search().Search(&c, r, response);
+  };
+  pb::SearchResponse response;
+  ASSERT_TRUE(descriptor_search("fused-v1", {}, &response).ok());
+  ASSERT_EQ(response.faces(0).candidates_size(), 1);
+  EXPECT_EQ(response.faces(0).candidates(0).external_id(), probes[0].first);
+  EXPECT_EQ(response.faces(0).candidates(0).watchlist(), "fused");
+  ASSERT_EQ(response.other_model_watchlists_size(), 1);
+  EXPECT_EQ(response.other_model_watchlists(0), "dlib");
+  response.Clear();
+  auto status = descriptor_search("fused-v1", {"dlib"}, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(status.error_message().find("cannot be compared"), std::string::npos)
+      << status.error_message();
+  // The same values called dlib's: another model's length.
+  status = descriptor_search("dlib-resnet-v1", {}, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  // A looser threshold than fused-v1's ceiling (0.733) is refused for its watchlists only.
+  {
+    grpc::ClientContext c;
+    pb::UpdateWatchlistThresholdRequest r;
+    r.set_name("fused");
+    r.set_max_distance(0.75f);
+    pb::Watchlist w;
+    EXPECT_EQ(server_->gallery().UpdateWatchlistThreshold(&c, r, &w).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  std::tie(code, out) =
+      run_command(std::string(FRS_CLI) + " watchlist show fused --server " + server_->address());
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("descriptor    fused-v1"), std::string::npos) << out;
+  // After a restart each index is of its model again, and the answers are the same.
+  server_->stop(SIGTERM);
+  server_->start();
+  EXPECT_EQ(get_watchlist("fused").indexed_face_count(), 4);
+  response.Clear();
+  ASSERT_TRUE(descriptor_search("fused-v1", {"fused"}, &response).ok());
+  EXPECT_EQ(response.faces(0).candidates(0).external_id(), probes[0].first);
 }
 
 TEST_F(ServerTest, CropsAndKnnEnrollAndSearch) {
@@ -921,6 +1048,107 @@ TEST_F(ServerTest, KillNineDuringBulkEnrollThenResume) {
   const pb::Watchlist whole = get_watchlist("lfw");
   EXPECT_EQ(whole.face_count(), static_cast<std::int64_t>(100 - rejected));
   EXPECT_EQ(whole.indexed_face_count(), whole.face_count());
+}
+
+// frs watchlist reembed: a dlib watchlist moved to fused-v1 from what enrollment kept, with
+// the server killed mid-way; the same command resumes and switches; searches work
+// throughout and the audit log records who moved it.
+TEST_F(ServerTest, ReembedMovesAWatchlistToAnotherModelAndResumesAfterKillNine) {
+  ASSERT_TRUE(create_watchlist("lfw").ok());
+  const std::string server = " --server " + server_->address();
+  auto [code, out] =
+      run_command(std::string(FRS_CLI) + " enroll --json" + server + " --watchlist lfw --dir '" +
+                  (testdata_dir() / "lfw10").string() + "' 2>/dev/null");
+  ASSERT_EQ(code, 0) << out;
+  const std::int64_t faces = get_watchlist("lfw").face_count();
+  ASSERT_GE(faces, 95);
+  const std::string probe =
+      (testdata_dir() / "lfw10" / "George_W_Bush" / "George_W_Bush_0001.jpg").string();
+  const std::string reembed =
+      std::string(FRS_CLI) + " watchlist reembed lfw --descriptor " + "fused-v1 --json" + server;
+  const pid_t client = ::fork();
+  if (client == 0) {
+    const std::string quiet = reembed + " > '" + (root_ / "cut.out").string() + "' 2>&1";
+    ::execl("/bin/sh", "sh", "-c", quiet.c_str(), static_cast<char*>(nullptr));
+    std::_Exit(127);
+  }
+  for (int i = 0; i < 1200 && get_watchlist("lfw").reembedding().done() < 20; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const pb::Watchlist midway = get_watchlist("lfw");
+  EXPECT_EQ(midway.reembedding().target_model(), "fused-v1");
+  EXPECT_EQ(midway.descriptor_model(), "dlib-resnet-v1");  // still searched with dlib's
+  EXPECT_EQ(top_match(probe), "George_W_Bush");
+  {
+    // A second re-embedding of the same watchlist meanwhile is refused.
+    grpc::ClientContext c;
+    pb::ReembedWatchlistRequest r;
+    r.set_name("lfw");
+    r.set_descriptor_model("fused-v1");
+    auto reader = server_->gallery().ReembedWatchlist(&c, r);
+    pb::ReembedProgress p;
+    while (reader->Read(&p)) {
+    }
+    const auto status = reader->Finish();
+    if (get_watchlist("lfw").reembedding().done() < faces) {  // the first is still running
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+          << status.error_message();
+    }
+  }
+  server_->stop(SIGKILL);
+  int status = 0;
+  ::waitpid(client, &status, 0);
+  EXPECT_FALSE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << bytes_of(root_ / "cut.out");
+
+  server_->start();
+  const pb::Watchlist after_kill = get_watchlist("lfw");
+  EXPECT_EQ(after_kill.descriptor_model(), "dlib-resnet-v1");
+  EXPECT_EQ(after_kill.reembedding().target_model(), "fused-v1");
+  const std::int64_t kept = after_kill.reembedding().done();
+  EXPECT_GT(kept, 0);
+  EXPECT_EQ(top_match(probe), "George_W_Bush");
+  std::tie(code, out) = run_command(std::string(FRS_CLI) + " watchlist show lfw" + server);
+  EXPECT_NE(out.find("re-embedding  to fused-v1"), std::string::npos) << out;
+
+  std::tie(code, out) = run_command(reembed + " 2>/dev/null");
+  ASSERT_EQ(code, 0) << out;
+  const auto done = nlohmann::json::parse(out);
+  EXPECT_EQ(done["switched"], true);
+  EXPECT_EQ(done["faces"], faces);
+  // Resumed: what was made before the kill was not made again.
+  EXPECT_EQ(done["from_region"].get<std::int64_t>(), faces - kept);
+  EXPECT_EQ(done["from_thumbnail"], 0);
+  EXPECT_EQ(done["watchlist"]["descriptor_model"], "fused-v1");
+  EXPECT_EQ(done["watchlist"]["indexed_faces"], faces);
+  EXPECT_TRUE(done["watchlist"]["reembedding"].is_null());
+  // Calibrated by the built-in model before: recalibrated with fused-v1's.
+  EXPECT_NEAR(done["watchlist"]["max_distance"].get<double>(), 0.683, 0.002);
+  EXPECT_NE(done["threshold_note"].get<std::string>().find("recalibrated for fused-v1"),
+            std::string::npos)
+      << done;
+  EXPECT_EQ(top_match(probe), "George_W_Bush");
+  // A search by dlib descriptors now refuses the watchlist; moving again to fused-v1 too.
+  std::tie(code, out) = run_command(reembed);
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("already"), std::string::npos) << out;
+  // The audit log: who moved it, from what to what, and that it switched.
+  bool switched_row = false;
+  for (const pb::AuditRecord& row : server_->audit_rows("/frs.v1.Gallery/ReembedWatchlist")) {
+    const auto details = nlohmann::json::parse(row.details_json());
+    EXPECT_EQ(details["descriptor_model_to"], "fused-v1");
+    if (details.value("switched", false)) {
+      switched_row = true;
+      EXPECT_EQ(details["descriptor_model_from"], "dlib-resnet-v1");
+      EXPECT_EQ(row.token(), "admin");
+    }
+  }
+  EXPECT_TRUE(switched_row);
+  // And a restart keeps it.
+  server_->stop(SIGTERM);
+  server_->start();
+  EXPECT_EQ(get_watchlist("lfw").descriptor_model(), "fused-v1");
+  EXPECT_EQ(get_watchlist("lfw").indexed_face_count(), faces);
+  EXPECT_EQ(top_match(probe), "George_W_Bush");
 }
 
 }  // namespace

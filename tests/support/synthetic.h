@@ -11,8 +11,9 @@ namespace frs::testing {
 // different dimensions and |a - b| apart on the same one.
 inline constexpr std::size_t kSyntheticDimension = 128;  // dlib-resnet-v1's length
 
-inline Embedding axis(std::size_t dim, float value = 1.0f) {
-  Embedding e(kSyntheticDimension, 0.0f);
+inline Embedding axis(std::size_t dim, float value = 1.0f,
+                      std::size_t dimension = kSyntheticDimension) {
+  Embedding e(dimension, 0.0f);
   e[dim] = value;
   return e;
 }

@@ -4,7 +4,9 @@
 
 #include <cmath>
 #include <fstream>
+#include <set>
 
+#include "error_code.h"
 #include "frs/core/error.h"
 #include "frs/core/text_fields.h"
 #include "synthetic.h"
@@ -14,6 +16,7 @@ namespace frs {
 namespace {
 
 using testing::axis;
+using testing::code_of;
 
 StoredFace face_at(std::size_t dim, float value = 1.0f) {
   StoredFace f;
@@ -60,7 +63,8 @@ TEST_F(GalleryTest, SearchNamesEachIdentityOnceNearestFirst) {
   auto g = open();
   enroll_abc(*g);
   // 0.1 from A's first face, 0.1 + sqrt(2)-ish from everything else.
-  const auto results = g->search(std::vector<Embedding>{axis(0, 0.9f)}, {}, 3, 2.0f);
+  const auto results =
+      g->search(std::vector<Embedding>{axis(0, 0.9f)}, kDlibDescriptorId, {}, 3, 2.0f);
   ASSERT_EQ(results.size(), 1u);
   ASSERT_EQ(results[0].size(), 3u);
   EXPECT_EQ(results[0][0].external_id, "A");
@@ -77,18 +81,19 @@ TEST_F(GalleryTest, CentroidScoringUsesTheMeanOfAnIdentitysFacesAndFollowsChange
   between[0] = 0.55f;
   between[1] = 0.45f;
   // Its faces are 0.636 and 0.778 away (over 0.5), its centroid 0.071.
-  auto found = g->search(std::vector<Embedding>{between}, {}, 3, 0.5f)[0];
+  auto found = g->search(std::vector<Embedding>{between}, kDlibDescriptorId, {}, 3, 0.5f)[0];
   ASSERT_EQ(found.size(), 1u);
   EXPECT_EQ(found[0].external_id, "A");
   EXPECT_NEAR(found[0].distance, std::sqrt(0.05f * 0.05f * 2), 1e-4f);
   // Near one face but 0.640 from the centroid: no match at 0.5, a match at 0.640 at 2.0.
-  EXPECT_TRUE(g->search(std::vector<Embedding>{axis(0, 0.9f)}, {}, 3, 0.5f)[0].empty());
-  found = g->search(std::vector<Embedding>{axis(0, 0.9f)}, {}, 3, 2.0f)[0];
+  EXPECT_TRUE(
+      g->search(std::vector<Embedding>{axis(0, 0.9f)}, kDlibDescriptorId, {}, 3, 0.5f)[0].empty());
+  found = g->search(std::vector<Embedding>{axis(0, 0.9f)}, kDlibDescriptorId, {}, 3, 2.0f)[0];
   ASSERT_FALSE(found.empty());
   EXPECT_NEAR(found[0].distance, std::sqrt(0.4f * 0.4f + 0.5f * 0.5f), 1e-4f);
   // A third face moves the centroid to (1/3, 1/3, 0, 0, 0, 1/3).
   g->add_faces(found[0].identity_id, {face_at(5)});
-  found = g->search(std::vector<Embedding>{between}, {}, 3, 0.5f)[0];
+  found = g->search(std::vector<Embedding>{between}, kDlibDescriptorId, {}, 3, 0.5f)[0];
   ASSERT_EQ(found.size(), 1u);
   const float third = 1.0f / 3;
   EXPECT_NEAR(found[0].distance,
@@ -101,11 +106,16 @@ TEST_F(GalleryTest, WatchlistThresholdAppliesUnlessTheCallerIsStricter) {
   auto g = open();
   enroll_abc(*g);
   // 0.6 from B: over the watchlist's 0.5.
-  EXPECT_TRUE(
-      g->search(std::vector<Embedding>{axis(2, 0.4f)}, {"wanted"}, 5, std::nullopt)[0].empty());
-  EXPECT_EQ(g->search(std::vector<Embedding>{axis(2, 0.6f)}, {"wanted"}, 5, std::nullopt)[0].size(),
+  EXPECT_TRUE(g->search(std::vector<Embedding>{axis(2, 0.4f)}, kDlibDescriptorId, {"wanted"}, 5,
+                        std::nullopt)[0]
+                  .empty());
+  EXPECT_EQ(g->search(std::vector<Embedding>{axis(2, 0.6f)}, kDlibDescriptorId, {"wanted"}, 5,
+                      std::nullopt)[0]
+                .size(),
             1u);
-  EXPECT_TRUE(g->search(std::vector<Embedding>{axis(2, 0.6f)}, {"wanted"}, 5, 0.3f)[0].empty());
+  EXPECT_TRUE(
+      g->search(std::vector<Embedding>{axis(2, 0.6f)}, kDlibDescriptorId, {"wanted"}, 5, 0.3f)[0]
+          .empty());
 }
 
 TEST_F(GalleryTest, RemovedIdentitiesAreNotFound) {
@@ -113,7 +123,8 @@ TEST_F(GalleryTest, RemovedIdentitiesAreNotFound) {
   enroll_abc(*g);
   const auto b = g->store().find_identity(g->store().find_watchlist("wanted")->id, "B");
   g->remove_identity(b->id);
-  EXPECT_TRUE(g->search(std::vector<Embedding>{axis(2)}, {}, 5, 0.5f)[0].empty());
+  EXPECT_TRUE(
+      g->search(std::vector<Embedding>{axis(2)}, kDlibDescriptorId, {}, 5, 0.5f)[0].empty());
   EXPECT_EQ(g->indexed_faces(b->watchlist_id), 3u);
 }
 
@@ -133,8 +144,14 @@ TEST_F(GalleryTest, RestartLoadsTheSnapshotAndReplaysNewerChanges) {
   EXPECT_EQ(g->load_report().at(watchlist_id), "snapshot");
   EXPECT_EQ(g->indexed_faces(watchlist_id),
             static_cast<std::size_t>(g->store().face_count(watchlist_id)));
-  EXPECT_EQ(g->search(std::vector<Embedding>{axis(4)}, {}, 1, 0.5f)[0].at(0).external_id, "D");
-  EXPECT_EQ(g->search(std::vector<Embedding>{axis(3)}, {}, 1, 0.5f)[0].at(0).external_id, "C");
+  EXPECT_EQ(g->search(std::vector<Embedding>{axis(4)}, kDlibDescriptorId, {}, 1, 0.5f)[0]
+                .at(0)
+                .external_id,
+            "D");
+  EXPECT_EQ(g->search(std::vector<Embedding>{axis(3)}, kDlibDescriptorId, {}, 1, 0.5f)[0]
+                .at(0)
+                .external_id,
+            "C");
 }
 
 TEST_F(GalleryTest, RebuildsFromTheStoreWhenTheSnapshotIsDamagedOrOfAnotherType) {
@@ -159,7 +176,10 @@ TEST_F(GalleryTest, RebuildsFromTheStoreWhenTheSnapshotIsDamagedOrOfAnotherType)
   f.close();
   auto g = open();
   EXPECT_NE(g->load_report().at(watchlist_id).find("rebuilt"), std::string::npos);
-  EXPECT_EQ(g->search(std::vector<Embedding>{axis(2)}, {}, 1, 0.5f)[0].at(0).external_id, "B");
+  EXPECT_EQ(g->search(std::vector<Embedding>{axis(2)}, kDlibDescriptorId, {}, 1, 0.5f)[0]
+                .at(0)
+                .external_id,
+            "B");
 }
 
 TEST_F(GalleryTest, AWatchlistTooSmallToTrainSearchesExactlyUntilItGrows) {
@@ -167,7 +187,10 @@ TEST_F(GalleryTest, AWatchlistTooSmallToTrainSearchesExactlyUntilItGrows) {
   auto g = open("IVF4,Flat");
   enroll_abc(*g);
   const std::int64_t watchlist_id = g->store().find_watchlist("wanted")->id;
-  EXPECT_EQ(g->search(std::vector<Embedding>{axis(3)}, {}, 1, 0.5f)[0].at(0).external_id, "C");
+  EXPECT_EQ(g->search(std::vector<Embedding>{axis(3)}, kDlibDescriptorId, {}, 1, 0.5f)[0]
+                .at(0)
+                .external_id,
+            "C");
   EXPECT_EQ(g->load_report().count(watchlist_id), 0u);  // exact fallback, not yet rebuilt
   std::vector<StoredFace> crowd;
   for (int i = 0; i < 160; ++i) {
@@ -184,19 +207,25 @@ TEST_F(GalleryTest, AWatchlistTooSmallToTrainSearchesExactlyUntilItGrows) {
   g->enroll(many, crowd);
   EXPECT_EQ(g->load_report().at(watchlist_id), "rebuilt as IVF4,Flat: grown to training size");
   EXPECT_EQ(g->indexed_faces(watchlist_id), 164u);
-  EXPECT_EQ(g->search(std::vector<Embedding>{axis(3)}, {}, 1, 0.5f)[0].at(0).external_id, "C");
-  EXPECT_EQ(g->search(std::vector<Embedding>{axis(10)}, {}, 1, 0.5f)[0].at(0).external_id, "crowd");
+  EXPECT_EQ(g->search(std::vector<Embedding>{axis(3)}, kDlibDescriptorId, {}, 1, 0.5f)[0]
+                .at(0)
+                .external_id,
+            "C");
+  EXPECT_EQ(g->search(std::vector<Embedding>{axis(10)}, kDlibDescriptorId, {}, 1, 0.5f)[0]
+                .at(0)
+                .external_id,
+            "crowd");
 }
 
 TEST_F(GalleryTest, BadSearchesAndDeletedWatchlists) {
   auto g = open();
   enroll_abc(*g);
   const std::vector<Embedding> q = {axis(0)};
-  EXPECT_THROW(g->search(q, {"nope"}, 1, std::nullopt), Error);
-  EXPECT_THROW(g->search(q, {}, 0, std::nullopt), Error);
-  EXPECT_THROW(g->search(q, {}, 1, 0.0f), Error);
+  EXPECT_THROW(g->search(q, kDlibDescriptorId, {"nope"}, 1, std::nullopt), Error);
+  EXPECT_THROW(g->search(q, kDlibDescriptorId, {}, 0, std::nullopt), Error);
+  EXPECT_THROW(g->search(q, kDlibDescriptorId, {}, 1, 0.0f), Error);
   g->delete_watchlist("wanted");
-  EXPECT_TRUE(g->search(q, {}, 1, 4.0f)[0].empty());
+  EXPECT_TRUE(g->search(q, kDlibDescriptorId, {}, 1, 4.0f)[0].empty());
   EXPECT_THROW(g->delete_watchlist("wanted"), Error);
 }
 
@@ -212,7 +241,7 @@ TEST_F(GalleryTest, NonFiniteDescriptorsAreRefusedEverywhereTheyEnter) {
       Embedding q = axis(0);
       q[5] = bad;
       try {
-        g->search(std::vector<Embedding>{q}, {}, 3, 4.0f);
+        g->search(std::vector<Embedding>{q}, kDlibDescriptorId, {}, 3, 4.0f);
         ADD_FAILURE() << factory << ": a query with " << bad << " was searched";
       } catch (const Error& e) {
         EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
@@ -226,7 +255,8 @@ TEST_F(GalleryTest, NonFiniteDescriptorsAreRefusedEverywhereTheyEnter) {
       EXPECT_THROW(g->enroll(i, {f}), Error);
     }
     EXPECT_EQ(g->store().identity_count(g->store().find_watchlist("wanted")->id), 3);
-    EXPECT_EQ(g->search(std::vector<Embedding>{axis(0)}, {}, 3, 0.5f)[0].size(), 1u);
+    EXPECT_EQ(g->search(std::vector<Embedding>{axis(0)}, kDlibDescriptorId, {}, 3, 0.5f)[0].size(),
+              1u);
   }
 }
 
@@ -234,18 +264,18 @@ TEST_F(GalleryTest, AWatchlistNamedTwiceIsSearchedOnceAndNamesAreBounded) {
   auto g = open();
   enroll_abc(*g);
   const std::vector<Embedding> q = {axis(0, 0.9f)};
-  const auto once = g->search(q, {"wanted"}, 3, 4.0f)[0];
-  const auto twice = g->search(q, {"wanted", "wanted", "wanted"}, 3, 4.0f)[0];
+  const auto once = g->search(q, kDlibDescriptorId, {"wanted"}, 3, 4.0f)[0];
+  const auto twice = g->search(q, kDlibDescriptorId, {"wanted", "wanted", "wanted"}, 3, 4.0f)[0];
   ASSERT_EQ(once.size(), 3u);
   ASSERT_EQ(twice.size(), 3u);
   for (std::size_t i = 0; i < once.size(); ++i) {
     EXPECT_EQ(twice[i].identity_id, once[i].identity_id);
   }
   const std::vector<std::string> many(fields::kMaxNamesPerList + 1, "wanted");
-  EXPECT_THROW(g->search(q, many, 3, 4.0f), Error);
+  EXPECT_THROW(g->search(q, kDlibDescriptorId, many, 3, 4.0f), Error);
   // A missing name is reported, not fatal, when the caller asks for that (cameras).
   std::vector<std::string> missing;
-  EXPECT_EQ(g->search(q, {"wanted", "gone"}, 3, 4.0f, &missing)[0].size(), 3u);
+  EXPECT_EQ(g->search(q, kDlibDescriptorId, {"wanted", "gone"}, 3, 4.0f, &missing)[0].size(), 3u);
   EXPECT_EQ(missing, std::vector<std::string>{"gone"});
 }
 
@@ -265,7 +295,7 @@ TEST_F(GalleryTest, ASuppressionHidesOnlyThatIdentityNearThatFace) {
   Embedding query = axis(2, 0.75f);
   query[3] = 0.6f;
   const Embedding queries[] = {query};
-  auto found = g->search(queries, {}, 2, 1.5f)[0];
+  auto found = g->search(queries, kDlibDescriptorId, {}, 2, 1.5f)[0];
   ASSERT_EQ(found.size(), 2u);
   EXPECT_EQ(found[0].external_id, "B");
 
@@ -278,24 +308,24 @@ TEST_F(GalleryTest, ASuppressionHidesOnlyThatIdentityNearThatFace) {
   x.note = "not him";
   const auto stored = g->add_suppressions({x});
   ASSERT_EQ(stored.size(), 1u);
-  found = g->search(queries, {}, 2, 1.5f)[0];
+  found = g->search(queries, kDlibDescriptorId, {}, 2, 1.5f)[0];
   ASSERT_GE(found.size(), 1u);
   EXPECT_EQ(found[0].external_id, "C") << "B is suppressed; C still matches";
   for (const Candidate& c : found) EXPECT_NE(c.external_id, "B");
 
   // B's own face, far (1.0) from the suppressed one, is still B.
   const Embedding own[] = {axis(2)};
-  EXPECT_EQ(g->search(own, {}, 1, 0.5f)[0].at(0).external_id, "B");
+  EXPECT_EQ(g->search(own, kDlibDescriptorId, {}, 1, 0.5f)[0].at(0).external_id, "B");
 
   // Kept across a restart, listed, then lifted.
   g.reset();
   g = open();
   ASSERT_EQ(g->suppressions_of(b->id).size(), 1u);
   EXPECT_EQ(g->suppressions_of(b->id)[0].note, "not him");
-  EXPECT_EQ(g->search(queries, {}, 1, 1.5f)[0].at(0).external_id, "C");
+  EXPECT_EQ(g->search(queries, kDlibDescriptorId, {}, 1, 1.5f)[0].at(0).external_id, "C");
   ASSERT_TRUE(g->lift_suppression(stored[0].id).has_value());
   EXPECT_FALSE(g->lift_suppression(stored[0].id).has_value());
-  EXPECT_EQ(g->search(queries, {}, 1, 1.5f)[0].at(0).external_id, "B");
+  EXPECT_EQ(g->search(queries, kDlibDescriptorId, {}, 1, 1.5f)[0].at(0).external_id, "B");
 
   // Purged with their alert's retention: only those from alerts before the cutoff.
   x.alert_detected_at_ms = 1000;
@@ -314,7 +344,8 @@ TEST_F(GalleryTest, ASuppressionHidesOnlyThatIdentityNearThatFace) {
 TEST_F(GalleryTest, NoThresholdLooserThanTheCeiling) {
   GalleryOptions o;
   o.index.factory = "Flat";
-  o.max_distance_ceiling = 0.55f;
+  o.max_distance_ceilings = {{std::string(kDlibDescriptorId), 0.55f},
+                             {std::string(kFusedDescriptorId), 0.7f}};
   Gallery g(open_sqlite_store(dir_ / "ceiling.db"), o);
   Watchlist w;
   w.name = "loose";
@@ -331,7 +362,11 @@ TEST_F(GalleryTest, NoThresholdLooserThanTheCeiling) {
   EXPECT_THROW(g.set_max_distance("loose", 0.56f, "{}"), Error);
   g.set_max_distance("loose", 0.4f, "{}");
   EXPECT_FLOAT_EQ(g.store().find_watchlist("loose")->max_distance, 0.4f);
-  EXPECT_THROW(g.check_max_distance(0.9f, "max_distance"), Error);
+  EXPECT_THROW(g.check_max_distance(0.9f, kDlibDescriptorId, "max_distance"), Error);
+  // Each model's ceiling is on its own scale.
+  EXPECT_THROW(g.check_max_distance(0.71f, kFusedDescriptorId, "max_distance"), Error);
+  g.check_max_distance(0.69f, kFusedDescriptorId, "max_distance");
+  g.check_max_distance(3.9f, kFacepluginDescriptorId, "max_distance");  // none given
   // A watchlist stored looser (before the ceiling was set) is matched at the ceiling.
   g.store().set_max_distance("loose", 0.9f, "{}");
   EXPECT_FLOAT_EQ(g.threshold_of(*g.store().find_watchlist("loose")), 0.55f);
@@ -343,8 +378,219 @@ TEST_F(GalleryTest, NoThresholdLooserThanTheCeiling) {
   Embedding query = axis(0, 0.7f);  // 0.3 short of A's face on axis 0...
   query[1] = 0.5f;                  // ... and off to the side: distance 0.58
   const Embedding queries[] = {query};
-  EXPECT_TRUE(g.search(queries, {"loose"}, 1, std::nullopt)[0].empty())
+  EXPECT_TRUE(g.search(queries, kDlibDescriptorId, {"loose"}, 1, std::nullopt)[0].empty())
       << "0.58 is within the stored 0.9 but not within the ceiling";
+}
+
+// fused-v1's length: its descriptors are unit vectors of 640 values.
+constexpr std::size_t kFused = 640;
+
+TEST(DescriptorModels, EachHasItsOwnLength) {
+  // Alerts keep descriptors without their model; a rejection tells them by length
+  // (live_service.cpp), which works only while no two models share one.
+  std::set<std::size_t> lengths;
+  for (const DescriptorModel& m : descriptor_models()) {
+    EXPECT_TRUE(lengths.insert(m.dimension).second) << m.id;
+  }
+  EXPECT_EQ(code_of([] {
+              require_descriptor_of(descriptor_model(kDlibDescriptorId), Embedding(512, 0.0f),
+                                    "probe");
+            }),
+            ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(code_of([] {
+              require_descriptor_of(descriptor_model(kDlibDescriptorId), Embedding(129, 0.0f),
+                                    "probe");
+            }),
+            ErrorCode::kInvalidArgument);
+  require_descriptor_of(descriptor_model(kFusedDescriptorId), Embedding(640, 0.0f), "probe");
+}
+
+TEST_F(GalleryTest, EachWatchlistIsSearchedOnlyWithDescriptorsOfItsOwnModel) {
+  auto g = open();
+  enroll_abc(*g);  // dlib-resnet-v1
+  Watchlist w;
+  w.name = "fused";
+  w.max_distance = 0.7f;
+  w.descriptor_model = std::string(kFusedDescriptorId);
+  const Watchlist fused = g->create_watchlist(w);
+  EXPECT_EQ(g->store().find_watchlist("fused")->descriptor_model, kFusedDescriptorId);
+  Identity f;
+  f.watchlist_id = fused.id;
+  f.external_id = "F";
+  // A dlib face in a fused watchlist, or a "fused" face of dlib's length: refused whole.
+  EXPECT_EQ(code_of([&] { g->enroll(f, {face_at(5)}); }), ErrorCode::kFailedPrecondition);
+  StoredFace wrong_length = face_at(5);
+  wrong_length.descriptor_model = std::string(kFusedDescriptorId);
+  EXPECT_EQ(code_of([&] { g->enroll(f, {wrong_length}); }), ErrorCode::kFailedPrecondition);
+  EXPECT_FALSE(g->store().find_identity(fused.id, "F"));
+  StoredFace right = face_at(5);
+  right.descriptor = axis(5, 1.0f, kFused);
+  right.descriptor_model = std::string(kFusedDescriptorId);
+  g->enroll(f, {right});
+  EXPECT_EQ(g->indexed_faces(fused.id), 1u);
+
+  // Each model's search sees only its own watchlists; naming another's is refused.
+  const auto by_fused =
+      g->search(std::vector<Embedding>{axis(5, 0.9f, kFused)}, kFusedDescriptorId, {}, 5, 0.5f)[0];
+  ASSERT_EQ(by_fused.size(), 1u);
+  EXPECT_EQ(by_fused[0].external_id, "F");
+  EXPECT_EQ(by_fused[0].descriptor_model, kFusedDescriptorId);
+  EXPECT_FLOAT_EQ(by_fused[0].threshold, 0.5f);
+  const auto by_dlib =
+      g->search(std::vector<Embedding>{axis(2, 0.9f)}, kDlibDescriptorId, {}, 5, 0.5f)[0];
+  ASSERT_EQ(by_dlib.size(), 1u);
+  EXPECT_EQ(by_dlib[0].external_id, "B");
+  EXPECT_EQ(code_of([&] {
+              g->search(std::vector<Embedding>{axis(5, 1.0f, kFused)}, kFusedDescriptorId,
+                        {"wanted"}, 5, std::nullopt);
+            }),
+            ErrorCode::kFailedPrecondition);
+  // A query of another model's length, or of no model's.
+  EXPECT_EQ(code_of([&] {
+              g->search(std::vector<Embedding>{axis(5, 1.0f, kFused)}, kDlibDescriptorId, {}, 5,
+                        std::nullopt);
+            }),
+            ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(code_of([&] {
+              g->search(std::vector<Embedding>{axis(5, 1.0f, 100)}, kDlibDescriptorId, {}, 5,
+                        std::nullopt);
+            }),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code_of([&] {
+              g->search(std::vector<Embedding>{axis(2)}, "dlib-resnet-v9", {}, 5, std::nullopt);
+            }),
+            ErrorCode::kInvalidArgument);
+
+  std::vector<std::string> missing;
+  const auto groups = g->watchlists_by_model({"fused", "wanted", "gone"}, &missing);
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(groups.at(std::string(kFusedDescriptorId)), std::vector<std::string>{"fused"});
+  EXPECT_EQ(groups.at(std::string(kDlibDescriptorId)), std::vector<std::string>{"wanted"});
+  EXPECT_EQ(missing, std::vector<std::string>{"gone"});
+  // Searched with the same descriptors after a restart: the index is of the model's length.
+  g->save_snapshots();
+  g = open();
+  EXPECT_EQ(g->indexed_faces(fused.id), 1u);
+  EXPECT_EQ(
+      g->search(std::vector<Embedding>{axis(5, 0.9f, kFused)}, kFusedDescriptorId, {}, 5, 0.5f)[0]
+          .size(),
+      1u);
+}
+
+TEST_F(GalleryTest, CandidatesOfTwoModelsAreRankedByTheShareOfTheirThreshold) {
+  std::vector<Candidate> mixed = {
+      {1, "a", "", "dlib", 1, 0.45f, 0.5f, std::string(kDlibDescriptorId)},    // 0.90
+      {2, "b", "", "fused", 2, 0.60f, 0.7f, std::string(kFusedDescriptorId)},  // 0.857
+      {3, "c", "", "dlib", 3, 0.20f, 0.5f, std::string(kDlibDescriptorId)},    // 0.40
+  };
+  rank_candidates(mixed, 2);
+  ASSERT_EQ(mixed.size(), 2u);
+  EXPECT_EQ(mixed[0].external_id, "c");
+  EXPECT_EQ(mixed[1].external_id, "b");  // farther in distance than a, nearer its threshold
+  std::vector<Candidate> one_model = {
+      {1, "a", "", "w1", 1, 0.45f, 0.9f, std::string(kDlibDescriptorId)},
+      {2, "b", "", "w2", 2, 0.30f, 0.3f, std::string(kDlibDescriptorId)},
+  };
+  rank_candidates(one_model, 5);
+  EXPECT_EQ(one_model[0].external_id, "b");  // one model: by distance, as always
+}
+
+TEST_F(GalleryTest, ReembeddingBuildsBesideTheLiveIndexAndSwitchesAtOnce) {
+  auto g = open("Flat", IdentityScore::kCentroid);
+  enroll_abc(*g);
+  GalleryStore& store = g->store();
+  const std::int64_t id = store.find_watchlist("wanted")->id;
+  const std::string fused(kFusedDescriptorId);
+  EXPECT_EQ(code_of([&] { store.begin_reembed(id, std::string(kDlibDescriptorId), "ann"); }),
+            ErrorCode::kFailedPrecondition);  // it is of that model already
+  EXPECT_EQ(code_of([&] { store.put_reembedded(id, fused, {}); }),
+            ErrorCode::kFailedPrecondition);  // none begun
+  ReembedProgress p = store.begin_reembed(id, fused, "ann");
+  EXPECT_EQ(p.target_model, fused);
+  EXPECT_EQ(p.done, 0);
+  EXPECT_EQ(p.total, 4);
+  EXPECT_EQ(p.started_by, "ann");
+  const std::vector<StoredFace> todo = store.faces_to_reembed(id, 0, 100);
+  ASSERT_EQ(todo.size(), 4u);
+  // A face's new descriptor: its own axis in 640 values (A's two faces on axes 0 and 1).
+  auto made_for = [&](const StoredFace& face) {
+    std::size_t dim = 0;
+    while (face.descriptor[dim] == 0) ++dim;
+    return std::pair{face.id, axis(dim, 1.0f, kFused)};
+  };
+  EXPECT_EQ(code_of([&] {
+              store.put_reembedded(id, fused, {{todo[0].id, axis(0)}});
+            }),
+            ErrorCode::kFailedPrecondition);  // not the target's length
+  store.put_reembedded(id, fused, {made_for(todo[0]), made_for(todo[1])});
+  EXPECT_EQ(store.reembed_progress(id).done, 2);
+  EXPECT_EQ(store.faces_to_reembed(id, 0, 100).size(), 2u);
+  EXPECT_EQ(store.faces_to_reembed(id, todo[2].id, 100).size(), 1u);
+  // Resuming the same target keeps what was made; the old model still serves searches.
+  EXPECT_EQ(store.begin_reembed(id, fused, "ben").done, 2);
+  EXPECT_EQ(
+      g->search(std::vector<Embedding>{axis(2, 0.9f)}, kDlibDescriptorId, {}, 1, 0.5f)[0].size(),
+      1u);
+  EXPECT_EQ(code_of([&] { g->finish_reembed(id, fused, 0.6f, "{}"); }),
+            ErrorCode::kFailedPrecondition);  // two faces still without one
+  store.put_reembedded(id, fused, {made_for(todo[2]), made_for(todo[3])});
+  // An identity enrolled meanwhile (with the live model) must be re-embedded too.
+  Identity d;
+  d.watchlist_id = id;
+  d.external_id = "D";
+  g->enroll(d, {face_at(4)});
+  EXPECT_EQ(code_of([&] { g->finish_reembed(id, fused, 0.6f, "{}"); }),
+            ErrorCode::kFailedPrecondition);
+  const auto late = store.faces_to_reembed(id, 0, 100);
+  ASSERT_EQ(late.size(), 1u);
+  store.put_reembedded(id, fused, {made_for(late[0])});
+  // A second process on the same store, opened before the switch.
+  auto other = open("Flat", IdentityScore::kCentroid);
+  const Watchlist switched = g->finish_reembed(id, fused, 0.6f, R"({"method":"calibrated"})");
+  EXPECT_EQ(switched.descriptor_model, fused);
+  EXPECT_FLOAT_EQ(switched.max_distance, 0.6f);
+  EXPECT_EQ(store.reembed_progress(id).target_model, "");
+  EXPECT_EQ(g->indexed_faces(id), 5u);
+  for (const StoredFace& f : store.faces_of_watchlist(id)) {
+    EXPECT_EQ(f.descriptor_model, fused);
+    EXPECT_EQ(f.descriptor.size(), kFused);
+  }
+  // A's centroid is the normalised mean of its two new descriptors (cosine model).
+  Embedding a_centroid = axis(0, 1.0f, kFused);
+  a_centroid[1] = 1.0f;
+  normalize(a_centroid);
+  const auto found =
+      g->search(std::vector<Embedding>{a_centroid}, kFusedDescriptorId, {}, 1, std::nullopt)[0];
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].external_id, "A");
+  EXPECT_NEAR(found[0].distance, 0.0f, 1e-5f);
+  EXPECT_EQ(code_of([&] {
+              g->search(std::vector<Embedding>{axis(2)}, kDlibDescriptorId, {"wanted"}, 1,
+                        std::nullopt);
+            }),
+            ErrorCode::kFailedPrecondition);
+  // The other process replays the switch from the change log at its next change.
+  Identity e;
+  e.watchlist_id = id;
+  e.external_id = "E";
+  StoredFace e_face = face_at(6);
+  e_face.descriptor = axis(6, 1.0f, kFused);
+  e_face.descriptor_model = fused;
+  other->enroll(e, {e_face});
+  EXPECT_EQ(other->indexed_faces(id), 6u);
+  EXPECT_EQ(other->load_report().at(id), "rebuilt: re-embedded with " + fused);
+  for (const auto probe : {std::pair{4, "D"}, std::pair{6, "E"}}) {
+    EXPECT_EQ(other
+                  ->search(std::vector<Embedding>{axis(probe.first, 0.95f, kFused)},
+                           kFusedDescriptorId, {}, 1, std::nullopt)[0]
+                  .at(0)
+                  .external_id,
+              probe.second);
+  }
+  // And a restart builds the index of the new model.
+  other.reset();
+  g = open("Flat", IdentityScore::kCentroid);
+  EXPECT_EQ(g->indexed_faces(id), 6u);
 }
 
 TEST_F(GalleryTest, AnAuthorisationIsInForceOnlyInItsPeriod) {

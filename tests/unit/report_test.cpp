@@ -19,7 +19,7 @@ class ReportTest : public ::testing::Test {
   ReportTest() {
     GalleryOptions o;
     o.index.factory = "Flat";
-    o.max_distance_ceiling = 0.55f;
+    o.max_distance_ceilings = {{std::string(kDlibDescriptorId), 0.55f}};
     gallery_ = std::make_unique<Gallery>(open_sqlite_store(dir_ / "gallery.db"), o);
     Watchlist w;
     w.name = "wanted";
@@ -119,7 +119,8 @@ TEST_F(ReportTest, CountsAreThoseOfTheScriptedPeriod) {
   alerts_.review(rejected, ReviewState::kRejected, "", "ben", 1);
   alerts_.append(alert_at(t0_ + 2 * kDay));
 
-  ReportSources sources{&alerts_, gallery_.get(), 2, [] { return std::string("dlib-resnet-v1"); }};
+  ReportSources sources{&alerts_, gallery_.get(), 2,
+                        [](const std::string& model) { return "named " + model; }};
   const auto r = build_report(*audit_, sources, t0_, to_, now_unix_ms());
   EXPECT_EQ(r.searches(), 4);
   EXPECT_EQ(r.searches_refused(), 1);
@@ -168,8 +169,10 @@ TEST_F(ReportTest, CountsAreThoseOfTheScriptedPeriod) {
   EXPECT_EQ(r.gate_overrides(0).watchlist_id(), wanted_);
   EXPECT_NE(r.gate_overrides(0).gate_override().find("the only photo"), std::string::npos);
 
-  EXPECT_EQ(r.descriptor_model(), "dlib-resnet-v1");
+  EXPECT_EQ(r.descriptor_model(), "named dlib-resnet-v1");
   ASSERT_EQ(r.thresholds_size(), 1);
+  EXPECT_EQ(r.thresholds(0).descriptor_model(), "dlib-resnet-v1");
+  EXPECT_FLOAT_EQ(r.thresholds(0).max_distance_ceiling(), 0.55f);
   EXPECT_EQ(r.thresholds(0).method(), "calibrated");
   EXPECT_EQ(r.thresholds(0).data(), "our bookings");
   EXPECT_FLOAT_EQ(r.max_distance_ceiling(), 0.55f);

@@ -7,12 +7,15 @@
 #include <chrono>
 #include <thread>
 
+#include "error_code.h"
 #include "frs/core/error.h"
 #include "frs/gallery/store.h"
 #include "testdata.h"
 
 namespace frs {
 namespace {
+
+using testing::code_of;
 
 class SqliteStoreTest : public ::testing::Test {
  protected:
@@ -38,16 +41,6 @@ class SqliteStoreTest : public ::testing::Test {
     w.max_distance = 0.45f;
     w.created_by = "tester";
     return store_->create_watchlist(w);
-  }
-
-  static ErrorCode code_of(const std::function<void()>& f) {
-    try {
-      f();
-    } catch (const Error& e) {
-      return e.code();
-    }
-    ADD_FAILURE() << "no error";
-    return ErrorCode::kInternal;
   }
 
   testing::ScopedTempDir dir_{"store"};
@@ -218,7 +211,7 @@ TEST_F(SqliteStoreTest, AVersion1StoreIsMigratedAndKeepsItsWatchlistsAndFaces) {
                "TEXT NOT NULL, thumbnail BLOB, quality REAL NOT NULL, enrolled_at_ms INTEGER NOT "
                "NULL);"
                "INSERT INTO faces(identity_id, watchlist_id, descriptor, image_sha256, quality, "
-               "enrolled_at_ms) VALUES (1, 1, x'00', 'sha', 0.5, 1);"
+               "enrolled_at_ms) VALUES (1, 1, zeroblob(512), 'sha', 0.5, 1);"
                "CREATE TABLE identities (id INTEGER PRIMARY KEY AUTOINCREMENT, watchlist_id "
                "INTEGER NOT NULL REFERENCES watchlists(id) ON DELETE CASCADE, external_id TEXT "
                "NOT NULL, display_name TEXT NOT NULL DEFAULT '', notes TEXT NOT NULL DEFAULT '', "
@@ -244,6 +237,43 @@ TEST_F(SqliteStoreTest, AVersion1StoreIsMigratedAndKeepsItsWatchlistsAndFaces) {
   // the store still mentions.
   EXPECT_EQ(store_->identity_count(old->id), 1);
   EXPECT_GT(make_watchlist("new").id, 7);
+  // Schema 7: everything from before is dlib-resnet-v1's, with no source region kept.
+  EXPECT_EQ(old->descriptor_model, "dlib-resnet-v1");
+  const auto faces = store_->faces_of_watchlist(old->id);
+  ASSERT_EQ(faces.size(), 1u);
+  EXPECT_EQ(faces[0].descriptor_model, "dlib-resnet-v1");
+  EXPECT_TRUE(faces[0].source_region.empty());
+  EXPECT_TRUE(faces[0].source_landmarks.empty());
+  EXPECT_EQ(store_->reembed_progress(old->id).target_model, "");
+}
+
+TEST_F(SqliteStoreTest, KeepsEachFacesModelSourceRegionAndLandmarks) {
+  const Watchlist w = make_watchlist("wanted");
+  Identity person;
+  person.watchlist_id = w.id;
+  person.external_id = "B-1";
+  StoredFace kept = face(1);
+  kept.source_region = {0xFF, 0xD8, 0x01, 0x02};
+  for (int i = 0; i < 136; ++i) kept.source_landmarks.push_back(0.5f * static_cast<float>(i));
+  store_->enroll(person, {kept});
+  store_.reset();
+  store_ = open_sqlite_store(file());
+  const auto faces = store_->faces_of_watchlist(w.id);
+  ASSERT_EQ(faces.size(), 1u);
+  EXPECT_EQ(faces[0].source_region, kept.source_region);
+  EXPECT_EQ(faces[0].source_landmarks, kept.source_landmarks);
+  EXPECT_EQ(faces[0].descriptor_model, "dlib-resnet-v1");
+  // Landmarks are all 68 points or none; a model is a known one.
+  StoredFace torn = face(2);
+  torn.source_landmarks = {1.0f, 2.0f, 3.0f};
+  EXPECT_EQ(code_of([&] { store_->add_faces(faces[0].identity_id, {torn}); }),
+            ErrorCode::kInvalidArgument);
+  Watchlist unknown;
+  unknown.name = "unknown-model";
+  unknown.descriptor_model = "dlib-resnet-v9";
+  EXPECT_EQ(code_of([&] { store_->create_watchlist(unknown); }), ErrorCode::kInvalidArgument);
+  EXPECT_FALSE(store_->find_watchlist("unknown-model"));
+  EXPECT_EQ(store_->face_count(w.id), 1);
 }
 
 TEST_F(SqliteStoreTest, IdsAreNeverReusedAndAWriteToADeletedWatchlistFails) {

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "frs/vision/descriptor_model.h"
+
 namespace frs {
 
 // errors of trials.
@@ -143,15 +145,14 @@ Calibration calibrate(std::span<const float> impostor_distances, double target_f
 Calibration calibrate_from_tail(double tail_mean, double tail_sd, std::size_t impostor_comparisons,
                                 double target_fpir, std::size_t gallery_size);
 
-// frs's own impostor model, for watchlists created without a threshold: the normal tail
+// frs's own impostor model of a descriptor model, for watchlists created without a
+// threshold: calibrate_from_tail with the model's DescriptorCalibration, the normal tail
 // `frs eval --calibrate` fitted to the 18,113 comparisons of different people of the shared
-// lfw10 and crops sets pooled (2026-11-22; docs/accuracy.md, "A calibrated default").
-struct BuiltInImpostorModel {
-  static constexpr double kTailMean = 0.7842;
-  static constexpr double kTailSd = 0.0676;
-  static constexpr std::size_t kComparisons = 18113;
-  static constexpr const char* kData =
-      "frs's built-in impostor model (lfw10 and crops pooled; docs/accuracy.md)";
-};
+// lfw10 and crops sets pooled (docs/accuracy.md, "A calibrated default" and "Descriptor
+// models side by side").
+Calibration calibrate_built_in(const DescriptorModel& model, double target_fpir,
+                               std::size_t gallery_size);
+// What a threshold basis says such a calibration rests on, in words.
+std::string built_in_calibration_data(const DescriptorModel& model);
 
 }  // namespace frs

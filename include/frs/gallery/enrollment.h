@@ -44,6 +44,20 @@ struct EnrollmentRules {
   int thumbnail_px = 112;  // side of the stored JPEG thumbnail
 };
 
+// The face region kept with each enrolled face for describing it again with a later model
+// (StoredFace::source_region): the box plus kSourceMargin of its side on each side, clipped
+// to the photo, at the photo's resolution unless its longer side exceeds kMaxSourceRegionPx
+// (then scaled down to it: still 7x the 150-pixel chip), JPEG quality kSourceJpegQuality.
+inline constexpr float kSourceMargin = 0.5f;
+inline constexpr int kMaxSourceRegionPx = 1024;
+inline constexpr int kSourceJpegQuality = 95;
+
+struct SourceRegion {
+  std::vector<std::uint8_t> jpeg;
+  std::vector<float> landmarks;  // 68 (x, y) pairs in the region's pixels
+};
+SourceRegion cut_source_region(const cv::Mat& bgr, const Face& face);
+
 // Median grey level of the two eye regions (where dark glasses sit: around dlib's eye
 // landmarks 36-47, 1.2 eye widths by 0.7) over the median of the nose below them
 // (landmarks 29-35). About 0.6-1.0 for open eyes; lower means something dark covers them.
@@ -75,10 +89,12 @@ inline constexpr std::size_t kMinOverrideReasonLength = 10;
 // and this justification are stored with the face. It never lets through a photo with no
 // face, an ambiguous subject or unreadable bytes. Throws Error(kInvalidArgument) when the
 // justification is shorter than kMinOverrideReasonLength.
-// `cancel` stops the analysis with Error(kCancelled).
+// `cancel` stops the analysis with Error(kCancelled). `model`: the descriptor model to
+// describe the face with (the watchlist's); null = the engine's.
 PreparedPhoto prepare_photo(const FaceEngine& engine, std::span<const std::uint8_t> image,
                             std::optional<int> face_index, const EnrollmentRules& rules = {},
                             const std::string& override_reason = "",
-                            const Cancellation& cancel = {});
+                            const Cancellation& cancel = {},
+                            const DescriptorModel* model = nullptr);
 
 }  // namespace frs

@@ -18,6 +18,7 @@
 
 #include "frs/gallery/face_index.h"
 #include "frs/gallery/store.h"
+#include "frs/vision/descriptor_model.h"
 
 namespace frs {
 
@@ -35,10 +36,10 @@ struct GalleryOptions {
   std::filesystem::path snapshot_dir;
   FaceIndexOptions index;  // the index type of every watchlist
   IdentityScore identity_score = IdentityScore::kCentroid;
-  // The loosest threshold anyone may give a watchlist or a search (frs-server
-  // --max-distance-ceiling). Default 4 = none; range (0, 4]. A stored watchlist above it
-  // is matched at the ceiling.
-  float max_distance_ceiling = 4.0f;
+  // The loosest threshold anyone may give a watchlist or a search, by descriptor model id
+  // (frs-server --max-distance-ceiling); a model not listed has none (4). Range (0, 4]. A
+  // stored watchlist above its model's ceiling is matched at the ceiling.
+  std::map<std::string, float, std::less<>> max_distance_ceilings;
   // A query within this Euclidean distance of one of an identity's suppressions (known
   // non-matches, from rejected alerts) is not that identity. Default 0.3, range 0..2; 0 =
   // suppressions are kept but not applied.
@@ -50,9 +51,16 @@ struct Candidate {
   std::string external_id;
   std::string display_name;
   std::string watchlist;
-  std::int64_t face_id = 0;  // the enrolled face nearest the query
-  float distance = 0;        // Euclidean; lower = more alike
+  std::int64_t face_id = 0;      // the enrolled face nearest the query
+  float distance = 0;            // Euclidean; lower = more alike
+  float threshold = 0;           // the threshold it passed (distance <= threshold)
+  std::string descriptor_model;  // its watchlist's, which `distance` is of
 };
+
+// Orders candidates best first and keeps top_k: by distance when all are of one descriptor
+// model, else by distance / threshold (distances of two models are on different scales;
+// the share of its own threshold is what each means).
+void rank_candidates(std::vector<Candidate>& candidates, int top_k);
 
 class Gallery {
  public:
@@ -70,12 +78,19 @@ class Gallery {
   void set_max_distance(const std::string& name, float max_distance,
                         const std::string& threshold_basis);
   // Throws kInvalidArgument, naming `what` and the ceiling, when `max_distance` is looser
-  // than options.max_distance_ceiling. Every threshold a user gives passes through here.
-  void check_max_distance(float max_distance, const std::string& what) const;
-  float max_distance_ceiling() const { return options_.max_distance_ceiling; }
+  // than the ceiling of descriptor model `model`. Every threshold a user gives passes
+  // through here.
+  void check_max_distance(float max_distance, std::string_view model,
+                          const std::string& what) const;
+  float max_distance_ceiling(std::string_view model) const;
   float suppression_distance() const { return options_.suppression_distance; }
-  // The threshold matching applies for a watchlist: its own, at most the ceiling.
+  // The threshold matching applies for a watchlist: its own, at most its model's ceiling.
   float threshold_of(const Watchlist& watchlist) const;
+  // The descriptor model each watchlist is searched with now: named watchlists (every one
+  // when empty), grouped by model id. Unknown names go to `missing` when given, else
+  // kNotFound.
+  std::map<std::string, std::vector<std::string>> watchlists_by_model(
+      const std::vector<std::string>& watchlists, std::vector<std::string>* missing = nullptr);
 
   // Authorisations (store.h): recorded in the store, and kept in memory so the live path
   // can ask for every frame.
@@ -96,8 +111,9 @@ class Gallery {
   std::vector<StoredFace> add_faces(std::int64_t identity_id, const std::vector<StoredFace>& faces);
   void remove_identity(std::int64_t identity_id);
 
-  // For each query, up to top_k identities nearest first (an identity counts once, scored
-  // as options.identity_score says), from the named watchlists (empty: all), each within
+  // For each query (descriptors of model `model`), up to top_k identities nearest first
+  // (an identity counts once, scored as options.identity_score says), from the named
+  // watchlists (empty: all of that model), each within
   // threshold_of(its watchlist), or within `max_distance` when given (not checked against
   // the ceiling here: callers check what users give with check_max_distance). An identity
   // with a suppression within suppression_distance of the query is left out for that
@@ -107,11 +123,19 @@ class Gallery {
   // Watchlist names are a set (a name given twice is searched once), at most
   // fields::kMaxNamesPerList. With `missing`, unknown names are listed there and the others
   // searched (a camera whose watchlist was deleted goes on with the rest).
-  // kInvalidArgument for a descriptor with NaN or infinite values.
+  // kInvalidArgument for a descriptor with NaN or infinite values; kFailedPrecondition for
+  // a named watchlist of another model, or a query not of `model`'s length.
   std::vector<std::vector<Candidate>> search(std::span<const Embedding> queries,
+                                             std::string_view model,
                                              const std::vector<std::string>& watchlists, int top_k,
                                              std::optional<float> max_distance,
                                              std::vector<std::string>* missing = nullptr);
+
+  // Re-embedding's switch (GalleryStore::finish_reembed): the new index is built from the
+  // target descriptors while searches go on with the old one, then the store switches and
+  // the index is swapped in at once.
+  Watchlist finish_reembed(std::int64_t watchlist_id, const std::string& model, float max_distance,
+                           const std::string& threshold_basis);
 
   // Descriptors in the index of a watchlist (equals the store's count when in step).
   std::size_t indexed_faces(std::int64_t watchlist_id) const;
@@ -125,8 +149,13 @@ class Gallery {
   struct WatchlistIndex {
     std::unique_ptr<FaceIndex> index;
     std::uint64_t applied = 0;  // store change number the index reflects
+    std::string model;          // the descriptor model of its descriptors
   };
-  std::unique_ptr<FaceIndex> build_index(std::int64_t watchlist_id);
+  FaceIndexOptions index_options(const std::string& model) const;
+  // From the store's faces, or from `descriptors` (face id, descriptor) when given.
+  std::unique_ptr<FaceIndex> build_index(
+      std::int64_t watchlist_id, const std::string& model,
+      const std::vector<std::pair<std::int64_t, Embedding>>* descriptors = nullptr);
   // Replays the store's change log into the indexes, then gives watchlists that have grown
   // past the configured type's training size that type. Caller holds write_.
   void catch_up();
@@ -135,8 +164,9 @@ class Gallery {
   std::unique_ptr<GalleryStore> store_;
   GalleryOptions options_;
   std::size_t training_size_;  // faces the configured index type needs to be trained
-  // The centroid of an identity's descriptors, computed on first use and cached.
-  Embedding centroid_of(std::int64_t identity_id);
+  // The centroid of an identity's descriptors of `model` (unit length for cosine models),
+  // computed on first use and cached; empty when it has none of that model.
+  Embedding centroid_of(std::int64_t identity_id, std::string_view model);
 
   std::mutex write_;  // orders writes: store commit, then index update
   mutable std::shared_mutex indexes_mutex_;
@@ -150,7 +180,7 @@ class Gallery {
   // Copies of the store's authorisations (by watchlist id) and suppressions (by identity
   // id), reloaded after every change to them or to what they belong to.
   void reload_oversight();
-  bool suppressed(std::int64_t identity_id, const Embedding& query) const;
+  bool suppressed(std::int64_t identity_id, const Embedding& query, std::string_view model) const;
   mutable std::shared_mutex oversight_mutex_;
   std::map<std::int64_t, std::vector<Authorization>> authorizations_;
   std::unordered_map<std::int64_t, std::vector<Suppression>> suppressions_;

@@ -29,6 +29,10 @@ struct Watchlist {
   // A watchlist kept for live matching (e.g. one warrant's subjects): still-image searches
   // of it need a current authorisation too (frs-server --search-authorization live-only).
   bool live_only = false;
+  // The descriptor model (descriptor_model.h) of every face in it and of its index: set at
+  // creation, changed only by re-embedding the whole watchlist. Watchlists from before
+  // models were recorded are dlib-resnet-v1's.
+  std::string descriptor_model = "dlib-resnet-v1";
 };
 
 // The legal basis of matching against a watchlist.
@@ -59,6 +63,7 @@ struct Suppression {
   std::int64_t id = 0;
   std::int64_t identity_id = 0;
   Embedding descriptor{};
+  std::string descriptor_model = "dlib-resnet-v1";  // the model `descriptor` was made by
   std::int64_t alert_id = 0;
   // The alert's detection time: the suppression is purged with its alert (retention).
   std::int64_t alert_detected_at_ms = 0;
@@ -89,16 +94,37 @@ struct StoredFace {
   // When an operator enrolled the photo although the enrollment gate refused it: the
   // refusal and the operator's justification. Empty when the photo passed the gate.
   std::string gate_override;
+  // The model `descriptor` was made by; must be its watchlist's (the store refuses others).
+  std::string descriptor_model = "dlib-resnet-v1";
+  // What a later model needs to describe the face again without the original photo: the
+  // face region cut from the photo at the resolution it was found, with a margin of half
+  // the face box on each side (JPEG, quality 95), and dlib's 68 landmarks in that region's
+  // pixels (x0, y0, x1, y1, ...: 136 values). Both empty for faces enrolled before frs kept
+  // them; re-embedding then falls back on the thumbnail (watchlist_reembed.h).
+  std::vector<std::uint8_t> source_region;
+  std::vector<float> source_landmarks;
 };
 
 // One entry of the change log the indexes replay: a face added to or removed from a
-// watchlist. `sequence` increases by one per entry, in commit order.
+// watchlist, or the watchlist moved to another descriptor model (its index is rebuilt from
+// the store). `sequence` increases by one per entry, in commit order.
 struct FaceChange {
   std::uint64_t sequence = 0;
   std::int64_t watchlist_id = 0;
-  std::int64_t face_id = 0;
-  bool added = true;       // false: removed
-  Embedding descriptor{};  // for additions
+  std::int64_t face_id = 0;  // 0 for a reindex
+  bool added = true;         // false: removed
+  bool reindex = false;      // every face of the watchlist changed descriptor model
+  Embedding descriptor{};    // for additions
+};
+
+// A re-embedding of a watchlist in progress (frs watchlist reembed): the target model's
+// descriptors are made beside the live ones, which searches go on using until the switch.
+struct ReembedProgress {
+  std::string target_model;  // empty: none in progress
+  std::int64_t done = 0;     // faces with a descriptor of the target model
+  std::int64_t total = 0;    // faces of the watchlist now
+  std::int64_t started_at_ms = 0;
+  std::string started_by;
 };
 
 class GalleryStore {
@@ -117,7 +143,9 @@ class GalleryStore {
                                 const std::string& threshold_basis) = 0;
 
   // Creates the identity with its faces in one transaction. kAlreadyExists when the
-  // watchlist already has this external id; kNotFound for an unknown watchlist.
+  // watchlist already has this external id; kNotFound for an unknown watchlist;
+  // kFailedPrecondition when a face's descriptor_model is not the watchlist's (or its
+  // descriptor not that model's length).
   virtual Identity enroll(const Identity& identity, const std::vector<StoredFace>& faces) = 0;
   // Adds faces to an existing identity in one transaction; returns them with their ids.
   virtual std::vector<StoredFace> add_faces(std::int64_t identity_id,
@@ -146,6 +174,31 @@ class GalleryStore {
   virtual std::int64_t identity_count(std::int64_t watchlist_id) = 0;
   virtual void set_live_only(const std::string& name, bool live_only) = 0;
 
+  // Re-embedding (see ReembedProgress). begin: records the target (a re-embedding to
+  // another target, or a finished one, is forgotten; one to the same target resumes:
+  // what it made is kept). kFailedPrecondition when the watchlist is of `model` already.
+  virtual ReembedProgress begin_reembed(std::int64_t watchlist_id, const std::string& model,
+                                        const std::string& started_by) = 0;
+  virtual ReembedProgress reembed_progress(std::int64_t watchlist_id) = 0;
+  // Up to `limit` faces of the watchlist (ids above after_face_id, by id) with no
+  // descriptor of the target yet, with their sources and thumbnails.
+  virtual std::vector<StoredFace> faces_to_reembed(std::int64_t watchlist_id,
+                                                   std::int64_t after_face_id, int limit) = 0;
+  // Stores target-model descriptors (face id, descriptor) in one transaction. Faces removed
+  // meanwhile are skipped. kFailedPrecondition when no re-embedding to `model` is in
+  // progress, or a descriptor is not of its length.
+  virtual void put_reembedded(std::int64_t watchlist_id, const std::string& model,
+                              const std::vector<std::pair<std::int64_t, Embedding>>& made) = 0;
+  // The target descriptors made so far (face id, descriptor), by face id.
+  virtual std::vector<std::pair<std::int64_t, Embedding>> reembedded(std::int64_t watchlist_id,
+                                                                     const std::string& model) = 0;
+  // The switch, in one transaction: every face takes its target descriptor, the watchlist
+  // the model, threshold and basis given, and the change log a reindex. kFailedPrecondition
+  // (nothing changed) when a face has no target descriptor yet (enrolled meanwhile: make
+  // it and retry) or no re-embedding to `model` is in progress.
+  virtual Watchlist finish_reembed(std::int64_t watchlist_id, const std::string& model,
+                                   float max_distance, const std::string& threshold_basis) = 0;
+
   // kNotFound for an unknown watchlist, kInvalidArgument for a bad basis, text or period.
   virtual Authorization add_authorization(const Authorization& authorization) = 0;
   // A watchlist's authorisations (all watchlists' when absent), by id.
@@ -167,6 +220,6 @@ class GalleryStore {
 std::unique_ptr<GalleryStore> open_sqlite_store(const std::filesystem::path& file);
 
 // The schema version this build writes; a store from a newer build is refused.
-inline constexpr int kStoreSchemaVersion = 6;
+inline constexpr int kStoreSchemaVersion = 7;
 
 }  // namespace frs

@@ -19,9 +19,11 @@ struct ReportSources {
   AlertStore* alerts = nullptr;  // null: no alert figures
   Gallery* gallery = nullptr;    // null: no authorisations or thresholds
   int confirmations = 2;
-  // Names the descriptor model with its checksum; asked per report (hashing the model file
-  // is work a report can afford and start-up should not do). Empty: not named.
-  std::function<std::string()> descriptor_model;
+  // Names a descriptor model (by id) with its files' checksum; asked per report (hashing
+  // the model files is work a report can afford and start-up should not do). Empty: not
+  // named.
+  std::function<std::string(const std::string& model)> describe_model;
+  std::string default_model = "dlib-resnet-v1";  // of new watchlists (frs-server --descriptor)
 };
 
 // The report of [from_ms, to_ms] as of `now_ms`. kInvalidArgument when to_ms < from_ms.

@@ -30,10 +30,11 @@ namespace frs::service {
 // expected_identities, frs-server --default-expected-identities).
 inline constexpr std::int64_t kMaxExpectedIdentities = 1'000'000'000;
 
-// frs-server's default --max-distance-ceiling: the built-in impostor model's calibration
-// for 1,000 identities at FPIR 0.01 (0.496) plus kCeilingMargin.
+// frs-server's default --max-distance-ceiling of a descriptor model: its built-in impostor
+// model's calibration for 1,000 identities at FPIR 0.01 (dlib-resnet-v1 0.496,
+// faceplugin-v1 1.104, fused-v1 0.683) plus kCeilingMargin.
 inline constexpr float kCeilingMargin = 0.05f;
-float default_max_distance_ceiling();
+float default_max_distance_ceiling(const DescriptorModel& model);
 
 struct ServiceOptions {
   // Threshold of watchlists created without one: 0 (default) = calibrated with the built-in
@@ -60,6 +61,14 @@ struct ServiceOptions {
   // ImageLimits::max_decoded_bytes); null = no bound. frs-server always sets it.
   std::shared_ptr<Admission> image_slots;
 };
+
+// The threshold of a watchlist of `model` created without one, calibrated with the model's
+// built-in impostor model for `expected_identities` at options.default_target_fpir (at most
+// the gallery's ceiling), and its basis as stored (JSON of frs.v1.ThresholdBasis).
+std::pair<float, std::string> built_in_threshold(const Gallery& gallery,
+                                                 const DescriptorModel& model,
+                                                 const ServiceOptions& options,
+                                                 std::int64_t expected_identities);
 
 // The cancellation of a call: the client cancelled it, or its deadline passed. Long work
 // checks it and stops (the CPU is not spent on an answer nobody waits for).

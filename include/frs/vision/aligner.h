@@ -21,6 +21,9 @@ class FaceAligner {
   // Thread-safe. Fills box, score, landmarks, dlib's chip and quality (not the ArcFace chip,
   // which FaceEngine adds when its model reads it, nor the embedding).
   Face align(const cv::Mat& bgr, const Detection& detection) const;
+  // The same from landmarks found before (a stored face's, in `bgr`'s pixels): no landmark
+  // search, so the chip is the one those landmarks give. Box and score are left empty.
+  Face align_to(const cv::Mat& bgr, const std::array<cv::Point2f, kLandmarkCount>& landmarks) const;
 
   // Chip side in pixels and the border around the face, as a fraction of its size.
   static constexpr int kChipSize = 150;

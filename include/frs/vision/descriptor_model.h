@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,6 +66,12 @@ const std::vector<DescriptorModel>& descriptor_models();
 const DescriptorModel& descriptor_model(std::string_view id);
 // "dlib-resnet-v1, faceplugin-v1, fused-v1" (for help and error text).
 std::string descriptor_model_ids();
+
+// Error unless `descriptor` has `model`'s length: kFailedPrecondition when the length is
+// another known model's (a descriptor frs cannot compare with this one), kInvalidArgument
+// for any other (no descriptor at all). `what` names it in the message.
+void require_descriptor_of(const DescriptorModel& model, std::span<const float> descriptor,
+                           const std::string& what);
 
 // SHA-256 (hex) over the model's files in `models_dir`, each file's own digest in order:
 // what an accountability report quotes. Reads the files (22 MB for dlib's: ~0.2 s).

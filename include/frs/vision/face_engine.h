@@ -45,6 +45,9 @@ struct FaceEngineOptions {
   // The descriptor model (descriptor_model.h): default dlib-resnet-v1; faceplugin-v1 or
   // fused-v1 also need fr_feature.onnx.
   std::string descriptor = std::string(kDefaultDescriptorId);
+  // Other models the engine can describe faces with too (a server whose watchlists are of
+  // several models); their networks are loaded at start. Default none.
+  std::vector<std::string> more_descriptors;
   // Worker threads for detection and embedding. Default 0 = one per core.
   int threads = 0;
   int batch_size = 8;         // see EmbedderOptions::batch_size
@@ -70,6 +73,8 @@ class FaceEngine {
   std::vector<Detection> detect(const cv::Mat& bgr, const Cancellation& cancel = {}) const;
   // Landmarks, chip and quality of one detected face (what analyze does for each face).
   Face align(const cv::Mat& bgr, const Detection& detection) const;
+  // Chips and quality from landmarks found before (FaceAligner::align_to).
+  Face align_to(const cv::Mat& bgr, const std::array<cv::Point2f, kLandmarkCount>& landmarks) const;
   // Detects, aligns and measures every face (largest first, at most max_faces); with
   // `embed` also computes each face's descriptor in one batch.
   std::vector<Face> analyze(const cv::Mat& bgr, bool embed = true,
@@ -80,19 +85,27 @@ class FaceEngine {
   // analyze().
   std::vector<Face> analyze_portrait(const cv::Mat& bgr, bool embed = true,
                                      const Cancellation& cancel = {}) const;
-  // Embeds faces already aligned (e.g. the best chips of a track), in place.
+  // Embeds faces already aligned (e.g. the best chips of a track), in place, with the
+  // engine's model.
   void embed(std::vector<Face>& faces, const Cancellation& cancel = {}) const;
+  // The same with another model it can describe (describes()); kFailedPrecondition if not.
+  void embed(std::vector<Face>& faces, const DescriptorModel& model,
+             const Cancellation& cancel = {}) const;
 
-  // The descriptors of already aligned chips, of this engine's model.
+  // The descriptors of already aligned chips, of `model` (the engine's when null).
   std::vector<Embedding> embed_chips(const std::vector<cv::Mat>& dlib_chips,
                                      const std::vector<cv::Mat>& arcface_chips,
-                                     const Cancellation& cancel = {}) const;
-  // Makes a mean of descriptors (a track's fusion) a descriptor of this model again: unit
-  // length for cosine models, unchanged for dlib's.
-  void finish(Embedding& descriptor) const;
+                                     const Cancellation& cancel = {},
+                                     const DescriptorModel* model = nullptr) const;
+  // Makes a mean of descriptors (a track's fusion) a descriptor of `model` again (the
+  // engine's when null): unit length for cosine models, unchanged for dlib's.
+  void finish(Embedding& descriptor, const DescriptorModel* model = nullptr) const;
 
   const FaceEngineOptions& options() const { return options_; }
+  // The engine's own model: what it describes faces with unless told otherwise.
   const DescriptorModel& descriptor_model() const { return *model_; }
+  // Whether it can describe faces with `model` (its own or one of more_descriptors).
+  bool describes(std::string_view model) const;
 
  private:
   FaceEngineOptions options_;
@@ -104,6 +117,8 @@ class FaceEngine {
   std::unique_ptr<FaceDetector> portrait_detector_;  // BlazeFace front model; null for HOG
   std::unique_ptr<FaceAligner> aligner_;
   const DescriptorModel* model_;
+  std::vector<const DescriptorModel*> models_;       // model_ and more_descriptors
+  bool arcface_chips_ = false;                       // some model reads Face::arcface_chip
   std::unique_ptr<FaceEmbedder> embedder_;           // dlib's network; null when not used
   std::unique_ptr<OnnxFaceEmbedder> onnx_embedder_;  // faceplugin's; null when not used
 };

@@ -99,10 +99,11 @@ void print_report(const pb::AccountabilityReport& r) {
     std::cout << "  " << format_utc_time(g.time_ms()) << " " << g.token() << ", watchlist "
               << g.watchlist_id() << ": " << g.gate_override() << "\n";
   }
-  std::cout << "\nDescriptor model: " << r.descriptor_model() << "\n";
-  std::cout << "Thresholds (the server's ceiling " << r.max_distance_ceiling() << "):\n";
+  std::cout << "\nDescriptor models: " << r.descriptor_model() << "\n";
+  std::cout << "Thresholds:\n";
   for (const auto& t : r.thresholds()) {
-    std::cout << "  " << t.watchlist() << ": max distance " << t.max_distance();
+    std::cout << "  " << t.watchlist() << " (" << t.descriptor_model() << ", ceiling "
+              << t.max_distance_ceiling() << "): max distance " << t.max_distance();
     if (t.effective_max_distance() < t.max_distance()) {
       std::cout << " (matched at " << t.effective_max_distance() << ")";
     }

@@ -2,10 +2,13 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <iostream>
 
 #include "../frs_remote.h"
+#include "../progress.h"
 #include "frs/core/time_text.h"
+#include "frs/vision/descriptor_model.h"
 #include "remote_common.h"
 
 namespace frs::cli {
@@ -78,22 +81,30 @@ std::string authorization_line(const pb::Authorization& a) {
 json watchlist_json(const pb::Watchlist& w) {
   json authorizations = json::array();
   for (const auto& a : w.authorizations()) authorizations.push_back(authorization_json(a));
-  return {{"id", w.id()},
-          {"live_only", w.live_only()},
-          {"authorized", w.authorized()},
-          {"authorization_status", w.authorization_status()},
-          {"authorizations", authorizations},
-          {"effective_max_distance", rounded(w.effective_max_distance())},
-          {"name", w.name()},
-          {"description", w.description()},
-          {"max_distance", rounded(w.max_distance())},
-          {"identities", w.identity_count()},
-          {"faces", w.face_count()},
-          {"indexed_faces", w.indexed_face_count()},
-          {"created_by", w.created_by()},
-          {"created_at_ms", w.created_at_ms()},
-          {"threshold_basis",
-           w.has_threshold_basis() ? basis_json(w.threshold_basis()) : json(nullptr)}};
+  return {
+      {"id", w.id()},
+      {"live_only", w.live_only()},
+      {"authorized", w.authorized()},
+      {"authorization_status", w.authorization_status()},
+      {"authorizations", authorizations},
+      {"effective_max_distance", rounded(w.effective_max_distance())},
+      {"name", w.name()},
+      {"description", w.description()},
+      {"max_distance", rounded(w.max_distance())},
+      {"identities", w.identity_count()},
+      {"faces", w.face_count()},
+      {"indexed_faces", w.indexed_face_count()},
+      {"created_by", w.created_by()},
+      {"created_at_ms", w.created_at_ms()},
+      {"descriptor_model", w.descriptor_model()},
+      {"reembedding", w.has_reembedding() ? json{{"target_model", w.reembedding().target_model()},
+                                                 {"done", w.reembedding().done()},
+                                                 {"total", w.reembedding().total()},
+                                                 {"started_by", w.reembedding().started_by()},
+                                                 {"started_at_ms", w.reembedding().started_at_ms()}}
+                                          : json(nullptr)},
+      {"threshold_basis",
+       w.has_threshold_basis() ? basis_json(w.threshold_basis()) : json(nullptr)}};
 }
 
 }  // namespace
@@ -120,6 +131,10 @@ void add_watchlist_commands(CLI::App& app, Action& action) {
                    "a larger watchlist gets a stricter threshold")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1000000000}));
   create->add_option("--description", description, "Free text");
+  static std::string descriptor;
+  create->add_option("--descriptor", descriptor,
+                     "Descriptor model of its faces (" + descriptor_model_ids() +
+                         "; default: the server's --descriptor)");
   static bool live_only = false;
   create->add_flag("--live-only", live_only,
                    "Kept for live matching: still-image searches of it need an authorisation "
@@ -133,13 +148,15 @@ void add_watchlist_commands(CLI::App& app, Action& action) {
       request.set_max_distance(max_distance);
       request.set_expected_identities(expected_identities);
       request.set_live_only(live_only);
+      request.set_descriptor_model(descriptor);
       pb::Watchlist response;
       check(stub->CreateWatchlist(context().get(), request, &response), o);
       if (o.json_output) {
         std::cout << watchlist_json(response).dump() << "\n";
       } else {
-        std::cout << "created watchlist " << response.name() << " (max distance "
-                  << response.max_distance() << ": " << basis_text(response) << ")\n";
+        std::cout << "created watchlist " << response.name() << " (" << response.descriptor_model()
+                  << " descriptors; max distance " << response.max_distance() << ": "
+                  << basis_text(response) << ")\n";
       }
       return 0;
     });
@@ -155,7 +172,8 @@ void add_watchlist_commands(CLI::App& app, Action& action) {
           std::cout << watchlist_json(w).dump() << "\n";
         } else {
           std::cout << w.name() << "  identities " << w.identity_count() << "  faces "
-                    << w.face_count() << "  max distance " << w.max_distance() << "\n";
+                    << w.face_count() << "  max distance " << w.max_distance() << "  "
+                    << w.descriptor_model() << "\n";
         }
       }
       return 0;
@@ -179,6 +197,16 @@ void add_watchlist_commands(CLI::App& app, Action& action) {
                 << "max distance  " << response.max_distance()
                 << " (a match needs distance <= this; lower = stricter)\n"
                 << "  chosen      " << basis_text(response) << "\n"
+                << "descriptor    " << response.descriptor_model()
+                << " (its faces' model: thresholds and the ceiling are on its scale)\n"
+                << (response.has_reembedding()
+                        ? "re-embedding  to " + response.reembedding().target_model() + ": " +
+                              std::to_string(response.reembedding().done()) + "/" +
+                              std::to_string(response.reembedding().total()) + " faces, begun by " +
+                              response.reembedding().started_by() + " " +
+                              format_utc_time(response.reembedding().started_at_ms()) +
+                              " (frs watchlist reembed resumes it)\n"
+                        : std::string())
                 << "identities    " << response.identity_count() << "\n"
                 << "faces         " << response.face_count() << " stored, "
                 << response.indexed_face_count() << " in the search index\n"
@@ -276,6 +304,77 @@ void add_watchlist_commands(CLI::App& app, Action& action) {
                   << "\n";
       }
       return 0;
+    });
+  });
+  CLI::App* reembed = watchlist->add_subcommand(
+      "reembed",
+      "Move a watchlist to another descriptor model without its original photos (resumable)");
+  reembed->add_option("name", name, "Watchlist name")->required();
+  static std::string target;
+  reembed
+      ->add_option("--descriptor", target, "The model to move to (" + descriptor_model_ids() + ")")
+      ->required();
+  static float reembed_max_distance = 0;
+  reembed
+      ->add_option("--max-distance", reembed_max_distance,
+                   "Threshold after the move (default: recalibrated for the new model, or a "
+                   "threshold set by hand kept)")
+      ->check(CLI::Range(0.01f, 4.0f));
+  reembed->callback([run] {
+    run([] {
+      auto stub = pb::Gallery::NewStub(connect(o));
+      pb::ReembedWatchlistRequest request;
+      request.set_name(name);
+      request.set_descriptor_model(target);
+      request.set_max_distance(reembed_max_distance);
+      const auto call = context(7 * 24 * 3600);  // as long as the watchlist takes
+      auto reader = stub->ReembedWatchlist(call.get(), request);
+      const auto start = std::chrono::steady_clock::now();
+      pb::ReembedProgress progress, last;
+      while (reader->Read(&progress)) {
+        last = progress;
+        if (!o.json_output) {
+          print_progress(
+              static_cast<std::size_t>(progress.done()), static_cast<std::size_t>(progress.total()),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+              "faces");
+        }
+      }
+      if (!o.json_output) std::cerr << "\n";
+      check(reader->Finish(), o);
+      json need = json::array();
+      for (const auto& n : last.need_original()) {
+        need.push_back({{"face_id", n.face_id()},
+                        {"identity_id", n.identity_id()},
+                        {"external_id", n.external_id()},
+                        {"reason", n.reason()}});
+      }
+      if (o.json_output) {
+        json out = {{"switched", last.has_watchlist()},
+                    {"faces", last.total()},
+                    {"from_region", last.from_region()},
+                    {"from_thumbnail", last.from_thumbnail()},
+                    {"need_original", need},
+                    {"threshold_note", last.threshold_note()}};
+        if (last.has_watchlist()) out["watchlist"] = watchlist_json(last.watchlist());
+        std::cout << out.dump() << "\n";
+      } else if (last.has_watchlist()) {
+        std::cout << "watchlist " << name << " is now " << last.watchlist().descriptor_model()
+                  << ": " << last.total() << " faces (" << last.from_region()
+                  << " described now from the kept face region, " << last.from_thumbnail()
+                  << " from the thumbnail, lower quality; the rest before a resume)\n"
+                  << "max distance " << last.watchlist().max_distance() << ": "
+                  << last.threshold_note() << "\n";
+      } else {
+        std::cout << "watchlist " << name << " not moved: " << last.need_original_size()
+                  << " faces need their original photo (remove them or enroll them again, "
+                     "then run this again):\n";
+        for (const auto& n : last.need_original()) {
+          std::cout << "  face " << n.face_id() << " of " << n.external_id() << ": " << n.reason()
+                    << "\n";
+        }
+      }
+      return last.has_watchlist() ? 0 : 1;
     });
   });
   CLI::App* remove = watchlist->add_subcommand("delete", "Delete a watchlist and all it holds");
