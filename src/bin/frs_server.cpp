@@ -332,6 +332,10 @@ int main(int argc, char** argv) {
         : config.search_authorization == "always" ? SearchRule::kAlways
                                                   : SearchRule::kLiveOnly;
     service_options.alert_retention = std::chrono::hours(24 * config.alert_retention_days);
+    service_options.alert_face = [&alerts](std::int64_t alert_id) {
+      const auto alert = alerts.get(alert_id, true);
+      return alert ? alert->face_jpeg : std::vector<std::uint8_t>{};
+    };
     auto gallery_service =
         frs::service::make_gallery_service(access, gallery, engine, service_options);
     auto search_service =

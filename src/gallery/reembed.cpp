@@ -107,6 +107,7 @@ ReembedStatus reembed_watchlist(Gallery& gallery, const FaceEngine& engine,
       if (options.progress) options.progress(status);
     }
     if (!status.need_original.empty()) return status;
+    if (options.before_switch) options.before_switch();
     const auto [max_distance, basis] = options.threshold();
     try {
       status.switched =

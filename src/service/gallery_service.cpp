@@ -138,6 +138,7 @@ void to_proto(const Suppression& x, std::chrono::milliseconds retention, pb::Sup
   out->set_created_at_ms(x.created_at_ms);
   out->set_note(x.note);
   out->set_expires_at_ms(x.alert_detected_at_ms + retention.count());
+  out->set_descriptor_model(x.descriptor_model);
 }
 
 void to_proto(const Identity& i, const std::string& watchlist, pb::Identity* out) {
@@ -478,7 +479,13 @@ class GalleryService final : public pb::Gallery::Service {
       } running{*this, w.id};
       call.audit_now();  // on record before the work, should the server not live to finish
       std::string note;
+      std::int64_t carried = 0, lost = 0;
       ReembedOptions options;
+      options.before_switch = [&] {
+        const auto [now_carried, now_lost] = carry_suppressions(w.id, model, call);
+        carried += now_carried;
+        lost += now_lost;
+      };
       options.threshold = [&] {
         const auto [max_distance, basis, why] = threshold_after_reembed(w.id, model, *request);
         note = why;
@@ -509,6 +516,10 @@ class GalleryService final : public pb::Gallery::Service {
         }
         call.details()["need_original"].push_back(face_id);
       }
+      last.set_suppressions_carried(carried);
+      last.set_suppressions_lost(lost);
+      call.details()["suppressions_carried"] = carried;
+      call.details()["suppressions_lost"] = lost;
       call.details()["from_region"] = status.from_region;
       call.details()["from_thumbnail"] = status.from_thumbnail;
       call.details()["switched"] = status.switched.has_value();
@@ -677,6 +688,63 @@ class GalleryService final : public pb::Gallery::Service {
       throw photos_refused("nothing enrolled: " + first_problem, *response);
     }
     return faces;
+  }
+
+  // Describes with `model` the suppressions of the watchlist's identities learnt under
+  // another model, from their alert's face crop, and stores them beside the old ones (which
+  // stop applying at the switch). An alert already carried over is not again. Returns how
+  // many alerts' suppressions were carried and how many could not be.
+  std::pair<std::int64_t, std::int64_t> carry_suppressions(std::int64_t watchlist_id,
+                                                           const DescriptorModel& model,
+                                                           Call& call) {
+    std::int64_t carried = 0, lost = 0;
+    std::vector<Suppression> add;
+    for (std::int64_t after = 0;;) {
+      const auto identities = gallery_.store().list_identities(watchlist_id, after, 1000);
+      if (identities.empty()) break;
+      after = identities.back().id;
+      for (const Identity& identity : identities) {
+        const std::vector<Suppression> known = gallery_.suppressions_of(identity.id);
+        std::set<std::int64_t> done;  // alerts with a suppression of the target already
+        for (const Suppression& x : known) {
+          if (x.descriptor_model == model.id) done.insert(x.alert_id);
+        }
+        for (const Suppression& x : known) {
+          if (!done.insert(x.alert_id).second) continue;
+          const std::vector<std::uint8_t> crop =
+              options_.alert_face ? options_.alert_face(x.alert_id) : std::vector<std::uint8_t>{};
+          std::optional<Embedding> descriptor;
+          if (!crop.empty()) {
+            try {
+              // A crop of one face (the alert's, with a little context): small, unslotted.
+              std::vector<Face> faces =
+                  engine_.analyze(decode_image(crop, engine_.options().limits), false,
+                                  cancellation_of(call.context()));
+              if (!faces.empty()) {
+                faces.resize(1);  // the largest: the crop is of the alert's face
+                engine_.embed(faces, model, cancellation_of(call.context()));
+                descriptor = faces[0].embedding;
+              }
+            } catch (const Error& e) {
+              if (e.code() == ErrorCode::kCancelled) throw;
+            }
+          }
+          if (!descriptor) {
+            ++lost;
+            call.details()["suppressions_lost_alerts"].push_back(x.alert_id);
+            continue;
+          }
+          Suppression again = x;
+          again.id = 0;
+          again.descriptor = std::move(*descriptor);
+          again.descriptor_model = std::string(model.id);
+          add.push_back(std::move(again));
+          ++carried;
+        }
+      }
+    }
+    if (!add.empty()) gallery_.add_suppressions(add);
+    return {carried, lost};
   }
 
   // The threshold a re-embedded watchlist switches to, its basis (JSON), and why, in words.

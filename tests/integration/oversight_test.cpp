@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "child_processes.h"
@@ -286,6 +287,44 @@ TEST_F(OversightTest, ARejectedMatchDoesNotComeBackAndConfirmationNeedsTwoPeople
     EXPECT_GT(nearest_other, 0.3f) << "a suppression would hide " << who;
   }
 
+  // Moving the watchlist to another descriptor model carries the rejection over: the
+  // rejected face (its alert's crop, searched as a still) is not "Wrong Name" before, nor
+  // after, though both names were enrolled from one photo of him.
+  {
+    const std::vector<std::uint8_t> crop =
+        AlertStore(root_ / "data" / "alerts.db").get(false_match.id(), true)->face_jpeg;
+    ASSERT_FALSE(crop.empty());
+    const auto names_for_crop = [&] {
+      grpc::ClientContext c;
+      pb::SearchRequest r;
+      r.set_image(std::string(crop.begin(), crop.end()));
+      r.set_top_k(5);
+      pb::SearchResponse response;
+      const auto status = server_->search().Search(&c, r, &response);
+      EXPECT_TRUE(status.ok()) << status.error_message();
+      std::set<std::string> names;
+      for (const auto& f : response.faces()) {
+        for (const auto& candidate : f.candidates()) names.insert(candidate.external_id());
+      }
+      return names;
+    };
+    EXPECT_EQ(names_for_crop().count("X-1"), 0u);
+    std::tie(code, out) =
+        run_command(frs() + "watchlist reembed wanted --descriptor fused-v1 --json");
+    ASSERT_EQ(code, 0) << out;
+    const auto moved = nlohmann::json::parse(out);
+    EXPECT_EQ(moved["switched"], true);
+    EXPECT_EQ(moved["suppressions_carried"], 1);  // one per rejected alert, from its crop
+    EXPECT_EQ(moved["suppressions_lost"], 0);
+    EXPECT_EQ(names_for_crop().count("X-1"), 0u) << "the rejection did not survive the move";
+    std::tie(code, out) = run_command(frs() + "identity show " + std::to_string(wrong) + " --json");
+    const auto carried = nlohmann::json::parse(out)["suppressions"];
+    ASSERT_EQ(carried.size(), 3u) << out;
+    EXPECT_EQ(carried[2]["descriptor_model"], "fused-v1");
+    EXPECT_EQ(carried[2]["alert_id"], false_match.id());
+    EXPECT_EQ(carried[2]["created_by"], "ana");  // still the rejecter's
+  }
+
   // Two people: the first confirmation leaves it pending and listed; the same person
   // again is refused; a second person confirms it.
   const std::string id = std::to_string(replayed.front().id());
@@ -321,8 +360,8 @@ TEST_F(OversightTest, ARejectedMatchDoesNotComeBackAndConfirmationNeedsTwoPeople
                                     std::to_string(suppression_id) + " --reason 'review board'");
   ASSERT_EQ(code, 0) << out;
   std::tie(code, out) = run_command(frs() + "identity show " + std::to_string(wrong) + " --json");
-  EXPECT_EQ(nlohmann::json::parse(out)["suppressions"].size(), 1u);
-  EXPECT_EQ(server_->audit_rows("LiftSuppression").size(), 2u);  // the refused one and the lift
+  EXPECT_EQ(nlohmann::json::parse(out)["suppressions"].size(), 2u);  // 3 after the move, less 1
+  EXPECT_EQ(server_->audit_rows("LiftSuppression").size(), 2u);      // the refused one and the lift
 
   // The accountability report counts exactly this scenario, for an auditor.
   const std::string auditor = server_->create_token("audra", "auditor");
@@ -343,7 +382,7 @@ TEST_F(OversightTest, ARejectedMatchDoesNotComeBackAndConfirmationNeedsTwoPeople
   EXPECT_EQ(count("suppressions_made"), 2);
   EXPECT_EQ(count("suppressions_lifted"), 1);
   EXPECT_EQ(count("enrollments"), 4);
-  EXPECT_EQ(count("searches"), 0);
+  EXPECT_EQ(count("searches"), 2);  // the rejected face's crop, before and after the move
   EXPECT_EQ(report["confirmations_needed"], 2);
   ASSERT_EQ(report["live_matching"].size(), 1u) << out;
   EXPECT_EQ(report["live_matching"][0]["camera"], "stage");

@@ -579,7 +579,7 @@ TEST_F(GalleryTest, ReembeddingBuildsBesideTheLiveIndexAndSwitchesAtOnce) {
   other->enroll(e, {e_face});
   EXPECT_EQ(other->indexed_faces(id), 6u);
   EXPECT_EQ(other->load_report().at(id), "rebuilt: re-embedded with " + fused);
-  for (const auto probe : {std::pair{4, "D"}, std::pair{6, "E"}}) {
+  for (const auto& probe : {std::pair{4, "D"}, std::pair{6, "E"}}) {
     EXPECT_EQ(other
                   ->search(std::vector<Embedding>{axis(probe.first, 0.95f, kFused)},
                            kFusedDescriptorId, {}, 1, std::nullopt)[0]

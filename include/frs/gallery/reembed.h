@@ -52,6 +52,9 @@ struct ReembedOptions {
   std::function<std::pair<float, std::string>()> threshold;
   // Called after every stored batch.
   std::function<void(const ReembedStatus&)> progress;
+  // Called before each attempt to switch (what else must be described with the new model
+  // first: the suppressions learnt from rejected alerts).
+  std::function<void()> before_switch;
 };
 
 // Runs, or resumes, the re-embedding of watchlist `watchlist_id` to `model` and switches it

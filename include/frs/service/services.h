@@ -57,6 +57,10 @@ struct ServiceOptions {
   // How long alerts (and the suppressions learnt from them) are kept, to tell when a
   // suppression expires. Default 30 days.
   std::chrono::milliseconds alert_retention{std::chrono::hours(24 * 30)};
+  // The face crop of an alert (empty when it is gone or has none): a re-embedding describes
+  // the suppressions learnt from rejected alerts again from it. Null: they are not carried
+  // over to the new model (and stop suppressing after the switch).
+  std::function<std::vector<std::uint8_t>(std::int64_t alert_id)> alert_face;
   // Images decoded and analysed at once across all calls (each holds up to
   // ImageLimits::max_decoded_bytes); null = no bound. frs-server always sets it.
   std::shared_ptr<Admission> image_slots;

@@ -45,6 +45,7 @@ json suppression_json(const pb::Suppression& x) {
           {"created_by", x.created_by()},
           {"created_at", format_utc_time(x.created_at_ms())},
           {"expires_at", format_utc_time(x.expires_at_ms())},
+          {"descriptor_model", x.descriptor_model()},
           {"note", x.note()}};
 }
 

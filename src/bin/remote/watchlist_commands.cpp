@@ -355,6 +355,8 @@ void add_watchlist_commands(CLI::App& app, Action& action) {
                     {"from_region", last.from_region()},
                     {"from_thumbnail", last.from_thumbnail()},
                     {"need_original", need},
+                    {"suppressions_carried", last.suppressions_carried()},
+                    {"suppressions_lost", last.suppressions_lost()},
                     {"threshold_note", last.threshold_note()}};
         if (last.has_watchlist()) out["watchlist"] = watchlist_json(last.watchlist());
         std::cout << out.dump() << "\n";
@@ -365,6 +367,11 @@ void add_watchlist_commands(CLI::App& app, Action& action) {
                   << " from the thumbnail, lower quality; the rest before a resume)\n"
                   << "max distance " << last.watchlist().max_distance() << ": "
                   << last.threshold_note() << "\n";
+        if (last.suppressions_carried() + last.suppressions_lost() > 0) {
+          std::cout << "known non-matches (rejected alerts): " << last.suppressions_carried()
+                    << " carried over from their face crops, " << last.suppressions_lost()
+                    << " could not be (no face found in the crop)\n";
+        }
       } else {
         std::cout << "watchlist " << name << " not moved: " << last.need_original_size()
                   << " faces need their original photo (remove them or enroll them again, "
