@@ -412,6 +412,15 @@ Embedding Gallery::centroid_of(std::int64_t identity_id, std::string_view model)
   return centroid;
 }
 
+void Gallery::check_search_names(const std::vector<std::string>& watchlists) {
+  if (watchlists.size() > fields::kMaxNamesPerList) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "a search names at most " + std::to_string(fields::kMaxNamesPerList) +
+                    " watchlists, got " + std::to_string(watchlists.size()) +
+                    " (name none to search all)");
+  }
+}
+
 std::vector<std::vector<Candidate>> Gallery::search(std::span<const Embedding> queries,
                                                     std::string_view model,
                                                     const std::vector<std::string>& watchlists,
@@ -424,12 +433,7 @@ std::vector<std::vector<Candidate>> Gallery::search(std::span<const Embedding> q
   if (max_distance && !(*max_distance > 0.0f && *max_distance <= 4.0f)) {
     throw Error(ErrorCode::kInvalidArgument, "max_distance must be in (0, 4]");
   }
-  if (watchlists.size() > fields::kMaxNamesPerList) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "a search names at most " + std::to_string(fields::kMaxNamesPerList) +
-                    " watchlists, got " + std::to_string(watchlists.size()) +
-                    " (name none to search all)");
-  }
+  check_search_names(watchlists);
   const DescriptorModel& query_model = descriptor_model(model);
   for (std::size_t q = 0; q < queries.size(); ++q) {
     const std::string what = "query descriptor " + std::to_string(q + 1);

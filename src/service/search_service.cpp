@@ -43,12 +43,7 @@ class SearchService final : public pb::Search::Service {
                                           request->watchlists().end());
       for (const std::string& w : watchlists) call.target("watchlist_names", w);
       const bool named_by_caller = !watchlists.empty();
-      if (watchlists.size() > fields::kMaxNamesPerList) {
-        throw Error(ErrorCode::kInvalidArgument,
-                    "a search names at most " + std::to_string(fields::kMaxNamesPerList) +
-                        " watchlists, got " + std::to_string(watchlists.size()) +
-                        " (name none to search all)");
-      }
+      Gallery::check_search_names(watchlists);
       watchlists = authorized_targets(watchlists, call, response);
       // Each model's watchlists are searched with the query described by that model.
       std::map<std::string, std::vector<std::string>> by_model =
@@ -73,8 +68,9 @@ class SearchService final : public pb::Search::Service {
         std::vector<Embedding> queries;
         for (const pb::Descriptor& d : list.descriptors()) {
           queries.emplace_back(d.values().begin(), d.values().end());
-          require_descriptor_of(model, queries.back(),
-                                "descriptor " + std::to_string(queries.size()));
+          const std::string what = "descriptor " + std::to_string(queries.size());
+          require_descriptor_of(model, queries.back(), what);
+          require_finite(queries.back(), what);  // also when no watchlist is of its model
         }
         call.details()["descriptors"] = queries.size();
         for (const auto& [other, names] : by_model) {
@@ -168,8 +164,6 @@ class SearchService final : public pb::Search::Service {
                                               pb::SearchResponse* response) {
     using Rule = ServiceOptions::SearchAuthorization;
     if (options_.search_authorization == Rule::kNever) return named;
-    // Too many names: Gallery::search refuses them before any is looked up.
-    if (named.size() > fields::kMaxNamesPerList) return named;
     const std::int64_t now = now_unix_ms();
     const auto needs = [&](const Watchlist& w) {
       return (options_.search_authorization == Rule::kAlways || w.live_only) &&

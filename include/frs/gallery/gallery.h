@@ -131,6 +131,9 @@ class Gallery {
                                              std::optional<float> max_distance,
                                              std::vector<std::string>* missing = nullptr);
 
+  // kInvalidArgument when a search names more than fields::kMaxNamesPerList watchlists.
+  static void check_search_names(const std::vector<std::string>& watchlists);
+
   // Re-embedding's switch (GalleryStore::finish_reembed): the new index is built from the
   // target descriptors while searches go on with the old one, then the store switches and
   // the index is swapped in at once.
