@@ -36,11 +36,11 @@ int main(int argc, char** argv) {
     float min_score;
     int min_face_px;
   };
-  std::vector<Setting> settings = {{DetectorKind::kBlazeFace, 0.5f, 0},
-                                   {DetectorKind::kBlazeFace, 0.5f, 40},
-                                   {DetectorKind::kBlazeFace, 0.6f, 40},
-                                   {DetectorKind::kBlazeFace, 0.5f, 20},
-                                   {DetectorKind::kBlazeFace, 0.6f, 20}};
+  std::vector<Setting> settings = {
+      {DetectorKind::kBlazeFace, 0.5f, 0},  {DetectorKind::kBlazeFace, 0.5f, 40},
+      {DetectorKind::kBlazeFace, 0.6f, 40}, {DetectorKind::kBlazeFace, 0.5f, 20},
+      {DetectorKind::kBlazeFace, 0.6f, 20}, {DetectorKind::kRfb, 0.85f, 40},
+      {DetectorKind::kRfb, 0.85f, 24},      {DetectorKind::kRfb, 0.7f, 24}};
   if (!quick) settings.push_back({DetectorKind::kHog, 0.0f, 0});
 
   std::printf("%-10s %-9s %-8s %-14s %-8s %-9s %-10s %s\n", "detector", "min_score", "min_face",
@@ -64,9 +64,9 @@ int main(int argc, char** argv) {
         score_detections(image.boxes, found, set.wanted, 0.3f, score, set.min_face_px);
       }
       std::printf("%-10s %-9.2f %-8d %-14s %-8.3f %-9.3f %4d/%-5d %.1f\n",
-                  s.kind == DetectorKind::kHog ? "hog-up1" : "blazeface", s.min_score,
-                  s.min_face_px, set.name, score.recall(), score.precision(), score.found,
-                  score.expected, ms / static_cast<double>(set.images.size()));
+                  s.kind == DetectorKind::kHog ? "hog-up1" : detector_name(s.kind).data(),
+                  s.min_score, s.min_face_px, set.name, score.recall(), score.precision(),
+                  score.found, score.expected, ms / static_cast<double>(set.images.size()));
     }
   }
   return 0;

@@ -15,6 +15,7 @@
 //
 //   bench_live_streams [--seconds 30] [--streams "1,2,4,6,8,12"]
 //       [--sizes "640x360,1280x720,1920x1080"] [--fps 10] [--naive-seconds 20]
+//       [--detector blazeface|rfb|hog] [--descriptor MODEL (the watchlist's)]
 // Stream counts are tried in order; a size stops at its first count that is not real time.
 
 #include <gst/gst.h>
@@ -32,6 +33,7 @@
 #include "frs/core/error.h"
 #include "frs/gallery/enrollment.h"
 #include "frs/live/live_recognizer.h"
+#include "frs/service/services.h"
 #include "test_authorizations.h"
 #include "testdata.h"
 
@@ -204,11 +206,19 @@ int main(int argc, char** argv) {
   double fps = 10;
   std::vector<int> stream_counts = {1, 2, 4, 6, 8, 12};
   std::vector<cv::Size> sizes = {{640, 360}, {1280, 720}, {1920, 1080}};
+  FaceEngineOptions engine_options;
+  std::string descriptor = engine_options.descriptor;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--seconds") seconds = std::stoi(value);
     if (flag == "--naive-seconds") naive_seconds = std::stoi(value);
     if (flag == "--fps") fps = std::stod(value);
+    if (flag == "--detector") {
+      engine_options.detector = detector_kind(value);
+      engine_options.min_score = default_min_score(engine_options.detector);
+    }
+    // The watchlist's model; the engine describes with it (and with its own, dlib's).
+    if (flag == "--descriptor") descriptor = value;
     if (flag == "--streams") {
       stream_counts.clear();
       for (const auto& s : split(value)) stream_counts.push_back(std::stoi(s));
@@ -225,12 +235,15 @@ int main(int argc, char** argv) {
     const auto dir = std::filesystem::temp_directory_path() / "frs_bench_live";
     std::filesystem::create_directories(dir);
     const auto clip = testing::testdata_dir() / "video" / "short_hamilton_clip.mp4";
-    const FaceEngine engine{FaceEngineOptions{}};
+    engine_options.more_descriptors = {descriptor};
+    const FaceEngine engine(engine_options);
     std::filesystem::remove(dir / "gallery.db");
     Gallery gallery(open_sqlite_store(dir / "gallery.db"), GalleryOptions{});
     Watchlist w;
     w.name = "wanted";
-    w.max_distance = 0.5f;
+    w.descriptor_model = descriptor;
+    // The loosest threshold the server allows for the model: every model alerts as readily.
+    w.max_distance = service::default_max_distance_ceiling(descriptor_model(descriptor));
     const Watchlist watchlist = gallery.create_watchlist(w);
     gallery.authorize(testing::test_authorization(watchlist.id));  // live matching needs one
     {
@@ -240,7 +253,7 @@ int main(int argc, char** argv) {
                               std::istreambuf_iterator<char>());
       const PreparedPhoto photo =
           prepare_photo(engine, {reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()},
-                        std::nullopt);
+                        std::nullopt, {}, "", {}, &descriptor_model(descriptor));
       if (!photo.accepted) throw Error(ErrorCode::kInternal, "his photo: " + photo.reason);
       Identity him;
       him.watchlist_id = watchlist.id;

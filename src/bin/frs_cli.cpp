@@ -41,8 +41,9 @@ void add_common_options(CLI::App& cmd, CommonOptions& o) {
   cmd.add_flag("--json", o.json_output, "One JSON object per input image per line");
   cmd.add_option("--models", o.models_dir, "Directory holding the models (default: set-up's)")
       ->capture_default_str();
-  cmd.add_option("--detector", o.detector, "Face detector: blazeface or hog")
-      ->check(CLI::IsMember({"blazeface", "hog"}))
+  cmd.add_option("--detector", o.detector,
+                 "Face detector: blazeface, rfb or hog (docs/accuracy.md compares them)")
+      ->check(CLI::IsMember(frs::detector_names()))
       ->capture_default_str();
   cmd.add_option(
          "--descriptor", o.descriptor,
@@ -50,7 +51,8 @@ void add_common_options(CLI::App& cmd, CommonOptions& o) {
       ->check(CLI::IsMember(descriptor_ids()))
       ->capture_default_str();
   cmd.add_option("--min-score", o.min_score,
-                 "Detection threshold (BlazeFace probability, default 0.5; HOG margin, default 0)");
+                 "Detection threshold (BlazeFace probability, default 0.5; RFB probability, "
+                 "default 0.85; HOG margin, default 0)");
   cmd.add_option("--min-face", o.min_face_px,
                  "Smallest face side to look for, in pixels (0 = one pass, fastest)")
       ->check(CLI::NonNegativeNumber)
@@ -73,8 +75,8 @@ void add_common_options(CLI::App& cmd, CommonOptions& o) {
 frs::FaceEngineOptions engine_options(const CommonOptions& o) {
   frs::FaceEngineOptions e;
   e.models_dir = o.models_dir;
-  e.detector = o.detector == "hog" ? frs::DetectorKind::kHog : frs::DetectorKind::kBlazeFace;
-  e.min_score = o.min_score >= 0 ? o.min_score : (o.detector == "hog" ? 0.0f : 0.5f);
+  e.detector = frs::detector_kind(o.detector);
+  e.min_score = o.min_score >= 0 ? o.min_score : frs::default_min_score(e.detector);
   e.min_face_px = o.min_face_px;
   e.threads = o.threads;
   e.limits.max_pixels = o.max_pixels;

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "frs/core/error.h"
+#include "frs/vision/face_engine.h"
 
 namespace frs::server {
 
@@ -66,6 +67,12 @@ void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_fil
                       "; docs/accuracy.md compares them). The server describes faces with "
                       "every model, each watchlist with its own")
       ->check(CLI::IsMember(std::vector<std::string>(descriptor_models_list())))
+      ->capture_default_str();
+  flags
+      .add_option("--detector", config.detector,
+                  "Face detector of stills and live video: blazeface, rfb or hog "
+                  "(docs/accuracy.md compares them)")
+      ->check(CLI::IsMember(frs::detector_names()))
       ->capture_default_str();
   flags
       .add_option("--index-type", config.index.factory,

@@ -18,10 +18,12 @@ struct ServerConfig {
   std::string models_dir = frs::default_models_dir().string();
   // Descriptor model of watchlists created without one (CreateWatchlist descriptor_model).
   std::string descriptor = std::string(frs::kDefaultDescriptorId);
-  frs::FaceIndexOptions index;   // FAISS type and search settings (face_index.h)
-  int threads = 0;               // face engine threads; 0 = one per core
-  int max_message_mb = 64;       // largest request, MiB (1..1024)
-  int max_decoded_mb = 384;      // memory one image may take to decode, MiB (1..16384)
+  frs::FaceIndexOptions index;  // FAISS type and search settings (face_index.h)
+  int threads = 0;              // face engine threads; 0 = one per core
+  int max_message_mb = 64;      // largest request, MiB (1..1024)
+  int max_decoded_mb = 384;     // memory one image may take to decode, MiB (1..16384)
+  // Face detector of stills and live video: blazeface (default), rfb or hog (docs/accuracy.md).
+  std::string detector = "blazeface";
   int max_detector_views = 128;  // detector views per image (1..4096)
   int max_images_at_once = 0;    // images analysed at once by all calls; 0 = 2 per thread
   int image_wait_ms = 2000;      // how long a call waits for that, ms (0..60000)

@@ -52,6 +52,10 @@ dlib::rectangle square_around(double cx, double cy, double side) {
 // drift when the box differs (a plain BlazeFace box cost 1.5 points of pair accuracy on
 // lfw10). So the box handed to it is the HOG box predicted from what we have.
 dlib::rectangle landmark_box(const Detection& detection) {
+  if (!detection.landmark_box.empty()) {
+    const cv::Rect2f& b = detection.landmark_box;
+    return square_around(b.x + b.width / 2.0, b.y + b.height / 2.0, b.width);
+  }
   if (detection.keypoints.size() == 6) {
     // From BlazeFace's eyes (0, 1) and mouth (3), in the face's own frame: the box centre
     // lies 0.45 eye-to-mouth distances below the eye midpoint, its side is 2.46 of them.

@@ -145,11 +145,17 @@ std::vector<Detection> merge_detections(std::vector<Detection> detections, float
     for (const auto& k : keypoints) out.keypoints.emplace_back(k / weight);
     merged.push_back(std::move(out));
   }
-  // A weaker box mostly inside a stronger one is a part of that face (the model fires on
+  return drop_parts_of_stronger(std::move(merged));
+}
+
+std::vector<Detection> drop_parts_of_stronger(std::vector<Detection> detections) {
+  std::stable_sort(detections.begin(), detections.end(),
+                   [](const Detection& a, const Detection& b) { return a.score > b.score; });
+  // A weaker box mostly inside a stronger one is a part of that face (detectors fire on
   // half-faces when a face fills the view), not a second face: two real faces never
   // overlap by half the smaller one.
   std::vector<Detection> kept;
-  for (Detection& d : merged) {
+  for (Detection& d : detections) {
     const bool inside_stronger = std::any_of(kept.begin(), kept.end(), [&](const Detection& k) {
       const float smaller = std::min(k.box.area(), d.box.area());
       return smaller > 0 && (k.box & d.box).area() >= 0.5f * smaller;

@@ -21,6 +21,49 @@ std::filesystem::path default_models_dir() {
   return FRS_DEFAULT_MODELS_DIR;
 }
 
+float default_min_score(DetectorKind detector) {
+  switch (detector) {
+    case DetectorKind::kBlazeFace:
+      return 0.5f;
+    case DetectorKind::kRfb:
+      return RfbOptions{}.min_score;
+    case DetectorKind::kHog:
+      return 0.0f;
+  }
+  return 0.5f;
+}
+
+namespace {
+constexpr DetectorKind kDetectors[] = {DetectorKind::kBlazeFace, DetectorKind::kRfb,
+                                       DetectorKind::kHog};
+}  // namespace
+
+std::vector<std::string> detector_names() {
+  std::vector<std::string> names;
+  for (DetectorKind kind : kDetectors) names.emplace_back(detector_name(kind));
+  return names;
+}
+
+DetectorKind detector_kind(std::string_view name) {
+  for (DetectorKind kind : kDetectors) {
+    if (name == detector_name(kind)) return kind;
+  }
+  throw Error(ErrorCode::kInvalidArgument,
+              "unknown detector '" + std::string(name) + "': choose blazeface, rfb or hog");
+}
+
+std::string_view detector_name(DetectorKind detector) {
+  switch (detector) {
+    case DetectorKind::kBlazeFace:
+      return "blazeface";
+    case DetectorKind::kRfb:
+      return "rfb";
+    case DetectorKind::kHog:
+      return "hog";
+  }
+  return "blazeface";
+}
+
 namespace {
 
 int resolve_threads(int requested) {
@@ -65,6 +108,13 @@ FaceEngine::FaceEngine(const FaceEngineOptions& options)
       front.min_face_px = 0;  // one view: the front model is for faces near the camera
       portrait_detector_ = std::make_unique<BlazeFaceDetector>(front);
     }
+  } else if (options.detector == DetectorKind::kRfb) {
+    RfbOptions o;
+    o.model = options.models_dir / kRfbModelFile;
+    o.min_score = options.min_score;
+    o.min_face_px = options.min_face_px;
+    o.instances = threads;
+    detector_ = std::make_unique<RfbFaceDetector>(o);
   } else {
     HogOptions o;
     o.upsample = options.hog_upsample;

@@ -51,6 +51,41 @@ TEST(DetectionAccuracy, HogWithOneUpsamplingOnDlibTestingSet) {
   EXPECT_EQ(s.found, 25);
 }
 
+// The RFB detector at its defaults (min_score 0.85, scanned at 0.6 for 40-px faces).
+const FaceEngine& rfb_engine() {
+  static const FaceEngine engine([] {
+    FaceEngineOptions options;
+    options.detector = DetectorKind::kRfb;
+    options.min_score = default_min_score(DetectorKind::kRfb);
+    options.threads = 1;
+    return options;
+  }());
+  return engine;
+}
+
+TEST(DetectionAccuracy, RfbOnDlibSets) {
+  const auto testing_set = read_imglab(testdata_dir() / "detection" / "dlib" / "testing.xml");
+  const DetectionScore t = score_set(rfb_engine(), testing_set, {"face"});
+  report("dlib testing.xml, RFB", t);
+  EXPECT_EQ(t.found, 25);  // measured 25/25, no false detection
+  EXPECT_GE(t.precision(), 0.9);
+  const auto training_set = read_imglab(testdata_dir() / "detection" / "dlib" / "training.xml");
+  const DetectionScore r = score_set(rfb_engine(), training_set, {"face"});
+  report("dlib training.xml, RFB", r);
+  EXPECT_EQ(r.found, r.expected);  // measured 18/18, 1 false
+  EXPECT_GE(r.precision(), 0.9);
+}
+
+TEST(DetectionAccuracy, RfbOnStreetAndCrowdPhotos) {
+  const auto dir = testdata_dir() / "detection" / "voc";
+  const auto images = read_voc(dir / "annotations", dir / "images");
+  const DetectionScore s = score_set(rfb_engine(), images, {"sin_mascarilla"});
+  report("voc bare faces, RFB", s);
+  // Measured 60/89 = 0.674 (BlazeFace 0.618), precision 0.943 (BlazeFace 0.948).
+  EXPECT_GE(s.recall(), 0.64);
+  EXPECT_GE(s.precision(), 0.9);
+}
+
 TEST(DetectionAccuracy, BlazeFaceOnStreetAndCrowdPhotos) {
   const auto dir = testdata_dir() / "detection" / "voc";
   const auto images = read_voc(dir / "annotations", dir / "images");

@@ -15,14 +15,23 @@
 
 namespace frs {
 
-enum class DetectorKind { kBlazeFace, kHog };
+enum class DetectorKind { kBlazeFace, kHog, kRfb };
 
 // Model file names inside a models directory (see models/README.md).
 inline constexpr const char* kBlazeFaceModelFile = "face_detection_back_256x256_barracuda.onnx";
 inline constexpr const char* kBlazeFaceFrontModelFile =
     "face_detection_front_128x128_barracuda.onnx";
+inline constexpr const char* kRfbModelFile = "fr_detect.onnx";
 inline constexpr const char* kLandmarkModelFile = "shape_predictor_68_face_landmarks.dat";
 inline constexpr const char* kDescriptorModelFile = "dlib_face_recognition_resnet_model_v1.dat";
+
+// The detector's default min_score: BlazeFace 0.5, RFB 0.85, HOG 0.
+float default_min_score(DetectorKind detector);
+// "blazeface", "rfb", "hog" <-> DetectorKind; kInvalidArgument naming the choices otherwise.
+DetectorKind detector_kind(std::string_view name);
+std::string_view detector_name(DetectorKind detector);
+// Every detector's name, for command-line choices.
+std::vector<std::string> detector_names();
 
 // $FRS_MODELS if set, else the directory the set-up script fills (fixed at build time).
 std::filesystem::path default_models_dir();
@@ -30,11 +39,12 @@ std::filesystem::path default_models_dir();
 struct FaceEngineOptions {
   std::filesystem::path models_dir = default_models_dir();
   DetectorKind detector = DetectorKind::kBlazeFace;
-  // BlazeFace: minimum probability [0,1], default 0.5. HOG: added to dlib's SVM threshold,
-  // default 0 (the value is read as HogOptions::adjust_threshold).
+  // BlazeFace: minimum probability [0,1], default 0.5. RFB: the same, its default 0.85
+  // (default_min_score). HOG: added to dlib's SVM threshold, default 0 (the value is read
+  // as HogOptions::adjust_threshold).
   float min_score = 0.5f;
-  // Smallest face side to find, in source pixels (BlazeFace tiling). Default 40; 0 = one
-  // pass over the whole image.
+  // Smallest face side to find, in source pixels (BlazeFace's tiling, RFB's scale). Default
+  // 40; 0 = one pass over the whole image.
   int min_face_px = 40;
   // Most detector views per image (BlazeFaceOptions::max_views): bounds the work an image
   // of any size or shape costs. Default 128, range 1..4096.
