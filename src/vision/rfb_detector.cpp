@@ -255,6 +255,9 @@ RfbFaceDetector::RfbFaceDetector(const RfbOptions& options)
 RfbFaceDetector::~RfbFaceDetector() = default;
 
 std::vector<Detection> RfbFaceDetector::detect_input(const cv::Mat& bgr_input) {
+  if (bgr_input.empty() || bgr_input.type() != CV_8UC3) {
+    throw Error(ErrorCode::kInvalidArgument, "detector needs a non-empty 8-bit BGR image");
+  }
   const cv::Size size = bgr_input.size();
   // RGB (v - 127) / 128, NCHW: what the model was trained on (BGR is worse).
   const cv::Mat blob = cv::dnn::blobFromImage(bgr_input, 1.0 / 128, size, cv::Scalar::all(127),

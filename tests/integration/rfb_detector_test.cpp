@@ -204,6 +204,7 @@ TEST(RfbDetector, TinyBlankAndOddlyShapedImagesGiveNoFaceAndNoError) {
   EXPECT_EQ(code_of([] { shared_rfb().detect(cv::Mat()); }), ErrorCode::kInvalidArgument);
   EXPECT_EQ(code_of([] { shared_rfb().detect(cv::Mat(10, 10, CV_8UC1, cv::Scalar(0))); }),
             ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code_of([] { shared_rfb().detect_input(cv::Mat()); }), ErrorCode::kInvalidArgument);
 }
 
 TEST(RfbDetector, AnEngineWithItEmbedsAsWellAsWithBlazeFaceOnTheSamePerson) {
