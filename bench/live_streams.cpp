@@ -213,10 +213,7 @@ int main(int argc, char** argv) {
     if (flag == "--seconds") seconds = std::stoi(value);
     if (flag == "--naive-seconds") naive_seconds = std::stoi(value);
     if (flag == "--fps") fps = std::stod(value);
-    if (flag == "--detector") {
-      engine_options.detector = detector_kind(value);
-      engine_options.min_score = default_min_score(engine_options.detector);
-    }
+    if (flag == "--detector") engine_options.detector = detector_kind(value);
     // The watchlist's model; the engine describes with it (and with its own, dlib's).
     if (flag == "--descriptor") descriptor = value;
     if (flag == "--streams") {

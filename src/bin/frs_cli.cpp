@@ -22,7 +22,7 @@ struct CommonOptions {
   bool json_output = false;
   std::string models_dir = frs::default_models_dir().string();
   std::string detector = "blazeface";
-  float min_score = -1;  // < 0: the detector's default
+  std::optional<float> min_score;  // unset: the detector's default
   int min_face_px = 40;
   int threads = 0;
   std::uint64_t max_pixels = frs::ImageLimits{}.max_pixels;
@@ -76,7 +76,7 @@ frs::FaceEngineOptions engine_options(const CommonOptions& o) {
   frs::FaceEngineOptions e;
   e.models_dir = o.models_dir;
   e.detector = frs::detector_kind(o.detector);
-  e.min_score = o.min_score >= 0 ? o.min_score : frs::default_min_score(e.detector);
+  e.min_score = o.min_score;
   e.min_face_px = o.min_face_px;
   e.threads = o.threads;
   e.limits.max_pixels = o.max_pixels;

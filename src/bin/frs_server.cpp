@@ -231,7 +231,6 @@ int main(int argc, char** argv) {
                                               << 20;
     engine_options.max_detector_views = config.max_detector_views;
     engine_options.detector = frs::detector_kind(config.detector);
-    engine_options.min_score = frs::default_min_score(engine_options.detector);
     engine_options.descriptor = config.descriptor;
     // Every model: each watchlist is described with its own, and a re-embedding needs the
     // target's. fetch.sh fetches all their files.

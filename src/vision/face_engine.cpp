@@ -88,6 +88,8 @@ FaceEngine::FaceEngine(const FaceEngineOptions& options)
   }
   const int threads = resolve_threads(options.threads);
   options_.threads = threads;
+  const float min_score = options.min_score.value_or(default_min_score(options.detector));
+  options_.min_score = min_score;
   require_thread_safe_blas();  // the descriptor's products run on several threads at once
   // Parallelism comes from running several images/chips at once, one net per thread;
   // OpenCV's own intra-op threads would fight those for the same cores.
@@ -96,7 +98,7 @@ FaceEngine::FaceEngine(const FaceEngineOptions& options)
   if (options.detector == DetectorKind::kBlazeFace) {
     BlazeFaceOptions o;
     o.model = options.models_dir / kBlazeFaceModelFile;
-    o.min_score = options.min_score;
+    o.min_score = min_score;
     o.min_face_px = options.min_face_px;
     o.max_views = options.max_detector_views;
     o.instances = threads;
@@ -111,14 +113,14 @@ FaceEngine::FaceEngine(const FaceEngineOptions& options)
   } else if (options.detector == DetectorKind::kRfb) {
     RfbOptions o;
     o.model = options.models_dir / kRfbModelFile;
-    o.min_score = options.min_score;
+    o.min_score = min_score;
     o.min_face_px = options.min_face_px;
     o.instances = threads;
     detector_ = std::make_unique<RfbFaceDetector>(o);
   } else {
     HogOptions o;
     o.upsample = options.hog_upsample;
-    o.adjust_threshold = options.min_score;
+    o.adjust_threshold = min_score;
     o.instances = threads;
     detector_ = std::make_unique<HogFaceDetector>(o);
   }

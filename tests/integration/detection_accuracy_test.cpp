@@ -55,8 +55,7 @@ TEST(DetectionAccuracy, HogWithOneUpsamplingOnDlibTestingSet) {
 const FaceEngine& rfb_engine() {
   static const FaceEngine engine([] {
     FaceEngineOptions options;
-    options.detector = DetectorKind::kRfb;
-    options.min_score = default_min_score(DetectorKind::kRfb);
+    options.detector = DetectorKind::kRfb;  // and so its threshold, 0.85
     options.threads = 1;
     return options;
   }());

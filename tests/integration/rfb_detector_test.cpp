@@ -3,8 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <opencv2/imgproc.hpp>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -207,10 +209,46 @@ TEST(RfbDetector, TinyBlankAndOddlyShapedImagesGiveNoFaceAndNoError) {
   EXPECT_EQ(code_of([] { shared_rfb().detect_input(cv::Mat()); }), ErrorCode::kInvalidArgument);
 }
 
+// An engine that is not given a threshold runs its detector at that detector's own: one
+// default for all would run RFB at BlazeFace's 0.5, where it fires on hands. A threshold
+// given is kept, HOG's negative margins included.
+TEST(RfbDetector, AnEngineRunsEachDetectorAtItsOwnDefaultThresholdUnlessGivenOne) {
+  const auto resolved = [](DetectorKind kind, std::optional<float> min_score) {
+    FaceEngineOptions options;
+    options.detector = kind;
+    options.min_score = min_score;
+    options.threads = 1;
+    return FaceEngine(options).options().min_score;
+  };
+  EXPECT_EQ(resolved(DetectorKind::kRfb, std::nullopt), 0.85f);
+  EXPECT_EQ(resolved(DetectorKind::kBlazeFace, std::nullopt), 0.5f);
+  EXPECT_EQ(resolved(DetectorKind::kHog, std::nullopt), 0.0f);
+  EXPECT_EQ(resolved(DetectorKind::kRfb, 0.7f), 0.7f);
+  EXPECT_EQ(resolved(DetectorKind::kHog, -0.3f), -0.3f);
+  // And the threshold reaches the detector: at 0.5 RFB finds more boxes in the street
+  // photos than at its default.
+  FaceEngineOptions loose;
+  loose.detector = DetectorKind::kRfb;
+  loose.min_score = 0.5f;
+  loose.threads = 1;
+  FaceEngineOptions at_default = loose;
+  at_default.min_score.reset();
+  const FaceEngine loose_engine(loose), default_engine(at_default);
+  std::size_t loose_boxes = 0, default_boxes = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(testdata_dir() / "detection" / "voc" / "images")) {
+    const cv::Mat image = load_image(entry.path());
+    loose_boxes += loose_engine.detect(image).size();
+    default_boxes += default_engine.detect(image).size();
+  }
+  std::printf("voc photos, RFB boxes: %zu at 0.5, %zu at its default\n", loose_boxes,
+              default_boxes);
+  EXPECT_GT(loose_boxes, default_boxes + default_boxes / 10);
+}
+
 TEST(RfbDetector, AnEngineWithItEmbedsAsWellAsWithBlazeFaceOnTheSamePerson) {
   FaceEngineOptions options;
   options.detector = DetectorKind::kRfb;
-  options.min_score = default_min_score(DetectorKind::kRfb);
   options.threads = 1;
   const FaceEngine engine(options);
   const auto a = engine.analyze(load_image(face_path("obama.jpg")));

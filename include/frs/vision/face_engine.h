@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "frs/vision/aligner.h"
@@ -39,10 +40,11 @@ std::filesystem::path default_models_dir();
 struct FaceEngineOptions {
   std::filesystem::path models_dir = default_models_dir();
   DetectorKind detector = DetectorKind::kBlazeFace;
-  // BlazeFace: minimum probability [0,1], default 0.5. RFB: the same, its default 0.85
-  // (default_min_score). HOG: added to dlib's SVM threshold, default 0 (the value is read
-  // as HogOptions::adjust_threshold).
-  float min_score = 0.5f;
+  // BlazeFace: minimum probability [0,1], default 0.5. RFB: the same, default 0.85. HOG:
+  // added to dlib's SVM threshold (HogOptions::adjust_threshold, may be negative), default
+  // 0. Unset = the chosen detector's default (default_min_score): one default for every
+  // detector would run RFB at BlazeFace's threshold, where it fires on hands.
+  std::optional<float> min_score;
   // Smallest face side to find, in source pixels (BlazeFace's tiling, RFB's scale). Default
   // 40; 0 = one pass over the whole image.
   int min_face_px = 40;
