@@ -283,6 +283,7 @@ void bench_verify(std::int64_t rows) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  frs::bench::send_logs_to_stderr();
   int calls = 1000, rounds = 5;
   std::int64_t rows = 1'000'000;
   for (int i = 1; i + 1 < argc; i += 2) {

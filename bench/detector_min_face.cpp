@@ -29,8 +29,8 @@ int main() {
                                             box.height + 2 * margin)) &
                         cv::Rect(0, 0, photo.cols, photo.rows);
   // The detector views a 256-pixel image with a margin, so the model sees it scaled.
-  const double to_model =
-      static_cast<double>(BlazeFaceDetector::kInputSize) / plan_detection_views({256, 256}, 0)[0].region.width;
+  const double to_model = static_cast<double>(BlazeFaceDetector::kInputSize) /
+                          plan_detection_views({256, 256}, 0)[0].region.width;
   std::printf("face_px_in_canvas face_px_in_model_input found_of_20\n");
   for (int face = 8; face <= 48; face += 2) {
     const double scale = face / box.width;

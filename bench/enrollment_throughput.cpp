@@ -2,7 +2,7 @@
 // (decode, detect, align, quality checks, embed, thumbnail, SQLite transaction, index
 // update), every photo of lfw10 enrolled as its own identity, for 1 and 2 worker threads,
 // with the portrait (front-model) detector enrollment uses and, as the baseline in the same
-// run, the back model.
+// run, the back model; with the default descriptor model and, on 2 workers, every other.
 // Median of 3 runs, each into a fresh store. (The commercial anchor: 300,000 booking photos
 // in about three days, ~1.2 photos/s; the target is 50 photos/s.)
 //   bench_enrollment_throughput
@@ -27,14 +27,28 @@ int main() {
     std::ifstream in(p.file, std::ios::binary);
     photos.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
+  struct Setting {
+    int workers;
+    bool portrait;
+    std::string descriptor;
+  };
+  const std::string default_model(kDefaultDescriptorId);
+  std::vector<Setting> settings = {{1, false, default_model},
+                                   {1, true, default_model},
+                                   {2, false, default_model},
+                                   {2, true, default_model}};
+  for (const DescriptorModel& m : descriptor_models()) {
+    if (m.id != kDefaultDescriptorId) settings.push_back({2, true, std::string(m.id)});
+  }
   std::printf(
-      "| workers | detector | photos | accepted | photos per second (median of 3) |\n"
-      "|---|---|---|---|---|\n");
-  for (const auto& [workers, portrait] :
-       std::vector<std::pair<int, bool>>{{1, false}, {1, true}, {2, false}, {2, true}}) {
+      "| workers | detector | descriptor | photos | accepted | photos per second (median of "
+      "3) |\n"
+      "|---|---|---|---|---|---|\n");
+  for (const auto& [workers, portrait, descriptor] : settings) {
     FaceEngineOptions engine_options;
     engine_options.threads = workers;
     engine_options.portrait_detector = portrait;
+    engine_options.descriptor = descriptor;
     const FaceEngine engine(engine_options);
     std::vector<double> rates;
     int accepted_count = 0;
@@ -47,6 +61,7 @@ int main() {
         Gallery gallery(open_sqlite_store(dir / "gallery.db"), GalleryOptions{});
         Watchlist w;
         w.name = "bench";
+        w.descriptor_model = descriptor;
         const auto watchlist = gallery.create_watchlist(w);
         std::atomic<std::size_t> next{0};
         std::atomic<int> accepted{0};
@@ -76,8 +91,9 @@ int main() {
       }
       std::filesystem::remove_all(dir);
     }
-    std::printf("| %d | %s | %zu | %d | %.1f |\n", workers,
-                portrait ? "front model (portrait)" : "back model", photos.size(), accepted_count,
+    std::printf("| %d | %s | %s%s | %zu | %d | %.1f |\n", workers,
+                portrait ? "front model (portrait)" : "back model", descriptor.c_str(),
+                descriptor == default_model ? " (default)" : "", photos.size(), accepted_count,
                 bench::median(rates));
   }
   return 0;

@@ -15,7 +15,11 @@
 //
 //   bench_live_streams [--seconds 30] [--streams "1,2,4,6,8,12"]
 //       [--sizes "640x360,1280x720,1920x1080"] [--fps 10] [--naive-seconds 20]
-//       [--detector blazeface|rfb|hog] [--descriptor MODEL (the watchlist's)]
+//       [--detector blazeface|rfb|hog] [--descriptor MODEL[,MODEL2...]]
+// --descriptor: the watchlist's model (default: frs's default model); with several, one
+// watchlist per model, him enrolled in each, so every chosen chip is described by each
+// model (the cost of cameras checking watchlists of several models). The naive loop
+// describes with the first.
 // Stream counts are tried in order; a size stops at its first count that is not real time.
 
 #include <gst/gst.h>
@@ -41,12 +45,6 @@ using namespace frs;
 using namespace std::chrono_literals;
 
 namespace {
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
-}
 
 double cpu_seconds() {
   rusage usage{};
@@ -160,9 +158,10 @@ LivePoint run_live(const FaceEngine& engine, Gallery& gallery, const std::filesy
   return point;
 }
 
-// The naive loop on `loops` threads for `seconds`: frames per second over all of them.
-double run_naive(const FaceEngine& engine, Gallery& gallery, const std::filesystem::path& video,
-                 int loops, int seconds) {
+// The naive loop on `loops` threads for `seconds`, describing faces with `model` (the
+// watchlist's): frames per second over all of them.
+double run_naive(const FaceEngine& engine, const DescriptorModel& model, Gallery& gallery,
+                 const std::filesystem::path& video, int loops, int seconds) {
   std::atomic<long> frames{0};
   const auto start = std::chrono::steady_clock::now();
   const auto end = start + std::chrono::seconds(seconds);
@@ -176,12 +175,13 @@ double run_naive(const FaceEngine& engine, Gallery& gallery, const std::filesyst
           capture.open(video.string());  // the clip loops, like a camera that never stops
           continue;
         }
+        std::vector<Face> faces = engine.analyze(frame, false);
+        engine.embed(faces, model);
         std::vector<Embedding> descriptors;
-        for (const Face& face : engine.analyze(frame, true)) {
+        for (const Face& face : faces) {
           if (face.embedding) descriptors.push_back(*face.embedding);
         }
-        if (!descriptors.empty())
-          gallery.search(descriptors, kDlibDescriptorId, {}, 1, std::nullopt);
+        if (!descriptors.empty()) gallery.search(descriptors, model.id, {}, 1, std::nullopt);
         ++frames;
       }
     });
@@ -192,37 +192,30 @@ double run_naive(const FaceEngine& engine, Gallery& gallery, const std::filesyst
   return static_cast<double>(frames.load()) / wall;
 }
 
-std::vector<std::string> split(const std::string& text) {
-  std::vector<std::string> parts;
-  std::stringstream list(text);
-  for (std::string t; std::getline(list, t, ',');) parts.push_back(t);
-  return parts;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
+  frs::bench::send_logs_to_stderr();
   int seconds = 30, naive_seconds = 20;
   double fps = 10;
   std::vector<int> stream_counts = {1, 2, 4, 6, 8, 12};
   std::vector<cv::Size> sizes = {{640, 360}, {1280, 720}, {1920, 1080}};
   FaceEngineOptions engine_options;
-  std::string descriptor = engine_options.descriptor;
+  std::vector<std::string> descriptors = {engine_options.descriptor};
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--seconds") seconds = std::stoi(value);
     if (flag == "--naive-seconds") naive_seconds = std::stoi(value);
     if (flag == "--fps") fps = std::stod(value);
     if (flag == "--detector") engine_options.detector = detector_kind(value);
-    // The watchlist's model; the engine describes with it (and with its own, dlib's).
-    if (flag == "--descriptor") descriptor = value;
+    if (flag == "--descriptor") descriptors = bench::split(value);
     if (flag == "--streams") {
       stream_counts.clear();
-      for (const auto& s : split(value)) stream_counts.push_back(std::stoi(s));
+      for (const auto& s : bench::split(value)) stream_counts.push_back(std::stoi(s));
     }
     if (flag == "--sizes") {
       sizes.clear();
-      for (const auto& s : split(value)) {
+      for (const auto& s : bench::split(value)) {
         const auto x = s.find('x');
         sizes.emplace_back(std::stoi(s.substr(0, x)), std::stoi(s.substr(x + 1)));
       }
@@ -232,25 +225,27 @@ int main(int argc, char** argv) {
     const auto dir = std::filesystem::temp_directory_path() / "frs_bench_live";
     std::filesystem::create_directories(dir);
     const auto clip = testing::testdata_dir() / "video" / "short_hamilton_clip.mp4";
-    engine_options.more_descriptors = {descriptor};
+    engine_options.descriptor = descriptors.at(0);
+    engine_options.more_descriptors.assign(descriptors.begin() + 1, descriptors.end());
     const FaceEngine engine(engine_options);
     std::filesystem::remove(dir / "gallery.db");
     Gallery gallery(open_sqlite_store(dir / "gallery.db"), GalleryOptions{});
-    Watchlist w;
-    w.name = "wanted";
-    w.descriptor_model = descriptor;
-    // The loosest threshold the server allows for the model: every model alerts as readily.
-    w.max_distance = service::default_max_distance_ceiling(descriptor_model(descriptor));
-    const Watchlist watchlist = gallery.create_watchlist(w);
-    gallery.authorize(testing::test_authorization(watchlist.id));  // live matching needs one
-    {
-      std::ifstream in(testing::testdata_dir() / "faces" / "lin-manuel-miranda.png",
-                       std::ios::binary);
-      const std::string bytes((std::istreambuf_iterator<char>(in)),
-                              std::istreambuf_iterator<char>());
-      const PreparedPhoto photo =
-          prepare_photo(engine, {reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()},
-                        std::nullopt, {}, "", {}, &descriptor_model(descriptor));
+    std::ifstream in(testing::testdata_dir() / "faces" / "lin-manuel-miranda.png",
+                     std::ios::binary);
+    const std::string his_photo((std::istreambuf_iterator<char>(in)),
+                                std::istreambuf_iterator<char>());
+    for (const std::string& descriptor : descriptors) {
+      const DescriptorModel& model = descriptor_model(descriptor);
+      Watchlist w;
+      w.name = "wanted-" + descriptor;
+      w.descriptor_model = descriptor;
+      // The loosest threshold the server allows for the model: every model alerts as readily.
+      w.max_distance = service::default_max_distance_ceiling(model);
+      const Watchlist watchlist = gallery.create_watchlist(w);
+      gallery.authorize(testing::test_authorization(watchlist.id));  // live matching needs one
+      const PreparedPhoto photo = prepare_photo(
+          engine, {reinterpret_cast<const std::uint8_t*>(his_photo.data()), his_photo.size()},
+          std::nullopt, {}, "", {}, &model);
       if (!photo.accepted) throw Error(ErrorCode::kInternal, "his photo: " + photo.reason);
       Identity him;
       him.watchlist_id = watchlist.id;
@@ -260,8 +255,11 @@ int main(int argc, char** argv) {
     const int cores = static_cast<int>(std::thread::hardware_concurrency());
     std::printf(
         "# Live streams on %d cores: the clip at 30 fps per stream, %.0f analysed frames/s per "
-        "stream, %d s per point\n\n",
-        cores, fps, seconds);
+        "stream, %d s per point; detector %s, watchlists of %s\n\n",
+        cores, fps, seconds, std::string(detector_name(engine_options.detector)).c_str(),
+        engine_options.descriptor.c_str());
+    for (const std::string& more : engine_options.more_descriptors)
+      std::printf("(and of %s)\n\n", more.c_str());
     for (const cv::Size size : sizes) {
       const auto video = clip_at(clip, size, dir);
       std::printf("## %dx%d\n\n", size.width, size.height);
@@ -275,13 +273,14 @@ int main(int argc, char** argv) {
         const LivePoint p = run_live(engine, gallery, video, streams, fps, seconds, dir);
         std::printf("| %d | %.1f | %.1f%% | %.0f | %zu | %.0f / %.0f | %s |\n", streams,
                     p.min_analysed_fps, 100 * p.max_skipped_share, p.cpu_per_stream,
-                    p.alert_ms.size(), percentile(p.alert_ms, 0.5), percentile(p.alert_ms, 0.95),
-                    p.real_time() ? "yes" : "no");
+                    p.alert_ms.size(), bench::percentile(p.alert_ms, 0.5),
+                    bench::percentile(p.alert_ms, 0.95), p.real_time() ? "yes" : "no");
         std::fflush(stdout);
         if (!p.real_time()) break;
         capacity = streams;
       }
-      const double naive_fps = run_naive(engine, gallery, video, cores, naive_seconds);
+      const double naive_fps =
+          run_naive(engine, engine.descriptor_model(), gallery, video, cores, naive_seconds);
       const double naive_streams = naive_fps / 30.0;
       std::printf(
           "\nfrs: %d streams in real time. Naive loop (every frame, every face embedded, %d "

@@ -16,6 +16,9 @@ frs="$build/src/bin/frs"
 data_given="${FRS_TESTDATA:-$root/../shared/testdata}"
 data="$(cd "$data_given" 2>/dev/null && pwd || echo "$data_given")"
 report="$build/bench-report.md"
+# What the programs print besides their figures (progress, the server's log lines): one file
+# per section here, never in the report.
+logs="$build/bench-logs"
 docs="$root/docs/benchmarks.md"
 runs=7
 quick=""
@@ -39,10 +42,14 @@ if [[ ! -d "$data/lfw10" ]]; then
 fi
 
 # `section TITLE FORMAT COMMAND...`: a heading, the command, and its output, as Markdown
-# (FORMAT md) or in a code block (FORMAT text).
+# (FORMAT md) or in a code block (FORMAT text); its stderr goes to $logs/N.log.
+section_number=0
 section() {
   local title="$1" format="$2"
   shift 2
+  section_number=$((section_number + 1))
+  local log="$logs/$section_number.log"
+  echo "$title: $*" >"$log"
   local shown="${*/#$build\//build/}"
   shown="${shown//$data/\$FRS_TESTDATA}"
   echo "### $title"
@@ -51,17 +58,26 @@ section() {
   echo
   if [[ "$format" == text ]]; then echo '```'; fi
   local start=$SECONDS
+  local status=0
   if [[ "$format" == text ]]; then
-    "$@"
+    "$@" 2>>"$log" || status=$?
     echo '```'
   else
-    "$@" | sed -E 's/^(#+) /\1### /'  # its headings go under this section's
+    # Its headings go under this section's.
+    "$@" 2>>"$log" | sed -E 's/^(#+) /\1### /' || status=$?
+  fi
+  if ((status)); then
+    echo "bench/run.sh: '$title' failed (exit $status); its log: $log" >&2
+    tail -5 "$log" >&2
+    return "$status"
   fi
   echo
   echo "($((SECONDS - start)) s)"
   echo
 }
 
+rm -rf "$logs"
+mkdir -p "$logs"
 started=$SECONDS
 {
   echo "Run of $(date -u '+%Y-%m-%d %H:%M UTC'), \`bench/run.sh $*\`, commit" \
@@ -101,7 +117,7 @@ started=$SECONDS
   done
   echo "Whole run: $((SECONDS - started)) s."
 } | tee "$report"
-echo "bench/run.sh: report written to $report" >&2
+echo "bench/run.sh: report written to $report, the programs' logs to $logs" >&2
 
 if ((update_docs)); then
   begin='<!-- bench/run.sh output: everything below is replaced by each run -->'

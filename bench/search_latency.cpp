@@ -38,21 +38,9 @@ using namespace frs;
 
 namespace {
 
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
-}
-
-std::vector<std::string> split(const std::string& text, char separator) {
-  std::vector<std::string> parts;
-  std::stringstream list(text);
-  for (std::string t; std::getline(list, t, separator);) parts.push_back(t);
-  return parts;
-}
-
 std::vector<int> split_ints(const std::string& text) {
   std::vector<int> values;
-  for (const auto& t : split(text, ',')) values.push_back(std::stoi(t));
+  for (const auto& t : bench::split(text, ',')) values.push_back(std::stoi(t));
   return values;
 }
 
@@ -150,7 +138,7 @@ Measured measure(const FaceIndex& index, const Queries& q) {
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     hits += !r[0].empty() && r[0][0].id == q.exact_first[i] ? 1 : 0;
   }
-  return {percentile(ms, 0.5), percentile(ms, 0.99),
+  return {bench::percentile(ms, 0.5), bench::percentile(ms, 0.99),
           static_cast<double>(hits) / static_cast<double>(q.vectors.size())};
 }
 
@@ -166,7 +154,7 @@ int main(int argc, char** argv) {
     const std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--faces") faces = std::stoul(value);
     if (flag == "--queries") query_count = std::stoi(value);
-    if (flag == "--types") types = split(value, ';');  // factory strings contain commas
+    if (flag == "--types") types = bench::split(value, ';');  // factory strings contain commas
     if (flag == "--nprobe") nprobes = split_ints(value);
     if (flag == "--ef") efs = split_ints(value);
     if (flag == "--k-factor") k_factors = split_ints(value);

@@ -1,18 +1,22 @@
-// What fusing a track's chips does on real video: the shared clip (Lin-Manuel Miranda on
-// stage for frames 0-210, then the audience) at 5 analysed frames a second, every face
-// tracked, aligned and embedded; a gallery of him and 12 other people (obama, biden, the
-// first photo of each lfw10 person). Each track is searched after each of its chips as the
-// live path would, with three ways of turning the chips so far into one search:
+// What fusing a track's chips does on real video, for every descriptor model: the shared
+// clip (Lin-Manuel Miranda on stage for frames 0-210, then the audience) at 5 analysed
+// frames a second, every face tracked, aligned and described with each model; a gallery of
+// him and 12 other people (obama, biden, the first photo of each lfw10 person). Each track
+// is searched after each of its chips as the live path would, with three ways of turning
+// the chips so far into one search:
 //   any:      the newest chip alone (the live path before fusion; an alert on any chip),
 //   mean:     the plain mean of the best 5 chips so far,
 //   quality:  their mean weighted by measured quality (the live path's default).
+// Each model is judged at its own threshold: what a watchlist of 1,000 identities gets by
+// default (its built-in calibration at FPIR 0.01), and at that plus 0.05 (the ceiling).
 // For his tracks: the distance to him at the first search and the lowest over the track,
-// and after how many searches it is first under 0.5. For the audience's tracks (never
-// enrolled): the lowest distance any search came to any enrolled person (an alert at
-// max_distance 0.5 if under it).
+// and after how many searches it is first under the threshold. For the audience's tracks
+// (never enrolled): the lowest distance any search came to any enrolled person (an alert
+// if under the threshold), and how far that is above the threshold in standard deviations
+// of the model's impostor tail (a margin comparable across models).
 // Tracks are cut at the clip's scene cut (frame 211), where the tracker can carry his
 // track onto someone in the audience.
-//   bench_track_fusion
+//   bench_track_fusion [--models "dlib-resnet-v1,faceplugin-v1,fused-v1"]
 
 #include <cstdio>
 #include <map>
@@ -20,6 +24,7 @@
 #include <set>
 
 #include "bench_util.h"
+#include "frs/eval/metrics.h"
 #include "frs/video/tracker.h"
 #include "frs/vision/face_engine.h"
 #include "testdata.h"
@@ -30,23 +35,39 @@ namespace {
 
 struct Chip {
   int frame = 0;
-  bool largest = false;  // the largest face of its frame
-  Embedding descriptor{};
+  bool largest = false;                          // the largest face of its frame
+  std::map<std::string, Embedding> descriptors;  // by model id
   float quality = 0;
 };
 
 struct Identity {
   std::string name;
-  Embedding descriptor{};
+  std::map<std::string, Embedding> descriptors;  // by model id
 };
 
-Embedding photo_descriptor(const FaceEngine& engine, const std::filesystem::path& path) {
-  return *engine.analyze_portrait(load_image(path), true).at(0).embedding;
+// `face` described with each of `models`.
+std::map<std::string, Embedding> describe(const FaceEngine& engine, const Face& face,
+                                          const std::vector<const DescriptorModel*>& models) {
+  std::map<std::string, Embedding> out;
+  for (const DescriptorModel* model : models) {
+    std::vector<Face> one = {face};
+    engine.embed(one, *model);
+    out[std::string(model->id)] = *one[0].embedding;
+  }
+  return out;
 }
 
-// The searched descriptor after chip `k` of `chips`, for `how`.
-Embedding query_after(const std::vector<Chip>& chips, std::size_t k, const std::string& how) {
-  if (how == "any") return chips[k].descriptor;
+Identity photo_identity(const FaceEngine& engine, const std::string& name,
+                        const std::filesystem::path& path,
+                        const std::vector<const DescriptorModel*>& models) {
+  return {name, describe(engine, engine.analyze_portrait(load_image(path), false).at(0), models)};
+}
+
+// The searched descriptor of `model` after chip `k` of `chips`, for `how`.
+Embedding query_after(const FaceEngine& engine, const DescriptorModel& model,
+                      const std::vector<Chip>& chips, std::size_t k, const std::string& how) {
+  const std::string id(model.id);
+  if (how == "any") return chips[k].descriptors.at(id);
   std::vector<const Chip*> so_far;
   for (std::size_t i = 0; i <= k; ++i) so_far.push_back(&chips[i]);
   std::stable_sort(so_far.begin(), so_far.end(),
@@ -55,29 +76,42 @@ Embedding query_after(const std::vector<Chip>& chips, std::size_t k, const std::
   std::vector<Embedding> descriptors;
   std::vector<float> weights;
   for (const Chip* c : so_far) {
-    descriptors.push_back(c->descriptor);
+    descriptors.push_back(c->descriptors.at(id));
     weights.push_back(how == "quality" ? std::max(0.05f, c->quality) : 1.0f);
   }
-  return weighted_mean_embedding(descriptors, weights);
+  Embedding mean = weighted_mean_embedding(descriptors, weights);
+  engine.finish(mean, &model);  // as the live path does: unit length for cosine models
+  return mean;
 }
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  frs::bench::send_logs_to_stderr();
+  std::vector<const DescriptorModel*> models;
+  for (const DescriptorModel& m : descriptor_models()) models.push_back(&m);
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::string(argv[i]) == "--models") {
+      models.clear();
+      for (const std::string& id : bench::split(argv[i + 1], ','))
+        models.push_back(&descriptor_model(id));
+    }
+  }
   FaceEngineOptions options;
+  options.descriptor = std::string(models.at(0)->id);
+  for (std::size_t i = 1; i < models.size(); ++i)
+    options.more_descriptors.push_back(std::string(models[i]->id));
   const FaceEngine engine(options);
+  const auto faces = testing::testdata_dir() / "faces";
   std::vector<Identity> gallery;
   gallery.push_back(
-      {"Lin-Manuel Miranda",
-       photo_descriptor(engine, testing::testdata_dir() / "faces" / "lin-manuel-miranda.png")});
-  gallery.push_back(
-      {"obama", photo_descriptor(engine, testing::testdata_dir() / "faces" / "obama.jpg")});
-  gallery.push_back(
-      {"biden", photo_descriptor(engine, testing::testdata_dir() / "faces" / "biden.jpg")});
+      photo_identity(engine, "Lin-Manuel Miranda", faces / "lin-manuel-miranda.png", models));
+  gallery.push_back(photo_identity(engine, "obama", faces / "obama.jpg", models));
+  gallery.push_back(photo_identity(engine, "biden", faces / "biden.jpg", models));
   std::set<std::string> seen;
   for (const auto& p : testing::read_identity_tree(testing::testdata_dir() / "lfw10")) {
     if (seen.insert(p.identity).second)
-      gallery.push_back({p.identity, photo_descriptor(engine, p.file)});
+      gallery.push_back(photo_identity(engine, p.identity, p.file, models));
   }
 
   cv::VideoCapture capture(
@@ -93,12 +127,11 @@ int main() {
     for (const Detection& d : detections) boxes.push_back(d.box);
     const auto ids = tracker.update(at_ms, boxes);
     for (std::size_t i = 0; i < detections.size(); ++i) {
-      std::vector<Face> one = {engine.align(frame, detections[i])};
-      engine.embed(one);
+      const Face face = engine.align(frame, detections[i]);
       // The tracker can carry a track across the clip's cut to the audience (frame 211) onto
       // another face; split there, so each part is one person.
       const std::uint64_t key = ids[i] * 2 + (index >= 211 ? 1 : 0);
-      tracks[key].push_back({index, i == 0, *one[0].embedding, one[0].quality.score});
+      tracks[key].push_back({index, i == 0, describe(engine, face, models), face.quality.score});
     }
   }
 
@@ -106,58 +139,72 @@ int main() {
     for (const auto& [id, chips] : tracks) {
       std::printf("track %llu:", static_cast<unsigned long long>(id));
       for (const Chip& c : chips) {
-        std::printf(" f%d%s %.3f q%.2f", c.frame, c.largest ? "*" : "",
-                    distance(c.descriptor, gallery[0].descriptor), c.quality);
+        for (const DescriptorModel* model : models) {
+          const std::string model_id(model->id);
+          std::printf(" f%d%s %s %.3f q%.2f", c.frame, c.largest ? "*" : "", model_id.c_str(),
+                      distance(c.descriptors.at(model_id), gallery[0].descriptors.at(model_id)),
+                      c.quality);
+        }
       }
       std::printf("\n");
     }
   }
   const std::vector<std::string> ways = {"any", "mean", "quality"};
   std::printf(
-      "| way | his tracks | first search: median distance | lowest: median | searches to "
-      "first < 0.5: median | his searches under 0.5 | audience tracks | audience: lowest "
-      "distance to anyone | audience tracks under 0.55 / 0.5 |\n"
-      "|---|---|---|---|---|---|---|---|---|\n");
-  for (const std::string& how : ways) {
-    std::vector<double> first, lowest, to_match, stranger_lowest;
-    int his = 0, strangers = 0, under_055 = 0, under_05 = 0, his_searches = 0, his_matches = 0;
-    for (const auto& [id, chips] : tracks) {
-      const bool on_stage = chips.back().frame < 211;
-      const bool audience = chips.front().frame >= 211;
-      int largest = 0;
-      for (const Chip& c : chips) largest += c.largest ? 1 : 0;
-      if (on_stage && 2 * largest > static_cast<int>(chips.size()) && chips.size() >= 3) {
-        ++his;
-        double low = 10;
-        int first_match = -1;
-        for (std::size_t k = 0; k < chips.size(); ++k) {
-          const double d = distance(query_after(chips, k, how), gallery[0].descriptor);
-          if (k == 0) first.push_back(d);
-          ++his_searches;
-          his_matches += d < 0.5 ? 1 : 0;
-          low = std::min(low, d);
-          if (first_match < 0 && d < 0.5) first_match = static_cast<int>(k) + 1;
+      "| model | way | threshold t | his tracks | first search: median distance | lowest: "
+      "median | searches to first < t: median | his searches under t | audience tracks | "
+      "audience: lowest distance to anyone | its margin over t, impostor sd | audience tracks "
+      "under t + 0.05 / t |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+  for (const DescriptorModel* model : models) {
+    const std::string model_id(model->id);
+    const Calibration built_in = calibrate_built_in(*model, 0.01, 1000);
+    const double t = built_in.max_distance;
+    for (const std::string& how : ways) {
+      std::vector<double> first, lowest, to_match, stranger_lowest;
+      int his = 0, strangers = 0, under_ceiling = 0, under_t = 0, his_searches = 0, his_matches = 0;
+      for (const auto& [track, chips] : tracks) {
+        const bool on_stage = chips.back().frame < 211;
+        const bool audience = chips.front().frame >= 211;
+        int largest = 0;
+        for (const Chip& c : chips) largest += c.largest ? 1 : 0;
+        if (on_stage && 2 * largest > static_cast<int>(chips.size()) && chips.size() >= 3) {
+          ++his;
+          double low = 10;
+          int first_match = -1;
+          for (std::size_t k = 0; k < chips.size(); ++k) {
+            const double d = distance(query_after(engine, *model, chips, k, how),
+                                      gallery[0].descriptors.at(model_id));
+            if (k == 0) first.push_back(d);
+            ++his_searches;
+            his_matches += d < t ? 1 : 0;
+            low = std::min(low, d);
+            if (first_match < 0 && d < t) first_match = static_cast<int>(k) + 1;
+          }
+          lowest.push_back(low);
+          if (first_match > 0) to_match.push_back(first_match);
+        } else if (audience) {
+          ++strangers;
+          double low = 10;
+          for (std::size_t k = 0; k < chips.size(); ++k) {
+            const Embedding q = query_after(engine, *model, chips, k, how);
+            for (const Identity& g : gallery)
+              low = std::min<double>(low, distance(q, g.descriptors.at(model_id)));
+          }
+          stranger_lowest.push_back(low);
+          under_ceiling += low < t + 0.05 ? 1 : 0;
+          under_t += low < t ? 1 : 0;
         }
-        lowest.push_back(low);
-        if (first_match > 0) to_match.push_back(first_match);
-      } else if (audience) {
-        ++strangers;
-        double low = 10;
-        for (std::size_t k = 0; k < chips.size(); ++k) {
-          const Embedding q = query_after(chips, k, how);
-          for (const Identity& g : gallery) low = std::min<double>(low, distance(q, g.descriptor));
-        }
-        stranger_lowest.push_back(low);
-        under_055 += low < 0.55 ? 1 : 0;
-        under_05 += low < 0.5 ? 1 : 0;
       }
+      std::sort(stranger_lowest.begin(), stranger_lowest.end());
+      const double audience_low = stranger_lowest.empty() ? 0.0 : stranger_lowest.front();
+      std::printf(
+          "| %s | %s | %.3f | %d | %.3f | %.3f | %.0f (%zu of %d reach it) | %d of %d | %d | "
+          "%.3f | %+.1f | %d / %d |\n",
+          model_id.c_str(), how.c_str(), t, his, bench::median(first), bench::median(lowest),
+          bench::median(to_match), to_match.size(), his, his_matches, his_searches, strangers,
+          audience_low, (audience_low - t) / model->calibration.impostor_tail_sd, under_ceiling,
+          under_t);
     }
-    std::sort(stranger_lowest.begin(), stranger_lowest.end());
-    std::printf(
-        "| %s | %d | %.3f | %.3f | %.0f (%zu of %d reach it) | %d of %d | %d | %.3f | "
-        "%d / %d |\n",
-        how.c_str(), his, bench::median(first), bench::median(lowest), bench::median(to_match),
-        to_match.size(), his, his_matches, his_searches, strangers,
-        stranger_lowest.empty() ? 0.0 : stranger_lowest.front(), under_055, under_05);
   }
 }
