@@ -217,6 +217,7 @@ int run_compare_descriptors(const FaceEngineOptions& engine_options, EvalArgs ar
     const FaceEngine engine(options);
     EvalArgs model_args = args;
     model_args.open_set.unit_length = model.metric == DescriptorMetric::kCosine;
+    if (model_args.max_distance == 0) model_args.max_distance = default_watchlist_threshold(model);
     EvalInput input = read_input(model_args);
     Row row;
     row.model = &model;
@@ -322,6 +323,8 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
   }
   const FaceEngine engine(engine_options);
   args.open_set.unit_length = engine.descriptor_model().metric == DescriptorMetric::kCosine;
+  if (args.max_distance == 0)
+    args.max_distance = default_watchlist_threshold(engine.descriptor_model());
 
   EvalInput input = read_input(args);
   std::vector<EvalImage>& images = input.images;

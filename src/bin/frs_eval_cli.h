@@ -10,12 +10,14 @@
 namespace frs::cli {
 
 struct EvalArgs {
-  std::string folder;         // identity tree; or
-  bool named_files = false;   // folder: identities from IDENTITY_N.ext file names
-  std::string pairs_csv;      // labelled pairs
-  std::string groups_csv;     // optional identity,group
-  float max_distance = 0.5f;  // the operating threshold to report at
-  OpenSetOptions open_set;    // identity trees only
+  std::string folder;        // identity tree; or
+  bool named_files = false;  // folder: identities from IDENTITY_N.ext file names
+  std::string pairs_csv;     // labelled pairs
+  std::string groups_csv;    // optional identity,group
+  // The operating threshold to report at; 0 (default) = the model's
+  // default_watchlist_threshold (what a new watchlist of it gets).
+  float max_distance = 0;
+  OpenSetOptions open_set;  // identity trees only
   std::string template_score = "nearest";
   std::string probe_fusion = "quality";  // quality, mean or any
   bool calibrate = false;

@@ -38,12 +38,12 @@ struct ServerConfig {
   frs::service::AccessLimits access;       // calls per token per second
   frs::CameraSourcePolicy camera_sources;  // --media-dir, --camera-hosts
   float default_max_distance = 0;          // of watchlists created without one; 0 = calibrated
-  double default_target_fpir = 0.01;       // ... at this false-alert rate
-  std::int64_t default_expected_identities = 1000;  // ... for this size, unless told
-  std::string identity_score = "centroid";          // nearest or centroid (gallery.h)
-  frs::DecisionOptions decisions;                   // live video: when a track alerts
-  frs::EnrollmentRules enrollment;                  // the enrollment gate (enrollment.h)
-  std::vector<frs::CameraConfig> cameras;           // from the config file's `cameras:` list
+  double default_target_fpir = kDefaultTargetFpir;  // ... at this false-alert rate
+  std::int64_t default_expected_identities = kDefaultExpectedIdentities;  // ... for this size
+  std::string identity_score = "centroid";  // nearest or centroid (gallery.h)
+  frs::DecisionOptions decisions;           // live video: when a track alerts
+  frs::EnrollmentRules enrollment;          // the enrollment gate (enrollment.h)
+  std::vector<frs::CameraConfig> cameras;   // from the config file's `cameras:` list
   // Oversight (docs/operations.md "Oversight"):
   int confirmations = 2;  // different people who confirm an alert (1..3)
   // Loosest threshold anyone may set: "VALUE" (the --descriptor model's) or "MODEL=VALUE";

@@ -304,6 +304,10 @@ Calibration calibrate_built_in(const DescriptorModel& model, double target_fpir,
                              target_fpir, gallery_size);
 }
 
+float default_watchlist_threshold(const DescriptorModel& model) {
+  return calibrate_built_in(model, kDefaultTargetFpir, kDefaultExpectedIdentities).max_distance;
+}
+
 std::string built_in_calibration_data(const DescriptorModel& model) {
   return "frs's built-in impostor model of " + std::string(model.id) +
          " (lfw10 and crops pooled; docs/accuracy.md)";

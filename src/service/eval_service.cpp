@@ -43,7 +43,7 @@ class EvaluationService final : public pb::Evaluation::Service {
   grpc::Status Evaluate(grpc::ServerContext* context, const pb::EvaluateRequest* request,
                         pb::EvaluateResponse* response) override {
     return serve(access_, context, [&](Call& call) {
-      const EvaluationOptions options = options_of(*request);
+      const EvaluationOptions options = options_of(*request, engine_.descriptor_model());
       std::vector<EvalImage> images;
       std::set<std::string> identities;
       for (const pb::LabelledPhoto& photo : request->photos()) {
@@ -96,14 +96,14 @@ class EvaluationService final : public pb::Evaluation::Service {
   }
 
  private:
-  static EvaluationOptions options_of(const pb::EvaluateRequest& r) {
+  static EvaluationOptions options_of(const pb::EvaluateRequest& r, const DescriptorModel& model) {
     if (r.photos_size() < 4 || r.photos_size() > kMaxPhotos) {
       throw Error(ErrorCode::kInvalidArgument,
                   "send 4.." + std::to_string(kMaxPhotos) + " photos, got " +
                       std::to_string(r.photos_size()) + " (more: use frs eval offline)");
     }
     EvaluationOptions o;
-    if (r.max_distance() != 0) o.max_distance = r.max_distance();
+    o.max_distance = r.max_distance() != 0 ? r.max_distance() : default_watchlist_threshold(model);
     if (!(o.max_distance > 0 && o.max_distance <= 4)) {
       throw Error(ErrorCode::kInvalidArgument, "max_distance must be in (0, 4]");
     }

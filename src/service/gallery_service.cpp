@@ -801,7 +801,7 @@ class GalleryService final : public pb::Gallery::Service {
 }  // namespace
 
 float default_max_distance_ceiling(const DescriptorModel& model) {
-  return calibrate_built_in(model, 0.01, 1000).max_distance + kCeilingMargin;
+  return default_watchlist_threshold(model) + kCeilingMargin;
 }
 
 std::unique_ptr<grpc::Service> make_gallery_service(AccessControl& access, Gallery& gallery,

@@ -151,6 +151,9 @@ class SearchService final : public pb::Search::Service {
       const Face a = largest(request->image_a(), "a");
       const Face b = largest(request->image_b(), "b");
       response->set_distance(distance(*a.embedding, *b.embedding));
+      const DescriptorModel& model = engine_.descriptor_model();
+      response->set_descriptor_model(std::string(model.id));
+      response->set_verify_max_distance(model.calibration.verify_max_distance);
       to_proto(a.box, response->mutable_box_a());
       to_proto(b.box, response->mutable_box_b());
     });

@@ -23,7 +23,7 @@ void report(const char* name, const DetectionScore& s) {
 
 TEST(DetectionAccuracy, BlazeFaceOnDlibTestingSet) {
   const auto images = read_imglab(testdata_dir() / "detection" / "dlib" / "testing.xml");
-  const DetectionScore s = score_set(shared_engine(), images, {"face"});
+  const DetectionScore s = score_set(shared_dlib_engine(), images, {"face"});
   report("dlib testing.xml, BlazeFace", s);
   EXPECT_EQ(s.expected, 25);
   EXPECT_EQ(s.found, 25);
@@ -32,7 +32,7 @@ TEST(DetectionAccuracy, BlazeFaceOnDlibTestingSet) {
 
 TEST(DetectionAccuracy, BlazeFaceOnDlibTrainingSet) {
   const auto images = read_imglab(testdata_dir() / "detection" / "dlib" / "training.xml");
-  const DetectionScore s = score_set(shared_engine(), images, {"face"});
+  const DetectionScore s = score_set(shared_dlib_engine(), images, {"face"});
   report("dlib training.xml, BlazeFace", s);
   EXPECT_GE(s.recall(), 0.9);
   EXPECT_GE(s.precision(), 0.9);
@@ -90,7 +90,7 @@ TEST(DetectionAccuracy, BlazeFaceOnStreetAndCrowdPhotos) {
   const auto images = read_voc(dir / "annotations", dir / "images");
   ASSERT_EQ(images.size(), 120u);
   // Recall counts bare faces; a detection of a masked face is not held against precision.
-  const DetectionScore s = score_set(shared_engine(), images, {"sin_mascarilla"});
+  const DetectionScore s = score_set(shared_dlib_engine(), images, {"sin_mascarilla"});
   report("voc bare faces, BlazeFace", s);
   // Measured 52/89 = 0.584: most misses are faces under 24 pixels, below what the default
   // min_face_px (40) promises. Precision here is a lower bound: many background faces in
@@ -100,7 +100,7 @@ TEST(DetectionAccuracy, BlazeFaceOnStreetAndCrowdPhotos) {
 
   DetectionScore large;
   for (const AnnotatedImage& image : images) {
-    score_detections(image.boxes, shared_engine().detect(load_image(image.file)),
+    score_detections(image.boxes, shared_dlib_engine().detect(load_image(image.file)),
                      {"sin_mascarilla"}, 0.3f, large, 40);
   }
   report("voc bare faces >= 40 px, BlazeFace", large);

@@ -16,7 +16,7 @@ namespace {
 PreparedPhoto prepare(const cv::Mat& bgr, const EnrollmentRules& rules = {}) {
   std::vector<std::uint8_t> png;
   cv::imencode(".png", bgr, png);
-  return prepare_photo(shared_engine(), png, std::nullopt, rules);
+  return prepare_photo(shared_dlib_engine(), png, std::nullopt, rules);
 }
 
 std::string reason_of(const cv::Mat& bgr, const EnrollmentRules& rules = {}) {
@@ -30,7 +30,7 @@ bool starts_with(const std::string& text, const std::string& prefix) {
 
 // Two near-black lenses and a bridge over the eyes of the photo's largest face.
 cv::Mat with_dark_glasses(const cv::Mat& bgr) {
-  const Face face = shared_engine().analyze(bgr, false).at(0);
+  const Face face = shared_dlib_engine().analyze(bgr, false).at(0);
   cv::Mat covered = bgr.clone();
   const auto& l = face.landmarks;
   const cv::Point2f right = (l[36] + l[39]) * 0.5f, left = (l[42] + l[45]) * 0.5f;
@@ -49,7 +49,7 @@ TEST(EnrollmentGate, RefusesBlurredTurnedAndCoveredPhotosSayingWhy) {
   EXPECT_EQ(reason_of(obama), "accepted");
 
   // Blur scaled to the face: sigma 4 px on lfw10's 100-px faces.
-  const float face_px = shared_engine().analyze(obama, false).at(0).quality.face_px;
+  const float face_px = shared_dlib_engine().analyze(obama, false).at(0).quality.face_px;
   cv::Mat blurred;
   cv::GaussianBlur(obama, blurred, {0, 0}, 0.04 * face_px);
   EXPECT_TRUE(starts_with(reason_of(blurred), "blurred: sharpness")) << reason_of(blurred);

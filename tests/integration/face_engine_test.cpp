@@ -52,12 +52,12 @@ TEST(FaceEngine, JitteredDescriptorsAreRepeatableAndNearThePlainOne) {
   options.jitter = 4;
   const FaceEngine jittering(options);
   const cv::Mat obama = load_image(face_path("obama.jpg"));
-  std::vector<Face> faces = shared_engine().analyze(obama, false);
+  std::vector<Face> faces = shared_dlib_engine().analyze(obama, false);
   ASSERT_FALSE(faces.empty());
   std::vector<Face> first = {faces[0]}, second = {faces[0]}, plain = {faces[0]};
   jittering.embed(first);
   jittering.embed(second);
-  shared_engine().embed(plain);
+  shared_dlib_engine().embed(plain);
   EXPECT_EQ(*first[0].embedding, *second[0].embedding);
   const float moved = distance(*first[0].embedding, *plain[0].embedding);
   EXPECT_GT(moved, 0.0f);
@@ -68,25 +68,25 @@ TEST(FaceEngine, JitteredDescriptorsAreRepeatableAndNearThePlainOne) {
 
 TEST(FaceEngine, SingleImageAndBatchGiveTheSameDescriptors) {
   const cv::Mat group = load_image(testdata_dir() / "groups" / "bbt1.jpg");
-  std::vector<Face> batch = shared_engine().analyze(group, true);
+  std::vector<Face> batch = shared_dlib_engine().analyze(group, true);
   ASSERT_GE(batch.size(), 3u);
   for (Face& face : batch) {
     std::vector<Face> one = {face};
     one[0].embedding.reset();
-    shared_engine().embed(one);
+    shared_dlib_engine().embed(one);
     EXPECT_LT(distance(*one[0].embedding, *face.embedding), 1e-5f);
   }
 }
 
 TEST(FaceEngine, ConcurrentCallersGetTheSameAnswers) {
   const cv::Mat image = load_image(face_path("obama.jpg"));
-  const Embedding expected = *shared_engine().analyze(image).front().embedding;
+  const Embedding expected = *shared_dlib_engine().analyze(image).front().embedding;
   std::vector<std::thread> threads;
   std::vector<float> distances(4, 1.0f);
   for (int i = 0; i < 4; ++i) {
     threads.emplace_back([&, i] {
       distances[static_cast<std::size_t>(i)] =
-          distance(*shared_engine().analyze(image).front().embedding, expected);
+          distance(*shared_dlib_engine().analyze(image).front().embedding, expected);
     });
   }
   for (auto& t : threads) t.join();
@@ -124,7 +124,7 @@ TEST(FaceEngine, KnnTestPhotoWithTwoPeopleMatchesBoth) {
   std::vector<std::pair<std::string, Embedding>> gallery;
   for (const auto& img : train)
     gallery.emplace_back(img.identity, *largest_face(img.file).embedding);
-  const auto faces = shared_engine().analyze(
+  const auto faces = shared_dlib_engine().analyze(
       load_image(testdata_dir() / "faces" / "knn" / "test" / "obama_and_biden.jpg"));
   // Also in the photo: a child at the edge and (a detector false positive) a patch of the
   // background; neither may match anyone.
@@ -150,7 +150,7 @@ TEST(FaceEngine, Lfw10SamePersonPairsAreCloserThanOtherPeople) {
   int no_face = 0;
   for (const auto& img : images) {
     // LFW images are 250x250 with the subject centred: the centre-most face is the subject.
-    const auto faces = shared_engine().analyze(load_image(img.file));
+    const auto faces = shared_dlib_engine().analyze(load_image(img.file));
     if (faces.empty()) {
       ++no_face;
       continue;
@@ -216,7 +216,7 @@ TEST(FaceEngine, FindsAFortyPixelFaceInA1080pFrameOnlyWithTiling) {
     }
     return false;
   };
-  EXPECT_TRUE(found_it(shared_engine()));
+  EXPECT_TRUE(found_it(shared_dlib_engine()));
   FaceEngineOptions one_pass;
   one_pass.min_face_px = 0;
   one_pass.threads = 1;
@@ -233,7 +233,7 @@ TEST(FaceEngine, FindsAHundredFacesInOneImage) {
     tile.copyTo(
         mosaic(cv::Rect(static_cast<int>(i % 10) * 160, static_cast<int>(i / 10) * 160, 160, 160)));
   }
-  const auto faces = shared_engine().analyze(mosaic, false);
+  const auto faces = shared_dlib_engine().analyze(mosaic, false);
   // Each tile's subject is centred; count the tiles whose centre region holds a face.
   std::set<int> tiles;
   for (const Face& f : faces) {
@@ -251,8 +251,8 @@ TEST(FaceEngine, QualityRanksASharpFrontalFaceAboveABlurredOne) {
   const cv::Mat sharp = load_image(face_path("obama.jpg"));
   cv::Mat blurred;
   cv::GaussianBlur(sharp, blurred, {0, 0}, 6);
-  const auto a = shared_engine().analyze(sharp, false);
-  const auto b = shared_engine().analyze(blurred, false);
+  const auto a = shared_dlib_engine().analyze(sharp, false);
+  const auto b = shared_dlib_engine().analyze(blurred, false);
   ASSERT_FALSE(a.empty());
   ASSERT_FALSE(b.empty());
   EXPECT_GT(a[0].quality.sharpness, 4 * b[0].quality.sharpness);
@@ -269,7 +269,7 @@ TEST(FaceEngine, EstimatedQualityRanksFacesLikeTheMeasuredOne) {
   cv::GaussianBlur(sharp, blurred, {0, 0}, 6);
   cv::resize(sharp, small, {}, 0.15, 0.15, cv::INTER_AREA);
   const auto estimate = [](const cv::Mat& image) {
-    const auto found = shared_engine().detect(image);
+    const auto found = shared_dlib_engine().detect(image);
     EXPECT_FALSE(found.empty());
     return found.empty() ? FaceQuality{} : estimate_quality(image, found[0]);
   };
@@ -285,9 +285,9 @@ TEST(FaceEngine, EstimatedQualityRanksFacesLikeTheMeasuredOne) {
   int turned = 0, agreeing = 0;
   for (const auto& entry : std::filesystem::directory_iterator(testdata_dir() / "crops")) {
     const cv::Mat image = load_image(entry.path());
-    const auto found = shared_engine().detect(image);
+    const auto found = shared_dlib_engine().detect(image);
     if (found.empty()) continue;
-    const Face face = shared_engine().align(image, found[0]);
+    const Face face = shared_dlib_engine().align(image, found[0]);
     if (std::abs(face.quality.yaw) < 0.3f) continue;
     ++turned;
     const float guess = estimate_quality(image, found[0]).yaw;
@@ -304,8 +304,8 @@ TEST(FaceEngine, ThePortraitDetectorFindsTheSameSubjectAsTheFullOne) {
   std::vector<float> distances;
   for (const auto& p : read_identity_tree(testdata_dir() / "lfw10")) {
     const cv::Mat bgr = load_image(p.file);
-    const auto full = shared_engine().analyze(bgr, true);
-    const auto portrait = shared_engine().analyze_portrait(bgr, true);
+    const auto full = shared_dlib_engine().analyze(bgr, true);
+    const auto portrait = shared_dlib_engine().analyze_portrait(bgr, true);
     if (full.empty()) continue;
     ++photos;
     ASSERT_FALSE(portrait.empty()) << p.file;

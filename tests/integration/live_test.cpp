@@ -27,7 +27,7 @@ void enroll(Gallery& gallery, std::int64_t watchlist_id, const std::string& name
   std::ifstream in(photo, std::ios::binary);
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const PreparedPhoto p = prepare_photo(
-      shared_engine(), {reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()},
+      shared_dlib_engine(), {reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()},
       std::nullopt);
   ASSERT_TRUE(p.accepted) << photo << ": " << p.reason;
   Identity identity;
@@ -74,7 +74,7 @@ TEST(Live, AlertsForTheEnrolledPersonOnlyAndNothingWhenNobodyIsEnrolled) {
   AlertFeed feed;
   auto subscription = feed.subscribe();
   TestCamera camera;
-  LiveRecognizer live(shared_engine(), gallery, alerts, feed, DecisionOptions{}, 2);
+  LiveRecognizer live(shared_dlib_engine(), gallery, alerts, feed, DecisionOptions{}, 2);
   const CameraConfig config = stage(camera);
   live.add_camera(config);
 
@@ -136,7 +136,7 @@ TEST(Live, LookalikeIdentitiesAlertOnlyWhenTheTracksSearchesAgree) {
     TestCamera camera;
     DecisionOptions decisions;
     decisions.thin_margin_votes = thin_margin_votes;
-    LiveRecognizer live(shared_engine(), gallery, alerts, feed, decisions, 2);
+    LiveRecognizer live(shared_dlib_engine(), gallery, alerts, feed, decisions, 2);
     live.add_camera(stage(camera));
     return alerts_during(*subscription, 9s);  // one loop: he is on stage for 7 s
   };

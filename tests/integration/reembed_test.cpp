@@ -22,6 +22,7 @@ const FaceEngine& two_model_engine() {
   static const std::unique_ptr<FaceEngine> engine = [] {
     FaceEngineOptions options;
     options.threads = 2;
+    options.descriptor = std::string(kDlibDescriptorId);
     options.more_descriptors = {std::string(kFusedDescriptorId)};
     return std::make_unique<FaceEngine>(options);
   }();

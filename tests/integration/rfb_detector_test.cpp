@@ -177,7 +177,7 @@ TEST(RfbDetector, ScansFinerForSmallFacesAndCoarserForLargeOnes) {
 
 TEST(RfbDetector, FindsTheFaceOfAPortraitAtEverySizeWithItsLandmarkBox) {
   const cv::Mat photo = load_image(face_path("obama.jpg"));
-  const auto reference = shared_engine().detect(photo);
+  const auto reference = shared_dlib_engine().detect(photo);
   ASSERT_EQ(reference.size(), 1u);
   for (double zoom : {0.25, 0.5, 1.0, 2.0, 4.0}) {
     cv::Mat scaled;

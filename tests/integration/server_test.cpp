@@ -47,10 +47,12 @@ class ServerTest : public ::testing::Test {
     }
   }
 
-  grpc::Status create_watchlist(const std::string& name) {
+  // `model`: its descriptor model; empty = the server's default (dlib-resnet-v1).
+  grpc::Status create_watchlist(const std::string& name, const std::string& model = "") {
     grpc::ClientContext c;
     pb::CreateWatchlistRequest r;
     r.set_name(name);
+    r.set_descriptor_model(model);
     pb::Watchlist w;
     return server_->gallery().CreateWatchlist(&c, r, &w);
   }
@@ -184,7 +186,9 @@ TEST_F(ServerTest, ACalibratedThresholdIsRecordedAndExplained) {
   EXPECT_EQ(created["threshold_basis"]["gallery_size"], 1000);
   EXPECT_NE(created["threshold_basis"]["data"].get<std::string>().find("built-in"),
             std::string::npos);
-  EXPECT_NEAR(created["max_distance"].get<double>(), 0.496, 0.002);  // 0.7842 - 4.26 x 0.0676
+  // The default model's (dlib-resnet-v1): 0.7842 - 4.26 x 0.0676.
+  EXPECT_EQ(created["descriptor_model"], "dlib-resnet-v1");
+  EXPECT_NEAR(created["max_distance"].get<double>(), 0.496, 0.002);
   std::tie(code, out) =
       run_command(cli + "watchlist create big --expected-identities 300000 --json" + server);
   ASSERT_EQ(code, 0) << out;
@@ -295,7 +299,7 @@ TEST_F(ServerTest, Lfw10EnrollThreeSearchTheRestThenRestart) {
 // Watchlists of two descriptor models on one server: each is enrolled, calibrated, capped
 // and searched with its own model; descriptors of one are never compared with the other's.
 TEST_F(ServerTest, WatchlistsOfTwoModelsAreEachSearchedWithTheirOwn) {
-  ASSERT_TRUE(create_watchlist("dlib").ok());
+  ASSERT_TRUE(create_watchlist("dlib", "dlib-resnet-v1").ok());
   {
     grpc::ClientContext c;
     pb::CreateWatchlistRequest r;
@@ -641,7 +645,8 @@ TEST_F(ServerTest, BadInputsReturnTheirCodesAndChangeNothing) {
   pb::SearchResponse s1;
   EXPECT_EQ(server_->search().Search(&c1, r1, &s1).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
-  // A descriptor of another model (faceplugin-v1's 512 values) cannot be compared here.
+  // A descriptor of another model (faceplugin-v1's 512 values) given as the default
+  // model's (dlib-resnet-v1, no model named) cannot be compared here.
   grpc::ClientContext other_model_context;
   pb::SearchRequest other_model;
   auto* wide = other_model.mutable_descriptors()->add_descriptors();
@@ -684,7 +689,11 @@ TEST_F(ServerTest, CompareAndHealth) {
   r.set_image_b(bytes_of(face_path("obama2.jpg")));
   pb::CompareResponse response;
   ASSERT_TRUE(server_->search().Compare(&c, r, &response).ok());
+  // With the server's model (the default, dlib-resnet-v1), and on its scale.
+  EXPECT_EQ(response.descriptor_model(), "dlib-resnet-v1");
   EXPECT_NEAR(response.distance(), 0.378, 0.02);
+  EXPECT_FLOAT_EQ(response.verify_max_distance(), 0.6f);
+  EXPECT_LT(response.distance(), response.verify_max_distance());
   EXPECT_GT(response.box_a().width(), 200);
 
   grpc::ClientContext c2;
@@ -1056,7 +1065,7 @@ TEST_F(ServerTest, KillNineDuringBulkEnrollThenResume) {
 // the server killed mid-way; the same command resumes and switches; searches work
 // throughout and the audit log records who moved it.
 TEST_F(ServerTest, ReembedMovesAWatchlistToAnotherModelAndResumesAfterKillNine) {
-  ASSERT_TRUE(create_watchlist("lfw").ok());
+  ASSERT_TRUE(create_watchlist("lfw", "dlib-resnet-v1").ok());
   const std::string server = " --server " + server_->address();
   auto [code, out] =
       run_command(std::string(FRS_CLI) + " enroll --json" + server + " --watchlist lfw --dir '" +
@@ -1225,7 +1234,7 @@ TEST_F(ServerTest, CamerasAndAlertsThroughTheCli) {
   EXPECT_EQ(alert["external_id"], "LMM-1");
   EXPECT_EQ(alert["camera"], "stage");
   EXPECT_EQ(alert["review"], "pending");
-  EXPECT_LE(alert["distance"].get<double>(), 0.5);
+  EXPECT_LE(alert["distance"].get<double>(), get_watchlist("wanted").max_distance());
 
   std::tie(code, out) = run_command(frs + "camera list --json" + server);
   ASSERT_EQ(code, 0) << out;

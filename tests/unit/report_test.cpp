@@ -121,6 +121,7 @@ TEST_F(ReportTest, CountsAreThoseOfTheScriptedPeriod) {
 
   ReportSources sources{&alerts_, gallery_.get(), 2,
                         [](const std::string& model) { return "named " + model; }};
+  sources.default_model = std::string(kDlibDescriptorId);  // a server run with dlib's model
   const auto r = build_report(*audit_, sources, t0_, to_, now_unix_ms());
   EXPECT_EQ(r.searches(), 4);
   EXPECT_EQ(r.searches_refused(), 1);

@@ -15,8 +15,10 @@ inline constexpr double kReportedFmrs[] = {1e-2, 1e-3, 1e-4};
 inline constexpr double kReportedFpirs[] = {0.1, 0.01};
 
 struct EvaluationOptions {
-  float max_distance = 0.5f;  // the operating threshold reported at
-  OpenSetOptions open_set;    // identification (identity sets only)
+  // The operating threshold reported at (frs eval and the Evaluate RPC give the model's
+  // default_watchlist_threshold unless told another).
+  float max_distance = 0.5f;
+  OpenSetOptions open_set;  // identification (identity sets only)
   // Calibration, when target_fpir > 0: the max_distance keeping the expected false-alert
   // rate at target_fpir for a watchlist of gallery_size identities.
   double target_fpir = 0;

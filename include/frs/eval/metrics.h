@@ -152,6 +152,14 @@ Calibration calibrate_from_tail(double tail_mean, double tail_sd, std::size_t im
 // models side by side").
 Calibration calibrate_built_in(const DescriptorModel& model, double target_fpir,
                                std::size_t gallery_size);
+// What a watchlist is calibrated for when nothing else is said: its expected false-alert
+// rate and size (frs-server --default-target-fpir and --default-expected-identities).
+inline constexpr double kDefaultTargetFpir = 0.01;
+inline constexpr std::size_t kDefaultExpectedIdentities = 1000;
+// The threshold a new watchlist of `model` gets by default: calibrate_built_in at the two
+// defaults above (dlib-resnet-v1 0.496, faceplugin-v1 1.104, fused-v1 0.683). `frs eval`
+// reports at it unless told another, and bench_track_fusion judges each model at it.
+float default_watchlist_threshold(const DescriptorModel& model);
 // What a threshold basis says such a calibration rests on, in words.
 std::string built_in_calibration_data(const DescriptorModel& model);
 

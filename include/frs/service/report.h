@@ -12,6 +12,7 @@
 #include "frs/auth/audit_log.h"
 #include "frs/gallery/gallery.h"
 #include "frs/v1/audit.pb.h"
+#include "frs/vision/descriptor_model.h"
 
 namespace frs::service {
 
@@ -23,7 +24,8 @@ struct ReportSources {
   // the model files is work a report can afford and start-up should not do). Empty: not
   // named.
   std::function<std::string(const std::string& model)> describe_model;
-  std::string default_model = "dlib-resnet-v1";  // of new watchlists (frs-server --descriptor)
+  // Of new watchlists (frs-server --descriptor).
+  std::string default_model = std::string(kDefaultDescriptorId);
 };
 
 // The report of [from_ms, to_ms] as of `now_ms`. kInvalidArgument when to_ms < from_ms.

@@ -16,6 +16,7 @@
 #include "frs/core/admission.h"
 #include "frs/core/cancel.h"
 #include "frs/core/error.h"
+#include "frs/eval/metrics.h"
 #include "frs/gallery/enrollment.h"
 #include "frs/gallery/gallery.h"
 #include "frs/live/camera_store.h"
@@ -30,9 +31,9 @@ namespace frs::service {
 // expected_identities, frs-server --default-expected-identities).
 inline constexpr std::int64_t kMaxExpectedIdentities = 1'000'000'000;
 
-// frs-server's default --max-distance-ceiling of a descriptor model: its built-in impostor
-// model's calibration for 1,000 identities at FPIR 0.01 (dlib-resnet-v1 0.496,
-// faceplugin-v1 1.104, fused-v1 0.683) plus kCeilingMargin.
+// frs-server's default --max-distance-ceiling of a descriptor model: its
+// default_watchlist_threshold (dlib-resnet-v1 0.496, faceplugin-v1 1.104, fused-v1 0.683)
+// plus kCeilingMargin.
 inline constexpr float kCeilingMargin = 0.05f;
 float default_max_distance_ceiling(const DescriptorModel& model);
 
@@ -41,8 +42,8 @@ struct ServiceOptions {
   // impostor model (BuiltInImpostorModel) for the request's expected_identities (or
   // default_expected_identities) at default_target_fpir; > 0 = this fixed number.
   float default_max_distance = 0;
-  double default_target_fpir = 0.01;                // (0, 1)
-  std::int64_t default_expected_identities = 1000;  // >= 1
+  double default_target_fpir = kDefaultTargetFpir;                        // (0, 1)
+  std::int64_t default_expected_identities = kDefaultExpectedIdentities;  // >= 1
   EnrollmentRules enrollment;
   int max_photos_per_request = 32;
   // Called after a watchlist was created, deleted or authorised (the live path re-reads

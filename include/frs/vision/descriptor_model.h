@@ -51,6 +51,10 @@ struct DescriptorModel {
 inline constexpr std::string_view kDlibDescriptorId = "dlib-resnet-v1";
 inline constexpr std::string_view kFacepluginDescriptorId = "faceplugin-v1";
 inline constexpr std::string_view kFusedDescriptorId = "fused-v1";
+// The default for new watchlists and offline commands, chosen by measurement: on the live
+// clip fused-v1 and faceplugin-v1 put an audience member within Obama's default threshold
+// and dlib's model keeps every stranger out with a margin (docs/accuracy.md, "The default
+// model"); fused-v1 misses fewer people in photo sets and is chosen per watchlist.
 inline constexpr std::string_view kDefaultDescriptorId = kDlibDescriptorId;
 
 inline constexpr const char* kFacepluginModelFile = "fr_feature.onnx";
