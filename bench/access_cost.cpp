@@ -85,7 +85,7 @@ void bench_search(int calls, int rounds) {
   const frs::testing::ScopedTempDir dir("access-cost");
   frs::GalleryOptions options;
   options.snapshot_dir = dir / "index";
-  frs::Gallery gallery(frs::open_sqlite_store(dir / "gallery.db"), options);
+  frs::Gallery gallery(frs::open_gallery_store(dir / "gallery.db"), options);
   frs::Watchlist w;
   w.name = "wanted";
   w.max_distance = 0.5f;
@@ -105,8 +105,8 @@ void bench_search(int calls, int rounds) {
   engine_options.threads = 1;
   const frs::FaceEngine engine(engine_options);
 
-  auto tokens = frs::open_sqlite_token_store(dir / "tokens.db");
-  auto audit = frs::open_sqlite_audit_log(dir / "audit.db");
+  auto tokens = frs::open_token_store(dir / "tokens.db");
+  auto audit = frs::open_audit_log(dir / "audit.db");
   const std::string secret = frs::testing::make_token(*tokens, "bench", frs::Role::kInvestigator);
   frs::service::AccessControl access(*tokens, *audit, {.calls_per_second = 0, .burst = 1});
   frs::service::ServiceOptions service_options;
@@ -185,7 +185,7 @@ void bench_search(int calls, int rounds) {
 void bench_verify(std::int64_t rows) {
   const frs::testing::ScopedTempDir dir("audit-verify");
   const auto file = dir / "audit.db";
-  frs::open_sqlite_audit_log(file);  // the schema
+  frs::open_audit_log(file);  // the schema
   sqlite3* db = nullptr;
   sqlite3_open(file.c_str(), &db);
   sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
@@ -233,7 +233,7 @@ void bench_verify(std::int64_t rows) {
   sqlite3_close(db);
   std::printf("built %lld rows in %.1f s\n", static_cast<long long>(rows),
               std::chrono::duration<double>(Clock::now() - start_build).count());
-  auto log = frs::open_sqlite_audit_log(file);
+  auto log = frs::open_audit_log(file);
   std::vector<double> rates;
   for (int run = 0; run < 3; ++run) {
     const auto start = Clock::now();

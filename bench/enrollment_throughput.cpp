@@ -58,7 +58,7 @@ int main() {
       std::filesystem::remove_all(dir);
       std::filesystem::create_directories(dir);
       {
-        Gallery gallery(open_sqlite_store(dir / "gallery.db"), GalleryOptions{});
+        Gallery gallery(open_gallery_store(dir / "gallery.db"), GalleryOptions{});
         Watchlist w;
         w.name = "bench";
         w.descriptor_model = descriptor;

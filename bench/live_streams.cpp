@@ -229,7 +229,7 @@ int main(int argc, char** argv) {
     engine_options.more_descriptors.assign(descriptors.begin() + 1, descriptors.end());
     const FaceEngine engine(engine_options);
     std::filesystem::remove(dir / "gallery.db");
-    Gallery gallery(open_sqlite_store(dir / "gallery.db"), GalleryOptions{});
+    Gallery gallery(open_gallery_store(dir / "gallery.db"), GalleryOptions{});
     std::ifstream in(testing::testdata_dir() / "faces" / "lin-manuel-miranda.png",
                      std::ios::binary);
     const std::string his_photo((std::istreambuf_iterator<char>(in)),

@@ -79,7 +79,7 @@ const FaceEngine& engine() {
 // Everything frs-server builds, once per process.
 struct Services {
   Services()
-      : gallery(open_sqlite_store(scratch() / "gallery.db"),
+      : gallery(open_gallery_store(scratch() / "gallery.db"),
                 [] {
                   GalleryOptions o;
                   o.snapshot_dir = scratch() / "index";
@@ -88,8 +88,8 @@ struct Services {
         alerts(scratch() / "alerts.db"),
         cameras(scratch() / "cameras.db"),
         live(engine(), gallery, alerts, feed, DecisionOptions{}, 1),
-        tokens(open_sqlite_token_store(scratch() / "tokens.db")),
-        audit(open_sqlite_audit_log(scratch() / "audit.db")),
+        tokens(open_token_store(scratch() / "tokens.db")),
+        audit(open_audit_log(scratch() / "audit.db")),
         access(*tokens, *audit, {.calls_per_second = 0, .burst = 1}) {
     // Fuzzed camera URLs may only reach this machine's loopback, and no files.
     live.set_source_policy({{}, {"127.0.0.0/8"}});

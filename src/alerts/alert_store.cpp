@@ -12,7 +12,7 @@
 namespace frs {
 namespace {
 
-const char* const kMigrations[] = {
+const char* const kSqliteMigrations[] = {
     R"sql(
 CREATE TABLE alerts (
   id                 INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused
@@ -55,6 +55,48 @@ ALTER TABLE alerts ADD COLUMN track_descriptor BLOB;
 CREATE INDEX alerts_by_detection_time ON alerts(detected_at_ms);
 )sql",
 };
+
+const char* const kPostgresMigrations[] = {
+    R"sql(
+CREATE TABLE alerts (
+  id                 BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,  -- taken under the write lock
+  camera             TEXT NOT NULL,
+  captured_at_ms     BIGINT NOT NULL,
+  detected_at_ms     BIGINT NOT NULL,
+  track_id           BIGINT NOT NULL,
+  track_path         TEXT NOT NULL,
+  identity_id        BIGINT NOT NULL,
+  external_id        TEXT NOT NULL,
+  display_name       TEXT NOT NULL,
+  watchlist          TEXT NOT NULL,
+  face_id            BIGINT NOT NULL,
+  distance           DOUBLE PRECISION NOT NULL,
+  runner_up_distance DOUBLE PRECISION,
+  face_jpeg          BYTEA NOT NULL,
+  review             TEXT NOT NULL DEFAULT 'pending'
+                     CHECK (review IN ('pending', 'confirmed', 'rejected')),
+  review_note        TEXT NOT NULL DEFAULT '',
+  reviewed_by        TEXT NOT NULL DEFAULT '',
+  reviewed_at_ms     BIGINT NOT NULL DEFAULT 0,
+  face_descriptor    BYTEA,
+  track_descriptor   BYTEA
+);
+CREATE INDEX alerts_by_camera ON alerts(camera, id);
+CREATE INDEX alerts_by_detection_time ON alerts(detected_at_ms);
+CREATE TABLE alert_reviews (
+  alert_id BIGINT NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
+  reviewer TEXT NOT NULL,
+  decision TEXT NOT NULL CHECK (decision IN ('confirmed', 'rejected')),
+  note     TEXT NOT NULL,
+  at_ms    BIGINT NOT NULL,
+  PRIMARY KEY (alert_id, reviewer)
+);
+)sql",
+};
+
+// Held from an alert's id to its commit, on every node.
+constexpr const char* kAlertWriteLock = "frs.alerts";
+constexpr const char* kReviewWriteLock = "frs.alert-reviews";
 
 const std::string kColumns =
     "id, camera, captured_at_ms, detected_at_ms, track_id, track_path, identity_id, "
@@ -142,20 +184,23 @@ const char* to_string(ReviewState state) {
   return "pending";
 }
 
-AlertStore::AlertStore(const std::filesystem::path& file)
-    : db_(file, "the alert log", kMigrations) {
-  // A purged face crop must not stay readable in the file's free pages.
-  db_.exec("PRAGMA secure_delete=ON");
+AlertStore::AlertStore(const StoreLocation& where)
+    : db_(open_database(where, "alerts", "the alert log",
+                        {kSqliteMigrations, kPostgresMigrations})) {
+  // A purged face crop must not stay readable in the file's free pages. (PostgreSQL's
+  // are reclaimed by VACUUM but not overwritten: docs/operations.md.)
+  if (db_->dialect() == SqlDialect::kSqlite) db_->exec("PRAGMA secure_delete=ON");
 }
 
 Alert AlertStore::append(Alert alert) {
   std::lock_guard lock(mutex_);
-  Statement s(db_,
+  Transaction t(*db_, kAlertWriteLock);
+  Statement s(*db_,
               "INSERT INTO alerts(camera, captured_at_ms, detected_at_ms, track_id, "
               "track_path, identity_id, external_id, display_name, watchlist, face_id, "
               "distance, runner_up_distance, face_jpeg, face_descriptor, track_descriptor) "
               "VALUES (" +
-                  sql_parameters(15) + ")");
+                  sql_parameters(15) + ") RETURNING id");
   s.bind(1, alert.camera).bind(2, alert.captured_at_ms).bind(3, alert.detected_at_ms);
   s.bind(4, static_cast<std::int64_t>(alert.track_id)).bind(5, path_json(alert.track_path));
   s.bind(6, alert.identity_id).bind(7, alert.external_id).bind(8, alert.display_name);
@@ -170,7 +215,8 @@ Alert AlertStore::append(Alert alert) {
   bind_descriptor(s, 14, alert.face_descriptor);
   bind_descriptor(s, 15, alert.track_descriptor);
   s.step();
-  alert.id = db_.last_insert_rowid();
+  alert.id = s.integer(0);
+  t.commit();
   alert.review = ReviewState::kPending;
   return alert;
 }
@@ -194,7 +240,7 @@ std::vector<Alert> AlertStore::list(const AlertFilter& filter) {
   sql += " ORDER BY id LIMIT ?";
 
   std::lock_guard lock(mutex_);
-  Statement s(db_, sql);
+  Statement s(*db_, sql);
   int at = 1;
   s.bind(at++, filter.after_id);
   for (const auto& c : filter.cameras) s.bind(at++, c);
@@ -215,8 +261,8 @@ std::vector<Alert> AlertStore::list(const AlertFilter& filter) {
 
 std::optional<Alert> AlertStore::get(std::int64_t id, bool with_images) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, "SELECT " + kColumns +
-                       ", face_jpeg, face_descriptor, track_descriptor FROM alerts WHERE id = ?");
+  Statement s(*db_, "SELECT " + kColumns +
+                        ", face_jpeg, face_descriptor, track_descriptor FROM alerts WHERE id = ?");
   s.bind(1, id);
   if (!s.step()) return std::nullopt;
   Alert a = read_alert(s);
@@ -228,9 +274,9 @@ std::optional<Alert> AlertStore::get(std::int64_t id, bool with_images) {
 }
 
 std::vector<AlertReview> AlertStore::reviews_of(std::int64_t id) {
-  Statement s(db_,
+  Statement s(*db_,
               "SELECT reviewer, decision, note, at_ms FROM alert_reviews WHERE alert_id = ? "
-              "ORDER BY at_ms, rowid");
+              "ORDER BY at_ms, reviewer");
   s.bind(1, id);
   std::vector<AlertReview> out;
   while (s.step()) out.push_back({s.text(0), review_from(s.text(1)), s.text(2), s.integer(3)});
@@ -251,8 +297,9 @@ Alert AlertStore::review(std::int64_t id, ReviewState decision, const std::strin
   if (reviewer.empty()) throw Error(ErrorCode::kInvalidArgument, "a review needs a reviewer");
   {
     std::lock_guard lock(mutex_);
-    Transaction t(db_);
-    Statement existing(db_, "SELECT review, reviewed_by, reviewed_at_ms FROM alerts WHERE id = ?");
+    // Two reviewers on two nodes must not both find the alert pending.
+    Transaction t(*db_, kReviewWriteLock);
+    Statement existing(*db_, "SELECT review, reviewed_by, reviewed_at_ms FROM alerts WHERE id = ?");
     existing.bind(1, id);
     if (!existing.step()) {
       throw Error(ErrorCode::kNotFound, "alert " + std::to_string(id) + " does not exist");
@@ -273,18 +320,18 @@ Alert AlertStore::review(std::int64_t id, ReviewState decision, const std::strin
                       "): it needs a confirmation from someone else");
     }
     const std::int64_t at = now_unix_ms();
-    Statement insert(db_,
+    Statement insert(*db_,
                      "INSERT INTO alert_reviews(alert_id, reviewer, decision, note, at_ms) "
                      "VALUES (?, ?, ?, ?, ?)");
     insert.bind(1, id).bind(2, reviewer).bind(3, std::string(to_string(decision)));
     insert.bind(4, note).bind(5, at).step();
     Statement confirmations(
-        db_, "SELECT COUNT(*) FROM alert_reviews WHERE alert_id = ? AND decision = 'confirmed'");
+        *db_, "SELECT COUNT(*) FROM alert_reviews WHERE alert_id = ? AND decision = 'confirmed'");
     confirmations.bind(1, id).step();
     const bool decided =
         decision == ReviewState::kRejected || confirmations.integer(0) >= confirmations_needed;
     if (decided) {
-      Statement s(db_,
+      Statement s(*db_,
                   "UPDATE alerts SET review = ?, review_note = ?, reviewed_by = ?, "
                   "reviewed_at_ms = ? WHERE id = ?");
       s.bind(1, std::string(to_string(decision))).bind(2, note).bind(3, reviewer);
@@ -297,7 +344,7 @@ Alert AlertStore::review(std::int64_t id, ReviewState decision, const std::strin
 
 std::int64_t AlertStore::last_id() {
   std::lock_guard lock(mutex_);
-  Statement s(db_, "SELECT COALESCE(MAX(id), 0) FROM alerts");
+  Statement s(*db_, "SELECT COALESCE(MAX(id), 0) FROM alerts");
   s.step();
   return s.integer(0);
 }
@@ -311,17 +358,18 @@ AlertPurge AlertStore::purge(std::int64_t before_ms, std::int64_t confirmed_befo
       " FROM alerts WHERE (review != 'confirmed' AND detected_at_ms < ?) OR "
       "(review = 'confirmed' AND detected_at_ms < ?)";
   std::lock_guard lock(mutex_);
-  Transaction t(db_);
-  Statement counted(db_,
-                    "SELECT COUNT(*), COALESCE(SUM(review = 'confirmed'), 0), "
-                    "COALESCE(MIN(id), 0), COALESCE(MAX(id), 0)" +
-                        which);
+  Transaction t(*db_);
+  Statement counted(
+      *db_,
+      "SELECT COUNT(*), COALESCE(SUM(CASE WHEN review = 'confirmed' THEN 1 ELSE 0 END), 0), "
+      "COALESCE(MIN(id), 0), COALESCE(MAX(id), 0)" +
+          which);
   counted.bind(1, before_ms).bind(2, confirmed_before_ms).step();
   AlertPurge out{counted.integer(0), counted.integer(1), counted.integer(2), counted.integer(3)};
   if (out.alerts == 0) return out;
-  Statement reviews(db_, "DELETE FROM alert_reviews WHERE alert_id IN (SELECT id" + which + ")");
+  Statement reviews(*db_, "DELETE FROM alert_reviews WHERE alert_id IN (SELECT id" + which + ")");
   reviews.bind(1, before_ms).bind(2, confirmed_before_ms).step();
-  Statement alerts(db_, "DELETE" + which);
+  Statement alerts(*db_, "DELETE" + which);
   alerts.bind(1, before_ms).bind(2, confirmed_before_ms).step();
   t.commit();
   return out;

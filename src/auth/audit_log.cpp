@@ -5,12 +5,12 @@
 
 #include "frs/core/digest.h"
 #include "frs/core/error.h"
-#include "frs/storage/sqlite.h"
+#include "frs/storage/database.h"
 
 namespace frs {
 namespace {
 
-const char* const kMigrations[] = {
+const char* const kSqliteMigrations[] = {
     R"sql(
 CREATE TABLE audit (
   seq             INTEGER PRIMARY KEY,   -- 1, 2, 3, ... (checked by the chain, not by SQLite)
@@ -31,6 +31,31 @@ CREATE INDEX audit_time ON audit(time_ms);
 CREATE INDEX audit_token ON audit(token, seq);
 )sql",
 };
+
+const char* const kPostgresMigrations[] = {
+    R"sql(
+CREATE TABLE audit (
+  seq             BIGINT PRIMARY KEY,   -- 1, 2, 3, ...: the chain's, taken under the write lock
+  time_ms         BIGINT NOT NULL,
+  token           TEXT NOT NULL,
+  role            TEXT NOT NULL,
+  peer            TEXT NOT NULL,
+  method          TEXT NOT NULL,
+  purpose         TEXT NOT NULL,
+  outcome         BIGINT NOT NULL,
+  outcome_message TEXT NOT NULL,
+  targets         TEXT NOT NULL,
+  details         TEXT NOT NULL,
+  previous_hash   TEXT NOT NULL,
+  hash            TEXT NOT NULL
+);
+CREATE INDEX audit_time ON audit(time_ms);
+CREATE INDEX audit_token ON audit(token, seq);
+)sql",
+};
+
+// Held from reading the chain's head to committing the row after it, on every node.
+constexpr const char* kAuditWriteLock = "frs.audit";
 
 constexpr const char* kColumns =
     "seq, time_ms, token, role, peer, method, purpose, outcome, outcome_message, targets, "
@@ -54,20 +79,18 @@ AuditRecord read_row(const Statement& s) {
   return r;
 }
 
-class SqliteAuditLog final : public AuditLog {
+class SqlAuditLog final : public AuditLog {
  public:
-  explicit SqliteAuditLog(const std::filesystem::path& file)
-      : db_(file, "the audit log", kMigrations) {
-    head_ = read_head();
-  }
+  explicit SqlAuditLog(const StoreLocation& where)
+      : db_(open_database(where, "audit", "the audit log",
+                          {kSqliteMigrations, kPostgresMigrations})) {}
 
   AuditRecord append(const AuditEntry& entry) override {
     std::lock_guard lock(mutex_);
     try {
-      Transaction tx(db_);
+      Transaction tx(*db_, kAuditWriteLock);
       AuditRecord row = insert_locked(entry);
       tx.commit();
-      head_ = {row.seq, row.hash};
       return row;
     } catch (const std::exception& e) {
       throw unwritable(e);
@@ -77,20 +100,21 @@ class SqliteAuditLog final : public AuditLog {
   std::optional<AuditRecord> purge(std::int64_t before_ms, AuditEntry record) override {
     std::lock_guard lock(mutex_);
     try {
-      Transaction tx(db_);
+      Transaction tx(*db_, kAuditWriteLock);
+      const AuditHead head = read_head();
       // Only a prefix of the chain goes, so what is left is still one unbroken chain.
-      Statement first_kept(db_, "SELECT MIN(seq) FROM audit WHERE time_ms >= ?");
+      Statement first_kept(*db_, "SELECT MIN(seq) FROM audit WHERE time_ms >= ?");
       first_kept.bind(1, before_ms).step();
-      const std::int64_t through = first_kept.is_null(0) ? head_.seq : first_kept.integer(0) - 1;
-      Statement last(db_, "SELECT seq, hash FROM audit WHERE seq <= ? ORDER BY seq DESC LIMIT 1");
+      const std::int64_t through = first_kept.is_null(0) ? head.seq : first_kept.integer(0) - 1;
+      Statement last(*db_, "SELECT seq, hash FROM audit WHERE seq <= ? ORDER BY seq DESC LIMIT 1");
       last.bind(1, through);
       if (!last.step()) return std::nullopt;
       const std::int64_t last_seq = last.integer(0);
       const std::string last_hash = last.text(1);
-      Statement count(db_, "SELECT COUNT(*) FROM audit WHERE seq <= ?");
+      Statement count(*db_, "SELECT COUNT(*) FROM audit WHERE seq <= ?");
       count.bind(1, last_seq).step();
       const std::int64_t rows = count.integer(0);
-      Statement(db_, "DELETE FROM audit WHERE seq <= ?").bind(1, last_seq).step();
+      Statement(*db_, "DELETE FROM audit WHERE seq <= ?").bind(1, last_seq).step();
       nlohmann::json details = nlohmann::json::parse(record.details_json);
       details["purged_through_seq"] = last_seq;
       details["purged_through_hash"] = last_hash;
@@ -100,7 +124,6 @@ class SqliteAuditLog final : public AuditLog {
       record.details_json = details.dump();
       AuditRecord row = insert_locked(record);
       tx.commit();
-      head_ = {row.seq, row.hash};
       return row;
     } catch (const nlohmann::json::exception& e) {
       throw Error(ErrorCode::kInvalidArgument,
@@ -125,7 +148,7 @@ class SqliteAuditLog final : public AuditLog {
     }
     sql += " ORDER BY seq LIMIT ?";
     std::lock_guard lock(mutex_);
-    Statement s(db_, sql);
+    Statement s(*db_, sql);
     int at = 1;
     s.bind(at++, q.after_seq);
     if (q.since_ms > 0) s.bind(at++, q.since_ms);
@@ -157,8 +180,8 @@ class SqliteAuditLog final : public AuditLog {
       std::vector<AuditRecord> page;
       {
         std::lock_guard lock(mutex_);
-        Statement s(db_, std::string("SELECT ") + kColumns +
-                             " FROM audit WHERE seq > ? ORDER BY seq LIMIT 5000");
+        Statement s(*db_, std::string("SELECT ") + kColumns +
+                              " FROM audit WHERE seq > ? ORDER BY seq LIMIT 5000");
         s.bind(1, after);
         while (s.step()) page.push_back(read_row(s));
       }
@@ -173,20 +196,21 @@ class SqliteAuditLog final : public AuditLog {
 
   AuditHead head() override {
     std::lock_guard lock(mutex_);
-    return head_;
+    return read_head();
   }
 
  private:
-  // Writes a row after the head; the caller holds mutex_ and a transaction, and moves
-  // head_ once it commits.
+  // Writes a row after the head; the caller holds mutex_ and a transaction with the audit
+  // write lock, so that no other writer, on any node, moves the head before it commits.
   AuditRecord insert_locked(const AuditEntry& entry) {
     AuditRecord row;
     static_cast<AuditEntry&>(row) = entry;
-    row.seq = head_.seq + 1;
-    row.previous_hash = head_.hash;
+    const AuditHead head = read_head();
+    row.seq = head.seq + 1;
+    row.previous_hash = head.hash;
     row.hash = audit_row_hash(row);
-    Statement s(db_, std::string("INSERT INTO audit(") + kColumns +
-                         ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    Statement s(*db_, std::string("INSERT INTO audit(") + kColumns +
+                          ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     s.bind(1, row.seq)
         .bind(2, row.time_ms)
         .bind(3, row.token)
@@ -204,27 +228,20 @@ class SqliteAuditLog final : public AuditLog {
     return row;
   }
 
-  // A write that failed: the head in memory may be stale (another writer, a restored
-  // file), so it is read again before the next row; one failure does not break the chain.
-  Error unwritable(const std::exception& e) {
-    try {
-      head_ = read_head();
-    } catch (const std::exception&) {
-    }
+  static Error unwritable(const std::exception& e) {
     return Error(
         ErrorCode::kUnavailable,
         std::string("the audit log cannot be written, so the call was refused: ") + e.what());
   }
 
   AuditHead read_head() {
-    Statement s(db_, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
+    Statement s(*db_, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
     if (!s.step()) return {0, kAuditGenesisHash};
     return {s.integer(0), s.text(1)};
   }
 
   std::mutex mutex_;
-  SqliteDatabase db_;
-  AuditHead head_;
+  std::unique_ptr<Database> db_;
 };
 
 }  // namespace
@@ -346,8 +363,8 @@ AuditVerification AuditChainChecker::finish() {
   return result_;
 }
 
-std::unique_ptr<AuditLog> open_sqlite_audit_log(const std::filesystem::path& file) {
-  return std::make_unique<SqliteAuditLog>(file);
+std::unique_ptr<AuditLog> open_audit_log(const StoreLocation& where) {
+  return std::make_unique<SqlAuditLog>(where);
 }
 
 }  // namespace frs

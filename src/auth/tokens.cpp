@@ -13,12 +13,12 @@
 #include "frs/core/digest.h"
 #include "frs/core/error.h"
 #include "frs/core/text.h"
-#include "frs/storage/sqlite.h"
+#include "frs/storage/database.h"
 
 namespace frs {
 namespace {
 
-const char* const kMigrations[] = {
+const char* const kSqliteMigrations[] = {
     R"sql(
 CREATE TABLE tokens (
   id             INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused
@@ -32,6 +32,23 @@ CREATE TABLE tokens (
   revoked_by     TEXT NOT NULL DEFAULT ''
 );
 -- One token of a name at a time; a revoked name may be given to a new token.
+CREATE UNIQUE INDEX tokens_active_name ON tokens(name) WHERE revoked_at_ms = 0;
+)sql",
+};
+
+const char* const kPostgresMigrations[] = {
+    R"sql(
+CREATE TABLE tokens (
+  id             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  name           TEXT NOT NULL,
+  role           TEXT NOT NULL,
+  secret_sha256  TEXT NOT NULL UNIQUE,
+  created_by     TEXT NOT NULL,
+  created_at_ms  BIGINT NOT NULL,
+  expires_at_ms  BIGINT NOT NULL DEFAULT 0,
+  revoked_at_ms  BIGINT NOT NULL DEFAULT 0,
+  revoked_by     TEXT NOT NULL DEFAULT ''
+);
 CREATE UNIQUE INDEX tokens_active_name ON tokens(name) WHERE revoked_at_ms = 0;
 )sql",
 };
@@ -57,17 +74,18 @@ TokenRecord read_token(const Statement& s) {
   return t;
 }
 
-class SqliteTokenStore final : public TokenStore {
+class SqlTokenStore final : public TokenStore {
  public:
-  explicit SqliteTokenStore(const std::filesystem::path& file)
-      : db_(file, "the token store", kMigrations) {}
+  explicit SqlTokenStore(const StoreLocation& where)
+      : db_(open_database(where, "tokens", "the token store",
+                          {kSqliteMigrations, kPostgresMigrations})) {}
 
   TokenRecord create(const TokenRecord& token, const std::string& secret_hash) override {
     check_token_name(token.name);
     std::lock_guard lock(mutex_);
-    Transaction tx(db_);
+    Transaction tx(*db_);
     {
-      Statement taken(db_, "SELECT 1 FROM tokens WHERE name = ? AND revoked_at_ms = 0");
+      Statement taken(*db_, "SELECT 1 FROM tokens WHERE name = ? AND revoked_at_ms = 0");
       taken.bind(1, token.name);
       if (taken.step()) {
         throw Error(ErrorCode::kAlreadyExists, "a token named '" + token.name +
@@ -75,9 +93,9 @@ class SqliteTokenStore final : public TokenStore {
                                                    token.name + ") or choose another name");
       }
     }
-    Statement s(db_,
+    Statement s(*db_,
                 "INSERT INTO tokens(name, role, secret_sha256, created_by, created_at_ms, "
-                "expires_at_ms) VALUES (?, ?, ?, ?, ?, ?)");
+                "expires_at_ms) VALUES (?, ?, ?, ?, ?, ?) RETURNING id");
     s.bind(1, token.name)
         .bind(2, std::string(to_string(token.role)))
         .bind(3, secret_hash)
@@ -86,7 +104,7 @@ class SqliteTokenStore final : public TokenStore {
         .bind(6, token.expires_at_ms);
     s.step();
     TokenRecord stored = token;
-    stored.id = db_.last_insert_rowid();
+    stored.id = s.integer(0);
     stored.revoked_at_ms = 0;
     stored.revoked_by.clear();
     tx.commit();
@@ -95,7 +113,7 @@ class SqliteTokenStore final : public TokenStore {
 
   std::optional<TokenRecord> find_by_secret_hash(const std::string& secret_hash) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_, std::string("SELECT ") + kColumns + " FROM tokens WHERE secret_sha256 = ?");
+    Statement s(*db_, std::string("SELECT ") + kColumns + " FROM tokens WHERE secret_sha256 = ?");
     s.bind(1, secret_hash);
     if (!s.step()) return std::nullopt;
     return read_token(s);
@@ -103,8 +121,8 @@ class SqliteTokenStore final : public TokenStore {
 
   std::vector<TokenRecord> list(bool include_revoked) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_, std::string("SELECT ") + kColumns + " FROM tokens" +
-                         (include_revoked ? "" : " WHERE revoked_at_ms = 0") + " ORDER BY id");
+    Statement s(*db_, std::string("SELECT ") + kColumns + " FROM tokens" +
+                          (include_revoked ? "" : " WHERE revoked_at_ms = 0") + " ORDER BY id");
     std::vector<TokenRecord> out;
     while (s.step()) out.push_back(read_token(s));
     return out;
@@ -113,18 +131,25 @@ class SqliteTokenStore final : public TokenStore {
   TokenRecord revoke(const std::string& name, const std::string& revoked_by,
                      std::int64_t at_ms) override {
     std::lock_guard lock(mutex_);
-    Transaction tx(db_);
-    Statement find(db_, std::string("SELECT ") + kColumns +
-                            " FROM tokens WHERE name = ? AND revoked_at_ms = 0");
+    Transaction tx(*db_);
+    Statement find(*db_, std::string("SELECT ") + kColumns +
+                             " FROM tokens WHERE name = ? AND revoked_at_ms = 0");
     find.bind(1, name);
     if (!find.step()) {
       throw Error(ErrorCode::kNotFound,
                   "no token named " + quote_for_message(name) + " (frs token list shows them)");
     }
     TokenRecord t = read_token(find);
-    Statement s(db_, "UPDATE tokens SET revoked_at_ms = ?, revoked_by = ? WHERE id = ?");
+    // Not revoked meanwhile by another node: the first revocation is the one recorded.
+    Statement s(*db_,
+                "UPDATE tokens SET revoked_at_ms = ?, revoked_by = ? WHERE id = ? AND "
+                "revoked_at_ms = 0");
     s.bind(1, at_ms).bind(2, revoked_by).bind(3, t.id);
     s.step();
+    if (db_->changes() == 0) {
+      throw Error(ErrorCode::kNotFound,
+                  "token " + quote_for_message(name) + " was revoked meanwhile");
+    }
     tx.commit();
     t.revoked_at_ms = at_ms;
     t.revoked_by = revoked_by;
@@ -133,14 +158,14 @@ class SqliteTokenStore final : public TokenStore {
 
   std::int64_t count_all() override {
     std::lock_guard lock(mutex_);
-    Statement s(db_, "SELECT COUNT(*) FROM tokens");
+    Statement s(*db_, "SELECT COUNT(*) FROM tokens");
     s.step();
     return s.integer(0);
   }
 
  private:
   std::mutex mutex_;
-  SqliteDatabase db_;
+  std::unique_ptr<Database> db_;
 };
 
 // Writes `text` to `file` with mode 0600, atomically (a reader sees the old or the new).
@@ -254,8 +279,8 @@ std::string ensure_admin_token(TokenStore& store, const std::filesystem::path& a
          "create)";
 }
 
-std::unique_ptr<TokenStore> open_sqlite_token_store(const std::filesystem::path& file) {
-  return std::make_unique<SqliteTokenStore>(file);
+std::unique_ptr<TokenStore> open_token_store(const StoreLocation& where) {
+  return std::make_unique<SqlTokenStore>(where);
 }
 
 }  // namespace frs

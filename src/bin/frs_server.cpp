@@ -211,11 +211,11 @@ int main(int argc, char** argv) {
                                  std::filesystem::perm_options::replace);
     // Who may call, and the record of what they did.
     const std::filesystem::path data_dir(config.data_dir);
-    auto tokens = frs::open_sqlite_token_store(data_dir / "tokens.db");
+    auto tokens = frs::open_token_store(data_dir / "tokens.db");
     const std::string admin_note =
         frs::ensure_admin_token(*tokens, config.admin_token_file, data_dir / "admin.token");
     if (!admin_note.empty()) spdlog::info("{}", admin_note);
-    auto audit_log = frs::open_sqlite_audit_log(data_dir / "audit.db");
+    auto audit_log = frs::open_audit_log(data_dir / "audit.db");
     frs::service::AccessControl access(*tokens, *audit_log, config.access);
     const auto log_audit_head = [&](const char* when) {
       const frs::AuditHead head = audit_log->head();
@@ -240,7 +240,7 @@ int main(int argc, char** argv) {
     const frs::FaceEngine engine(engine_options);
 
     frs::Gallery gallery(
-        frs::open_sqlite_store(std::filesystem::path(config.data_dir) / "gallery.db"),
+        frs::open_gallery_store(std::filesystem::path(config.data_dir) / "gallery.db"),
         gallery_options);
     for (const auto& [id, how] : gallery.load_report()) {
       spdlog::info("watchlist {} index: {} ({} faces)", id, how, gallery.indexed_faces(id));

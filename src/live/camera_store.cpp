@@ -6,6 +6,7 @@ namespace frs {
 namespace {
 
 const char* const kMigrations[] = {
+    // the same in both dialects
     R"sql(
 CREATE TABLE cameras (
   name TEXT PRIMARY KEY,
@@ -44,24 +45,27 @@ CameraConfig from_json(const std::string& name, const std::string& text) {
 
 }  // namespace
 
-CameraStore::CameraStore(const std::filesystem::path& file)
-    : db_(file, "the camera store", kMigrations) {}
+CameraStore::CameraStore(const StoreLocation& where)
+    : db_(open_database(where, "cameras", "the camera store", {kMigrations, kMigrations})) {}
 
 void CameraStore::put(const CameraConfig& camera) {
   std::lock_guard lock(mutex_);
-  Statement s(db_, "INSERT OR REPLACE INTO cameras(name, spec) VALUES (?, ?)");
+  Statement s(
+      *db_,
+      "INSERT INTO cameras(name, spec) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET spec = "
+      "excluded.spec");
   s.bind(1, camera.name).bind(2, to_json(camera)).step();
 }
 
 bool CameraStore::remove(const std::string& name) {
   std::lock_guard lock(mutex_);
-  Statement(db_, "DELETE FROM cameras WHERE name = ?").bind(1, name).step();
-  return db_.changes() > 0;
+  Statement(*db_, "DELETE FROM cameras WHERE name = ?").bind(1, name).step();
+  return db_->changes() > 0;
 }
 
 std::vector<CameraConfig> CameraStore::list() {
   std::lock_guard lock(mutex_);
-  Statement s(db_, "SELECT name, spec FROM cameras ORDER BY name");
+  Statement s(*db_, "SELECT name, spec FROM cameras ORDER BY name");
   std::vector<CameraConfig> out;
   while (s.step()) out.push_back(from_json(s.text(0), s.text(1)));
   return out;

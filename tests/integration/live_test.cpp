@@ -68,7 +68,7 @@ std::vector<Alert> alerts_during(AlertSubscription& subscription, std::chrono::s
 
 TEST(Live, AlertsForTheEnrolledPersonOnlyAndNothingWhenNobodyIsEnrolled) {
   ScopedTempDir dir("live");
-  Gallery gallery(open_sqlite_store(dir / "gallery.db"), GalleryOptions{});
+  Gallery gallery(open_gallery_store(dir / "gallery.db"), GalleryOptions{});
   const Watchlist watchlist = create_wanted(gallery);
   AlertStore alerts(dir / "alerts.db");
   AlertFeed feed;
@@ -126,7 +126,7 @@ TEST(Live, AlertsForTheEnrolledPersonOnlyAndNothingWhenNobodyIsEnrolled) {
 TEST(Live, LookalikeIdentitiesAlertOnlyWhenTheTracksSearchesAgree) {
   auto alerts_with = [](int thin_margin_votes) {
     ScopedTempDir dir("live_thin");
-    Gallery gallery(open_sqlite_store(dir / "gallery.db"), GalleryOptions{});
+    Gallery gallery(open_gallery_store(dir / "gallery.db"), GalleryOptions{});
     const Watchlist watchlist = create_wanted(gallery);
     enroll(gallery, watchlist.id, "Lin-Manuel Miranda", face_path("lin-manuel-miranda.png"));
     enroll(gallery, watchlist.id, "L. M. Miranda", face_path("lin-manuel-miranda.png"));

@@ -4,6 +4,7 @@
 
 #include "frs/alerts/alert_feed.h"
 #include "frs/core/error.h"
+#include "test_postgres.h"
 #include "testdata.h"
 
 namespace frs {
@@ -26,11 +27,22 @@ Alert alert_of(const std::string& camera, const std::string& watchlist, float di
   return a;
 }
 
-TEST(AlertStore, IdsGrowAndFiltersSelect) {
-  testing::ScopedTempDir dir("alerts");
+using testing::Backend;
+
+// Every test of the alert log runs on both databases.
+class AlertStoreTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  StoreLocation where() const { return stores_.at("alerts.db"); }
+  testing::TestStores stores_{GetParam()};
+};
+INSTANTIATE_TEST_SUITE_P(Backends, AlertStoreTest,
+                         ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         testing::backend_name);
+
+TEST_P(AlertStoreTest, IdsGrowAndFiltersSelect) {
   std::int64_t first = 0;
   {
-    AlertStore store(dir / "alerts.db");
+    AlertStore store(where());
     EXPECT_EQ(store.last_id(), 0);
     Alert a = alert_of("door", "wanted", 0.41f);
     a.runner_up_distance = 0.55f;
@@ -38,7 +50,7 @@ TEST(AlertStore, IdsGrowAndFiltersSelect) {
     EXPECT_GT(store.append(alert_of("hall", "wanted", 0.45f)).id, first);
     EXPECT_GT(store.append(alert_of("door", "missing", 0.30f)).id, first + 1);
   }
-  AlertStore store(dir / "alerts.db");  // reopened: nothing lost
+  AlertStore store(where());  // reopened: nothing lost
   EXPECT_EQ(store.last_id(), first + 2);
 
   AlertFilter all;
@@ -73,9 +85,8 @@ TEST(AlertStore, IdsGrowAndFiltersSelect) {
   EXPECT_THROW(store.list(resume), Error);
 }
 
-TEST(AlertStore, ReviewsAreRecordedAndFilterable) {
-  testing::ScopedTempDir dir("alerts-review");
-  AlertStore store(dir / "alerts.db");
+TEST_P(AlertStoreTest, ReviewsAreRecordedAndFilterable) {
+  AlertStore store(where());
   const auto id = store.append(alert_of("door", "wanted", 0.4f)).id;
   store.append(alert_of("door", "wanted", 0.4f));
   const Alert reviewed = store.review(id, ReviewState::kRejected, "not him: twin", "officer 12", 2);
@@ -108,9 +119,8 @@ std::optional<ErrorCode> code_of_review(AlertStore& store, std::int64_t id, Revi
   }
 }
 
-TEST(AlertStore, ConfirmationNeedsThatManyDifferentPeopleAndOneRejectionDecides) {
-  testing::ScopedTempDir dir("alerts-two-person");
-  AlertStore store(dir / "alerts.db");
+TEST_P(AlertStoreTest, ConfirmationNeedsThatManyDifferentPeopleAndOneRejectionDecides) {
+  AlertStore store(where());
   const auto a = store.append(alert_of("door", "wanted", 0.4f)).id;
   const auto b = store.append(alert_of("door", "wanted", 0.4f)).id;
   const auto c = store.append(alert_of("door", "wanted", 0.4f)).id;
@@ -159,9 +169,8 @@ TEST(AlertStore, ConfirmationNeedsThatManyDifferentPeopleAndOneRejectionDecides)
   EXPECT_EQ(listed[2].reviews.size(), 3u);
 }
 
-TEST(AlertStore, KeepsTheMatchedDescriptors) {
-  testing::ScopedTempDir dir("alerts-descriptors");
-  AlertStore store(dir / "alerts.db");
+TEST_P(AlertStoreTest, KeepsTheMatchedDescriptors) {
+  AlertStore store(where());
   Alert with = alert_of("door", "wanted", 0.4f);
   with.face_descriptor = Embedding(128, 0.0f);
   with.face_descriptor->at(0) = 0.5f;

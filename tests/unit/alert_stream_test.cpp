@@ -67,8 +67,8 @@ class AlertStream : public ::testing::Test {
 
   testing::ScopedTempDir dir_{"alert-stream"};
   AlertStore store_{dir_ / "alerts.db"};
-  std::unique_ptr<TokenStore> tokens_ = open_sqlite_token_store(dir_ / "tokens.db");
-  std::unique_ptr<AuditLog> audit_ = open_sqlite_audit_log(dir_ / "audit.db");
+  std::unique_ptr<TokenStore> tokens_ = open_token_store(dir_ / "tokens.db");
+  std::unique_ptr<AuditLog> audit_ = open_audit_log(dir_ / "audit.db");
   std::string secret_ = testing::make_token(*tokens_, "console", Role::kDispatcher);
   // Several consoles share one token here: the per-token bound is the global one.
   service::AccessControl access_{*tokens_, *audit_, {.calls_per_second = 0, .burst = 1}};

@@ -35,7 +35,7 @@ class GalleryTest : public ::testing::Test {
     o.snapshot_dir = dir_ / "index";
     o.index.factory = factory;
     o.identity_score = score;
-    return std::make_unique<Gallery>(open_sqlite_store(dir_ / "gallery.db"), o);
+    return std::make_unique<Gallery>(open_gallery_store(dir_ / "gallery.db"), o);
   }
 
   // "wanted": A (faces on axes 0 and 1), B (axis 2), C (axis 3); threshold 0.5.
@@ -346,7 +346,7 @@ TEST_F(GalleryTest, NoThresholdLooserThanTheCeiling) {
   o.index.factory = "Flat";
   o.max_distance_ceilings = {{std::string(kDlibDescriptorId), 0.55f},
                              {std::string(kFusedDescriptorId), 0.7f}};
-  Gallery g(open_sqlite_store(dir_ / "ceiling.db"), o);
+  Gallery g(open_gallery_store(dir_ / "ceiling.db"), o);
   Watchlist w;
   w.name = "loose";
   w.max_distance = 0.6f;

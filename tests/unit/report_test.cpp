@@ -20,7 +20,7 @@ class ReportTest : public ::testing::Test {
     GalleryOptions o;
     o.index.factory = "Flat";
     o.max_distance_ceilings = {{std::string(kDlibDescriptorId), 0.55f}};
-    gallery_ = std::make_unique<Gallery>(open_sqlite_store(dir_ / "gallery.db"), o);
+    gallery_ = std::make_unique<Gallery>(open_gallery_store(dir_ / "gallery.db"), o);
     Watchlist w;
     w.name = "wanted";
     w.max_distance = 0.5f;
@@ -72,7 +72,7 @@ class ReportTest : public ::testing::Test {
   std::unique_ptr<Gallery> gallery_;
   std::int64_t wanted_ = 0;
   AlertStore alerts_{dir_ / "alerts.db"};
-  std::unique_ptr<AuditLog> audit_ = open_sqlite_audit_log(dir_ / "audit.db");
+  std::unique_ptr<AuditLog> audit_ = open_audit_log(dir_ / "audit.db");
 };
 
 TEST_F(ReportTest, CountsAreThoseOfTheScriptedPeriod) {

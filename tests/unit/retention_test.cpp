@@ -39,7 +39,7 @@ class RetentionTest : public ::testing::Test {
   RetentionTest() {
     GalleryOptions o;
     o.index.factory = "Flat";
-    gallery_ = std::make_unique<Gallery>(open_sqlite_store(dir_ / "gallery.db"), o);
+    gallery_ = std::make_unique<Gallery>(open_gallery_store(dir_ / "gallery.db"), o);
     Watchlist w;
     w.name = "wanted";
     const Watchlist created = gallery_->create_watchlist(w);
@@ -73,8 +73,8 @@ class RetentionTest : public ::testing::Test {
   std::unique_ptr<Gallery> gallery_;
   std::int64_t identity_ = 0;
   AlertStore alerts_{dir_ / "alerts.db"};
-  std::unique_ptr<TokenStore> tokens_ = open_sqlite_token_store(dir_ / "tokens.db");
-  std::unique_ptr<AuditLog> audit_ = open_sqlite_audit_log(dir_ / "audit.db");
+  std::unique_ptr<TokenStore> tokens_ = open_token_store(dir_ / "tokens.db");
+  std::unique_ptr<AuditLog> audit_ = open_audit_log(dir_ / "audit.db");
   AccessControl access_{*tokens_, *audit_};
 };
 
@@ -137,7 +137,7 @@ TEST_F(RetentionTest, PurgesExactlyWhatIsOlderAndTheChainStillVerifies) {
 
   // Rows deleted after a purge (not purged) are caught: the purge record names row 3.
   edit_outside_frs(dir_ / "audit.db", "DELETE FROM audit WHERE seq = 4");
-  const AuditVerification tampered = open_sqlite_audit_log(dir_ / "audit.db")->verify(std::nullopt);
+  const AuditVerification tampered = open_audit_log(dir_ / "audit.db")->verify(std::nullopt);
   EXPECT_FALSE(tampered.intact);
   EXPECT_NE(tampered.problem.find("no purge record names them"), std::string::npos)
       << tampered.problem;
@@ -148,7 +148,7 @@ TEST_F(RetentionTest, ALogWithItsFirstRowsDeletedIsNotAPurge) {
   audit_at(kNow - 2 * kDay);
   audit_at(kNow - kDay);
   edit_outside_frs(dir_ / "audit.db", "DELETE FROM audit WHERE seq = 1");
-  const AuditVerification v = open_sqlite_audit_log(dir_ / "audit.db")->verify(std::nullopt);
+  const AuditVerification v = open_audit_log(dir_ / "audit.db")->verify(std::nullopt);
   EXPECT_FALSE(v.intact);
   EXPECT_EQ(v.first_broken_seq, 1);
 }

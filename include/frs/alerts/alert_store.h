@@ -2,7 +2,10 @@
 // The durable alert log: every alert is written here, with an id that only grows and is
 // never reused, before anyone is told about it; subscribers resume from the last id they
 // saw. Alerts copy the names they show (identity, watchlist, camera) so an alert stays
-// readable after the identity is removed. SQLite (WAL, synchronous=FULL) in the data dir.
+// readable after the identity is removed. SQLite (WAL, synchronous=FULL) in the data dir, or
+// the cluster's PostgreSQL database, where ids are taken under a write lock held until
+// commit: whichever node writes them, alerts commit in id order, so a subscriber resuming
+// after id N misses none.
 
 #include <cstdint>
 #include <filesystem>
@@ -13,7 +16,7 @@
 #include <vector>
 
 #include "frs/core/embedding.h"
-#include "frs/storage/sqlite.h"
+#include "frs/storage/database.h"
 #include "frs/video/tracker.h"
 
 namespace frs {
@@ -79,7 +82,7 @@ struct AlertPurge {
 
 class AlertStore {
  public:
-  explicit AlertStore(const std::filesystem::path& file);
+  explicit AlertStore(const StoreLocation& where);
 
   // Stores the alert (id and nothing else is assigned) and returns it with its id. The
   // alert is on disk when this returns.
@@ -103,7 +106,7 @@ class AlertStore {
  private:
   std::vector<AlertReview> reviews_of(std::int64_t id);  // caller holds mutex_
 
-  SqliteDatabase db_;
+  std::unique_ptr<Database> db_;
   std::mutex mutex_;
 };
 

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "frs/storage/database.h"
+
 namespace frs {
 
 struct AuditEntry {
@@ -118,7 +120,9 @@ class AuditLog {
   virtual std::optional<AuditRecord> purge(std::int64_t before_ms, AuditEntry record) = 0;
 };
 
-// DATA_DIR/audit.db: SQLite, its own file, durable writes.
-std::unique_ptr<AuditLog> open_sqlite_audit_log(const std::filesystem::path& file);
+// DATA_DIR/audit.db (SQLite, its own file, durable writes), or the cluster's PostgreSQL
+// database, where every node appends to the one chain: a row is written under a write lock
+// held until commit, after the head as it is then.
+std::unique_ptr<AuditLog> open_audit_log(const StoreLocation& where);
 
 }  // namespace frs

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "frs/auth/access.h"
+#include "frs/storage/database.h"
 
 namespace frs {
 
@@ -64,8 +65,8 @@ class TokenStore {
   virtual std::int64_t count_all() = 0;
 };
 
-// DATA_DIR/tokens.db (SQLite, durable writes).
-std::unique_ptr<TokenStore> open_sqlite_token_store(const std::filesystem::path& file);
+// DATA_DIR/tokens.db (SQLite, durable writes), or the cluster's PostgreSQL database.
+std::unique_ptr<TokenStore> open_token_store(const StoreLocation& where);
 
 // The admin token at start-up. `admin_token_file` set: the secret in that file is made the
 // token named "admin" (a previous "admin" with another secret is revoked), so automation

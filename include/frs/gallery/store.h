@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "frs/core/embedding.h"
+#include "frs/storage/database.h"
 
 namespace frs {
 
@@ -215,11 +216,12 @@ class GalleryStore {
   virtual std::int64_t purge_suppressions(std::int64_t before_ms) = 0;
 };
 
-// The embedded default: one SQLite file (WAL, synchronous=FULL, foreign keys on) with a
-// schema version and forward migrations. Thread-safe (one connection behind a mutex).
-std::unique_ptr<GalleryStore> open_sqlite_store(const std::filesystem::path& file);
+// The embedded default, one SQLite file (WAL, synchronous=FULL, foreign keys on), or the
+// cluster's PostgreSQL database; each with a schema version and forward migrations.
+// Thread-safe (one connection behind a mutex).
+std::unique_ptr<GalleryStore> open_gallery_store(const StoreLocation& where);
 
-// The schema version this build writes; a store from a newer build is refused.
+// The SQLite schema version this build writes; a store from a newer build is refused.
 inline constexpr int kStoreSchemaVersion = 7;
 
 }  // namespace frs

@@ -27,7 +27,7 @@ struct Face {
   cv::Rect2f box;   // source pixels; may reach past the image edge for a cut-off face
   float score = 0;  // detector confidence (see Detection::score)
   std::array<cv::Point2f, kLandmarkCount> landmarks{};  // dlib's 68 points, source pixels
-  cv::Mat chip;          // 150x150 BGR, aligned as dlib does (padding 0.25)
+  cv::Mat chip;  // 150x150 BGR, aligned as dlib does (padding 0.25)
   // 112x112 BGR, five points on the ArcFace template (aligner.h); made only by engines
   // whose descriptor model reads it (faceplugin-v1, fused-v1), else empty.
   cv::Mat arcface_chip;

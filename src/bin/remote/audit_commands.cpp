@@ -159,7 +159,7 @@ void add_audit_commands(CLI::App& app, Action& action) {
         if (request.expected_seq() > 0) {
           kept = AuditHead{request.expected_seq(), request.expected_hash()};
         }
-        const AuditVerification v = open_sqlite_audit_log(offline_db)->verify(kept);
+        const AuditVerification v = open_audit_log(StoreLocation::parse(offline_db))->verify(kept);
         response.set_intact(v.intact);
         response.set_rows_checked(v.rows_checked);
         response.set_first_broken_seq(v.first_broken_seq);

@@ -10,18 +10,22 @@
 #include "error_code.h"
 #include "frs/core/error.h"
 #include "frs/gallery/store.h"
+#include "test_postgres.h"
 #include "testdata.h"
 
 namespace frs {
 namespace {
 
+using testing::Backend;
 using testing::code_of;
 
-class SqliteStoreTest : public ::testing::Test {
+class StoreFixture : public ::testing::Test {
  protected:
-  void SetUp() override { store_ = open_sqlite_store(file()); }
+  explicit StoreFixture(Backend backend) : stores_(backend) {}
+  void SetUp() override { store_ = open_gallery_store(location()); }
   void TearDown() override { store_.reset(); }
-  std::filesystem::path file() const { return dir_ / "gallery.db"; }
+  StoreLocation location() const { return stores_.at("gallery.db"); }
+  std::filesystem::path file() const { return stores_.dir() / "gallery.db"; }  // SQLite's
 
   static StoredFace face(float value, const std::string& sha = "") {
     StoredFace f;
@@ -43,11 +47,26 @@ class SqliteStoreTest : public ::testing::Test {
     return store_->create_watchlist(w);
   }
 
-  testing::ScopedTempDir dir_{"store"};
+  testing::TestStores stores_;
   std::unique_ptr<GalleryStore> store_;
 };
 
-TEST_F(SqliteStoreTest, CreatesListsUpdatesAndDeletesWatchlists) {
+// Every test of the store's behaviour runs on both databases.
+class GalleryStoreTest : public StoreFixture, public ::testing::WithParamInterface<Backend> {
+ protected:
+  GalleryStoreTest() : StoreFixture(GetParam()) {}
+};
+INSTANTIATE_TEST_SUITE_P(Backends, GalleryStoreTest,
+                         ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         testing::backend_name);
+
+// SQLite's own history: files written by earlier versions of frs.
+class SqliteGalleryStoreTest : public StoreFixture {
+ protected:
+  SqliteGalleryStoreTest() : StoreFixture(Backend::kSqlite) {}
+};
+
+TEST_P(GalleryStoreTest, CreatesListsUpdatesAndDeletesWatchlists) {
   const Watchlist a = make_watchlist("wanted");
   make_watchlist("missing-persons");
   EXPECT_GT(a.id, 0);
@@ -67,7 +86,7 @@ TEST_F(SqliteStoreTest, CreatesListsUpdatesAndDeletesWatchlists) {
   EXPECT_EQ(code_of([&] { store_->delete_watchlist("wanted"); }), ErrorCode::kNotFound);
 }
 
-TEST_F(SqliteStoreTest, RejectsBadWatchlistsWithoutChangingTheStore) {
+TEST_P(GalleryStoreTest, RejectsBadWatchlistsWithoutChangingTheStore) {
   make_watchlist("wanted");
   EXPECT_EQ(code_of([&] { make_watchlist("wanted"); }), ErrorCode::kAlreadyExists);
   EXPECT_EQ(code_of([&] { make_watchlist(""); }), ErrorCode::kInvalidArgument);
@@ -78,7 +97,7 @@ TEST_F(SqliteStoreTest, RejectsBadWatchlistsWithoutChangingTheStore) {
   EXPECT_FLOAT_EQ(store_->find_watchlist("wanted")->max_distance, 0.45f);
 }
 
-TEST_F(SqliteStoreTest, EnrollsAnIdentityWithAllItsFacesAndLogsTheChanges) {
+TEST_P(GalleryStoreTest, EnrollsAnIdentityWithAllItsFacesAndLogsTheChanges) {
   const Watchlist w = make_watchlist("wanted");
   Identity person;
   person.watchlist_id = w.id;
@@ -110,7 +129,7 @@ TEST_F(SqliteStoreTest, EnrollsAnIdentityWithAllItsFacesAndLogsTheChanges) {
   EXPECT_EQ(store_->find_identity(w.id, "B-1001")->display_name, "Jane Doe");
 }
 
-TEST_F(SqliteStoreTest, AFailedEnrollmentLeavesNothingBehind) {
+TEST_P(GalleryStoreTest, AFailedEnrollmentLeavesNothingBehind) {
   const Watchlist w = make_watchlist("wanted");
   Identity person;
   person.watchlist_id = w.id;
@@ -133,7 +152,7 @@ TEST_F(SqliteStoreTest, AFailedEnrollmentLeavesNothingBehind) {
   EXPECT_EQ(store_->list_identities(w.id, 0, 100).size(), 1u);
 }
 
-TEST_F(SqliteStoreTest, RemovingAnIdentityRemovesItsFacesAndLogsRemovals) {
+TEST_P(GalleryStoreTest, RemovingAnIdentityRemovesItsFacesAndLogsRemovals) {
   const Watchlist w = make_watchlist("wanted");
   Identity person;
   person.watchlist_id = w.id;
@@ -151,7 +170,7 @@ TEST_F(SqliteStoreTest, RemovingAnIdentityRemovesItsFacesAndLogsRemovals) {
   EXPECT_EQ(code_of([&] { store_->remove_identity(stored.id); }), ErrorCode::kNotFound);
 }
 
-TEST_F(SqliteStoreTest, ListsIdentitiesInPages) {
+TEST_P(GalleryStoreTest, ListsIdentitiesInPages) {
   const Watchlist w = make_watchlist("wanted");
   for (int i = 0; i < 5; ++i) {
     Identity person;
@@ -168,26 +187,31 @@ TEST_F(SqliteStoreTest, ListsIdentitiesInPages) {
   EXPECT_EQ(first[0].face_count, 1);
 }
 
-TEST_F(SqliteStoreTest, SurvivesReopening) {
+TEST_P(GalleryStoreTest, SurvivesReopening) {
   const Watchlist w = make_watchlist("wanted");
   Identity person;
   person.watchlist_id = w.id;
   person.external_id = "B-1";
   store_->enroll(person, {face(1), face(2)});
   store_.reset();
-  store_ = open_sqlite_store(file());
+  store_ = open_gallery_store(location());
   EXPECT_EQ(store_->face_count(store_->find_watchlist("wanted")->id), 2);
   EXPECT_EQ(store_->last_change(), 2u);
 }
 
-TEST_F(SqliteStoreTest, RefusesAStoreFromANewerVersion) {
+TEST_P(GalleryStoreTest, RefusesAStoreFromANewerVersion) {
   store_.reset();
-  sqlite3* db = nullptr;
-  sqlite3_open(file().c_str(), &db);
-  sqlite3_exec(db, "PRAGMA user_version = 99", nullptr, nullptr, nullptr);
-  sqlite3_close(db);
+  if (GetParam() == Backend::kSqlite) {
+    sqlite3* db = nullptr;
+    sqlite3_open(file().c_str(), &db);
+    sqlite3_exec(db, "PRAGMA user_version = 99", nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+  } else {
+    testing::run_psql(location().postgres_url,
+                      "UPDATE frs_schema SET version = 99 WHERE store = 'gallery'");
+  }
   try {
-    open_sqlite_store(file());
+    open_gallery_store(location());
     FAIL();
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kFailedPrecondition);
@@ -195,7 +219,7 @@ TEST_F(SqliteStoreTest, RefusesAStoreFromANewerVersion) {
   }
 }
 
-TEST_F(SqliteStoreTest, AVersion1StoreIsMigratedAndKeepsItsWatchlistsAndFaces) {
+TEST_F(SqliteGalleryStoreTest, AVersion1StoreIsMigratedAndKeepsItsWatchlistsAndFaces) {
   store_.reset();
   std::filesystem::remove(file());
   sqlite3* db = nullptr;
@@ -225,7 +249,7 @@ TEST_F(SqliteStoreTest, AVersion1StoreIsMigratedAndKeepsItsWatchlistsAndFaces) {
                "PRAGMA user_version = 1;",
                nullptr, nullptr, nullptr);
   sqlite3_close(db);
-  store_ = open_sqlite_store(file());
+  store_ = open_gallery_store(location());
   const auto old = store_->find_watchlist("old");
   ASSERT_TRUE(old.has_value());
   EXPECT_FLOAT_EQ(old->max_distance, 0.55f);
@@ -247,7 +271,7 @@ TEST_F(SqliteStoreTest, AVersion1StoreIsMigratedAndKeepsItsWatchlistsAndFaces) {
   EXPECT_EQ(store_->reembed_progress(old->id).target_model, "");
 }
 
-TEST_F(SqliteStoreTest, KeepsEachFacesModelSourceRegionAndLandmarks) {
+TEST_P(GalleryStoreTest, KeepsEachFacesModelSourceRegionAndLandmarks) {
   const Watchlist w = make_watchlist("wanted");
   Identity person;
   person.watchlist_id = w.id;
@@ -257,7 +281,7 @@ TEST_F(SqliteStoreTest, KeepsEachFacesModelSourceRegionAndLandmarks) {
   for (int i = 0; i < 136; ++i) kept.source_landmarks.push_back(0.5f * static_cast<float>(i));
   store_->enroll(person, {kept});
   store_.reset();
-  store_ = open_sqlite_store(file());
+  store_ = open_gallery_store(location());
   const auto faces = store_->faces_of_watchlist(w.id);
   ASSERT_EQ(faces.size(), 1u);
   EXPECT_EQ(faces[0].source_region, kept.source_region);
@@ -276,7 +300,7 @@ TEST_F(SqliteStoreTest, KeepsEachFacesModelSourceRegionAndLandmarks) {
   EXPECT_EQ(store_->face_count(w.id), 1);
 }
 
-TEST_F(SqliteStoreTest, IdsAreNeverReusedAndAWriteToADeletedWatchlistFails) {
+TEST_P(GalleryStoreTest, IdsAreNeverReusedAndAWriteToADeletedWatchlistFails) {
   const Watchlist victim = make_watchlist("victim");
   Identity first;
   first.watchlist_id = victim.id;
@@ -295,7 +319,7 @@ TEST_F(SqliteStoreTest, IdsAreNeverReusedAndAWriteToADeletedWatchlistFails) {
   EXPECT_EQ(store_->identity_count(other.id), 0);
   // Identities and faces do not reuse ids either, even across a reopen.
   store_.reset();
-  store_ = open_sqlite_store(file());
+  store_ = open_gallery_store(location());
   Identity again;
   again.watchlist_id = other.id;
   again.external_id = "a";
@@ -304,18 +328,18 @@ TEST_F(SqliteStoreTest, IdsAreNeverReusedAndAWriteToADeletedWatchlistFails) {
   EXPECT_GT(store_->faces_of_identity(b.id).at(0).id, face_id);
   store_->delete_watchlist("other");
   store_.reset();
-  store_ = open_sqlite_store(file());
+  store_ = open_gallery_store(location());
   EXPECT_GT(make_watchlist("third").id, other.id);
 }
 
-TEST_F(SqliteStoreTest, KillNineDuringEnrollmentsLeavesWholeEnrollmentsOnly) {
+TEST_P(GalleryStoreTest, KillNineDuringEnrollmentsLeavesWholeEnrollmentsOnly) {
   const Watchlist w = make_watchlist("wanted");
   store_.reset();
   const pid_t child = ::fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
     // Enroll identities of exactly 5 faces each, as fast as possible, until killed.
-    auto store = open_sqlite_store(file());
+    auto store = open_gallery_store(location());
     for (int i = 0;; ++i) {
       Identity person;
       person.watchlist_id = w.id;
@@ -328,7 +352,7 @@ TEST_F(SqliteStoreTest, KillNineDuringEnrollmentsLeavesWholeEnrollmentsOnly) {
   int status = 0;
   ::waitpid(child, &status, 0);
 
-  store_ = open_sqlite_store(file());
+  store_ = open_gallery_store(location());
   const auto identities = store_->list_identities(w.id, 0, 1000000);
   ASSERT_GT(identities.size(), 0u) << "the child enrolled nothing before it was killed";
   for (const Identity& i : identities) EXPECT_EQ(i.face_count, 5) << i.external_id;

@@ -7,14 +7,14 @@
 #include "frs/core/error.h"
 #include "frs/core/text_fields.h"
 #include "frs/gallery/store.h"
-#include "frs/storage/sqlite.h"
+#include "frs/storage/database.h"
 #include "frs/vision/descriptor_model.h"
 
 namespace frs {
 namespace {
 
 // Forward migrations; entry i takes the schema from version i to i + 1.
-const char* const kMigrations[] = {
+const char* const kSqliteMigrations[] = {
     R"sql(
 CREATE TABLE watchlists (
   id            INTEGER PRIMARY KEY,
@@ -135,7 +135,97 @@ CREATE TABLE reembedded (
 CREATE INDEX reembedded_by_watchlist ON reembedded(watchlist_id);
 )sql",
 };
-static_assert(std::size(kMigrations) == kStoreSchemaVersion);
+static_assert(std::size(kSqliteMigrations) == kStoreSchemaVersion);
+
+// PostgreSQL's history starts at SQLite's version 7. face_changes.sequence is taken under
+// the gallery's write lock, so the change log commits in sequence order on every node.
+const char* const kPostgresMigrations[] = {
+    R"sql(
+CREATE TABLE watchlists (
+  id                    BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  name                  TEXT NOT NULL UNIQUE,
+  description           TEXT NOT NULL DEFAULT '',
+  max_distance          DOUBLE PRECISION NOT NULL,
+  created_by            TEXT NOT NULL DEFAULT '',
+  created_at_ms         BIGINT NOT NULL,
+  threshold_basis       TEXT NOT NULL DEFAULT '',
+  live_only             BIGINT NOT NULL DEFAULT 0,
+  descriptor_model      TEXT NOT NULL DEFAULT 'dlib-resnet-v1',
+  reembed_target        TEXT NOT NULL DEFAULT '',
+  reembed_started_at_ms BIGINT NOT NULL DEFAULT 0,
+  reembed_started_by    TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE identities (
+  id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  watchlist_id  BIGINT NOT NULL REFERENCES watchlists(id) ON DELETE CASCADE,
+  external_id   TEXT NOT NULL,
+  display_name  TEXT NOT NULL DEFAULT '',
+  notes         TEXT NOT NULL DEFAULT '',
+  created_at_ms BIGINT NOT NULL,
+  created_by    TEXT NOT NULL DEFAULT '',
+  UNIQUE (watchlist_id, external_id)
+);
+CREATE TABLE faces (
+  id               BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  identity_id      BIGINT NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
+  watchlist_id     BIGINT NOT NULL,
+  descriptor       BYTEA NOT NULL,
+  image_sha256     TEXT NOT NULL,
+  thumbnail        BYTEA,
+  quality          DOUBLE PRECISION NOT NULL,
+  enrolled_at_ms   BIGINT NOT NULL,
+  gate_override    TEXT NOT NULL DEFAULT '',
+  descriptor_model TEXT NOT NULL DEFAULT 'dlib-resnet-v1',
+  source_region    BYTEA,
+  source_landmarks BYTEA
+);
+CREATE INDEX faces_by_identity ON faces(identity_id);
+CREATE INDEX faces_by_watchlist ON faces(watchlist_id);
+CREATE TABLE face_changes (
+  sequence     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  watchlist_id BIGINT NOT NULL,
+  face_id      BIGINT NOT NULL,
+  added        BIGINT NOT NULL
+);
+CREATE TABLE authorizations (
+  id             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  watchlist_id   BIGINT NOT NULL REFERENCES watchlists(id) ON DELETE CASCADE,
+  basis          TEXT NOT NULL
+                 CHECK (basis IN ('warrant', 'court-order', 'exigent', 'consent', 'policy')),
+  reference      TEXT NOT NULL,
+  issued_by      TEXT NOT NULL,
+  valid_from_ms  BIGINT NOT NULL,
+  valid_until_ms BIGINT NOT NULL CHECK (valid_until_ms > valid_from_ms),
+  recorded_by    TEXT NOT NULL,
+  recorded_at_ms BIGINT NOT NULL
+);
+CREATE INDEX authorizations_by_watchlist ON authorizations(watchlist_id);
+CREATE TABLE suppressions (
+  id                   BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  identity_id          BIGINT NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
+  descriptor           BYTEA NOT NULL,
+  alert_id             BIGINT NOT NULL,
+  alert_detected_at_ms BIGINT NOT NULL,
+  created_by           TEXT NOT NULL,
+  created_at_ms        BIGINT NOT NULL,
+  note                 TEXT NOT NULL,
+  descriptor_model     TEXT NOT NULL DEFAULT 'dlib-resnet-v1'
+);
+CREATE INDEX suppressions_by_identity ON suppressions(identity_id);
+CREATE INDEX suppressions_by_alert_time ON suppressions(alert_detected_at_ms);
+CREATE TABLE reembedded (
+  face_id          BIGINT PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+  watchlist_id     BIGINT NOT NULL REFERENCES watchlists(id) ON DELETE CASCADE,
+  descriptor_model TEXT NOT NULL,
+  descriptor       BYTEA NOT NULL
+);
+CREATE INDEX reembedded_by_watchlist ON reembedded(watchlist_id);
+)sql",
+};
+
+// Every write transaction of the gallery takes it first: the change log's sequence is taken
+// under it, and taking it before any row lock keeps two nodes' writes from deadlocking.
+constexpr const char* kGalleryWriteLock = "frs.gallery";
 
 const std::string kFaceSelect =
     "SELECT f.id, f.identity_id, f.descriptor, f.image_sha256, f.thumbnail, f.quality, "
@@ -188,10 +278,11 @@ void check_of_model(const Embedding& descriptor, const std::string& model,
   }
 }
 
-class SqliteStore : public GalleryStore {
+class SqlGalleryStore : public GalleryStore {
  public:
-  explicit SqliteStore(const std::filesystem::path& file)
-      : db_(file, "the gallery store", kMigrations) {}
+  explicit SqlGalleryStore(const StoreLocation& where)
+      : db_(open_database(where, "gallery", "the gallery store",
+                          {kSqliteMigrations, kPostgresMigrations})) {}
 
   Watchlist create_watchlist(const Watchlist& w) override {
     check_watchlist_fields(w.name, w.max_distance);
@@ -201,14 +292,15 @@ class SqliteStore : public GalleryStore {
     Watchlist out = w;
     out.created_at_ms = now_unix_ms();
     try {
-      Statement s(db_,
+      Statement s(*db_,
                   "INSERT INTO watchlists(name, description, max_distance, created_by, "
                   "created_at_ms, threshold_basis, live_only, descriptor_model) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id");
       s.bind(1, w.name).bind(2, w.description).bind(3, static_cast<double>(w.max_distance));
       s.bind(4, w.created_by).bind(5, out.created_at_ms).bind(6, w.threshold_basis);
       s.bind(7, static_cast<std::int64_t>(w.live_only ? 1 : 0)).bind(8, w.descriptor_model);
       s.step();
+      out.id = s.integer(0);
     } catch (const Error& e) {
       if (e.code() == ErrorCode::kAlreadyExists) {
         throw Error(ErrorCode::kAlreadyExists,
@@ -216,13 +308,12 @@ class SqliteStore : public GalleryStore {
       }
       throw;
     }
-    out.id = db_.last_insert_rowid();
     return out;
   }
 
   std::vector<Watchlist> list_watchlists() override {
     std::lock_guard lock(mutex_);
-    Statement s(db_, kWatchlistSelect + " ORDER BY name");
+    Statement s(*db_, kWatchlistSelect + " ORDER BY name");
     std::vector<Watchlist> out;
     while (s.step()) out.push_back(read_watchlist(s));
     return out;
@@ -230,7 +321,7 @@ class SqliteStore : public GalleryStore {
 
   std::optional<Watchlist> find_watchlist(const std::string& name) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_, kWatchlistSelect + " WHERE name = ?");
+    Statement s(*db_, kWatchlistSelect + " WHERE name = ?");
     s.bind(1, name);
     if (!s.step()) return std::nullopt;
     return read_watchlist(s);
@@ -238,7 +329,7 @@ class SqliteStore : public GalleryStore {
 
   std::optional<Watchlist> get_watchlist(std::int64_t id) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_, kWatchlistSelect + " WHERE id = ?");
+    Statement s(*db_, kWatchlistSelect + " WHERE id = ?");
     s.bind(1, id);
     if (!s.step()) return std::nullopt;
     return read_watchlist(s);
@@ -246,10 +337,10 @@ class SqliteStore : public GalleryStore {
 
   void delete_watchlist(const std::string& name) override {
     std::lock_guard lock(mutex_);
-    Transaction t(db_);
+    Transaction t(*db_, kGalleryWriteLock);
     const std::int64_t id = watchlist_id_locked(name);
     log_removals("SELECT id, watchlist_id FROM faces WHERE watchlist_id = ?", id);
-    Statement(db_, "DELETE FROM watchlists WHERE id = ?").bind(1, id).step();
+    Statement(*db_, "DELETE FROM watchlists WHERE id = ?").bind(1, id).step();
     t.commit();
   }
 
@@ -257,9 +348,9 @@ class SqliteStore : public GalleryStore {
                         const std::string& threshold_basis) override {
     check_watchlist_fields(name, max_distance);
     std::lock_guard lock(mutex_);
-    Statement s(db_, "UPDATE watchlists SET max_distance = ?, threshold_basis = ? WHERE name = ?");
+    Statement s(*db_, "UPDATE watchlists SET max_distance = ?, threshold_basis = ? WHERE name = ?");
     s.bind(1, static_cast<double>(max_distance)).bind(2, threshold_basis).bind(3, name).step();
-    if (db_.changes() == 0) throw not_found_watchlist(name);
+    if (db_->changes() == 0) throw not_found_watchlist(name);
   }
 
   Identity enroll(const Identity& identity, const std::vector<StoredFace>& faces) override {
@@ -270,9 +361,9 @@ class SqliteStore : public GalleryStore {
     check_text(identity.display_name, "display_name", fields::kDisplayName);
     check_text(identity.notes, "notes", fields::kNotes);
     std::lock_guard lock(mutex_);
-    Transaction t(db_);
+    Transaction t(*db_, kGalleryWriteLock);
     {
-      Statement w(db_, "SELECT 1 FROM watchlists WHERE id = ?");
+      Statement w(*db_, "SELECT 1 FROM watchlists WHERE id = ?");
       w.bind(1, identity.watchlist_id);
       if (!w.step()) {
         throw Error(ErrorCode::kNotFound,
@@ -282,12 +373,13 @@ class SqliteStore : public GalleryStore {
     Identity out = identity;
     out.created_at_ms = now_unix_ms();
     try {
-      Statement s(db_,
+      Statement s(*db_,
                   "INSERT INTO identities(watchlist_id, external_id, display_name, notes, "
-                  "created_at_ms, created_by) VALUES (?, ?, ?, ?, ?, ?)");
+                  "created_at_ms, created_by) VALUES (?, ?, ?, ?, ?, ?) RETURNING id");
       s.bind(1, identity.watchlist_id).bind(2, identity.external_id);
       s.bind(3, identity.display_name).bind(4, identity.notes).bind(5, out.created_at_ms);
       s.bind(6, identity.created_by).step();
+      out.id = s.integer(0);
     } catch (const Error& e) {
       if (e.code() == ErrorCode::kAlreadyExists) {
         throw Error(ErrorCode::kAlreadyExists, "external id " +
@@ -296,7 +388,6 @@ class SqliteStore : public GalleryStore {
       }
       throw;
     }
-    out.id = db_.last_insert_rowid();
     insert_faces(out.id, out.watchlist_id, faces);
     t.commit();
     out.face_count = static_cast<int>(faces.size());
@@ -306,8 +397,8 @@ class SqliteStore : public GalleryStore {
   std::vector<StoredFace> add_faces(std::int64_t identity_id,
                                     const std::vector<StoredFace>& faces) override {
     std::lock_guard lock(mutex_);
-    Transaction t(db_);
-    Statement s(db_, "SELECT watchlist_id FROM identities WHERE id = ?");
+    Transaction t(*db_, kGalleryWriteLock);
+    Statement s(*db_, "SELECT watchlist_id FROM identities WHERE id = ?");
     s.bind(1, identity_id);
     if (!s.step()) throw not_found_identity(identity_id);
     auto out = insert_faces(identity_id, s.integer(0), faces);
@@ -317,7 +408,7 @@ class SqliteStore : public GalleryStore {
 
   std::optional<Identity> get_identity(std::int64_t id) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_, kIdentitySelect + " WHERE i.id = ? GROUP BY i.id");
+    Statement s(*db_, kIdentitySelect + " WHERE i.id = ? GROUP BY i.id");
     s.bind(1, id);
     if (!s.step()) return std::nullopt;
     return read_identity(s);
@@ -326,7 +417,7 @@ class SqliteStore : public GalleryStore {
   std::optional<Identity> find_identity(std::int64_t watchlist_id,
                                         const std::string& external_id) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_,
+    Statement s(*db_,
                 kIdentitySelect + " WHERE i.watchlist_id = ? AND i.external_id = ? GROUP BY i.id");
     s.bind(1, watchlist_id).bind(2, external_id);
     if (!s.step()) return std::nullopt;
@@ -336,7 +427,7 @@ class SqliteStore : public GalleryStore {
   std::vector<Identity> list_identities(std::int64_t watchlist_id, std::int64_t after_id,
                                         int limit) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_,
+    Statement s(*db_,
                 kIdentitySelect +
                     " WHERE i.watchlist_id = ? AND i.id > ? GROUP BY i.id ORDER BY i.id LIMIT ?");
     s.bind(1, watchlist_id).bind(2, after_id).bind(3, static_cast<std::int64_t>(limit));
@@ -347,31 +438,31 @@ class SqliteStore : public GalleryStore {
 
   std::vector<StoredFace> faces_of_identity(std::int64_t identity_id) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_, kFaceSelect + " WHERE f.identity_id = ? ORDER BY f.id");
+    Statement s(*db_, kFaceSelect + " WHERE f.identity_id = ? ORDER BY f.id");
     s.bind(1, identity_id);
     return read_faces(s);
   }
 
   void remove_identity(std::int64_t id) override {
     std::lock_guard lock(mutex_);
-    Transaction t(db_);
+    Transaction t(*db_, kGalleryWriteLock);
     log_removals("SELECT id, watchlist_id FROM faces WHERE identity_id = ?", id);
-    Statement s(db_, "DELETE FROM identities WHERE id = ?");
+    Statement s(*db_, "DELETE FROM identities WHERE id = ?");
     s.bind(1, id).step();
-    if (db_.changes() == 0) throw not_found_identity(id);
+    if (db_->changes() == 0) throw not_found_identity(id);
     t.commit();
   }
 
   bool has_photo(std::int64_t identity_id, const std::string& image_sha256) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_, "SELECT 1 FROM faces WHERE identity_id = ? AND image_sha256 = ? LIMIT 1");
+    Statement s(*db_, "SELECT 1 FROM faces WHERE identity_id = ? AND image_sha256 = ? LIMIT 1");
     s.bind(1, identity_id).bind(2, image_sha256);
     return s.step();
   }
 
   std::optional<Identity> identity_of_face(std::int64_t face_id) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_,
+    Statement s(*db_,
                 kIdentitySelect +
                     " WHERE i.id = (SELECT identity_id FROM faces WHERE id = ?) GROUP BY i.id");
     s.bind(1, face_id);
@@ -381,14 +472,14 @@ class SqliteStore : public GalleryStore {
 
   std::vector<StoredFace> faces_of_watchlist(std::int64_t watchlist_id) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_, kFaceSelect + " WHERE f.watchlist_id = ? ORDER BY f.id");
+    Statement s(*db_, kFaceSelect + " WHERE f.watchlist_id = ? ORDER BY f.id");
     s.bind(1, watchlist_id);
     return read_faces(s);
   }
 
   std::vector<FaceChange> changes_after(std::uint64_t sequence) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_,
+    Statement s(*db_,
                 "SELECT c.sequence, c.watchlist_id, c.face_id, c.added, f.descriptor "
                 "FROM face_changes c LEFT JOIN faces f ON f.id = c.face_id "
                 "WHERE c.sequence > ? ORDER BY c.sequence");
@@ -417,38 +508,38 @@ class SqliteStore : public GalleryStore {
 
   std::uint64_t last_change() override {
     std::lock_guard lock(mutex_);
-    Statement s(db_, "SELECT COALESCE(MAX(sequence), 0) FROM face_changes");
+    Statement s(*db_, "SELECT COALESCE(MAX(sequence), 0) FROM face_changes");
     s.step();
     return static_cast<std::uint64_t>(s.integer(0));
   }
 
   std::int64_t identity_count(std::int64_t watchlist_id) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_, "SELECT COUNT(*) FROM identities WHERE watchlist_id = ?");
+    Statement s(*db_, "SELECT COUNT(*) FROM identities WHERE watchlist_id = ?");
     s.bind(1, watchlist_id).step();
     return s.integer(0);
   }
 
   std::int64_t face_count(std::int64_t watchlist_id) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_, "SELECT COUNT(*) FROM faces WHERE watchlist_id = ?");
+    Statement s(*db_, "SELECT COUNT(*) FROM faces WHERE watchlist_id = ?");
     s.bind(1, watchlist_id).step();
     return s.integer(0);
   }
 
   void set_live_only(const std::string& name, bool live_only) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_, "UPDATE watchlists SET live_only = ? WHERE name = ?");
+    Statement s(*db_, "UPDATE watchlists SET live_only = ? WHERE name = ?");
     s.bind(1, static_cast<std::int64_t>(live_only ? 1 : 0)).bind(2, name).step();
-    if (db_.changes() == 0) throw not_found_watchlist(name);
+    if (db_->changes() == 0) throw not_found_watchlist(name);
   }
 
   ReembedProgress begin_reembed(std::int64_t watchlist_id, const std::string& model,
                                 const std::string& started_by) override {
     descriptor_model(model);
     std::lock_guard lock(mutex_);
-    Transaction t(db_);
-    Statement w(db_, "SELECT descriptor_model, reembed_target, name FROM watchlists WHERE id = ?");
+    Transaction t(*db_, kGalleryWriteLock);
+    Statement w(*db_, "SELECT descriptor_model, reembed_target, name FROM watchlists WHERE id = ?");
     w.bind(1, watchlist_id);
     if (!w.step()) {
       throw Error(ErrorCode::kNotFound,
@@ -459,8 +550,8 @@ class SqliteStore : public GalleryStore {
                   "watchlist " + quote_for_message(w.text(2)) + " is of " + model + " already");
     }
     if (w.text(1) != model) {
-      Statement(db_, "DELETE FROM reembedded WHERE watchlist_id = ?").bind(1, watchlist_id).step();
-      Statement s(db_,
+      Statement(*db_, "DELETE FROM reembedded WHERE watchlist_id = ?").bind(1, watchlist_id).step();
+      Statement s(*db_,
                   "UPDATE watchlists SET reembed_target = ?, reembed_started_at_ms = ?, "
                   "reembed_started_by = ? WHERE id = ?");
       s.bind(1, model).bind(2, now_unix_ms()).bind(3, started_by).bind(4, watchlist_id).step();
@@ -477,9 +568,9 @@ class SqliteStore : public GalleryStore {
   std::vector<StoredFace> faces_to_reembed(std::int64_t watchlist_id, std::int64_t after_face_id,
                                            int limit) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_, kFaceSelect +
-                         " WHERE f.watchlist_id = ? AND f.id > ? AND NOT EXISTS (SELECT 1 FROM "
-                         "reembedded r WHERE r.face_id = f.id) ORDER BY f.id LIMIT ?");
+    Statement s(*db_, kFaceSelect +
+                          " WHERE f.watchlist_id = ? AND f.id > ? AND NOT EXISTS (SELECT 1 FROM "
+                          "reembedded r WHERE r.face_id = f.id) ORDER BY f.id LIMIT ?");
     s.bind(1, watchlist_id).bind(2, after_face_id).bind(3, static_cast<std::int64_t>(limit));
     return read_faces(s);
   }
@@ -487,16 +578,17 @@ class SqliteStore : public GalleryStore {
   void put_reembedded(std::int64_t watchlist_id, const std::string& model,
                       const std::vector<std::pair<std::int64_t, Embedding>>& made) override {
     std::lock_guard lock(mutex_);
-    Transaction t(db_);
+    Transaction t(*db_, kGalleryWriteLock);
     require_reembed_to(watchlist_id, model);
     for (const auto& [face_id, descriptor] : made) {
       require_finite(descriptor, "a re-embedded descriptor");
       check_of_model(descriptor, model, model);
       // INSERT ... SELECT: a face removed meanwhile inserts nothing.
-      Statement s(db_,
-                  "INSERT OR REPLACE INTO reembedded(face_id, watchlist_id, descriptor_model, "
+      Statement s(*db_,
+                  "INSERT INTO reembedded(face_id, watchlist_id, descriptor_model, "
                   "descriptor) SELECT id, watchlist_id, ?, ? FROM faces "
-                  "WHERE id = ? AND watchlist_id = ?");
+                  "WHERE id = ? AND watchlist_id = ? ON CONFLICT (face_id) DO UPDATE SET "
+                  "descriptor_model = excluded.descriptor_model, descriptor = excluded.descriptor");
       s.bind(1, model).bind_blob(2, descriptor.data(), descriptor.size() * sizeof(float));
       s.bind(3, face_id).bind(4, watchlist_id).step();
     }
@@ -506,7 +598,7 @@ class SqliteStore : public GalleryStore {
   std::vector<std::pair<std::int64_t, Embedding>> reembedded(std::int64_t watchlist_id,
                                                              const std::string& model) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_,
+    Statement s(*db_,
                 "SELECT face_id, descriptor FROM reembedded WHERE watchlist_id = ? AND "
                 "descriptor_model = ? ORDER BY face_id");
     s.bind(1, watchlist_id).bind(2, model);
@@ -518,9 +610,9 @@ class SqliteStore : public GalleryStore {
   Watchlist finish_reembed(std::int64_t watchlist_id, const std::string& model, float max_distance,
                            const std::string& threshold_basis) override {
     std::lock_guard lock(mutex_);
-    Transaction t(db_);
+    Transaction t(*db_, kGalleryWriteLock);
     require_reembed_to(watchlist_id, model);
-    Statement missing(db_,
+    Statement missing(*db_,
                       "SELECT COUNT(*) FROM faces f WHERE f.watchlist_id = ? AND NOT EXISTS "
                       "(SELECT 1 FROM reembedded r WHERE r.face_id = f.id)");
     missing.bind(1, watchlist_id).step();
@@ -529,20 +621,20 @@ class SqliteStore : public GalleryStore {
                   std::to_string(missing.integer(0)) + " faces have no " + model +
                       " descriptor yet (enrolled during the re-embedding): make them first");
     }
-    Statement s(db_,
+    Statement s(*db_,
                 "UPDATE faces SET descriptor_model = ?, descriptor = (SELECT r.descriptor FROM "
                 "reembedded r WHERE r.face_id = faces.id) WHERE watchlist_id = ?");
     s.bind(1, model).bind(2, watchlist_id).step();
-    Statement w(db_,
+    Statement w(*db_,
                 "UPDATE watchlists SET descriptor_model = ?, max_distance = ?, "
                 "threshold_basis = ?, reembed_target = '', reembed_started_at_ms = 0, "
                 "reembed_started_by = '' WHERE id = ?");
     w.bind(1, model).bind(2, static_cast<double>(max_distance)).bind(3, threshold_basis);
     w.bind(4, watchlist_id).step();
-    Statement(db_, "DELETE FROM reembedded WHERE watchlist_id = ?").bind(1, watchlist_id).step();
-    Statement c(db_, "INSERT INTO face_changes(watchlist_id, face_id, added) VALUES (?, 0, ?)");
+    Statement(*db_, "DELETE FROM reembedded WHERE watchlist_id = ?").bind(1, watchlist_id).step();
+    Statement c(*db_, "INSERT INTO face_changes(watchlist_id, face_id, added) VALUES (?, 0, ?)");
     c.bind(1, watchlist_id).bind(2, kReindexEntry).step();
-    Statement read(db_, kWatchlistSelect + " WHERE id = ?");
+    Statement read(*db_, kWatchlistSelect + " WHERE id = ?");
     read.bind(1, watchlist_id).step();
     Watchlist out = read_watchlist(read);
     t.commit();
@@ -566,23 +658,23 @@ class SqliteStore : public GalleryStore {
     std::lock_guard lock(mutex_);
     Authorization out = a;
     out.recorded_at_ms = now_unix_ms();
-    Transaction t(db_);
+    Transaction t(*db_, kGalleryWriteLock);
     {
-      Statement w(db_, "SELECT 1 FROM watchlists WHERE id = ?");
+      Statement w(*db_, "SELECT 1 FROM watchlists WHERE id = ?");
       w.bind(1, a.watchlist_id);
       if (!w.step()) {
         throw Error(ErrorCode::kNotFound,
                     "watchlist " + std::to_string(a.watchlist_id) + " does not exist");
       }
     }
-    Statement s(db_,
+    Statement s(*db_,
                 "INSERT INTO authorizations(watchlist_id, basis, reference, issued_by, "
                 "valid_from_ms, valid_until_ms, recorded_by, recorded_at_ms) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id");
     s.bind(1, a.watchlist_id).bind(2, a.basis).bind(3, a.reference).bind(4, a.issued_by);
     s.bind(5, a.valid_from_ms).bind(6, a.valid_until_ms).bind(7, a.recorded_by);
     s.bind(8, out.recorded_at_ms).step();
-    out.id = db_.last_insert_rowid();
+    out.id = s.integer(0);
     t.commit();
     return out;
   }
@@ -590,8 +682,8 @@ class SqliteStore : public GalleryStore {
   std::vector<Authorization> list_authorizations(
       std::optional<std::int64_t> watchlist_id) override {
     std::lock_guard lock(mutex_);
-    Statement s(db_, kAuthorizationSelect + (watchlist_id ? " WHERE watchlist_id = ?" : "") +
-                         " ORDER BY id");
+    Statement s(*db_, kAuthorizationSelect + (watchlist_id ? " WHERE watchlist_id = ?" : "") +
+                          " ORDER BY id");
     if (watchlist_id) s.bind(1, *watchlist_id);
     std::vector<Authorization> out;
     while (s.step()) out.push_back(read_authorization(s));
@@ -600,26 +692,26 @@ class SqliteStore : public GalleryStore {
 
   std::vector<Suppression> add_suppressions(const std::vector<Suppression>& add) override {
     std::lock_guard lock(mutex_);
-    Transaction t(db_);
+    Transaction t(*db_, kGalleryWriteLock);
     std::vector<Suppression> out;
     for (const Suppression& x : add) {
       require_finite(x.descriptor, "a suppression's descriptor");
       check_text(x.note, "note", fields::kSuppressionNote);
-      Statement i(db_, "SELECT 1 FROM identities WHERE id = ?");
+      Statement i(*db_, "SELECT 1 FROM identities WHERE id = ?");
       i.bind(1, x.identity_id);
       if (!i.step()) throw not_found_identity(x.identity_id);
       Suppression stored = x;
       stored.created_at_ms = now_unix_ms();
       descriptor_model(x.descriptor_model);
-      Statement s(db_,
+      Statement s(*db_,
                   "INSERT INTO suppressions(identity_id, descriptor, alert_id, "
                   "alert_detected_at_ms, created_by, created_at_ms, note, descriptor_model) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id");
       s.bind(1, x.identity_id)
           .bind_blob(2, x.descriptor.data(), x.descriptor.size() * sizeof(float));
       s.bind(3, x.alert_id).bind(4, x.alert_detected_at_ms).bind(5, x.created_by);
       s.bind(6, stored.created_at_ms).bind(7, x.note).bind(8, x.descriptor_model).step();
-      stored.id = db_.last_insert_rowid();
+      stored.id = s.integer(0);
       out.push_back(stored);
     }
     t.commit();
@@ -629,7 +721,7 @@ class SqliteStore : public GalleryStore {
   std::vector<Suppression> list_suppressions(std::optional<std::int64_t> identity_id) override {
     std::lock_guard lock(mutex_);
     Statement s(
-        db_, kSuppressionSelect + (identity_id ? " WHERE identity_id = ?" : "") + " ORDER BY id");
+        *db_, kSuppressionSelect + (identity_id ? " WHERE identity_id = ?" : "") + " ORDER BY id");
     if (identity_id) s.bind(1, *identity_id);
     std::vector<Suppression> out;
     while (s.step()) out.push_back(read_suppression(s));
@@ -638,22 +730,22 @@ class SqliteStore : public GalleryStore {
 
   std::optional<Suppression> remove_suppression(std::int64_t id) override {
     std::lock_guard lock(mutex_);
-    Transaction t(db_);
-    Statement s(db_, kSuppressionSelect + " WHERE id = ?");
+    Transaction t(*db_, kGalleryWriteLock);
+    Statement s(*db_, kSuppressionSelect + " WHERE id = ?");
     s.bind(1, id);
     if (!s.step()) return std::nullopt;
     Suppression out = read_suppression(s);
-    Statement(db_, "DELETE FROM suppressions WHERE id = ?").bind(1, id).step();
+    Statement(*db_, "DELETE FROM suppressions WHERE id = ?").bind(1, id).step();
     t.commit();
     return out;
   }
 
   std::int64_t purge_suppressions(std::int64_t before_ms) override {
     std::lock_guard lock(mutex_);
-    Statement(db_, "DELETE FROM suppressions WHERE alert_detected_at_ms < ?")
+    Statement(*db_, "DELETE FROM suppressions WHERE alert_detected_at_ms < ?")
         .bind(1, before_ms)
         .step();
-    return db_.changes();
+    return db_->changes();
   }
 
  private:
@@ -742,7 +834,7 @@ class SqliteStore : public GalleryStore {
                                        const std::vector<StoredFace>& faces) {
     std::string model;
     {
-      Statement w(db_, "SELECT descriptor_model FROM watchlists WHERE id = ?");
+      Statement w(*db_, "SELECT descriptor_model FROM watchlists WHERE id = ?");
       w.bind(1, watchlist_id);
       if (!w.step()) {
         throw Error(ErrorCode::kNotFound,
@@ -763,10 +855,11 @@ class SqliteStore : public GalleryStore {
       StoredFace f = face;
       f.identity_id = identity_id;
       f.enrolled_at_ms = now_unix_ms();
-      Statement s(db_,
+      Statement s(*db_,
                   "INSERT INTO faces(identity_id, watchlist_id, descriptor, image_sha256, "
                   "thumbnail, quality, enrolled_at_ms, gate_override, descriptor_model, "
-                  "source_region, source_landmarks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                  "source_region, source_landmarks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                  "RETURNING id");
       s.bind(1, identity_id).bind(2, watchlist_id);
       s.bind_blob(3, f.descriptor.data(), f.descriptor.size() * sizeof(float));
       s.bind(4, f.image_sha256).bind_blob(5, f.thumbnail.data(), f.thumbnail.size());
@@ -775,8 +868,8 @@ class SqliteStore : public GalleryStore {
       s.bind_blob(10, f.source_region.data(), f.source_region.size());
       s.bind_blob(11, f.source_landmarks.data(), f.source_landmarks.size() * sizeof(float));
       s.step();
-      f.id = db_.last_insert_rowid();
-      Statement c(db_, "INSERT INTO face_changes(watchlist_id, face_id, added) VALUES (?, ?, 1)");
+      f.id = s.integer(0);
+      Statement c(*db_, "INSERT INTO face_changes(watchlist_id, face_id, added) VALUES (?, ?, 1)");
       c.bind(1, watchlist_id).bind(2, f.id).step();
       out.push_back(std::move(f));
     }
@@ -785,16 +878,16 @@ class SqliteStore : public GalleryStore {
 
   // Records a removal for every face the query (one ? parameter) selects.
   void log_removals(const char* select_faces, std::int64_t key) {
-    Statement s(db_, select_faces);
+    Statement s(*db_, select_faces);
     s.bind(1, key);
     while (s.step()) {
-      Statement c(db_, "INSERT INTO face_changes(watchlist_id, face_id, added) VALUES (?, ?, 0)");
+      Statement c(*db_, "INSERT INTO face_changes(watchlist_id, face_id, added) VALUES (?, ?, 0)");
       c.bind(1, s.integer(1)).bind(2, s.integer(0)).step();
     }
   }
 
   ReembedProgress progress_locked(std::int64_t watchlist_id) {
-    Statement w(db_,
+    Statement w(*db_,
                 "SELECT reembed_target, reembed_started_at_ms, reembed_started_by FROM watchlists "
                 "WHERE id = ?");
     w.bind(1, watchlist_id);
@@ -806,17 +899,17 @@ class SqliteStore : public GalleryStore {
     p.target_model = w.text(0);
     p.started_at_ms = w.integer(1);
     p.started_by = w.text(2);
-    Statement total(db_, "SELECT COUNT(*) FROM faces WHERE watchlist_id = ?");
+    Statement total(*db_, "SELECT COUNT(*) FROM faces WHERE watchlist_id = ?");
     total.bind(1, watchlist_id).step();
     p.total = total.integer(0);
-    Statement done(db_, "SELECT COUNT(*) FROM reembedded WHERE watchlist_id = ?");
+    Statement done(*db_, "SELECT COUNT(*) FROM reembedded WHERE watchlist_id = ?");
     done.bind(1, watchlist_id).step();
     p.done = done.integer(0);
     return p;
   }
 
   void require_reembed_to(std::int64_t watchlist_id, const std::string& model) {
-    Statement w(db_, "SELECT reembed_target FROM watchlists WHERE id = ?");
+    Statement w(*db_, "SELECT reembed_target FROM watchlists WHERE id = ?");
     w.bind(1, watchlist_id);
     if (!w.step()) {
       throw Error(ErrorCode::kNotFound,
@@ -831,7 +924,7 @@ class SqliteStore : public GalleryStore {
   }
 
   std::int64_t watchlist_id_locked(const std::string& name) {
-    Statement s(db_, "SELECT id FROM watchlists WHERE name = ?");
+    Statement s(*db_, "SELECT id FROM watchlists WHERE name = ?");
     s.bind(1, name);
     if (!s.step()) throw not_found_watchlist(name);
     return s.integer(0);
@@ -844,14 +937,14 @@ class SqliteStore : public GalleryStore {
     return Error(ErrorCode::kNotFound, "identity " + std::to_string(id) + " does not exist");
   }
 
-  SqliteDatabase db_;
+  std::unique_ptr<Database> db_;
   std::mutex mutex_;
 };
 
 }  // namespace
 
-std::unique_ptr<GalleryStore> open_sqlite_store(const std::filesystem::path& file) {
-  return std::make_unique<SqliteStore>(file);
+std::unique_ptr<GalleryStore> open_gallery_store(const StoreLocation& where) {
+  return std::make_unique<SqlGalleryStore>(where);
 }
 
 }  // namespace frs
