@@ -35,8 +35,41 @@ bool AlertSubscription::fell_behind() const {
 }
 
 void AlertFeed::publish(const Alert& alert) {
+  {
+    std::lock_guard relay(relay_mutex_);
+    if (log_ != nullptr) return;
+  }
+  offer_all(alert);
+}
+
+void AlertFeed::offer_all(const Alert& alert) {
   std::lock_guard lock(mutex_);
   for (AlertSubscription* s : subscriptions_) s->offer(alert);
+}
+
+void AlertFeed::follow(AlertStore& log) {
+  std::lock_guard relay(relay_mutex_);
+  log_ = &log;
+  relayed_id_ = log.last_id();  // earlier alerts are the log's to give (after_id)
+}
+
+std::size_t AlertFeed::relay() {
+  std::lock_guard relay(relay_mutex_);
+  if (log_ == nullptr) return 0;
+  std::size_t relayed = 0;
+  AlertFilter page;
+  page.limit = 1000;
+  page.with_images = true;
+  for (;;) {
+    page.after_id = relayed_id_;
+    const std::vector<Alert> alerts = log_->list(page);
+    for (const Alert& alert : alerts) {
+      offer_all(alert);
+      relayed_id_ = alert.id;
+      ++relayed;
+    }
+    if (alerts.size() < static_cast<std::size_t>(page.limit)) return relayed;
+  }
 }
 
 std::unique_ptr<AlertSubscription> AlertFeed::subscribe(std::size_t capacity) {

@@ -95,8 +95,8 @@ CREATE TABLE alert_reviews (
 };
 
 // Held from an alert's id to its commit, on every node.
-constexpr const char* kAlertWriteLock = "frs.alerts";
-constexpr const char* kReviewWriteLock = "frs.alert-reviews";
+constexpr const char* kAlertWriteLock = kAlertChannel;
+constexpr const char* kReviewWriteLock = "frs_alert_reviews";
 
 const std::string kColumns =
     "id, camera, captured_at_ms, detected_at_ms, track_id, track_path, identity_id, "

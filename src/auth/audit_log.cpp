@@ -55,7 +55,7 @@ CREATE INDEX audit_token ON audit(token, seq);
 };
 
 // Held from reading the chain's head to committing the row after it, on every node.
-constexpr const char* kAuditWriteLock = "frs.audit";
+constexpr const char* kAuditWriteLock = "frs_audit";
 
 constexpr const char* kColumns =
     "seq, time_ms, token, role, peer, method, purpose, outcome, outcome_message, targets, "

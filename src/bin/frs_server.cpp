@@ -31,9 +31,11 @@
 #include "frs/core/error.h"
 #include "frs/core/logfmt.h"
 #include "frs/core/net.h"
+#include "frs/core/url.h"
 #include "frs/gallery/enrollment.h"
 #include "frs/service/retention.h"
 #include "frs/service/services.h"
+#include "frs/storage/database.h"
 #include "server_config.h"
 
 namespace {
@@ -211,11 +213,19 @@ int main(int argc, char** argv) {
                                  std::filesystem::perm_options::replace);
     // Who may call, and the record of what they did.
     const std::filesystem::path data_dir(config.data_dir);
-    auto tokens = frs::open_token_store(data_dir / "tokens.db");
+    // Each store's SQLite file in the data dir, or the one PostgreSQL database of the cluster.
+    const auto store_at = [&](const char* file) {
+      return config.store.empty() ? frs::StoreLocation(data_dir / file)
+                                  : frs::StoreLocation::postgres(config.store);
+    };
+    if (!config.store.empty()) {
+      spdlog::info("stores in PostgreSQL at {} (cluster mode)", frs::redact_url(config.store));
+    }
+    auto tokens = frs::open_token_store(store_at("tokens.db"));
     const std::string admin_note =
         frs::ensure_admin_token(*tokens, config.admin_token_file, data_dir / "admin.token");
     if (!admin_note.empty()) spdlog::info("{}", admin_note);
-    auto audit_log = frs::open_audit_log(data_dir / "audit.db");
+    auto audit_log = frs::open_audit_log(store_at("audit.db"));
     frs::service::AccessControl access(*tokens, *audit_log, config.access);
     const auto log_audit_head = [&](const char* when) {
       const frs::AuditHead head = audit_log->head();
@@ -239,9 +249,7 @@ int main(int argc, char** argv) {
     }
     const frs::FaceEngine engine(engine_options);
 
-    frs::Gallery gallery(
-        frs::open_gallery_store(std::filesystem::path(config.data_dir) / "gallery.db"),
-        gallery_options);
+    frs::Gallery gallery(frs::open_gallery_store(store_at("gallery.db")), gallery_options);
     for (const auto& [id, how] : gallery.load_report()) {
       spdlog::info("watchlist {} index: {} ({} faces)", id, how, gallery.indexed_faces(id));
     }
@@ -264,10 +272,11 @@ int main(int argc, char** argv) {
     }
 
     // Live video: the alert log, stored cameras, and the recognizer that runs them.
-    const std::filesystem::path data(config.data_dir);
-    frs::AlertStore alerts(data / "alerts.db");
+    frs::AlertStore alerts(store_at("alerts.db"));
     frs::AlertFeed feed;
-    frs::CameraStore camera_store(data / "cameras.db");
+    // Several nodes: subscribers get every node's alerts, out of the log in id order.
+    if (!config.store.empty()) feed.follow(alerts);
+    frs::CameraStore camera_store(store_at("cameras.db"));
     frs::LiveRecognizer live(engine, gallery, alerts, feed, config.decisions, config.threads);
     live.set_source_policy(config.camera_sources);
     // Matching sessions in the audit log: when, which camera, against which watchlists, and
@@ -314,6 +323,23 @@ int main(int argc, char** argv) {
                       frs::logfmt_value(e.what()));
       }
     }
+
+    // Several nodes: what the others commit reaches this node's indexes, oversight copies and
+    // alert subscribers (announced by PostgreSQL; a resync every 5 s covers a missed one).
+    frs::ChangeListener cluster_changes(
+        store_at("gallery.db"), {frs::kGalleryChannel, frs::kAlertChannel},
+        [&](const std::string& channel) {
+          try {
+            if (channel == frs::kAlertChannel) {
+              feed.relay();
+            } else if (gallery.sync_with_store()) {
+              live.refresh_matching();  // a watchlist a camera names was created or deleted
+            }
+          } catch (const std::exception& e) {
+            spdlog::warn("event=cluster_sync_failed channel={} error={}", channel,
+                         frs::logfmt_value(frs::redact_urls_in(e.what())));
+          }
+        });
 
     frs::service::ServiceOptions service_options;
     using SearchRule = frs::service::ServiceOptions::SearchAuthorization;

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "frs/core/error.h"
+#include "frs/storage/database.h"
 #include "frs/vision/face_engine.h"
 
 namespace frs::server {
@@ -60,6 +61,16 @@ void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_fil
       ->capture_default_str();
   flags.add_option("--data-dir", config.data_dir, "Store and index snapshots")
       ->capture_default_str();
+  flags
+      .add_option("--store", config.store,
+                  "The stores' database: empty (default) = SQLite files in --data-dir; "
+                  "postgresql://user@host:port/database = a PostgreSQL database that several "
+                  "frs-server nodes share (docs/scaling.md). Give the password in ~/.pgpass or "
+                  "PGPASSWORD, not here")
+      ->check([](const std::string& url) -> std::string {
+        if (url.empty() || frs::is_postgres_url(url)) return "";
+        return "--store takes a postgresql:// URL (or nothing, for SQLite files in --data-dir)";
+      });
   flags.add_option("--models", config.models_dir, "Model directory")->capture_default_str();
   flags
       .add_option("--descriptor", config.descriptor,

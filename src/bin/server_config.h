@@ -15,6 +15,9 @@ namespace frs::server {
 struct ServerConfig {
   std::string listen = "127.0.0.1:50051";  // host:port; loopback unless told otherwise
   std::string data_dir = "frs-data";       // store and index snapshots
+  // Where the stores live: "" = SQLite files in data_dir (one machine); a PostgreSQL URL
+  // ("postgresql://user@host:port/database") = the database several nodes share.
+  std::string store;
   std::string models_dir = frs::default_models_dir().string();
   // Descriptor model of watchlists created without one (CreateWatchlist descriptor_model).
   std::string descriptor = std::string(frs::kDefaultDescriptorId);

@@ -136,21 +136,32 @@ void Gallery::catch_up() {
   }
 }
 
-void Gallery::apply_changes() {
+std::size_t Gallery::apply_changes() {
   std::unique_lock lock(indexes_mutex_);
-  if (indexes_.empty()) return;
+  if (indexes_.empty()) return 0;
   std::uint64_t from = UINT64_MAX;
   for (const auto& [id, w] : indexes_) from = std::min(from, w.applied);
+  // Changes commit in sequence order (the store's write lock), so every change up to the
+  // last one read is in this read: none can commit below it later, from any node.
+  std::uint64_t read_through = from;
+  std::size_t applied = 0;
   for (const FaceChange& c : store_->changes_after(from)) {
+    read_through = std::max(read_through, c.sequence);
     auto it = indexes_.find(c.watchlist_id);
     if (it == indexes_.end() || c.sequence <= it->second.applied) continue;
+    ++applied;
     if (c.reindex) {
-      // Switched to another model by another process (or before a restart): the store's
-      // descriptors are all of the new model now.
-      // The rebuild reads the store as it is now: every later change is in it already.
-      // (One writer per SQLite store; the store's writes wait on write_, held here.)
+      // Switched to another model by another node (or before a restart): the store's
+      // descriptors are all of the new model now. The number is read before the rebuild
+      // reads the faces, so a change committed between the two is applied again below
+      // (an addition the rebuild has already is skipped), never lost.
       const std::uint64_t covered = store_->last_change();
       const auto w = store_->get_watchlist(c.watchlist_id);
+      if (w && w->descriptor_model == it->second.model) {
+        // This node made the switch and built the new index already (finish_reembed).
+        it->second.applied = c.sequence;
+        continue;
+      }
       if (w) {
         it->second.model = w->descriptor_model;
         it->second.index = build_index(w->id, w->descriptor_model);
@@ -164,14 +175,74 @@ void Gallery::apply_changes() {
     const std::int64_t one[] = {c.face_id};
     if (c.added) {
       const Embedding descriptor[] = {c.descriptor};
-      it->second.index->add(one, descriptor);
+      try {
+        it->second.index->add(one, descriptor);
+      } catch (const Error& e) {
+        if (e.code() != ErrorCode::kAlreadyExists) throw;  // a rebuild read it already
+      }
     } else {
       it->second.index->remove(one);
     }
     it->second.applied = c.sequence;
   }
-  const std::uint64_t last = store_->last_change();
-  for (auto& [id, w] : indexes_) w.applied = std::max(w.applied, last);
+  for (auto& [id, w] : indexes_) w.applied = std::max(w.applied, read_through);
+  return applied;
+}
+
+bool Gallery::sync_with_store() {
+  std::lock_guard write(write_);
+  const std::vector<Watchlist> stored = store_->list_watchlists();
+  std::vector<const Watchlist*> created;
+  std::vector<std::int64_t> deleted;
+  {
+    std::shared_lock lock(indexes_mutex_);
+    std::set<std::int64_t> ids;
+    for (const Watchlist& w : stored) {
+      ids.insert(w.id);
+      if (!indexes_.count(w.id)) created.push_back(&w);
+    }
+    for (const auto& [id, w] : indexes_) {
+      if (!ids.count(id)) deleted.push_back(id);
+    }
+  }
+  for (const Watchlist* w : created) {
+    // Read before the faces, as in apply_changes: what commits between is applied again.
+    const std::uint64_t covered = store_->last_change();
+    auto index = build_index(w->id, w->descriptor_model);
+    std::unique_lock lock(indexes_mutex_);
+    indexes_[w->id] = {std::move(index), covered, w->descriptor_model};
+    load_report_[w->id] = "built: created on another node";
+  }
+  if (!deleted.empty()) {
+    std::unique_lock lock(indexes_mutex_);
+    for (const std::int64_t id : deleted) {
+      indexes_.erase(id);
+      load_report_.erase(id);
+    }
+  }
+  for (const std::int64_t id : deleted) {
+    if (!options_.snapshot_dir.empty()) {
+      std::filesystem::remove(snapshot_path(options_.snapshot_dir, id));
+    }
+  }
+  if (apply_changes() > 0 || !deleted.empty()) {
+    // Another node's enrollment changes its identity's centroid; which identity a face
+    // belonged to is not in the log, so every centroid is computed afresh when next needed.
+    std::unique_lock lock(indexes_mutex_);
+    std::lock_guard centroids(centroids_mutex_);
+    centroids_.clear();
+  }
+  catch_up();
+  reload_oversight();
+  return !created.empty() || !deleted.empty();
+}
+
+std::uint64_t Gallery::applied_change() const {
+  std::shared_lock lock(indexes_mutex_);
+  if (indexes_.empty()) return store_->last_change();
+  std::uint64_t applied = UINT64_MAX;
+  for (const auto& [id, w] : indexes_) applied = std::min(applied, w.applied);
+  return applied;
 }
 
 float Gallery::max_distance_ceiling(std::string_view model) const {
@@ -321,9 +392,10 @@ Watchlist Gallery::create_watchlist(const Watchlist& watchlist) {
   check_max_distance(watchlist.max_distance, watchlist.descriptor_model, "max_distance");
   std::lock_guard write(write_);
   Watchlist created = store_->create_watchlist(watchlist);
+  const std::uint64_t covered = store_->last_change();  // before the faces: see apply_changes
+  auto index = build_index(created.id, created.descriptor_model);
   std::unique_lock lock(indexes_mutex_);
-  indexes_[created.id] = {build_index(created.id, created.descriptor_model), store_->last_change(),
-                          created.descriptor_model};
+  indexes_[created.id] = {std::move(index), covered, created.descriptor_model};
   return created;
 }
 
@@ -333,10 +405,12 @@ Watchlist Gallery::finish_reembed(std::int64_t watchlist_id, const std::string& 
   std::lock_guard write(write_);  // no enrollment between the descriptors read and the switch
   std::vector<std::pair<std::int64_t, Embedding>> made = store_->reembedded(watchlist_id, model);
   auto index = build_index(watchlist_id, model, &made);  // searches go on with the old one
+  // Before the switch: another node's enrollment right after it must still be applied.
+  const std::uint64_t covered = store_->last_change();
   Watchlist switched = store_->finish_reembed(watchlist_id, model, max_distance, threshold_basis);
   {
     std::unique_lock lock(indexes_mutex_);
-    indexes_[watchlist_id] = {std::move(index), store_->last_change(), model};
+    indexes_[watchlist_id] = {std::move(index), covered, model};
     load_report_[watchlist_id] = "rebuilt: re-embedded with " + model;
     std::lock_guard centroids(centroids_mutex_);
     centroids_.clear();

@@ -225,7 +225,7 @@ CREATE INDEX reembedded_by_watchlist ON reembedded(watchlist_id);
 
 // Every write transaction of the gallery takes it first: the change log's sequence is taken
 // under it, and taking it before any row lock keeps two nodes' writes from deadlocking.
-constexpr const char* kGalleryWriteLock = "frs.gallery";
+constexpr const char* kGalleryWriteLock = kGalleryChannel;
 
 const std::string kFaceSelect =
     "SELECT f.id, f.identity_id, f.descriptor, f.image_sha256, f.thumbnail, f.quality, "
@@ -348,9 +348,11 @@ class SqlGalleryStore : public GalleryStore {
                         const std::string& threshold_basis) override {
     check_watchlist_fields(name, max_distance);
     std::lock_guard lock(mutex_);
+    Transaction t(*db_, kGalleryWriteLock);  // announced to the other nodes
     Statement s(*db_, "UPDATE watchlists SET max_distance = ?, threshold_basis = ? WHERE name = ?");
     s.bind(1, static_cast<double>(max_distance)).bind(2, threshold_basis).bind(3, name).step();
     if (db_->changes() == 0) throw not_found_watchlist(name);
+    t.commit();
   }
 
   Identity enroll(const Identity& identity, const std::vector<StoredFace>& faces) override {
@@ -529,9 +531,11 @@ class SqlGalleryStore : public GalleryStore {
 
   void set_live_only(const std::string& name, bool live_only) override {
     std::lock_guard lock(mutex_);
+    Transaction t(*db_, kGalleryWriteLock);
     Statement s(*db_, "UPDATE watchlists SET live_only = ? WHERE name = ?");
     s.bind(1, static_cast<std::int64_t>(live_only ? 1 : 0)).bind(2, name).step();
     if (db_->changes() == 0) throw not_found_watchlist(name);
+    t.commit();
   }
 
   ReembedProgress begin_reembed(std::int64_t watchlist_id, const std::string& model,
@@ -742,10 +746,13 @@ class SqlGalleryStore : public GalleryStore {
 
   std::int64_t purge_suppressions(std::int64_t before_ms) override {
     std::lock_guard lock(mutex_);
+    Transaction t(*db_, kGalleryWriteLock);
     Statement(*db_, "DELETE FROM suppressions WHERE alert_detected_at_ms < ?")
         .bind(1, before_ms)
         .step();
-    return db_->changes();
+    const std::int64_t purged = db_->changes();
+    t.commit();
+    return purged;
   }
 
  private:

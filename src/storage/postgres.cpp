@@ -212,6 +212,7 @@ class PostgresDatabase final : public Database {
   void begin(std::string_view write_lock) override {
     run("BEGIN", 0, nullptr, nullptr, nullptr, nullptr, true);
     in_transaction_ = true;
+    write_lock_ = write_lock;
     if (!write_lock.empty()) {
       const std::string key = std::to_string(lock_key(write_lock));
       const char* values[] = {key.c_str()};
@@ -227,6 +228,9 @@ class PostgresDatabase final : public Database {
 
   void commit() override {
     try {
+      // Delivered by PostgreSQL at the commit, and only if it commits.
+      if (!write_lock_.empty())
+        run("NOTIFY " + write_lock_, 0, nullptr, nullptr, nullptr, nullptr, false);
       run("COMMIT", 0, nullptr, nullptr, nullptr, nullptr, false);
     } catch (...) {
       in_transaction_ = false;
@@ -243,11 +247,9 @@ class PostgresDatabase final : public Database {
   void connect() {
     // The URL's own settings come after ours, so that it can override them. Without a
     // connect timeout an unreachable server would hold a call for the OS's TCP timeout.
-    const char* keywords[] = {"connect_timeout", "application_name", "dbname", nullptr};
-    const char* values[] = {"5", "frs-server", url_.c_str(), nullptr};
-    conn_ = PQconnectdbParams(keywords, values, 1);
-    if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
-      const std::string message = conn_ ? PQerrorMessage(conn_) : "out of memory";
+    conn_ = connect_to_postgres(url_);
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      const std::string message = PQerrorMessage(conn_);
       PQfinish(conn_);
       conn_ = nullptr;
       throw Error(ErrorCode::kUnavailable, "cannot connect " + what_ + " to PostgreSQL at " +
@@ -273,7 +275,7 @@ class PostgresDatabase final : public Database {
   }
 
   void migrate(const std::string& store, std::span<const char* const> migrations) {
-    Transaction t(*this, "frs.schema");
+    Transaction t(*this, "frs_schema");
     exec("CREATE TABLE IF NOT EXISTS frs_schema (store TEXT PRIMARY KEY, version BIGINT NOT NULL)");
     std::size_t version = 0;
     {
@@ -323,6 +325,7 @@ class PostgresDatabase final : public Database {
   std::string what_;
   PGconn* conn_ = nullptr;
   bool in_transaction_ = false;
+  std::string write_lock_;  // of the transaction in progress
   int changes_ = 0;
 };
 
@@ -344,6 +347,21 @@ bool PostgresStatement::step() {
 }
 
 }  // namespace
+
+PGconn* connect_to_postgres(const std::string& url) {
+  // Ours first: parameters after the URL's expansion would override the URL's own.
+  const char* keywords[] = {
+      "connect_timeout",     "application_name", "keepalives", "keepalives_idle",
+      "keepalives_interval", "keepalives_count", "dbname",     nullptr};
+  const char* values[] = {"5", "frs-server", "1", "5", "2", "5", url.c_str(), nullptr};
+  PGconn* conn = PQconnectdbParams(keywords, values, 1);
+  if (!conn) throw Error(ErrorCode::kUnavailable, "PostgreSQL: out of memory connecting");
+  // Notices and a server's goodbye ("terminating connection") would go to stderr; what
+  // matters reaches the caller as the failed statement's error.
+  PQsetNoticeProcessor(
+      conn, [](void*, const char*) {}, nullptr);
+  return conn;
+}
 
 std::unique_ptr<Database> open_postgres_database(const std::string& url, const std::string& store,
                                                  const std::string& what,

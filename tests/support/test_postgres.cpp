@@ -85,9 +85,25 @@ std::string test_postgres_url() {
   return server().url;
 }
 
-void restart_test_postgres() {
-  run("bash " + shell_quoted(FRS_POSTGRES_SCRIPT) + " restart " +
-      shell_quoted(server().state_file));
+PrivatePostgresServer::PrivatePostgresServer() {
+  static std::atomic<int> counter{0};
+  state_file_ = "/tmp/frs-test-postgres-" + std::to_string(::getpid()) + "-private-" +
+                std::to_string(counter++) + ".state";
+  run("bash " + shell_quoted(FRS_POSTGRES_SCRIPT) + " start " + shell_quoted(state_file_));
+  std::ifstream in(state_file_);
+  std::string dir;
+  in >> dir >> url_;
+  if (url_.empty()) throw std::runtime_error("no URL in " + state_file_);
+}
+
+PrivatePostgresServer::~PrivatePostgresServer() {
+  std::system(("bash " + shell_quoted(FRS_POSTGRES_SCRIPT) + " stop " + shell_quoted(state_file_) +
+               " >/dev/null 2>&1")
+                  .c_str());
+}
+
+void PrivatePostgresServer::restart() {
+  run("bash " + shell_quoted(FRS_POSTGRES_SCRIPT) + " restart " + shell_quoted(state_file_));
 }
 
 std::string run_psql(const std::string& database_url, const std::string& sql) {

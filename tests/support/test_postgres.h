@@ -24,8 +24,21 @@ std::string backend_name(const ::testing::TestParamInfo<Backend>& info);
 // The server's URL of its maintenance database ("postgresql://frs@127.0.0.1:PORT/postgres").
 std::string test_postgres_url();
 
-// Stops and starts the server again on the same port (a PostgreSQL restart under load).
-void restart_test_postgres();
+// A PostgreSQL server of the test's own, for tests that restart or stop it (the shared one
+// serves other tests at the same time). Its maintenance database is the test's to use.
+class PrivatePostgresServer {
+ public:
+  PrivatePostgresServer();
+  ~PrivatePostgresServer();
+  PrivatePostgresServer(const PrivatePostgresServer&) = delete;
+  PrivatePostgresServer& operator=(const PrivatePostgresServer&) = delete;
+  const std::string& url() const { return url_; }
+  void restart();  // stops it (fast) and starts it again on the same port
+
+ private:
+  std::string state_file_;
+  std::string url_;
+};
 
 // Runs SQL on the server with psql (as the superuser); returns psql's output. Throws
 // std::runtime_error when psql fails.

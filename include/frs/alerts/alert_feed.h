@@ -47,14 +47,28 @@ class AlertFeed {
   // behind is stuck and should resume from the log.
   static constexpr std::size_t kDefaultCapacity = 256;
 
+  // An alert this node logged. Ignored once the feed follows the log (follow()).
   void publish(const Alert& alert);
+  // Cluster mode: subscribers get the alerts of every node, out of the shared alert log in
+  // id order; this node's own reach them the same way, so that an alert of another node
+  // that committed first is never delivered after a later one. Call once, at start: from
+  // then on only relay() publishes.
+  void follow(AlertStore& log);
+  // Publishes what the log gained since the last relay (the node's ChangeListener calls it
+  // when a node announces an alert). Returns how many.
+  std::size_t relay();
   std::unique_ptr<AlertSubscription> subscribe(std::size_t capacity = kDefaultCapacity);
   std::size_t subscribers() const;
 
  private:
   friend class AlertSubscription;
+  void offer_all(const Alert& alert);
+
   mutable std::mutex mutex_;
   std::vector<AlertSubscription*> subscriptions_;
+  std::mutex relay_mutex_;
+  AlertStore* log_ = nullptr;    // followed (cluster mode); null: publish() delivers
+  std::int64_t relayed_id_ = 0;  // the last alert relayed
 };
 
 }  // namespace frs

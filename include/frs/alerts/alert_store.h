@@ -80,6 +80,10 @@ struct AlertPurge {
   std::int64_t first_id = 0, last_id = 0;  // range of the removed ids (0 when none)
 };
 
+// The channel on which PostgreSQL announces each alert committed, on any node
+// (ChangeListener): the write lock the alert's id is taken under.
+inline constexpr const char* kAlertChannel = "frs_alerts";
+
 class AlertStore {
  public:
   explicit AlertStore(const StoreLocation& where);

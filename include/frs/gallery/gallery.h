@@ -148,6 +148,15 @@ class Gallery {
   // Writes every index's snapshot (at shutdown, or periodically).
   void save_snapshots();
 
+  // Several nodes on one store (cluster mode): takes in what other nodes changed since the
+  // last call: watchlists created or deleted, faces enrolled or removed (the change log),
+  // authorisations and suppressions. Called by the node's ChangeListener; cheap when
+  // nothing changed. Returns whether the set of watchlists changed.
+  bool sync_with_store();
+  // The store change number every index reflects (the smallest over the watchlists; the
+  // store's last change when there are none).
+  std::uint64_t applied_change() const;
+
  private:
   struct WatchlistIndex {
     std::unique_ptr<FaceIndex> index;
@@ -162,7 +171,8 @@ class Gallery {
   // Replays the store's change log into the indexes, then gives watchlists that have grown
   // past the configured type's training size that type. Caller holds write_.
   void catch_up();
-  void apply_changes();
+  // Returns how many changes it applied.
+  std::size_t apply_changes();
 
   std::unique_ptr<GalleryStore> store_;
   GalleryOptions options_;

@@ -128,6 +128,10 @@ struct ReembedProgress {
   std::string started_by;
 };
 
+// The channel on which PostgreSQL announces each change committed to the gallery store, on
+// any node (ChangeListener): every write of the store takes the write lock of this name.
+inline constexpr const char* kGalleryChannel = "frs_gallery";
+
 class GalleryStore {
  public:
   virtual ~GalleryStore() = default;

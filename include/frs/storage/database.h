@@ -8,16 +8,22 @@
 // Statements use '?' parameters in both dialects. Writes that must be ordered across
 // writers (alert ids, the audit chain, the gallery's change log) take a named write lock in
 // their transaction (Transaction's `write_lock`): held until commit, so what is numbered
-// under it is committed in number order, whichever node wrote it.
+// under it is committed in number order, whichever node wrote it. On PostgreSQL such a
+// transaction also announces its commit on the channel of the lock's name (NOTIFY), which
+// every node's ChangeListener hears.
 //
 // A store serialises its own use of one Database (one mutex per store).
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace frs {
@@ -71,8 +77,9 @@ class Database {
   friend class Statement;
   friend class Transaction;
   virtual std::unique_ptr<StatementImpl> prepare(const std::string& sql) = 0;
-  // `write_lock`: "" or a name; a transaction holding a name waits for any other holding
-  // it (on any node) to end.
+  // `write_lock`: "" or a name of letters, digits and '_'; a transaction holding a name
+  // waits for any other holding it (on any node) to end, and announces its commit on the
+  // channel of that name.
   virtual void begin(std::string_view write_lock) = 0;
   virtual void commit() = 0;
   virtual void rollback() noexcept = 0;
@@ -140,6 +147,36 @@ class StatementImpl {
   virtual bool is_null(int c) const = 0;
   virtual std::string text(int c) const = 0;
   virtual std::vector<std::uint8_t> blob(int c) const = 0;
+};
+
+// Hears the commits other nodes (and this one) announce on `channels` (PostgreSQL
+// LISTEN/NOTIFY) and calls `on_change(channel)` for each, on a thread of its own. It also
+// calls it for every channel when it (re)connects and every `resync` in any case, so that
+// a notification missed (PostgreSQL restarted, a network cut) costs at most that long; the
+// callback reads what changed from the store, after the last change it applied. For a
+// SQLite location it does nothing: one node, nothing to hear. Exceptions from the callback
+// are its own to report; they do not stop the listener.
+class ChangeListener {
+ public:
+  ChangeListener(const StoreLocation& where, std::vector<std::string> channels,
+                 std::function<void(const std::string& channel)> on_change,
+                 std::chrono::milliseconds resync = std::chrono::seconds(5));
+  ~ChangeListener();  // stops and joins the thread
+  ChangeListener(const ChangeListener&) = delete;
+  ChangeListener& operator=(const ChangeListener&) = delete;
+  bool connected() const { return connected_; }
+
+ private:
+  void run();
+
+  std::string url_;
+  std::vector<std::string> channels_;
+  std::function<void(const std::string&)> on_change_;
+  std::chrono::milliseconds resync_;
+  int wake_fd_ = -1;  // eventfd: stop
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> connected_{false};
+  std::thread thread_;
 };
 
 }  // namespace frs
