@@ -33,6 +33,7 @@
 #include "frs/core/net.h"
 #include "frs/core/url.h"
 #include "frs/gallery/enrollment.h"
+#include "frs/live/camera_assigner.h"
 #include "frs/service/retention.h"
 #include "frs/service/services.h"
 #include "frs/storage/database.h"
@@ -136,6 +137,25 @@ bool plain_text_in_the_open(const frs::server::ServerConfig& config) {
   return config.tls_cert.empty() && !frs::is_loopback_host(frs::host_of_address(config.listen));
 }
 
+// This node's name in the cluster: kept in DATA_DIR/node.id, made once (random), so that a
+// restarted node is recognised and its unexpired leases are its own.
+std::string node_id(const std::filesystem::path& data_dir) {
+  const std::filesystem::path file = data_dir / "node.id";
+  std::string id;
+  if (std::ifstream in(file); in) std::getline(in, id);
+  if (id.empty()) {
+    const std::string bytes = frs::random_bytes(6);
+    static const char* digits = "0123456789abcdef";
+    id = "node-";
+    for (const unsigned char c : bytes) {
+      id += digits[c >> 4];
+      id += digits[c & 15];
+    }
+    std::ofstream(file) << id << "\n";
+  }
+  return id;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -218,7 +238,8 @@ int main(int argc, char** argv) {
       return config.store.empty() ? frs::StoreLocation(data_dir / file)
                                   : frs::StoreLocation::postgres(config.store);
     };
-    if (!config.store.empty()) {
+    const bool cluster = !config.store.empty();
+    if (cluster) {
       spdlog::info("stores in PostgreSQL at {} (cluster mode)", frs::redact_url(config.store));
     }
     auto tokens = frs::open_token_store(store_at("tokens.db"));
@@ -275,7 +296,7 @@ int main(int argc, char** argv) {
     frs::AlertStore alerts(store_at("alerts.db"));
     frs::AlertFeed feed;
     // Several nodes: subscribers get every node's alerts, out of the log in id order.
-    if (!config.store.empty()) feed.follow(alerts);
+    if (cluster) feed.follow(alerts);
     frs::CameraStore camera_store(store_at("cameras.db"));
     frs::LiveRecognizer live(engine, gallery, alerts, feed, config.decisions, config.threads);
     live.set_source_policy(config.camera_sources);
@@ -314,7 +335,9 @@ int main(int argc, char** argv) {
     // Cameras of the config file are stored like those added through the API; the file
     // wins for a name in both.
     for (const frs::CameraConfig& camera : config.cameras) camera_store.put(camera);
-    for (const frs::CameraConfig& camera : camera_store.list()) {
+    // Several nodes share the cameras out by leases (below); one node runs them all.
+    for (const frs::CameraConfig& camera :
+         cluster ? std::vector<frs::CameraConfig>{} : camera_store.list()) {
       try {
         // A watchlist deleted while it was down: the camera runs and reports it.
         live.add_camera(camera, frs::MissingWatchlists::kReport);  // logs `event=added`
@@ -369,7 +392,7 @@ int main(int argc, char** argv) {
         frs::service::make_search_service(access, gallery, engine, service_options);
     auto evaluation_service =
         frs::service::make_evaluation_service(access, engine, service_options);
-    auto camera_service = frs::service::make_camera_service(access, live, camera_store);
+    auto camera_service = frs::service::make_camera_service(access, live, camera_store, cluster);
     config.alert_streams.write_timeout = std::chrono::milliseconds(config.alert_write_timeout_ms);
     config.alert_streams.max_streams_per_token =
         std::min(config.alert_streams.max_streams_per_token, config.alert_streams.max_streams);
@@ -422,6 +445,28 @@ int main(int argc, char** argv) {
       }
     };
     warn_if_in_the_open();
+
+    // Cluster mode: this node's share of the cameras, by leases in PostgreSQL.
+    std::unique_ptr<frs::CameraLeaseStore> lease_store;
+    std::unique_ptr<frs::CameraAssigner> camera_assigner;
+    if (cluster) {
+      lease_store = std::make_unique<frs::CameraLeaseStore>(store_at("camera_leases.db"));
+      frs::ClusterNode self;
+      self.id = node_id(data_dir);
+      self.address = config.listen;
+      self.version = FRS_VERSION_TEXT;
+      self.camera_capacity =
+          config.camera_capacity > 0 ? config.camera_capacity : 2 * engine.options().threads;
+      self.started_at_ms = frs::now_unix_ms();
+      frs::CameraAssignerOptions lease_options;
+      lease_options.lease = std::chrono::milliseconds(config.camera_lease_ms);
+      lease_options.round = std::min(std::chrono::milliseconds(1000), lease_options.lease / 4);
+      spdlog::info("cluster node {} at {}: up to {} cameras, leases of {} ms", self.id,
+                   self.address, self.camera_capacity, config.camera_lease_ms);
+      camera_assigner = std::make_unique<frs::CameraAssigner>(
+          *lease_store, camera_store, live, self, [&gallery] { return gallery.applied_change(); },
+          lease_options);
+    }
 
     // Prometheus text endpoint; plain HTTP, so loopback by default.
     httplib::Server metrics;

@@ -71,6 +71,18 @@ void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_fil
         if (url.empty() || frs::is_postgres_url(url)) return "";
         return "--store takes a postgresql:// URL (or nothing, for SQLite files in --data-dir)";
       });
+  flags
+      .add_option("--camera-capacity", config.camera_capacity,
+                  "Cluster mode: cameras this node analyses at most; 0 = two per face engine "
+                  "thread")
+      ->check(CLI::Range(0, 10000))
+      ->capture_default_str();
+  flags
+      .add_option("--camera-lease-ms", config.camera_lease_ms,
+                  "Cluster mode: a camera lease not renewed for this long expires and another "
+                  "node takes the camera, ms")
+      ->check(CLI::Range(2000, 600000))
+      ->capture_default_str();
   flags.add_option("--models", config.models_dir, "Model directory")->capture_default_str();
   flags
       .add_option("--descriptor", config.descriptor,

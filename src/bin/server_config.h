@@ -18,6 +18,11 @@ struct ServerConfig {
   // Where the stores live: "" = SQLite files in data_dir (one machine); a PostgreSQL URL
   // ("postgresql://user@host:port/database") = the database several nodes share.
   std::string store;
+  // Cluster mode: cameras this node analyses at most (0 = two per face engine thread, the
+  // measured real-time load of 640x360 streams; docs/scaling.md), and how long a camera
+  // lease lasts unrenewed, ms (2000..600000): a dead node's cameras move after about that.
+  int camera_capacity = 0;
+  int camera_lease_ms = 5000;
   std::string models_dir = frs::default_models_dir().string();
   // Descriptor model of watchlists created without one (CreateWatchlist descriptor_model).
   std::string descriptor = std::string(frs::kDefaultDescriptorId);

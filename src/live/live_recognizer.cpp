@@ -169,19 +169,28 @@ void LiveRecognizer::tell_matching(const MatchingEvent& event) noexcept {
   }
 }
 
-void LiveRecognizer::add_camera(const CameraConfig& config, MissingWatchlists missing) {
+void LiveRecognizer::check_new_camera(const CameraConfig& config) const {
   check_camera(config);
   if (source_policy_) check_camera_source(config.source.url, *source_policy_);
   for (const std::string& w : config.watchlists) {
     if (gallery_.store().find_watchlist(w)) continue;
-    if (missing == MissingWatchlists::kRefuse) {
-      throw Error(ErrorCode::kNotFound,
-                  "camera " + quote_for_message(config.name) + ": watchlist " +
-                      quote_for_message(w) +
-                      " does not exist (create it first; no watchlists = all of them)");
+    throw Error(ErrorCode::kNotFound,
+                "camera " + quote_for_message(config.name) + ": watchlist " + quote_for_message(w) +
+                    " does not exist (create it first; no watchlists = all of them)");
+  }
+}
+
+void LiveRecognizer::add_camera(const CameraConfig& config, MissingWatchlists missing) {
+  if (missing == MissingWatchlists::kRefuse) {
+    check_new_camera(config);
+  } else {
+    check_camera(config);
+    if (source_policy_) check_camera_source(config.source.url, *source_policy_);
+    for (const std::string& w : config.watchlists) {
+      if (gallery_.store().find_watchlist(w)) continue;
+      spdlog::warn("camera={} event=watchlist_missing watchlist={}", logfmt_value(config.name),
+                   logfmt_value(w));
     }
-    spdlog::warn("camera={} event=watchlist_missing watchlist={}", logfmt_value(config.name),
-                 logfmt_value(w));
   }
   auto camera = std::make_shared<Camera>(config, decisions_.tracker);
   {

@@ -138,8 +138,8 @@ bool passes(const AlertFilter& f, const Alert& a) {
 
 class CameraService final : public pb::Cameras::Service {
  public:
-  CameraService(AccessControl& access, LiveRecognizer& live, CameraStore& cameras)
-      : access_(access), live_(live), cameras_(cameras) {}
+  CameraService(AccessControl& access, LiveRecognizer& live, CameraStore& cameras, bool cluster)
+      : access_(access), live_(live), cameras_(cameras), cluster_(cluster) {}
 
   grpc::Status AddCamera(grpc::ServerContext* context, const pb::AddCameraRequest* request,
                          pb::Camera* response) override {
@@ -147,6 +147,21 @@ class CameraService final : public pb::Cameras::Service {
       call.target("cameras", request->spec().name());
       for (const auto& w : request->spec().watchlists()) call.target("watchlist_names", w);
       const CameraConfig config = from_proto(request->spec());
+      if (cluster_) {
+        // The node that claims it starts it (CameraAssigner), within a lease round.
+        live_.check_new_camera(config);
+        for (const CameraConfig& stored : cameras_.list()) {
+          if (stored.name == config.name) {
+            throw Error(ErrorCode::kAlreadyExists,
+                        "camera " + quote_for_message(config.name) + " already exists");
+          }
+        }
+        cameras_.put(config);
+        CameraReport report;
+        report.config = config;
+        to_proto(report, response);
+        return;
+      }
       live_.add_camera(config);  // validates, then starts it
       try {
         cameras_.put(config);
@@ -166,13 +181,13 @@ class CameraService final : public pb::Cameras::Service {
       call.target("cameras", request->name());
       // A stored camera that could not start (say, a bad entry in the config file) is not
       // running, but can still be removed.
-      bool running = true;
-      try {
-        live_.remove_camera(request->name());
-      } catch (const Error& e) {
-        if (e.code() != ErrorCode::kNotFound) throw;
-        running = false;
-      }
+      bool running = !cluster_;  // in a cluster, its node stops it within a lease round
+      if (running) try {
+          live_.remove_camera(request->name());
+        } catch (const Error& e) {
+          if (e.code() != ErrorCode::kNotFound) throw;
+          running = false;
+        }
       if (!cameras_.remove(request->name()) && !running) {
         throw Error(ErrorCode::kNotFound,
                     "camera " + quote_for_message(request->name()) + " does not exist");
@@ -192,6 +207,7 @@ class CameraService final : public pb::Cameras::Service {
   AccessControl& access_;
   LiveRecognizer& live_;
   CameraStore& cameras_;
+  bool cluster_;  // cameras are shared out by leases (CameraAssigner), not started here
 };
 
 // Streams that are writing, and since when: a watchdog resets those whose write has not
@@ -467,8 +483,8 @@ class AlertService final : public pb::Alerts::Service {
 }  // namespace
 
 std::unique_ptr<grpc::Service> make_camera_service(AccessControl& access, LiveRecognizer& live,
-                                                   CameraStore& cameras) {
-  return std::make_unique<CameraService>(access, live, cameras);
+                                                   CameraStore& cameras, bool cluster) {
+  return std::make_unique<CameraService>(access, live, cameras, cluster);
 }
 
 std::unique_ptr<grpc::Service> make_alert_service(AccessControl& access, AlertStore& alerts,

@@ -130,6 +130,10 @@ class LiveRecognizer {
   // name in use, kNotFound for an unknown watchlist (with MissingWatchlists::kRefuse).
   void add_camera(const CameraConfig& camera,
                   MissingWatchlists missing = MissingWatchlists::kRefuse);
+  // What add_camera checks before it starts a camera (kInvalidArgument, kNotFound for an
+  // unknown watchlist), without starting it: in cluster mode the node that claims the
+  // camera starts it.
+  void check_new_camera(const CameraConfig& camera) const;
   // Re-reads which watchlists each camera matches against now (a watchlist deleted,
   // created or authorised); the recognizer also does so by itself every second, which is
   // when expiring authorisations stop matching (the search path itself never matches

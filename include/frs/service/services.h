@@ -115,8 +115,10 @@ std::unique_ptr<grpc::Service> make_evaluation_service(AccessControl& access,
                                                        const FaceEngine& engine,
                                                        const ServiceOptions& options);
 // Cameras (frs.v1.Cameras): changes go to the live recognizer and the camera store.
+// `cluster`: cameras are stored for the cluster's nodes to share out (CameraAssigner), not
+// started by the node that was called; ListCameras shows those running on this node.
 std::unique_ptr<grpc::Service> make_camera_service(AccessControl& access, LiveRecognizer& live,
-                                                   CameraStore& cameras);
+                                                   CameraStore& cameras, bool cluster = false);
 struct AlertStreamLimits {
   // StreamAlerts calls open at once; more: RESOURCE_EXHAUSTED. Default 64, range 1..10000.
   int max_streams = 64;
