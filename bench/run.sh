@@ -105,6 +105,11 @@ started=$SECONDS
     section "Live streams" md "$bin/bench_live_streams"
     section "Alignment constants" text "$bin/bench_alignment_calibration"
   fi
+  if [[ -n "$quick" ]]; then
+    section "Cluster mode on one PostgreSQL" md "$bin/bench_cluster" --alerts 1000 --enrollments 100 --failovers 3
+  else
+    section "Cluster mode on one PostgreSQL" md "$bin/bench_cluster"
+  fi
   echo "## Accuracy (docs/accuracy.md explains the protocol and the levers)"
   echo
   section "Enrollment gate limits" md "$bin/bench_enrollment_gate"

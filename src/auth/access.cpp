@@ -21,6 +21,7 @@ constexpr MethodAccess kTable[] = {
     {"/frs.v1.Audit/Report", {kAdmin, kAuditor}},
     {"/frs.v1.Audit/VerifyAuditLog", {kAdmin, kAuditor}},
     {"/frs.v1.Cameras/AddCamera", {kAdmin, kOperator}, true},
+    {"/frs.v1.Cameras/ClusterStatus", {kAdmin, kOperator, kAuditor}},
     {"/frs.v1.Cameras/ListCameras", {kAdmin, kOperator}},
     {"/frs.v1.Cameras/RemoveCamera", {kAdmin, kOperator}},
     {"/frs.v1.Evaluation/Evaluate", {kAdmin, kOperator, kAuditor}},

@@ -392,7 +392,15 @@ int main(int argc, char** argv) {
         frs::service::make_search_service(access, gallery, engine, service_options);
     auto evaluation_service =
         frs::service::make_evaluation_service(access, engine, service_options);
-    auto camera_service = frs::service::make_camera_service(access, live, camera_store, cluster);
+    std::unique_ptr<frs::CameraLeaseStore> lease_store;
+    frs::service::ClusterView cluster_view;
+    if (cluster) {
+      lease_store = std::make_unique<frs::CameraLeaseStore>(store_at("camera_leases.db"));
+      cluster_view = {lease_store.get(), &gallery.store(), node_id(data_dir),
+                      std::chrono::milliseconds(config.camera_lease_ms)};
+    }
+    auto camera_service = frs::service::make_camera_service(access, live, camera_store,
+                                                            cluster ? &cluster_view : nullptr);
     config.alert_streams.write_timeout = std::chrono::milliseconds(config.alert_write_timeout_ms);
     config.alert_streams.max_streams_per_token =
         std::min(config.alert_streams.max_streams_per_token, config.alert_streams.max_streams);
@@ -447,12 +455,10 @@ int main(int argc, char** argv) {
     warn_if_in_the_open();
 
     // Cluster mode: this node's share of the cameras, by leases in PostgreSQL.
-    std::unique_ptr<frs::CameraLeaseStore> lease_store;
     std::unique_ptr<frs::CameraAssigner> camera_assigner;
     if (cluster) {
-      lease_store = std::make_unique<frs::CameraLeaseStore>(store_at("camera_leases.db"));
       frs::ClusterNode self;
-      self.id = node_id(data_dir);
+      self.id = cluster_view.self;
       self.address = config.listen;
       self.version = FRS_VERSION_TEXT;
       self.camera_capacity =

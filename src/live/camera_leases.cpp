@@ -58,6 +58,11 @@ CameraLeaseStore::CameraLeaseStore(const StoreLocation& where)
                         {kMigrations, kMigrations})) {}
 
 std::int64_t CameraLeaseStore::now_ms() {
+  std::lock_guard lock(mutex_);
+  return now_locked();
+}
+
+std::int64_t CameraLeaseStore::now_locked() {
   if (db_->dialect() == SqlDialect::kSqlite) return now_unix_ms();  // one machine, one clock
   Statement s(*db_, "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)");
   s.step();
@@ -73,7 +78,7 @@ LeaseRound CameraLeaseStore::round(const ClusterNode& node, const std::vector<st
   std::lock_guard lock(mutex_);
   Transaction t(*db_, kLeaseLock);
   LeaseRound out;
-  out.now_ms = now_ms();
+  out.now_ms = now_locked();
   const std::int64_t expires = out.now_ms + lease.count();
   {
     Statement s(*db_,

@@ -138,8 +138,60 @@ bool passes(const AlertFilter& f, const Alert& a) {
 
 class CameraService final : public pb::Cameras::Service {
  public:
-  CameraService(AccessControl& access, LiveRecognizer& live, CameraStore& cameras, bool cluster)
-      : access_(access), live_(live), cameras_(cameras), cluster_(cluster) {}
+  CameraService(AccessControl& access, LiveRecognizer& live, CameraStore& cameras,
+                const ClusterView* cluster)
+      : access_(access),
+        live_(live),
+        cameras_(cameras),
+        cluster_(cluster != nullptr),
+        view_(cluster ? *cluster : ClusterView{}) {}
+
+  grpc::Status ClusterStatus(grpc::ServerContext* context, const pb::ClusterStatusRequest*,
+                             pb::ClusterStatusResponse* response) override {
+    return serve(access_, context, [&](Call&) {
+      if (!cluster_) {
+        throw Error(ErrorCode::kFailedPrecondition,
+                    "this frs-server is not in cluster mode (frs-server --store "
+                    "postgresql://...): it runs every camera itself (frs camera list)");
+      }
+      const std::int64_t now = view_.leases->now_ms();
+      const std::uint64_t store_change = view_.gallery->last_change();
+      std::map<std::string, int> held;
+      std::map<std::string, CameraLease> leases;
+      for (CameraLease& l : view_.leases->leases()) {
+        if (l.expires_at_ms > now) ++held[l.node];
+        leases[l.camera] = std::move(l);
+      }
+      for (const ClusterNode& n : view_.leases->nodes()) {
+        pb::ClusterNodeStatus* out = response->add_nodes();
+        out->set_id(n.id);
+        out->set_address(n.address);
+        out->set_version(n.version);
+        out->set_heartbeat_age_ms(now - n.heartbeat_at_ms);
+        out->set_alive(now - n.heartbeat_at_ms < view_.lease.count());
+        out->set_cameras_held(held[n.id]);
+        out->set_camera_capacity(n.camera_capacity);
+        out->set_applied_change(n.applied_change);
+        out->set_change_lag(store_change > n.applied_change ? store_change - n.applied_change : 0);
+        out->set_started_at_ms(n.started_at_ms);
+      }
+      for (const CameraConfig& c : cameras_.list()) {
+        pb::CameraLeaseStatus* out = response->add_cameras();
+        out->set_camera(c.name);
+        const auto it = leases.find(c.name);
+        if (it == leases.end()) continue;
+        const CameraLease& l = it->second;
+        out->set_epoch(l.epoch);
+        out->set_expires_in_ms(l.expires_at_ms - now);
+        if (l.expires_at_ms <= now) continue;  // nobody holds it
+        out->set_node(l.node);
+        out->set_lease_age_ms(now - l.acquired_at_ms);
+      }
+      response->set_store_change(store_change);
+      response->set_lease_ms(view_.lease.count());
+      response->set_answered_by(view_.self);
+    });
+  }
 
   grpc::Status AddCamera(grpc::ServerContext* context, const pb::AddCameraRequest* request,
                          pb::Camera* response) override {
@@ -208,6 +260,7 @@ class CameraService final : public pb::Cameras::Service {
   LiveRecognizer& live_;
   CameraStore& cameras_;
   bool cluster_;  // cameras are shared out by leases (CameraAssigner), not started here
+  ClusterView view_;
 };
 
 // Streams that are writing, and since when: a watchdog resets those whose write has not
@@ -483,7 +536,8 @@ class AlertService final : public pb::Alerts::Service {
 }  // namespace
 
 std::unique_ptr<grpc::Service> make_camera_service(AccessControl& access, LiveRecognizer& live,
-                                                   CameraStore& cameras, bool cluster) {
+                                                   CameraStore& cameras,
+                                                   const ClusterView* cluster) {
   return std::make_unique<CameraService>(access, live, cameras, cluster);
 }
 

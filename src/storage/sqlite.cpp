@@ -5,7 +5,9 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "dialects.h"
 #include "frs/core/error.h"
@@ -83,7 +85,17 @@ class SqliteDatabase final : public Database {
     }
     try {
       sqlite3_busy_timeout(db_, 5000);
-      exec("PRAGMA journal_mode=WAL");
+      // Switching a new file to WAL takes an exclusive lock that the busy timeout does not
+      // wait for: another process (or store object) opening the file at the same moment
+      // gets SQLITE_BUSY at once, so it waits here instead (up to 5 s).
+      for (int attempt = 0;; ++attempt) {
+        const int rc = sqlite3_exec(db_, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+        if (rc == SQLITE_OK) break;
+        if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || attempt == 100) {
+          exec("PRAGMA journal_mode=WAL");  // throws with SQLite's message
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
       exec("PRAGMA synchronous=FULL");
       // Off while migrating: a migration that rebuilds a table drops the old one, and with
       // foreign keys on that drop would cascade into the rows that refer to it.

@@ -35,12 +35,14 @@ case "$command" in
     as_owner "$bin/initdb" -D "$dir/data" -U frs --auth=trust -E UTF8 --no-locale \
       >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
     # Durability against an OS crash is not what the tests check: fsync off saves minutes.
+    # Benchmarks set FRS_TEST_POSTGRES_FSYNC=on to measure what a real server pays.
     # Enough connections for three nodes of seven stores each and the tests' own.
+    fsync="${FRS_TEST_POSTGRES_FSYNC:-off}"
     cat >>"$dir/data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$dir'
-fsync = off
-full_page_writes = off
+fsync = $fsync
+full_page_writes = $fsync
 max_connections = 300
 CONF
     for attempt in $(seq 1 20); do

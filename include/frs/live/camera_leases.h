@@ -67,8 +67,10 @@ class CameraLeaseStore {
   std::int64_t now_ms();              // the database's clock
 
  private:
+  std::int64_t now_locked();  // caller holds mutex_
+
   std::unique_ptr<Database> db_;
-  std::mutex mutex_;
+  std::mutex mutex_;  // one connection: one statement at a time
 };
 
 }  // namespace frs

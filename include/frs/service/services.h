@@ -19,6 +19,7 @@
 #include "frs/eval/metrics.h"
 #include "frs/gallery/enrollment.h"
 #include "frs/gallery/gallery.h"
+#include "frs/live/camera_leases.h"
 #include "frs/live/camera_store.h"
 #include "frs/live/live_recognizer.h"
 #include "frs/service/access_control.h"
@@ -115,10 +116,19 @@ std::unique_ptr<grpc::Service> make_evaluation_service(AccessControl& access,
                                                        const FaceEngine& engine,
                                                        const ServiceOptions& options);
 // Cameras (frs.v1.Cameras): changes go to the live recognizer and the camera store.
-// `cluster`: cameras are stored for the cluster's nodes to share out (CameraAssigner), not
-// started by the node that was called; ListCameras shows those running on this node.
+// Cluster mode's view for the camera service (frs-server --store postgresql://...).
+struct ClusterView {
+  CameraLeaseStore* leases = nullptr;
+  GalleryStore* gallery = nullptr;  // its last change number, against each node's
+  std::string self;                 // this node's id
+  std::chrono::milliseconds lease{5000};
+};
+// `cluster` (null: one node): cameras are stored for the cluster's nodes to share out
+// (CameraAssigner), not started by the node that was called; ListCameras shows those
+// running on this node, ClusterStatus all of them.
 std::unique_ptr<grpc::Service> make_camera_service(AccessControl& access, LiveRecognizer& live,
-                                                   CameraStore& cameras, bool cluster = false);
+                                                   CameraStore& cameras,
+                                                   const ClusterView* cluster = nullptr);
 struct AlertStreamLimits {
   // StreamAlerts calls open at once; more: RESOURCE_EXHAUSTED. Default 64, range 1..10000.
   int max_streams = 64;

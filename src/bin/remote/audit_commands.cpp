@@ -135,8 +135,11 @@ void add_audit_commands(CLI::App& app, Action& action) {
   verify
       ->add_option("--db", offline_db,
                    "Check this copy of DATA_DIR/audit.db here, without the server (a backup, "
-                   "or the file of a stopped server)")
-      ->check(CLI::ExistingFile);
+                   "or the file of a stopped server), or a cluster's postgresql:// database")
+      ->check([](const std::string& where) -> std::string {
+        if (is_postgres_url(where) || std::filesystem::is_regular_file(where)) return "";
+        return "--db: no such file '" + where + "' (give an audit.db file or a postgresql:// URL)";
+      });
   verify->callback([run] {
     run([] {
       pb::VerifyAuditLogRequest request;

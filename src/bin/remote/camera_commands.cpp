@@ -116,6 +116,67 @@ void add_camera_commands(CLI::App& app, Action& action) {
       return 0;
     });
   });
+  CLI::App* cluster = app.add_subcommand("cluster", "Cluster mode: nodes and their cameras");
+  cluster->require_subcommand(1);
+  CLI::App* cstatus = cluster->add_subcommand(
+      "status",
+      "Nodes (address, version, heartbeat, cameras held, capacity, index change and lag) and "
+      "cameras with their node and lease age");
+  cstatus->callback([run] {
+    run([] {
+      auto stub = pb::Cameras::NewStub(connect(o));
+      pb::ClusterStatusResponse response;
+      check(stub->ClusterStatus(context().get(), pb::ClusterStatusRequest(), &response), o);
+      if (o.json_output) {
+        json nodes = json::array(), cameras = json::array();
+        for (const auto& n : response.nodes()) {
+          nodes.push_back({{"id", n.id()},
+                           {"address", n.address()},
+                           {"version", n.version()},
+                           {"alive", n.alive()},
+                           {"heartbeat_age_ms", n.heartbeat_age_ms()},
+                           {"cameras_held", n.cameras_held()},
+                           {"camera_capacity", n.camera_capacity()},
+                           {"applied_change", n.applied_change()},
+                           {"change_lag", n.change_lag()},
+                           {"started_at_ms", n.started_at_ms()}});
+        }
+        for (const auto& c : response.cameras()) {
+          cameras.push_back({{"camera", c.camera()},
+                             {"node", c.node()},
+                             {"lease_age_ms", c.lease_age_ms()},
+                             {"expires_in_ms", c.expires_in_ms()},
+                             {"epoch", c.epoch()}});
+        }
+        std::cout << json{{"nodes", nodes},
+                          {"cameras", cameras},
+                          {"store_change", response.store_change()},
+                          {"lease_ms", response.lease_ms()},
+                          {"answered_by", response.answered_by()}}
+                         .dump()
+                  << "\n";
+        return 0;
+      }
+      std::cout << "nodes (answered by " << response.answered_by() << "; store change "
+                << response.store_change() << ", leases of " << response.lease_ms() << " ms):\n";
+      for (const auto& n : response.nodes()) {
+        std::cout << "  " << n.id() << "  " << n.address() << "  v" << n.version() << "  "
+                  << (n.alive() ? "alive" : "DEAD") << "  heartbeat " << n.heartbeat_age_ms()
+                  << " ms ago  cameras " << n.cameras_held() << "/" << n.camera_capacity()
+                  << "  index change " << n.applied_change() << " (lag " << n.change_lag() << ")\n";
+      }
+      std::cout << "cameras:\n";
+      for (const auto& c : response.cameras()) {
+        std::cout << "  " << c.camera() << "  ";
+        if (c.node().empty()) {
+          std::cout << "unassigned\n";
+        } else {
+          std::cout << c.node() << "  lease age " << c.lease_age_ms() / 1000.0 << " s\n";
+        }
+      }
+      return 0;
+    });
+  });
   CLI::App* cremove = camera->add_subcommand("remove", "Stop and forget a camera");
   cremove->add_option("name", camera_name, "Camera name")->required();
   cremove->callback([run] {
