@@ -91,7 +91,13 @@ class PostgresStatement final : public StatementImpl {
     std::snprintf(text, sizeof text, "%.17g", v);
     set(i, text, kFloat8Oid, 0);
   }
-  void bind_text(int i, const std::string& v) override { set(i, v, kTextOid, 0); }
+  void bind_text(int i, const std::string& v) override {
+    // Text parameters travel NUL-terminated: a NUL inside would cut the value short.
+    if (v.find('\0') != std::string::npos) {
+      throw Error(ErrorCode::kInvalidArgument, "text holds a NUL character");
+    }
+    set(i, v, kTextOid, 0);
+  }
   void bind_null(int i) override {
     set(i, "", 0, 0);
     null_[static_cast<std::size_t>(i - 1)] = true;
@@ -262,8 +268,11 @@ class PostgresDatabase final : public Database {
     PQsetNoticeProcessor(
         conn_, [](void*, const char*) {}, nullptr);
     // A node that stops mid-transaction (a hang, a network cut) would otherwise hold the
-    // write locks every other node waits for.
-    PQclear(PQexec(conn_, "SET idle_in_transaction_session_timeout = '30s'; SET TIME ZONE 'UTC'"));
+    // write locks every other node waits for; one stalled mid-statement holding them makes
+    // the others fail their call (UNAVAILABLE) after 30 s instead of hanging.
+    PQclear(PQexec(conn_,
+                   "SET idle_in_transaction_session_timeout = '30s'; SET lock_timeout = '30s'; "
+                   "SET TIME ZONE 'UTC'"));
   }
 
   void reconnect() {
@@ -315,7 +324,10 @@ class PostgresDatabase final : public Database {
     const std::string message = trimmed(r ? PQresultErrorMessage(r) : PQerrorMessage(conn_));
     if (code == "23505") return Error(ErrorCode::kAlreadyExists, message);
     // Class 08: connection exceptions; 57P: the server is shutting down or restarting.
-    if (code.starts_with("08") || code.starts_with("57P")) return unavailable(message);
+    // 55P03: a lock not granted within lock_timeout.
+    if (code.starts_with("08") || code.starts_with("57P") || code == "55P03") {
+      return unavailable(message);
+    }
     // Class 22: data exceptions (text that is not UTF-8, a number out of range).
     if (code.starts_with("22")) return Error(ErrorCode::kInvalidArgument, message);
     return Error(ErrorCode::kInternal, "SQL error in '" + sql + "': " + message);
