@@ -53,6 +53,9 @@ CREATE UNIQUE INDEX tokens_active_name ON tokens(name) WHERE revoked_at_ms = 0;
 )sql",
 };
 
+// Held while the start-up admin token is checked and stored (nodes starting together).
+constexpr const char* kAdminLock = "frs_tokens";
+
 constexpr const char* kColumns =
     "id, name, role, created_by, created_at_ms, expires_at_ms, revoked_at_ms, revoked_by";
 
@@ -156,6 +159,40 @@ class SqlTokenStore final : public TokenStore {
     return t;
   }
 
+  bool put_admin(const TokenRecord& admin, const std::string& secret_hash,
+                 bool only_if_empty) override {
+    std::lock_guard lock(mutex_);
+    Transaction tx(*db_, kAdminLock);
+    if (only_if_empty) {
+      Statement any(*db_, "SELECT 1 FROM tokens LIMIT 1");
+      if (any.step()) return false;
+    } else {
+      Statement known(*db_,
+                      std::string("SELECT ") + kColumns + " FROM tokens WHERE secret_sha256 = ?");
+      known.bind(1, secret_hash);
+      if (known.step()) {
+        const TokenRecord t = read_token(known);
+        if (t.active(admin.created_at_ms) && t.role == Role::kAdmin) return false;
+        throw Error(ErrorCode::kFailedPrecondition,
+                    "that secret is token '" + t.name +
+                        "', which is revoked, expired or not an admin: put a new secret in the "
+                        "file (e.g. openssl rand -base64 32)");
+      }
+      Statement revoke(*db_,
+                       "UPDATE tokens SET revoked_at_ms = ?, revoked_by = ? WHERE name = ? AND "
+                       "revoked_at_ms = 0");
+      revoke.bind(1, admin.created_at_ms).bind(2, "frs-server --admin-token-file");
+      revoke.bind(3, admin.name).step();
+    }
+    Statement s(*db_,
+                "INSERT INTO tokens(name, role, secret_sha256, created_by, created_at_ms, "
+                "expires_at_ms) VALUES (?, ?, ?, ?, ?, ?)");
+    s.bind(1, admin.name).bind(2, std::string(to_string(admin.role))).bind(3, secret_hash);
+    s.bind(4, admin.created_by).bind(5, admin.created_at_ms).bind(6, admin.expires_at_ms).step();
+    tx.commit();
+    return true;
+  }
+
   std::int64_t count_all() override {
     std::lock_guard lock(mutex_);
     Statement s(*db_, "SELECT COUNT(*) FROM tokens");
@@ -253,27 +290,25 @@ std::string ensure_admin_token(TokenStore& store, const std::filesystem::path& a
   admin.created_at_ms = now;
   if (!admin_token_file.empty()) {
     const std::string secret = read_token_file(admin_token_file);
-    const std::string hash = token_secret_hash(secret);
-    if (const auto known = store.find_by_secret_hash(hash)) {
-      if (known->active(now) && known->role == Role::kAdmin) {
-        return "admin token: the one in " + admin_token_file.string() + " (token '" + known->name +
-               "')";
+    try {
+      if (!store.put_admin(admin, token_secret_hash(secret), false)) {
+        return "admin token: the one in " + admin_token_file.string() + " (token 'admin')";
       }
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kFailedPrecondition) throw;
       throw Error(ErrorCode::kFailedPrecondition,
-                  "the token in " + admin_token_file.string() + " is token '" + known->name +
-                      "', which is revoked, expired or not an admin: put a new secret in the "
-                      "file (e.g. openssl rand -base64 32)");
+                  "the token in " + admin_token_file.string() + ": " + e.what());
     }
-    for (const TokenRecord& t : store.list(false)) {
-      if (t.name == "admin") store.revoke("admin", "frs-server --admin-token-file", now);
-    }
-    store.create(admin, hash);
     return "admin token: set from " + admin_token_file.string() + " (token 'admin')";
   }
   if (store.count_all() > 0) return "";
   const std::string secret = new_token_secret();
   write_private_file(new_token_file, secret + "\n");
-  store.create(admin, token_secret_hash(secret));
+  if (!store.put_admin(admin, token_secret_hash(secret), true)) {
+    // Another node of the cluster made the first admin token at the same moment.
+    std::filesystem::remove(new_token_file);
+    return "";
+  }
   return "admin token: created, in " + new_token_file.string() +
          " (mode 0600; give it to the administrator, who makes the other tokens with frs token "
          "create)";

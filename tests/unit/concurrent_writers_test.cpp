@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -215,6 +216,51 @@ TEST_P(ConcurrentWritersTest, OfTwoNodesCreatingOneTokenNameExactlyOneSucceeds) 
   tokens->revoke("dispatch-console-3", "admin", 2);
   EXPECT_EQ(testing::code_of([&] { tokens->revoke("dispatch-console-3", "admin", 3); }),
             ErrorCode::kNotFound);
+}
+
+// Nodes of a cluster start together with the same --admin-token-file (or none): each must
+// start, and the cluster must end with one admin token, the file's (or one node's new one).
+TEST_P(ConcurrentWritersTest, NodesStartingTogetherAgreeOnOneAdminToken) {
+  const std::filesystem::path file = stores_.dir() / "admin-secret";
+  std::ofstream(file) << new_token_secret() << "\n";
+  for (const bool given : {false, true}) {
+    std::vector<std::thread> nodes;
+    std::atomic<int> failed{0}, created{0};
+    for (int n = 0; n < 4; ++n) {
+      nodes.emplace_back([&, n] {
+        try {
+          auto tokens = open_token_store(at("tokens.db"));
+          const std::string note =
+              ensure_admin_token(*tokens, given ? file : std::filesystem::path(),
+                                 stores_.dir() / ("new-" + std::to_string(n) + ".token"));
+          if (note.find("created") != std::string::npos) ++created;
+        } catch (const std::exception& e) {
+          ADD_FAILURE() << e.what();
+          ++failed;
+        }
+      });
+    }
+    for (auto& t : nodes) t.join();
+    EXPECT_EQ(failed, 0);
+    auto tokens = open_token_store(at("tokens.db"));
+    const auto active = tokens->list(false);
+    ASSERT_EQ(active.size(), 1u);
+    EXPECT_EQ(active[0].name, "admin");
+    if (!given) {
+      EXPECT_EQ(created, 1);  // one node made it and keeps its file; the others removed theirs
+      int files = 0;
+      for (int n = 0; n < 4; ++n) {
+        const auto made = stores_.dir() / ("new-" + std::to_string(n) + ".token");
+        if (!std::filesystem::exists(made)) continue;
+        ++files;
+        EXPECT_TRUE(tokens->find_by_secret_hash(token_secret_hash(read_token_file(made))));
+      }
+      EXPECT_EQ(files, 1);
+    } else {
+      EXPECT_TRUE(tokens->find_by_secret_hash(token_secret_hash(read_token_file(file))))
+          << "the file's token is not the active admin";
+    }
+  }
 }
 
 TEST_P(ConcurrentWritersTest, CamerasAreKeptReplacedAndRemoved) {

@@ -63,6 +63,13 @@ class TokenStore {
                              std::int64_t at_ms) = 0;
   // Tokens ever stored, revoked ones included.
   virtual std::int64_t count_all() = 0;
+  // The start-up admin token, in one step that nodes starting together cannot interleave.
+  // `only_if_empty`: store it only when the store has never held a token (first start);
+  // else: nothing when an active admin token has this secret already, otherwise any active
+  // token named admin.name is revoked and this one stored. Returns whether it stored it.
+  // kFailedPrecondition when the secret is a token's that is revoked, expired or no admin.
+  virtual bool put_admin(const TokenRecord& admin, const std::string& secret_hash,
+                         bool only_if_empty) = 0;
 };
 
 // DATA_DIR/tokens.db (SQLite, durable writes), or the cluster's PostgreSQL database.
