@@ -65,6 +65,8 @@ void ChangeListener::run() {
         PQclear(r);
       }
       if (!listening) {
+        if (conn) PQfinish(conn);  // connected but not listening is no use: start over
+        conn = nullptr;
         wait(-1, std::chrono::seconds(1));  // PostgreSQL is down: try again in a second
         continue;
       }

@@ -164,7 +164,13 @@ class PostgresDatabase final : public Database {
                    std::span<const char* const> migrations)
       : url_(url), what_(what) {
     connect();
-    migrate(store, migrations);
+    try {
+      migrate(store, migrations);
+    } catch (...) {
+      // The destructor does not run for a constructor that throws.
+      PQfinish(conn_);
+      throw;
+    }
   }
   ~PostgresDatabase() override { PQfinish(conn_); }
 
