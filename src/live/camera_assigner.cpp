@@ -26,8 +26,9 @@ CameraAssigner::CameraAssigner(CameraLeaseStore& leases, CameraStore& cameras, L
     throw Error(ErrorCode::kInvalidArgument,
                 "a lease round must be positive and at most half the lease time");
   }
-  renewed_ = std::chrono::steady_clock::now();
+  renewed_ns_ = std::chrono::steady_clock::now().time_since_epoch().count();
   thread_ = std::thread([this] { run(); });
+  watchdog_ = std::thread([this] { fence(); });
 }
 
 CameraAssigner::~CameraAssigner() {
@@ -37,6 +38,7 @@ CameraAssigner::~CameraAssigner() {
   }
   wake_.notify_all();
   thread_.join();
+  watchdog_.join();
   std::vector<std::string> names;
   {
     std::lock_guard lock(mutex_);
@@ -76,7 +78,6 @@ void CameraAssigner::run() {
     const auto started = std::chrono::steady_clock::now();
     try {
       one_round();
-      renewed_ = started;
       if (!last_error_.empty()) spdlog::info("event=cluster_round_recovered");
       last_error_.clear();
     } catch (const std::exception& e) {
@@ -86,13 +87,27 @@ void CameraAssigner::run() {
       }
       last_error_ = error;
     }
-    // Fencing: our leases may run out before the next round; stop before anyone else can
-    // start these cameras.
-    if (std::chrono::steady_clock::now() - renewed_ >= options_.lease - options_.round) {
-      for (const std::string& name : running()) stop_camera(name, "lease not renewed in time");
-    }
     std::unique_lock lock(mutex_);
     if (wake_.wait_until(lock, started + options_.round, [this] { return stopping_; })) return;
+  }
+}
+
+void CameraAssigner::fence() {
+  // Our leases run out `lease` after the last renewal began, at the earliest; stop one round
+  // before, checking often, so that a round stuck on a dead server cannot delay it.
+  const auto limit = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      options_.lease - options_.round);
+  for (;;) {
+    {
+      std::unique_lock lock(mutex_);
+      if (wake_.wait_for(lock, std::chrono::milliseconds(100), [this] { return stopping_; })) {
+        return;
+      }
+    }
+    const std::chrono::steady_clock::time_point renewed{
+        std::chrono::steady_clock::duration(renewed_ns_.load())};
+    if (std::chrono::steady_clock::now() - renewed < limit) continue;
+    for (const std::string& name : running()) stop_camera(name, "lease not renewed in time");
   }
 }
 
@@ -104,7 +119,9 @@ void CameraAssigner::one_round() {
     configs.emplace(c.name, std::move(c));
   }
   self_.applied_change = applied_change_ ? applied_change_() : 0;
+  const auto started = std::chrono::steady_clock::now();
   const LeaseRound round = leases_.round(self_, names, options_.lease);
+  renewed_ns_ = started.time_since_epoch().count();
   std::set<std::string> wanted(round.held.begin(), round.held.end());
   for (const std::string& name : round.give_up) wanted.erase(name);
   for (const std::string& name : running()) {

@@ -11,6 +11,7 @@
 
 #include "child_processes.h"
 #include "frs/auth/tokens.h"
+#include "frs/live/camera_assigner.h"
 #include "model_fixture.h"
 #include "server_process.h"
 #include "test_postgres.h"
@@ -338,6 +339,52 @@ TEST(Cluster, NodesRideOutAPostgresRestartUnderLoadAndLoseNothing) {
   pb::VerifyAuditLogResponse verified;
   ASSERT_TRUE(audit->VerifyAuditLog(&c, pb::VerifyAuditLogRequest(), &verified).ok());
   EXPECT_TRUE(verified.intact()) << verified.problem();
+}
+
+// Fencing: a node that cannot renew its leases (PostgreSQL gone) stops analysing its cameras
+// itself before the leases run out, so that no other node runs them at the same time; and
+// takes them up again once it can renew.
+TEST(Cluster, ANodeThatCannotRenewItsLeasesStopsItsCamerasBeforeTheyRunOut) {
+  PrivatePostgresServer postgres;  // halted: not the server other tests share
+  const StoreLocation where = StoreLocation::postgres(postgres.url());
+  ScopedTempDir dir("cluster-fencing");
+  GalleryOptions options;
+  options.snapshot_dir = dir / "index";
+  Gallery gallery(open_gallery_store(where), options);
+  AlertStore alerts(where);
+  AlertFeed feed;
+  LiveRecognizer live(shared_dlib_engine(), gallery, alerts, feed, DecisionOptions{}, 1);
+  CameraStore cameras(where);
+  CameraLeaseStore leases(where);
+  TestCamera camera;
+  CameraConfig config;
+  config.name = "stage";
+  config.source.url = camera.url();
+  config.analyse_fps = 2;
+  cameras.put(config);
+  ClusterNode self;
+  self.id = "fenced-node";
+  self.camera_capacity = 4;
+  CameraAssignerOptions lease;
+  lease.lease = 3s;
+  lease.round = 500ms;
+  CameraAssigner assigner(leases, cameras, live, self, nullptr, lease);
+  ASSERT_TRUE(eventually([&] { return assigner.running().size() == 1; }, 10s));
+
+  postgres.halt();
+  const auto halted = Clock::now();
+  ASSERT_TRUE(eventually([&] { return assigner.running().empty() && live.cameras().empty(); }, 10s))
+      << "the node kept its camera without a lease";
+  const double stopped_s = std::chrono::duration<double>(Clock::now() - halted).count();
+  // Its lease runs out 3 s after its last renewal began, which was before the halt: stopped
+  // later than 3 s after the halt would be after the lease had run out.
+  EXPECT_LT(stopped_s, 3.0) << "stopped after its lease may have run out";
+  std::printf("camera stopped %.2f s after PostgreSQL went away (lease 3 s)\n", stopped_s);
+  std::fflush(stdout);
+
+  postgres.resume();
+  EXPECT_TRUE(eventually([&] { return assigner.running().size() == 1; }, 20s))
+      << "the node did not take its camera up again";
 }
 
 }  // namespace

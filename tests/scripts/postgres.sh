@@ -6,13 +6,15 @@
 #
 #   postgres.sh start STATE     starts one; STATE (a file) gets "DIR URL" and the URL is printed
 #   postgres.sh restart STATE   stops it (fast) and starts it again on the same port
+#   postgres.sh halt STATE      stops it at once (as a crash or a cut cable), keeping its data
+#   postgres.sh resume STATE    starts a halted one again on the same port
 #   postgres.sh stop STATE      stops it and removes its directory
 set -euo pipefail
 
 command="${1:-}"
 state="${2:-}"
 if [[ -z "$command" || -z "$state" ]]; then
-  echo "usage: postgres.sh start|restart|stop STATE_FILE" >&2
+  echo "usage: postgres.sh start|restart|halt|resume|stop STATE_FILE" >&2
   exit 2
 fi
 bin="${FRS_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}"
@@ -69,6 +71,17 @@ CONF
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "-p $port" start \
       >/dev/null
     ;;
+  halt)
+    read -r dir url <"$state"
+    as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null
+    ;;
+  resume)
+    read -r dir url <"$state"
+    port="${url##*:}"
+    port="${port%%/*}"
+    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "-p $port" start \
+      >/dev/null
+    ;;
   stop)
     [[ -f "$state" ]] || exit 0
     read -r dir url <"$state"
@@ -76,7 +89,7 @@ CONF
     rm -rf "$dir" "$state"
     ;;
   *)
-    echo "postgres.sh: unknown command '$command' (start, restart or stop)" >&2
+    echo "postgres.sh: unknown command '$command' (start, restart, halt, resume or stop)" >&2
     exit 2
     ;;
 esac

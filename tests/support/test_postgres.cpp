@@ -106,6 +106,14 @@ void PrivatePostgresServer::restart() {
   run("bash " + shell_quoted(FRS_POSTGRES_SCRIPT) + " restart " + shell_quoted(state_file_));
 }
 
+void PrivatePostgresServer::halt() {
+  run("bash " + shell_quoted(FRS_POSTGRES_SCRIPT) + " halt " + shell_quoted(state_file_));
+}
+
+void PrivatePostgresServer::resume() {
+  run("bash " + shell_quoted(FRS_POSTGRES_SCRIPT) + " resume " + shell_quoted(state_file_));
+}
+
 std::string run_psql(const std::string& database_url, const std::string& sql) {
   return run("psql -X -q -t -A -v ON_ERROR_STOP=1 " + shell_quoted(database_url) + " -c " +
              shell_quoted(sql));

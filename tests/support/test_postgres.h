@@ -34,6 +34,8 @@ class PrivatePostgresServer {
   PrivatePostgresServer& operator=(const PrivatePostgresServer&) = delete;
   const std::string& url() const { return url_; }
   void restart();  // stops it (fast) and starts it again on the same port
+  void halt();     // stops it at once, as a crash or a cut cable would
+  void resume();   // starts it again on the same port
 
  private:
   std::string state_file_;

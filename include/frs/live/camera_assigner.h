@@ -6,6 +6,7 @@
 // round before the leases run out and another node may start them: a camera is analysed by
 // one node at a time.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -48,6 +49,7 @@ class CameraAssigner {
  private:
   void run();
   void one_round();
+  void fence();  // the watchdog: stops every camera once the leases may be about to run out
   void stop_camera(const std::string& name, const char* why);
 
   CameraLeaseStore& leases_;
@@ -56,13 +58,16 @@ class CameraAssigner {
   ClusterNode self_;
   std::function<std::uint64_t()> applied_change_;
   CameraAssignerOptions options_;
-  std::chrono::steady_clock::time_point renewed_;  // start of the last round that renewed
+  // Start of the last round that renewed (steady clock, ns): read by the watchdog, which
+  // checks it every 100 ms whatever a round is waiting for (a dead server's connect).
+  std::atomic<std::int64_t> renewed_ns_{0};
   std::string last_error_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
   std::map<std::string, bool> running_;  // name -> started (guarded by mutex_)
   std::thread thread_;
+  std::thread watchdog_;
 };
 
 }  // namespace frs
