@@ -59,23 +59,6 @@ std::string id_of(Server& node, const pb::ClusterStatusResponse& status) {
   return "";
 }
 
-void enroll_him(Server& node) {
-  grpc::ClientContext create;
-  pb::CreateWatchlistRequest w;
-  w.set_name("wanted");
-  pb::Watchlist created;
-  ASSERT_TRUE(node.gallery().CreateWatchlist(&create, w, &created).ok());
-  ASSERT_TRUE(node.authorize("wanted").ok());
-  grpc::ClientContext c;
-  pb::EnrollRequest r;
-  r.set_watchlist("wanted");
-  r.set_external_id("LMM-1");
-  r.set_display_name("Lin-Manuel Miranda");
-  r.add_photos()->set_image(bytes_of(face_path("lin-manuel-miranda.png")));
-  pb::EnrollResponse response;
-  ASSERT_TRUE(node.gallery().Enroll(&c, r, &response).ok());
-}
-
 std::string top_match(Server& node, const std::filesystem::path& photo) {
   grpc::ClientContext c;
   pb::SearchRequest r;

@@ -25,6 +25,7 @@
 #include "frs/v1/gallery.grpc.pb.h"
 #include "frs/v1/live.grpc.pb.h"
 #include "frs/v1/tokens.grpc.pb.h"
+#include "model_fixture.h"
 
 namespace frs::testing {
 
@@ -233,5 +234,23 @@ class Server {
   std::unique_ptr<pb::Cameras::Stub> cameras_;
   std::unique_ptr<pb::Alerts::Stub> alerts_;
 };
+
+// Watchlist "wanted" with Lin-Manuel Miranda (external id LMM-1), who is in the test clip.
+inline void enroll_him(Server& server) {
+  grpc::ClientContext create;
+  pb::CreateWatchlistRequest w;
+  w.set_name("wanted");
+  pb::Watchlist created;
+  ASSERT_TRUE(server.gallery().CreateWatchlist(&create, w, &created).ok());
+  ASSERT_TRUE(server.authorize("wanted").ok());
+  grpc::ClientContext c;
+  pb::EnrollRequest r;
+  r.set_watchlist("wanted");
+  r.set_external_id("LMM-1");
+  r.set_display_name("Lin-Manuel Miranda");
+  r.add_photos()->set_image(bytes_of(face_path("lin-manuel-miranda.png")));
+  pb::EnrollResponse response;
+  ASSERT_TRUE(server.gallery().Enroll(&c, r, &response).ok());
+}
 
 }  // namespace frs::testing

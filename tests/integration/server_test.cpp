@@ -1168,24 +1168,6 @@ TEST_F(ServerTest, ReembedMovesAWatchlistToAnotherModelAndResumesAfterKillNine) 
 namespace frs::testing {
 namespace {
 
-// Watchlist "wanted" with Lin-Manuel Miranda (external id LMM-1), who is in the test clip.
-void enroll_him(Server& server) {
-  grpc::ClientContext create;
-  pb::CreateWatchlistRequest w;
-  w.set_name("wanted");
-  pb::Watchlist created;
-  ASSERT_TRUE(server.gallery().CreateWatchlist(&create, w, &created).ok());
-  ASSERT_TRUE(server.authorize("wanted").ok());
-  grpc::ClientContext c;
-  pb::EnrollRequest r;
-  r.set_watchlist("wanted");
-  r.set_external_id("LMM-1");
-  r.set_display_name("Lin-Manuel Miranda");
-  r.add_photos()->set_image(bytes_of(face_path("lin-manuel-miranda.png")));
-  pb::EnrollResponse response;
-  ASSERT_TRUE(server.gallery().Enroll(&c, r, &response).ok());
-}
-
 // The live path through the server and the CLI: a camera added with `frs camera add` is
 // kept across a restart, its alert is listed, streamed (backlog first) and reviewed.
 TEST_F(ServerTest, CamerasAndAlertsThroughTheCli) {
