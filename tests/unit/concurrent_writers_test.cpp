@@ -283,5 +283,48 @@ TEST_P(ConcurrentWritersTest, CamerasAreKeptReplacedAndRemoved) {
   EXPECT_TRUE(cameras.list().empty());
 }
 
+// Through two store objects, as two nodes: a token made through one is found, listed and
+// revoked through the other, and names and secrets stay unique.
+TEST_P(ConcurrentWritersTest, TokensAreFoundListedAndRevokedThroughAnyNode) {
+  auto node_a = open_token_store(at("tokens.db"));
+  auto node_b = open_token_store(at("tokens.db"));
+  TokenRecord ana;
+  ana.name = "ana";
+  ana.role = Role::kOperator;
+  ana.created_by = "admin";
+  ana.created_at_ms = 1000;
+  ana.expires_at_ms = 5000;
+  const std::string ana_hash = token_secret_hash(new_token_secret());
+  const TokenRecord made = node_a->create(ana, ana_hash);
+  EXPECT_GT(made.id, 0);
+  const auto found = node_b->find_by_secret_hash(ana_hash);
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->name, "ana");
+  EXPECT_EQ(found->role, Role::kOperator);
+  EXPECT_EQ(found->expires_at_ms, 5000);
+  EXPECT_TRUE(found->active(4999));
+  EXPECT_FALSE(found->active(5000));
+  EXPECT_FALSE(node_b->find_by_secret_hash(token_secret_hash(new_token_secret())));
+
+  // A second "ana" while the first is not revoked, or a second token with her secret: no.
+  EXPECT_EQ(testing::code_of([&] { node_b->create(ana, token_secret_hash(new_token_secret())); }),
+            ErrorCode::kAlreadyExists);
+  TokenRecord bo = ana;
+  bo.name = "bo";
+  EXPECT_EQ(testing::code_of([&] { node_b->create(bo, ana_hash); }), ErrorCode::kAlreadyExists);
+
+  const TokenRecord revoked = node_b->revoke("ana", "admin", 2000);
+  EXPECT_EQ(revoked.revoked_at_ms, 2000);
+  EXPECT_EQ(revoked.revoked_by, "admin");
+  EXPECT_FALSE(node_a->find_by_secret_hash(ana_hash)->active(2001));
+  EXPECT_EQ(testing::code_of([&] { node_a->revoke("ana", "admin", 3000); }), ErrorCode::kNotFound);
+  EXPECT_TRUE(node_a->list(false).empty());
+  ASSERT_EQ(node_a->list(true).size(), 1u);
+  // The name is free again once revoked.
+  node_a->create(ana, token_secret_hash(new_token_secret()));
+  EXPECT_EQ(node_b->list(false).size(), 1u);
+  EXPECT_EQ(node_b->count_all(), 2);
+}
+
 }  // namespace
 }  // namespace frs

@@ -6,6 +6,7 @@
 
 #include "frs/core/clock.h"
 #include "frs/core/error.h"
+#include "test_postgres.h"
 #include "testdata.h"
 
 namespace frs::service {
@@ -13,14 +14,17 @@ namespace {
 
 constexpr std::int64_t kHour = 3'600'000, kDay = 24 * kHour;
 
-// A scripted period whose every count is known, written straight into the stores.
-class ReportTest : public ::testing::Test {
+using testing::Backend;
+
+// A scripted period whose every count is known, written straight into the stores, on each
+// database.
+class ReportTest : public ::testing::TestWithParam<Backend> {
  protected:
   ReportTest() {
     GalleryOptions o;
     o.index.factory = "Flat";
     o.max_distance_ceilings = {{std::string(kDlibDescriptorId), 0.55f}};
-    gallery_ = std::make_unique<Gallery>(open_gallery_store(dir_ / "gallery.db"), o);
+    gallery_ = std::make_unique<Gallery>(open_gallery_store(stores_.at("gallery.db")), o);
     Watchlist w;
     w.name = "wanted";
     w.max_distance = 0.5f;
@@ -68,14 +72,17 @@ class ReportTest : public ::testing::Test {
 
   const std::int64_t t0_ = now_unix_ms() - 5 * kDay;  // the period: t0 .. t0 + 10 days
   const std::int64_t to_ = t0_ + 10 * kDay;
-  testing::ScopedTempDir dir_{"report"};
+  testing::TestStores stores_{GetParam()};
   std::unique_ptr<Gallery> gallery_;
   std::int64_t wanted_ = 0;
-  AlertStore alerts_{dir_ / "alerts.db"};
-  std::unique_ptr<AuditLog> audit_ = open_audit_log(dir_ / "audit.db");
+  AlertStore alerts_{stores_.at("alerts.db")};
+  std::unique_ptr<AuditLog> audit_ = open_audit_log(stores_.at("audit.db"));
 };
+INSTANTIATE_TEST_SUITE_P(Backends, ReportTest,
+                         ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         testing::backend_name);
 
-TEST_F(ReportTest, CountsAreThoseOfTheScriptedPeriod) {
+TEST_P(ReportTest, CountsAreThoseOfTheScriptedPeriod) {
   const char* search = "/frs.v1.Search/Search";
   row(t0_ - kHour, search, "ana", "before", 0, nlohmann::json::object(), {});  // not counted
   row(t0_ + kHour, search, "ana", "case 1", 0, {{"watchlist_names", {"wanted"}}}, {});

@@ -6,6 +6,7 @@
 #include "frs/auth/tokens.h"
 #include "frs/core/error.h"
 #include "synthetic.h"
+#include "test_postgres.h"
 #include "testdata.h"
 
 namespace frs::service {
@@ -14,10 +15,16 @@ namespace {
 constexpr std::int64_t kDay = 86'400'000;
 constexpr std::int64_t kNow = 2'000'000'000'000;  // 2033-05-18
 
-// Someone with write access to the file, going around frs.
-void edit_outside_frs(const std::filesystem::path& file, const char* sql) {
+using testing::Backend;
+
+// Someone with write access to the database, going around frs.
+void edit_outside_frs(const StoreLocation& where, const char* sql) {
+  if (where.is_postgres()) {
+    testing::run_psql(where.postgres_url, sql);
+    return;
+  }
   sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_open(where.sqlite_file.c_str(), &db), SQLITE_OK);
   EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
   sqlite3_close(db);
 }
@@ -34,12 +41,13 @@ Alert alert_at(std::int64_t detected_at_ms) {
   return a;
 }
 
-class RetentionTest : public ::testing::Test {
+// Every retention test runs on both databases.
+class RetentionTest : public ::testing::TestWithParam<Backend> {
  protected:
   RetentionTest() {
     GalleryOptions o;
     o.index.factory = "Flat";
-    gallery_ = std::make_unique<Gallery>(open_gallery_store(dir_ / "gallery.db"), o);
+    gallery_ = std::make_unique<Gallery>(open_gallery_store(stores_.at("gallery.db")), o);
     Watchlist w;
     w.name = "wanted";
     const Watchlist created = gallery_->create_watchlist(w);
@@ -69,16 +77,19 @@ class RetentionTest : public ::testing::Test {
     gallery_->add_suppressions({x});
   }
 
-  testing::ScopedTempDir dir_{"retention"};
+  testing::TestStores stores_{GetParam()};
   std::unique_ptr<Gallery> gallery_;
   std::int64_t identity_ = 0;
-  AlertStore alerts_{dir_ / "alerts.db"};
-  std::unique_ptr<TokenStore> tokens_ = open_token_store(dir_ / "tokens.db");
-  std::unique_ptr<AuditLog> audit_ = open_audit_log(dir_ / "audit.db");
+  AlertStore alerts_{stores_.at("alerts.db")};
+  std::unique_ptr<TokenStore> tokens_ = open_token_store(stores_.at("tokens.db"));
+  std::unique_ptr<AuditLog> audit_ = open_audit_log(stores_.at("audit.db"));
   AccessControl access_{*tokens_, *audit_};
 };
+INSTANTIATE_TEST_SUITE_P(Backends, RetentionTest,
+                         ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         testing::backend_name);
 
-TEST_F(RetentionTest, PurgesExactlyWhatIsOlderAndTheChainStillVerifies) {
+TEST_P(RetentionTest, PurgesExactlyWhatIsOlderAndTheChainStillVerifies) {
   // Alerts: 31 days old (pending, rejected, confirmed), 400 days old (confirmed), 29 days.
   const auto pending_old = alerts_.append(alert_at(kNow - 31 * kDay)).id;
   const auto rejected_old = alerts_.append(alert_at(kNow - 31 * kDay)).id;
@@ -136,24 +147,24 @@ TEST_F(RetentionTest, PurgesExactlyWhatIsOlderAndTheChainStillVerifies) {
   EXPECT_EQ(audit_->list(q).size(), 4u);
 
   // Rows deleted after a purge (not purged) are caught: the purge record names row 3.
-  edit_outside_frs(dir_ / "audit.db", "DELETE FROM audit WHERE seq = 4");
-  const AuditVerification tampered = open_audit_log(dir_ / "audit.db")->verify(std::nullopt);
+  edit_outside_frs(stores_.at("audit.db"), "DELETE FROM audit WHERE seq = 4");
+  const AuditVerification tampered = open_audit_log(stores_.at("audit.db"))->verify(std::nullopt);
   EXPECT_FALSE(tampered.intact);
   EXPECT_NE(tampered.problem.find("no purge record names them"), std::string::npos)
       << tampered.problem;
 }
 
-TEST_F(RetentionTest, ALogWithItsFirstRowsDeletedIsNotAPurge) {
+TEST_P(RetentionTest, ALogWithItsFirstRowsDeletedIsNotAPurge) {
   audit_at(kNow - 3 * kDay);
   audit_at(kNow - 2 * kDay);
   audit_at(kNow - kDay);
-  edit_outside_frs(dir_ / "audit.db", "DELETE FROM audit WHERE seq = 1");
-  const AuditVerification v = open_audit_log(dir_ / "audit.db")->verify(std::nullopt);
+  edit_outside_frs(stores_.at("audit.db"), "DELETE FROM audit WHERE seq = 1");
+  const AuditVerification v = open_audit_log(stores_.at("audit.db"))->verify(std::nullopt);
   EXPECT_FALSE(v.intact);
   EXPECT_EQ(v.first_broken_seq, 1);
 }
 
-TEST_F(RetentionTest, RefusesPeriodsThatMakeNoSense) {
+TEST_P(RetentionTest, RefusesPeriodsThatMakeNoSense) {
   RetentionPolicy p;
   p.confirmed_alerts = p.alerts / 2;
   EXPECT_THROW(purge_expired(alerts_, *gallery_, access_, p, kNow), Error);
