@@ -56,6 +56,19 @@ CameraConfig stage(const TestCamera& camera) {
   return config;
 }
 
+// Waits until the camera delivers frames. Its first connection can take one retry on a
+// loaded machine (a stall is retried after 10 s), which is the stream's business, not what
+// these tests time.
+void wait_for_streaming(LiveRecognizer& live) {
+  const auto give_up = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < give_up) {
+    const CameraReport report = live.cameras().at(0);
+    if (report.status.state == CameraState::kStreaming) return;
+    std::this_thread::sleep_for(100ms);
+  }
+  FAIL() << "the camera did not stream within 30 s: " << live.cameras().at(0).status.last_error;
+}
+
 // Collects what the feed delivers for `duration`.
 std::vector<Alert> alerts_during(AlertSubscription& subscription, std::chrono::seconds duration) {
   std::vector<Alert> got;
@@ -77,6 +90,7 @@ TEST(Live, AlertsForTheEnrolledPersonOnlyAndNothingWhenNobodyIsEnrolled) {
   LiveRecognizer live(shared_dlib_engine(), gallery, alerts, feed, DecisionOptions{}, 2);
   const CameraConfig config = stage(camera);
   live.add_camera(config);
+  ASSERT_NO_FATAL_FAILURE(wait_for_streaming(live));
 
   // Nobody enrolled: a whole loop of the clip (9.2 s) and more, no alert.
   EXPECT_TRUE(alerts_during(*subscription, 12s).empty());
@@ -98,6 +112,7 @@ TEST(Live, AlertsForTheEnrolledPersonOnlyAndNothingWhenNobodyIsEnrolled) {
   // Two loops, on a fresh connection (no track from before the enrolment carries over): he
   // is on stage for the first 7 s of each.
   live.add_camera(config);
+  ASSERT_NO_FATAL_FAILURE(wait_for_streaming(live));
   const std::vector<Alert> got = alerts_during(*subscription, 20s);
   ASSERT_FALSE(got.empty()) << "no alert for him in two loops of the clip";
   for (const Alert& a : got) {
@@ -138,6 +153,7 @@ TEST(Live, LookalikeIdentitiesAlertOnlyWhenTheTracksSearchesAgree) {
     decisions.thin_margin_votes = thin_margin_votes;
     LiveRecognizer live(shared_dlib_engine(), gallery, alerts, feed, decisions, 2);
     live.add_camera(stage(camera));
+    wait_for_streaming(live);
     return alerts_during(*subscription, 9s);  // one loop: he is on stage for 7 s
   };
   const std::vector<Alert> agreed = alerts_with(2);
