@@ -107,8 +107,10 @@ started=$SECONDS
   fi
   if [[ -n "$quick" ]]; then
     section "Cluster mode on one PostgreSQL" md "$bin/bench_cluster" --alerts 1000 --enrollments 100 --failovers 3
+    section "Cluster mode: real nodes over gRPC" md "$bin/bench_cluster_nodes" --alerts 100 --failovers 3
   else
     section "Cluster mode on one PostgreSQL" md "$bin/bench_cluster"
+    section "Cluster mode: real nodes over gRPC" md "$bin/bench_cluster_nodes"
   fi
   echo "## Accuracy (docs/accuracy.md explains the protocol and the levers)"
   echo

@@ -3,6 +3,7 @@
 // channels to it that carry a token: shared by the server and access tests.
 
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
