@@ -10,6 +10,7 @@
 #include "frs/core/error.h"
 #include "frs/core/text_fields.h"
 #include "synthetic.h"
+#include "test_postgres.h"
 #include "testdata.h"
 
 namespace frs {
@@ -26,16 +27,19 @@ StoredFace face_at(std::size_t dim, float value = 1.0f) {
   return f;
 }
 
-class GalleryTest : public ::testing::Test {
+using testing::Backend;
+
+// Every gallery test runs on both databases.
+class GalleryTest : public ::testing::TestWithParam<Backend> {
  protected:
   // Nearest-face scoring unless told otherwise: most tests here are about the index.
   std::unique_ptr<Gallery> open(const std::string& factory = "Flat",
                                 IdentityScore score = IdentityScore::kNearestFace) {
     GalleryOptions o;
-    o.snapshot_dir = dir_ / "index";
+    o.snapshot_dir = snapshot_dir();
     o.index.factory = factory;
     o.identity_score = score;
-    return std::make_unique<Gallery>(open_gallery_store(dir_ / "gallery.db"), o);
+    return std::make_unique<Gallery>(open_gallery_store(stores_->at("gallery.db")), o);
   }
 
   // "wanted": A (faces on axes 0 and 1), B (axis 2), C (axis 3); threshold 0.5.
@@ -56,10 +60,17 @@ class GalleryTest : public ::testing::Test {
     person("C", {face_at(3)});
   }
 
-  testing::ScopedTempDir dir_{"gallery"};
-};
+  std::filesystem::path snapshot_dir() const { return stores_->dir() / "index"; }
+  // Empty stores again, in place of the test's.
+  void start_afresh() { stores_ = std::make_unique<testing::TestStores>(GetParam()); }
 
-TEST_F(GalleryTest, SearchNamesEachIdentityOnceNearestFirst) {
+  std::unique_ptr<testing::TestStores> stores_ = std::make_unique<testing::TestStores>(GetParam());
+};
+INSTANTIATE_TEST_SUITE_P(Backends, GalleryTest,
+                         ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         testing::backend_name);
+
+TEST_P(GalleryTest, SearchNamesEachIdentityOnceNearestFirst) {
   auto g = open();
   enroll_abc(*g);
   // 0.1 from A's first face, 0.1 + sqrt(2)-ish from everything else.
@@ -74,7 +85,7 @@ TEST_F(GalleryTest, SearchNamesEachIdentityOnceNearestFirst) {
   EXPECT_NE(results[0][2].external_id, "A");
 }
 
-TEST_F(GalleryTest, CentroidScoringUsesTheMeanOfAnIdentitysFacesAndFollowsChanges) {
+TEST_P(GalleryTest, CentroidScoringUsesTheMeanOfAnIdentitysFacesAndFollowsChanges) {
   auto g = open("Flat", IdentityScore::kCentroid);
   enroll_abc(*g);  // A's faces on axes 0 and 1: its centroid is (0.5, 0.5)
   Embedding between(testing::kSyntheticDimension, 0.0f);
@@ -102,7 +113,7 @@ TEST_F(GalleryTest, CentroidScoringUsesTheMeanOfAnIdentitysFacesAndFollowsChange
               1e-4f);
 }
 
-TEST_F(GalleryTest, WatchlistThresholdAppliesUnlessTheCallerIsStricter) {
+TEST_P(GalleryTest, WatchlistThresholdAppliesUnlessTheCallerIsStricter) {
   auto g = open();
   enroll_abc(*g);
   // 0.6 from B: over the watchlist's 0.5.
@@ -118,7 +129,7 @@ TEST_F(GalleryTest, WatchlistThresholdAppliesUnlessTheCallerIsStricter) {
           .empty());
 }
 
-TEST_F(GalleryTest, RemovedIdentitiesAreNotFound) {
+TEST_P(GalleryTest, RemovedIdentitiesAreNotFound) {
   auto g = open();
   enroll_abc(*g);
   const auto b = g->store().find_identity(g->store().find_watchlist("wanted")->id, "B");
@@ -128,7 +139,7 @@ TEST_F(GalleryTest, RemovedIdentitiesAreNotFound) {
   EXPECT_EQ(g->indexed_faces(b->watchlist_id), 3u);
 }
 
-TEST_F(GalleryTest, RestartLoadsTheSnapshotAndReplaysNewerChanges) {
+TEST_P(GalleryTest, RestartLoadsTheSnapshotAndReplaysNewerChanges) {
   std::int64_t watchlist_id = 0;
   {
     auto g = open();
@@ -154,7 +165,7 @@ TEST_F(GalleryTest, RestartLoadsTheSnapshotAndReplaysNewerChanges) {
             "C");
 }
 
-TEST_F(GalleryTest, RebuildsFromTheStoreWhenTheSnapshotIsDamagedOrOfAnotherType) {
+TEST_P(GalleryTest, RebuildsFromTheStoreWhenTheSnapshotIsDamagedOrOfAnotherType) {
   std::int64_t watchlist_id = 0;
   {
     auto g = open();
@@ -168,7 +179,7 @@ TEST_F(GalleryTest, RebuildsFromTheStoreWhenTheSnapshotIsDamagedOrOfAnotherType)
         << g->load_report().at(watchlist_id);
     EXPECT_EQ(g->indexed_faces(watchlist_id), 4u);
   }
-  const auto file = dir_ / "index" / ("watchlist-" + std::to_string(watchlist_id) + ".index");
+  const auto file = snapshot_dir() / ("watchlist-" + std::to_string(watchlist_id) + ".index");
   std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
   f.seekp(40);
   f.put('\x00');
@@ -182,7 +193,7 @@ TEST_F(GalleryTest, RebuildsFromTheStoreWhenTheSnapshotIsDamagedOrOfAnotherType)
             "B");
 }
 
-TEST_F(GalleryTest, AWatchlistTooSmallToTrainSearchesExactlyUntilItGrows) {
+TEST_P(GalleryTest, AWatchlistTooSmallToTrainSearchesExactlyUntilItGrows) {
   // IVF4,Flat needs 39 faces per list to train: 156.
   auto g = open("IVF4,Flat");
   enroll_abc(*g);
@@ -217,7 +228,7 @@ TEST_F(GalleryTest, AWatchlistTooSmallToTrainSearchesExactlyUntilItGrows) {
             "crowd");
 }
 
-TEST_F(GalleryTest, BadSearchesAndDeletedWatchlists) {
+TEST_P(GalleryTest, BadSearchesAndDeletedWatchlists) {
   auto g = open();
   enroll_abc(*g);
   const std::vector<Embedding> q = {axis(0)};
@@ -231,10 +242,9 @@ TEST_F(GalleryTest, BadSearchesAndDeletedWatchlists) {
 
 // A NaN among a query's values made every distance NaN, and NaN passed the threshold tests
 // (HNSW32 returned every identity). Non-finite descriptors are refused wherever they enter.
-TEST_F(GalleryTest, NonFiniteDescriptorsAreRefusedEverywhereTheyEnter) {
+TEST_P(GalleryTest, NonFiniteDescriptorsAreRefusedEverywhereTheyEnter) {
   for (const std::string factory : {"Flat", "HNSW32"}) {
-    std::filesystem::remove_all(dir_.path());
-    std::filesystem::create_directories(dir_.path());
+    start_afresh();
     auto g = open(factory);
     enroll_abc(*g);
     for (const float bad : {std::nanf(""), INFINITY, -INFINITY}) {
@@ -260,7 +270,7 @@ TEST_F(GalleryTest, NonFiniteDescriptorsAreRefusedEverywhereTheyEnter) {
   }
 }
 
-TEST_F(GalleryTest, AWatchlistNamedTwiceIsSearchedOnceAndNamesAreBounded) {
+TEST_P(GalleryTest, AWatchlistNamedTwiceIsSearchedOnceAndNamesAreBounded) {
   auto g = open();
   enroll_abc(*g);
   const std::vector<Embedding> q = {axis(0, 0.9f)};
@@ -287,7 +297,7 @@ namespace {
 
 // A rejected face is not that identity any more, while everyone else still matches it,
 // and a face farther than the suppression distance still matches the identity.
-TEST_F(GalleryTest, ASuppressionHidesOnlyThatIdentityNearThatFace) {
+TEST_P(GalleryTest, ASuppressionHidesOnlyThatIdentityNearThatFace) {
   auto g = open();
   enroll_abc(*g);
   const auto b = g->store().find_identity(g->store().find_watchlist("wanted")->id, "B");
@@ -341,12 +351,12 @@ TEST_F(GalleryTest, ASuppressionHidesOnlyThatIdentityNearThatFace) {
   EXPECT_THROW(g->add_suppressions({x}), Error);
 }
 
-TEST_F(GalleryTest, NoThresholdLooserThanTheCeiling) {
+TEST_P(GalleryTest, NoThresholdLooserThanTheCeiling) {
   GalleryOptions o;
   o.index.factory = "Flat";
   o.max_distance_ceilings = {{std::string(kDlibDescriptorId), 0.55f},
                              {std::string(kFusedDescriptorId), 0.7f}};
-  Gallery g(open_gallery_store(dir_ / "ceiling.db"), o);
+  Gallery g(open_gallery_store(stores_->at("ceiling.db")), o);
   Watchlist w;
   w.name = "loose";
   w.max_distance = 0.6f;
@@ -405,7 +415,7 @@ TEST(DescriptorModels, EachHasItsOwnLength) {
   require_descriptor_of(descriptor_model(kFusedDescriptorId), Embedding(640, 0.0f), "probe");
 }
 
-TEST_F(GalleryTest, EachWatchlistIsSearchedOnlyWithDescriptorsOfItsOwnModel) {
+TEST_P(GalleryTest, EachWatchlistIsSearchedOnlyWithDescriptorsOfItsOwnModel) {
   auto g = open();
   enroll_abc(*g);  // dlib-resnet-v1
   Watchlist w;
@@ -477,7 +487,7 @@ TEST_F(GalleryTest, EachWatchlistIsSearchedOnlyWithDescriptorsOfItsOwnModel) {
       1u);
 }
 
-TEST_F(GalleryTest, CandidatesOfTwoModelsAreRankedByTheShareOfTheirThreshold) {
+TEST_P(GalleryTest, CandidatesOfTwoModelsAreRankedByTheShareOfTheirThreshold) {
   std::vector<Candidate> mixed = {
       {1, "a", "", "dlib", 1, 0.45f, 0.5f, std::string(kDlibDescriptorId)},    // 0.90
       {2, "b", "", "fused", 2, 0.60f, 0.7f, std::string(kFusedDescriptorId)},  // 0.857
@@ -495,7 +505,7 @@ TEST_F(GalleryTest, CandidatesOfTwoModelsAreRankedByTheShareOfTheirThreshold) {
   EXPECT_EQ(one_model[0].external_id, "b");  // one model: by distance, as always
 }
 
-TEST_F(GalleryTest, ReembeddingBuildsBesideTheLiveIndexAndSwitchesAtOnce) {
+TEST_P(GalleryTest, ReembeddingBuildsBesideTheLiveIndexAndSwitchesAtOnce) {
   auto g = open("Flat", IdentityScore::kCentroid);
   enroll_abc(*g);
   GalleryStore& store = g->store();
@@ -593,7 +603,7 @@ TEST_F(GalleryTest, ReembeddingBuildsBesideTheLiveIndexAndSwitchesAtOnce) {
   EXPECT_EQ(g->indexed_faces(id), 6u);
 }
 
-TEST_F(GalleryTest, AnAuthorisationIsInForceOnlyInItsPeriod) {
+TEST_P(GalleryTest, AnAuthorisationIsInForceOnlyInItsPeriod) {
   auto g = open();
   Watchlist w;
   w.name = "warrant";
