@@ -46,14 +46,6 @@ std::vector<std::string> node_arguments(const std::string& url,
   return {"--store", url, "--admin-token-file", token_file.string(), "--camera-capacity", "4"};
 }
 
-std::filesystem::path admin_token_file(const std::filesystem::path& dir) {
-  const auto file = dir / "admin.token";
-  std::ofstream(file) << new_token_secret() << "\n";
-  std::filesystem::permissions(
-      file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-  return file;
-}
-
 std::unique_ptr<Server> start_node(const std::filesystem::path& root, int index,
                                    const std::string& url,
                                    const std::filesystem::path& token_file) {
@@ -115,7 +107,7 @@ Alert bench_alert(int i) {
 
 bool fan_out(const std::filesystem::path& root, int alerts, int subscribers) {
   testing::ScopedPostgresDatabase db;
-  const auto token_file = admin_token_file(root);
+  const auto token_file = testing::write_admin_token_file(root);
   std::vector<std::unique_ptr<Server>> nodes;
   for (int i = 0; i < 3; ++i)
     nodes.push_back(start_node(root / "fan-out", i, db.url(), token_file));
@@ -209,7 +201,7 @@ bool within(std::chrono::seconds limit, Predicate done) {
 bool failover(const std::filesystem::path& root, int runs) {
   constexpr int kCameras = 4;
   testing::ScopedPostgresDatabase db;
-  const auto token_file = admin_token_file(root);
+  const auto token_file = testing::write_admin_token_file(root);
   auto survivor = start_node(root / "failover", 0, db.url(), token_file);
   auto victim = start_node(root / "failover", 1, db.url(), token_file);
   // An authorised watchlist, so that the cameras match (a camera with nothing to match

@@ -124,18 +124,10 @@ std::vector<std::string> node_arguments(const std::string& store,
           "--camera-capacity", "4",   "--alert-cooldown-ms", "0"};
 }
 
-std::filesystem::path admin_token_file(const ScopedTempDir& root) {
-  const auto file = root / "admin.token";
-  std::ofstream(file) << new_token_secret() << "\n";
-  std::filesystem::permissions(
-      file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-  return file;
-}
-
 TEST(Cluster, ThreeNodesShareSixCamerasSurviveAKilledNodeAndDeliverEveryAlertOnce) {
   ScopedTempDir root("cluster");
   ScopedPostgresDatabase database;
-  const auto token_file = admin_token_file(root);
+  const auto token_file = write_admin_token_file(root.path());
   std::vector<std::unique_ptr<Server>> nodes;
   for (int i = 0; i < 3; ++i) {
     const auto dir = root / ("node" + std::to_string(i));
@@ -236,7 +228,7 @@ std::set<std::string> enrolled_ids(Server& node) {
 TEST(Cluster, NodesRideOutAPostgresRestartUnderLoadAndLoseNothing) {
   PrivatePostgresServer postgres;  // restarted: not the server other tests share
   ScopedTempDir root("cluster-restart");
-  const auto token_file = admin_token_file(root);
+  const auto token_file = write_admin_token_file(root.path());
   std::vector<std::unique_ptr<Server>> nodes;
   for (int i = 0; i < 2; ++i) {
     const auto dir = root / ("node" + std::to_string(i));

@@ -236,6 +236,16 @@ class Server {
   std::unique_ptr<pb::Alerts::Stub> alerts_;
 };
 
+// DIR/admin.token: a new admin secret, readable by its owner only, for nodes that share one
+// admin token (--admin-token-file).
+inline std::filesystem::path write_admin_token_file(const std::filesystem::path& dir) {
+  const auto file = dir / "admin.token";
+  std::ofstream(file) << new_token_secret() << "\n";
+  std::filesystem::permissions(
+      file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  return file;
+}
+
 // Watchlist "wanted" with Lin-Manuel Miranda (external id LMM-1), who is in the test clip.
 inline void enroll_him(Server& server) {
   grpc::ClientContext create;
