@@ -16,9 +16,9 @@
 // complete within 60 s.
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
-#include <map>
 #include <mutex>
 #include <thread>
 
