@@ -188,16 +188,6 @@ int held_by(Server& asked, const std::string& address) {
   return 0;
 }
 
-template <typename Predicate>
-bool within(std::chrono::seconds limit, Predicate done) {
-  const auto give_up = Clock::now() + limit;
-  while (Clock::now() < give_up) {
-    if (done()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return done();
-}
-
 bool failover(const std::filesystem::path& root, int runs) {
   constexpr int kCameras = 4;
   testing::ScopedPostgresDatabase db;
@@ -235,10 +225,12 @@ bool failover(const std::filesystem::path& root, int runs) {
   std::vector<double> held_s, streaming_s;
   for (int run = 0; run < runs; ++run) {
     // Both hold a share and stream it.
-    const bool shared = within(60s, [&] {
-      return held_by(*survivor, victim->address()) == kCameras / 2 &&
-             streaming_on(*victim) == kCameras / 2 && streaming_on(*survivor) == kCameras / 2;
-    });
+    const bool shared = testing::eventually(
+        [&] {
+          return held_by(*survivor, victim->address()) == kCameras / 2 &&
+                 streaming_on(*victim) == kCameras / 2 && streaming_on(*survivor) == kCameras / 2;
+        },
+        60s, 50ms);
     if (!shared) {
       std::fprintf(stderr,
                    "bench_cluster_nodes: run %d: the cameras did not spread 2/2 (held by the "
@@ -252,12 +244,13 @@ bool failover(const std::filesystem::path& root, int runs) {
     const auto killed = Clock::now();
     victim->stop(SIGKILL);
     const std::string survivor_address = survivor->address();
-    if (!within(60s, [&] { return held_by(*survivor, survivor_address) == kCameras; })) {
+    if (!testing::eventually([&] { return held_by(*survivor, survivor_address) == kCameras; }, 60s,
+                             50ms)) {
       std::fprintf(stderr, "bench_cluster_nodes: run %d: no takeover within 60 s\n", run);
       return false;
     }
     held_s.push_back(seconds_since(killed));
-    if (!within(60s, [&] { return streaming_on(*survivor) == kCameras; })) {
+    if (!testing::eventually([&] { return streaming_on(*survivor) == kCameras; }, 60s, 50ms)) {
       std::fprintf(stderr, "bench_cluster_nodes: run %d: not streaming within 60 s\n", run);
       return false;
     }

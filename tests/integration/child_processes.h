@@ -7,12 +7,26 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <string>
+#include <thread>
 
 #include "testdata.h"
 
 namespace frs::testing {
+
+// Polls `done` every `poll` until it holds or `limit` passes; returns whether it held.
+template <typename Predicate>
+bool eventually(Predicate done, std::chrono::milliseconds limit,
+                std::chrono::milliseconds poll = std::chrono::milliseconds(200)) {
+  const auto give_up = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < give_up) {
+    if (done()) return true;
+    std::this_thread::sleep_for(poll);
+  }
+  return done();
+}
 
 // A loopback TCP port that was free a moment ago.
 inline int free_port() {

@@ -23,17 +23,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-// Polls `done` every 200 ms until it holds or `limit` passes; returns whether it held.
-template <typename Predicate>
-bool eventually(Predicate done, std::chrono::seconds limit) {
-  const auto give_up = Clock::now() + limit;
-  while (Clock::now() < give_up) {
-    if (done()) return true;
-    std::this_thread::sleep_for(200ms);
-  }
-  return done();
-}
-
 pb::ClusterStatusResponse status_of(Server& node) {
   grpc::ClientContext c;
   c.set_deadline(std::chrono::system_clock::now() + 10s);
