@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "bench_alert.h"
 #include "bench_util.h"
 #include "frs/alerts/alert_feed.h"
 #include "frs/alerts/alert_store.h"
@@ -35,17 +36,6 @@ double ms_since(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
 
-Alert bench_alert(int i) {
-  Alert a;
-  a.camera = "camera-" + std::to_string(i % 8);
-  a.watchlist = "wanted";
-  a.distance = 0.4f;
-  a.detected_at_ms = i;
-  a.track_path = {{1, {10, 20, 30, 40}}};
-  a.face_jpeg.assign(6000, 0x5a);  // about a real crop's size
-  return a;
-}
-
 // Alerts per second with `writers` threads, each its own store (connection).
 double alerts_per_second(const StoreLocation& where, int writers, int each) {
   std::vector<std::thread> threads;
@@ -53,7 +43,7 @@ double alerts_per_second(const StoreLocation& where, int writers, int each) {
   for (int w = 0; w < writers; ++w) {
     threads.emplace_back([&, w] {
       AlertStore store(where);
-      for (int i = 0; i < each; ++i) store.append(bench_alert(w * each + i));
+      for (int i = 0; i < each; ++i) store.append(bench::bench_alert(w * each + i));
     });
   }
   for (auto& t : threads) t.join();
@@ -179,7 +169,7 @@ void fan_out(const std::string& url, int alerts) {
   first_id = writer.last_id() + 1;
   for (int i = 0; i < alerts; ++i) {
     committed[static_cast<std::size_t>(i)] = Clock::now();  // before: the append commits in it
-    writer.append(bench_alert(i));
+    writer.append(bench::bench_alert(i));
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   for (auto& t : readers) t.join();

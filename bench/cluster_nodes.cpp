@@ -22,6 +22,7 @@
 #include <mutex>
 #include <thread>
 
+#include "bench_alert.h"
 #include "bench_util.h"
 #include "child_processes.h"
 #include "frs/alerts/alert_store.h"
@@ -54,57 +55,6 @@ std::unique_ptr<Server> start_node(const std::filesystem::path& root, int index,
   return std::make_unique<Server>(dir / "data", node_arguments(url, token_file));
 }
 
-// A console's StreamAlerts call on one node: the receipt time of each alert, by arrival.
-class Subscriber {
- public:
-  Subscriber(const Server& node, const std::string& token, std::int64_t after_id)
-      : stub_(pb::Alerts::NewStub(node.channel_with(token))) {
-    thread_ = std::thread([this, after_id] {
-      pb::StreamAlertsRequest request;
-      request.set_after_id(after_id);
-      request.set_with_images(true);
-      auto stream = stub_->StreamAlerts(&context_, request);
-      for (pb::Alert alert; stream->Read(&alert);) {
-        const auto at = Clock::now();
-        std::lock_guard lock(mutex_);
-        received_.emplace_back(alert.id(), at);
-      }
-      const grpc::Status status = stream->Finish();
-      if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
-        std::fprintf(stderr, "bench_cluster_nodes: StreamAlerts ended: %s\n",
-                     status.error_message().c_str());
-      }
-    });
-  }
-  ~Subscriber() { stop(); }
-  void stop() {
-    context_.TryCancel();
-    if (thread_.joinable()) thread_.join();
-  }
-  std::vector<std::pair<std::int64_t, Clock::time_point>> received() const {
-    std::lock_guard lock(mutex_);
-    return received_;
-  }
-
- private:
-  std::unique_ptr<pb::Alerts::Stub> stub_;
-  grpc::ClientContext context_;
-  mutable std::mutex mutex_;
-  std::vector<std::pair<std::int64_t, Clock::time_point>> received_;
-  std::thread thread_;
-};
-
-Alert bench_alert(int i) {
-  Alert a;
-  a.camera = "camera-" + std::to_string(i % 8);
-  a.watchlist = "wanted";
-  a.distance = 0.4f;
-  a.detected_at_ms = i;
-  a.track_path = {{1, {10, 20, 30, 40}}};
-  a.face_jpeg.assign(6000, 0x5a);  // about a real crop's size
-  return a;
-}
-
 bool fan_out(const std::filesystem::path& root, int alerts, int subscribers) {
   testing::ScopedPostgresDatabase db;
   const auto token_file = testing::write_admin_token_file(root);
@@ -113,28 +63,39 @@ bool fan_out(const std::filesystem::path& root, int alerts, int subscribers) {
     nodes.push_back(start_node(root / "fan-out", i, db.url(), token_file));
   AlertStore writer(StoreLocation::postgres(db.url()));
   const std::int64_t first_id = writer.last_id() + 1;
-  std::vector<std::unique_ptr<Subscriber>> consoles;
+  std::vector<std::unique_ptr<testing::AlertSubscriber>> consoles;
   for (int s = 0; s < subscribers; ++s) {
     Server& node = *nodes[static_cast<std::size_t>(s % 3)];
     const std::string token = nodes[0]->create_token("console-" + std::to_string(s), "dispatcher");
-    consoles.push_back(std::make_unique<Subscriber>(node, token, first_id - 1));
+    pb::StreamAlertsRequest request;
+    request.set_after_id(first_id - 1);
+    request.set_with_images(true);
+    consoles.push_back(
+        std::make_unique<testing::AlertSubscriber>(node.channel_with(token), request));
   }
   std::this_thread::sleep_for(2s);  // the calls open; an alert before that comes as backlog
 
   std::vector<Clock::time_point> started(static_cast<std::size_t>(alerts));
   for (int i = 0; i < alerts; ++i) {
     started[static_cast<std::size_t>(i)] = Clock::now();  // the append commits within it
-    writer.append(bench_alert(i));
+    writer.append(bench::bench_alert(i));
     std::this_thread::sleep_for(50ms);  // 20 alerts a second: a busy city's rate
   }
-  const auto give_up = Clock::now() + 30s;
-  auto all_in = [&] {
-    return std::all_of(consoles.begin(), consoles.end(), [&](const auto& c) {
-      return c->received().size() >= static_cast<std::size_t>(alerts);
-    });
-  };
-  while (!all_in() && Clock::now() < give_up) std::this_thread::sleep_for(100ms);
-  for (auto& c : consoles) c->stop();
+  testing::eventually(
+      [&] {
+        return std::all_of(consoles.begin(), consoles.end(), [&](const auto& c) {
+          return c->received().size() >= static_cast<std::size_t>(alerts);
+        });
+      },
+      30s, 100ms);
+  for (auto& c : consoles) {
+    c->stop();
+    if (const grpc::Status s = c->status();
+        !s.ok() && s.error_code() != grpc::StatusCode::CANCELLED) {
+      std::fprintf(stderr, "bench_cluster_nodes: StreamAlerts ended: %s\n",
+                   s.error_message().c_str());
+    }
+  }
 
   std::vector<double> latencies;
   int complete = 0;

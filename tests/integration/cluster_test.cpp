@@ -75,38 +75,6 @@ std::vector<std::int64_t> logged_alerts(Server& node) {
   }
 }
 
-// A StreamAlerts subscriber on one node, collecting ids until stopped.
-class Subscriber {
- public:
-  explicit Subscriber(Server& node) : stub_(pb::Alerts::NewStub(node.channel())) {
-    thread_ = std::thread([this] {
-      pb::StreamAlertsRequest request;
-      auto stream = stub_->StreamAlerts(&context_, request);
-      for (pb::Alert alert; stream->Read(&alert);) {
-        std::lock_guard lock(mutex_);
-        ids_.push_back(alert.id());
-      }
-      stream->Finish();
-    });
-  }
-  ~Subscriber() { stop(); }
-  void stop() {
-    context_.TryCancel();
-    if (thread_.joinable()) thread_.join();
-  }
-  std::vector<std::int64_t> ids() const {
-    std::lock_guard lock(mutex_);
-    return ids_;
-  }
-
- private:
-  std::unique_ptr<pb::Alerts::Stub> stub_;
-  grpc::ClientContext context_;
-  mutable std::mutex mutex_;
-  std::vector<std::int64_t> ids_;
-  std::thread thread_;
-};
-
 std::vector<std::string> node_arguments(const std::string& store,
                                         const std::filesystem::path& token_file) {
   return {"--store",           store, "--admin-token-file",  token_file.string(),
@@ -155,7 +123,7 @@ TEST(Cluster, ThreeNodesShareSixCamerasSurviveAKilledNodeAndDeliverEveryAlertOnc
   const std::string killed_id = id_of(*nodes[0], status_of(*nodes[1]));
   ASSERT_FALSE(killed_id.empty());
 
-  Subscriber subscriber(*nodes[1]);
+  AlertSubscriber subscriber(nodes[1]->channel());
   ASSERT_TRUE(eventually([&] { return subscriber.ids().size() >= 2; }, 120s))
       << "no alerts from the cameras";
 
@@ -236,7 +204,7 @@ TEST(Cluster, NodesRideOutAPostgresRestartUnderLoadAndLoseNothing) {
     pb::Camera added;
     ASSERT_TRUE(nodes[0]->cameras().AddCamera(&c, r, &added).ok());
   }
-  Subscriber subscriber(*nodes[1]);
+  AlertSubscriber subscriber(nodes[1]->channel());
   ASSERT_TRUE(eventually([&] { return !subscriber.ids().empty(); }, 120s)) << "no alerts";
 
   // Enrollments through node 0 the whole time; those acknowledged must all be there.

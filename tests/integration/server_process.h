@@ -9,9 +9,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -234,6 +236,57 @@ class Server {
   std::unique_ptr<pb::Search::Stub> search_;
   std::unique_ptr<pb::Cameras::Stub> cameras_;
   std::unique_ptr<pb::Alerts::Stub> alerts_;
+};
+
+// A StreamAlerts call on a thread of its own, keeping each alert's id and receipt time (steady
+// clock) until stopped.
+class AlertSubscriber {
+ public:
+  using Receipt = std::pair<std::int64_t, std::chrono::steady_clock::time_point>;
+  explicit AlertSubscriber(const std::shared_ptr<grpc::Channel>& channel,
+                           pb::StreamAlertsRequest request = {})
+      : stub_(pb::Alerts::NewStub(channel)) {
+    thread_ = std::thread([this, request] {
+      auto stream = stub_->StreamAlerts(&context_, request);
+      for (pb::Alert alert; stream->Read(&alert);) {
+        const auto at = std::chrono::steady_clock::now();
+        std::lock_guard lock(mutex_);
+        received_.emplace_back(alert.id(), at);
+      }
+      const grpc::Status status = stream->Finish();
+      std::lock_guard lock(mutex_);
+      status_ = status;
+    });
+  }
+  ~AlertSubscriber() { stop(); }
+  AlertSubscriber(const AlertSubscriber&) = delete;
+  AlertSubscriber& operator=(const AlertSubscriber&) = delete;
+  void stop() {
+    context_.TryCancel();
+    if (thread_.joinable()) thread_.join();
+  }
+  std::vector<Receipt> received() const {
+    std::lock_guard lock(mutex_);
+    return received_;
+  }
+  std::vector<std::int64_t> ids() const {
+    std::vector<std::int64_t> out;
+    for (const auto& [id, at] : received()) out.push_back(id);
+    return out;
+  }
+  // How the call ended (OK until it has; CANCELLED after stop()).
+  grpc::Status status() const {
+    std::lock_guard lock(mutex_);
+    return status_;
+  }
+
+ private:
+  std::unique_ptr<pb::Alerts::Stub> stub_;
+  grpc::ClientContext context_;
+  mutable std::mutex mutex_;
+  std::vector<Receipt> received_;
+  grpc::Status status_;
+  std::thread thread_;
 };
 
 // DIR/admin.token: a new admin secret, readable by its owner only, for nodes that share one

@@ -27,6 +27,13 @@ as_owner() {
   if [[ "$(id -u)" -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# start_again DIR URL: a stopped server, on the port its URL names.
+start_again() {
+  local port="${2##*:}"
+  port="${port%%/*}"
+  as_owner "$bin/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 60 -o "-p $port" start >/dev/null
+}
+
 case "$command" in
   start)
     # A server left by an interrupted run is stopped first.
@@ -65,11 +72,8 @@ CONF
     ;;
   restart)
     read -r dir url <"$state"
-    port="${url##*:}"
-    port="${port%%/*}"
     as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
-    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "-p $port" start \
-      >/dev/null
+    start_again "$dir" "$url"
     ;;
   halt)
     read -r dir url <"$state"
@@ -77,10 +81,7 @@ CONF
     ;;
   resume)
     read -r dir url <"$state"
-    port="${url##*:}"
-    port="${port%%/*}"
-    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "-p $port" start \
-      >/dev/null
+    start_again "$dir" "$url"
     ;;
   stop)
     [[ -f "$state" ]] || exit 0
