@@ -6,6 +6,8 @@
 #   scripts/setup.sh            Release build in build/
 #   FRS_BUILD_DIR=DIR           build somewhere else
 #   FRS_CMAKE_ARGS="-D..."      extra CMake options (e.g. -DFRS_WERROR=ON)
+#   FRS_SETUP_TARGETS="T..."    build only these targets (default: all; scripts/test.sh builds
+#                               the benchmarks later, while the tests run)
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -33,5 +35,6 @@ fi
 cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release ${FRS_CMAKE_ARGS:-} >/dev/null
 cmake --build "$build_dir" --target frs-model-convert
 bash "$root/models/fetch.sh" --converter "$build_dir/src/bin/frs-model-convert"
-cmake --build "$build_dir"
+# shellcheck disable=SC2086
+cmake --build "$build_dir" ${FRS_SETUP_TARGETS:+--target $FRS_SETUP_TARGETS}
 echo "setup: done (binaries in $build_dir/src/bin, models in ${FRS_MODELS:-$root/models/data})"

@@ -3,6 +3,12 @@
 # test with ctest, then the unit tests again under AddressSanitizer + UBSan, then the
 # fuzzers for a minute each (scripts/fuzz.sh).
 # Needs the shared test data at ../shared/testdata (or $FRS_TESTDATA).
+#
+# The order is chosen for time (docs/operations.md, "Where the test suite's time goes"): the
+# Release build makes what ctest runs first; the benchmarks and the sanitizer build (clang:
+# the unit tests and the fuzz targets from one set of objects) are built while ctest runs,
+# at the lowest CPU priority, so that they take only the CPU the tests leave idle (much of
+# ctest waits on live video and on leases); the fuzzers run side by side, one per core.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -11,20 +17,51 @@ if [[ ! -d "$testdata/faces" ]]; then
   echo "test: the shared test data is missing at $testdata: put it beside the repository or set FRS_TESTDATA" >&2
   exit 1
 fi
-
-FRS_CMAKE_ARGS="-DFRS_WERROR=ON ${FRS_CMAKE_ARGS:-}" bash "$root/scripts/setup.sh"
 build_dir="${FRS_BUILD_DIR:-$root/build}"
+sanitizer_dir="${FRS_FUZZ_BUILD_DIR:-$root/build-fuzz}"
+export FRS_FUZZ_BUILD_DIR="$sanitizer_dir"
+
+# Where the time went, phase by phase: printed at the end (and on failure).
+phase_times=()
+phase_started=$SECONDS
+phase_done() {
+  phase_times+=("$(printf '%-44s %5d s' "$1" $((SECONDS - phase_started)))")
+  phase_started=$SECONDS
+}
+report_times() {
+  echo "test: where the time went (total $((SECONDS / 60)) min $((SECONDS % 60)) s):"
+  printf 'test:   %s\n' "${phase_times[@]}"
+}
+trap report_times EXIT
+
+FRS_CMAKE_ARGS="-DFRS_WERROR=ON ${FRS_CMAKE_ARGS:-}" FRS_SETUP_TARGETS="frs_unit_tests frs_model_tests" \
+  bash "$root/scripts/setup.sh"
+phase_done "set-up: packages, models, build for ctest"
+
+# Meanwhile, at nice 19: the rest of the Release build (benchmarks), then the sanitizer build.
+# In a session of its own (setsid), so that a failure below stops the whole build with it.
+background_log="$build_dir/test-background-build.log"
+setsid nice -n 19 bash -c 'cmake --build "$1" && bash "$2/scripts/fuzz.sh" --build-only --unit-tests' \
+  background-build "$build_dir" "$root" >"$background_log" 2>&1 &
+background=$!
+trap 'kill -- -$background 2>/dev/null || true; report_times' EXIT
+
 ctest --test-dir "$build_dir" --output-on-failure -j "$(nproc)"
+phase_done "ctest (benchmarks and sanitizer build beside it)"
+if ! wait $background; then
+  echo "test: the benchmarks' or the sanitizer build failed ($background_log):" >&2
+  tail -40 "$background_log" >&2
+  exit 1
+fi
+phase_done "rest of that build, after ctest"
 
-# Bad input must never crash: the decoder and reader tests again with sanitizers. A Debug
-# build: dlib's network templates take 10+ minutes to compile optimised with sanitizers.
-asan_dir="${FRS_ASAN_BUILD_DIR:-$root/build-asan}"
-cmake -S "$root" -B "$asan_dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFRS_WERROR=ON \
-  -DFRS_SANITIZE=address,undefined -DFRS_BUILD_BENCH=OFF >/dev/null
-cmake --build "$asan_dir" --target frs_unit_tests
-UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$asan_dir/tests/frs_unit_tests" --gtest_brief=1
+# Bad input must never crash: the unit tests again with ASan + UBSan (clang; the objects the
+# fuzzers are built from).
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$sanitizer_dir/tests/frs_unit_tests" --gtest_brief=1
+phase_done "unit tests under ASan + UBSan"
 
-# Hostile input: each libFuzzer target (clang, ASan + UBSan) for a bounded time
-# (FRS_FUZZ_SECONDS, default 60) from its seeds and regression corpus.
-bash "$root/scripts/fuzz.sh"
+# Hostile input: each libFuzzer target for a bounded time (FRS_FUZZ_SECONDS, default 60)
+# from its seeds and regression corpus, one per core at a time.
+bash "$root/scripts/fuzz.sh" --run-only
+phase_done "fuzzers"
 echo "test: all passed"

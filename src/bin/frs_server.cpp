@@ -425,6 +425,9 @@ int main(int argc, char** argv) {
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort(config.listen, credentials, &port);
+    // gRPC sets SO_REUSEPORT by default: a second server on the same port would start and
+    // take a share of this one's connections. A port in use is an error instead.
+    builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
     builder.SetMaxReceiveMessageSize(config.max_message_mb << 20);
     builder.experimental().SetInterceptorCreators(frs::service::make_interceptors(access));
     builder.RegisterService(gallery_service.get());
@@ -489,6 +492,12 @@ int main(int argc, char** argv) {
             "# TYPE frs_alert_subscribers gauge\nfrs_alert_subscribers " +
             std::to_string(feed.subscribers()) + "\n";
         response.set_content(text, "text/plain; version=0.0.4");
+      });
+      // cpp-httplib sets SO_REUSEPORT, as gRPC does: only SO_REUSEADDR (a quick restart),
+      // so that a port in use is an error, not a shared one.
+      metrics.set_socket_options([](socket_t socket) {
+        const int yes = 1;
+        ::setsockopt(socket, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
       });
       if (metrics_port <= 0 || !metrics.bind_to_port(host, metrics_port)) {
         spdlog::error("cannot serve metrics on {}: give a free host:port, or \"\" for none",

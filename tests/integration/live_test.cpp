@@ -2,9 +2,11 @@
 // frs-test-camera, a gallery, the live recognizer and the alert log.
 //   - with nobody enrolled: no alert at all;
 //   - with Lin-Manuel Miranda (faces/lin-manuel-miranda.png) and twelve other people
-//     enrolled: an alert for him, under the threshold, within 2 s of the first frame his
-//     face was found in, and no alert for anyone else over more than a whole loop of the
-//     clip (which ends on the audience).
+//     enrolled: an alert for him, under the threshold, within 10 analysed frames (2 s at 5
+//     a second) of the first his face was found in, and no alert for anyone else over more
+//     than a whole loop of the clip (which ends on the audience).
+// Windows are counted in frames of the clip received, not in seconds: a loaded machine or a
+// reconnection stretches the seconds, not what was seen.
 
 #include <gtest/gtest.h>
 
@@ -69,13 +71,18 @@ void wait_for_streaming(LiveRecognizer& live) {
   FAIL() << "the camera did not stream within 30 s: " << live.cameras().at(0).status.last_error;
 }
 
-// Collects what the feed delivers for `duration`.
-std::vector<Alert> alerts_during(AlertSubscription& subscription, std::chrono::seconds duration) {
+// Collects what the feed delivers while the camera receives `loops` loops of the clip.
+std::vector<Alert> alerts_during(LiveRecognizer& live, AlertSubscription& subscription,
+                                 double loops) {
   std::vector<Alert> got;
-  const auto end = std::chrono::steady_clock::now() + duration;
-  while (std::chrono::steady_clock::now() < end) {
-    if (auto a = subscription.next(100ms)) got.push_back(std::move(*a));
-  }
+  const bool played = clip_played(
+      [&] {
+        while (auto a = subscription.next(0ms)) got.push_back(std::move(*a));
+        return live.cameras().at(0).status.counters.frames_in;
+      },
+      loops);
+  EXPECT_TRUE(played) << "the camera did not play " << loops << " loops of the clip in 3 minutes";
+  while (auto a = subscription.next(200ms)) got.push_back(std::move(*a));
   return got;
 }
 
@@ -93,7 +100,7 @@ TEST(Live, AlertsForTheEnrolledPersonOnlyAndNothingWhenNobodyIsEnrolled) {
   ASSERT_NO_FATAL_FAILURE(wait_for_streaming(live));
 
   // Nobody enrolled: a whole loop of the clip (9.2 s) and more, no alert.
-  EXPECT_TRUE(alerts_during(*subscription, 12s).empty());
+  EXPECT_TRUE(alerts_during(live, *subscription, 1.3).empty());
   const CameraReport first = live.cameras().at(0);
   EXPECT_EQ(first.status.state, CameraState::kStreaming) << first.status.last_error;
   EXPECT_GT(first.frames_analysed, 10u);
@@ -113,7 +120,7 @@ TEST(Live, AlertsForTheEnrolledPersonOnlyAndNothingWhenNobodyIsEnrolled) {
   // is on stage for the first 7 s of each.
   live.add_camera(config);
   ASSERT_NO_FATAL_FAILURE(wait_for_streaming(live));
-  const std::vector<Alert> got = alerts_during(*subscription, 20s);
+  const std::vector<Alert> got = alerts_during(live, *subscription, 2.1);
   ASSERT_FALSE(got.empty()) << "no alert for him in two loops of the clip";
   for (const Alert& a : got) {
     EXPECT_EQ(a.display_name, "Lin-Manuel Miranda")
@@ -123,8 +130,10 @@ TEST(Live, AlertsForTheEnrolledPersonOnlyAndNothingWhenNobodyIsEnrolled) {
     EXPECT_EQ(a.watchlist, "wanted");
     EXPECT_FALSE(a.face_jpeg.empty());
     ASSERT_FALSE(a.track_path.empty());
-    // From the first frame his track was seen in to the decision.
-    EXPECT_LE(a.detected_at_ms - a.track_path.front().at_ms, 2000) << "alert " << a.id;
+    // From the first frame his track was seen in to the decision, in analysed frames (one
+    // track point each).
+    EXPECT_LE(a.track_path.size(), 10u)
+        << "alert " << a.id << " after " << a.detected_at_ms - a.track_path.front().at_ms << " ms";
   }
   // Written to the log before delivery, with the same id.
   const auto logged = alerts.get(got.front().id);
@@ -154,7 +163,7 @@ TEST(Live, LookalikeIdentitiesAlertOnlyWhenTheTracksSearchesAgree) {
     LiveRecognizer live(shared_dlib_engine(), gallery, alerts, feed, decisions, 2);
     live.add_camera(stage(camera));
     wait_for_streaming(live);
-    return alerts_during(*subscription, 9s);  // one loop: he is on stage for 7 s
+    return alerts_during(live, *subscription, 1);  // one loop: he is on stage for 7 s
   };
   const std::vector<Alert> agreed = alerts_with(2);
   ASSERT_EQ(agreed.size(), 1u);

@@ -67,7 +67,26 @@ class Server {
   }
   ~Server() { stop(SIGTERM); }
 
+  // Starts it and waits until it answers. A port taken since free_port() chose it (by
+  // another test's server, or an outgoing connection's ephemeral port) makes the server
+  // exit saying so: it is started again on other ports.
   void start() {
+    for (int attempt = 1;; ++attempt) {
+      const std::size_t log_before = log_size();
+      try {
+        start_once();
+        return;
+      } catch (const std::runtime_error&) {
+        const std::string log = bytes_of(data_.parent_path() / "server.log").substr(log_before);
+        const bool port_taken = log.find("cannot listen on") != std::string::npos ||
+                                log.find("cannot serve metrics on") != std::string::npos;
+        if (!port_taken || attempt == 5) throw;
+        port_ = free_port();
+        metrics_port_ = free_port();
+      }
+    }
+  }
+  void start_once() {
     pid_ = ::fork();
     if (pid_ == 0) {
       const std::string listen = listen_host_ + ":" + std::to_string(port_);
@@ -90,9 +109,26 @@ class Server {
     auto token_file = data_ / "admin.token";
     const auto given = std::find(extra_.begin(), extra_.end(), "--admin-token-file");
     if (given != extra_.end() && given + 1 != extra_.end()) token_file = *(given + 1);
-    while (!std::filesystem::exists(token_file) && std::chrono::system_clock::now() < give_up &&
-           ::waitpid(pid_, nullptr, WNOHANG) == 0) {
+    while (!std::filesystem::exists(token_file) && std::chrono::system_clock::now() < give_up) {
+      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
+        pid_ = -1;
+        throw std::runtime_error("frs-server exited before it wrote " + token_file.string() +
+                                 "; its log:\n" + bytes_of(data_.parent_path() / "server.log"));
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    // Until it listens. A gRPC channel that tried before then backs off (1 s, 1.6 s, 2.6 s...
+    // between attempts): waiting on the channel cost every start several seconds.
+    const bool serves_metrics =
+        std::find(extra_.begin(), extra_.end(), "--metrics-listen") == extra_.end();
+    while (!(tcp_accepts(port_) && (!serves_metrics || tcp_accepts(metrics_port_))) &&
+           std::chrono::system_clock::now() < give_up) {
+      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
+        pid_ = -1;
+        throw std::runtime_error("frs-server exited before it listened on " + address() +
+                                 "; its log:\n" + bytes_of(data_.parent_path() / "server.log"));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     if (std::filesystem::exists(token_file)) admin_token_ = read_token_file(token_file);
     // The frs CLI the tests run finds it there too.
@@ -130,6 +166,11 @@ class Server {
     return status;
   }
   pid_t pid() const { return pid_; }
+  std::size_t log_size() const {
+    std::error_code ignored;
+    const auto size = std::filesystem::file_size(data_.parent_path() / "server.log", ignored);
+    return ignored ? 0 : static_cast<std::size_t>(size);
+  }
   const std::string& admin_token() const { return admin_token_; }
   // A channel of its own whose calls carry `token` and `purpose`: gRPC would otherwise reuse
   // the connection to a server that was just stopped, which looks ready for a moment after
@@ -288,6 +329,14 @@ class AlertSubscriber {
   grpc::Status status_;
   std::thread thread_;
 };
+
+// Waits (up to a minute) until `server` has used `cpu` seconds more CPU than `cpu_before`:
+// a call sent since is being worked on, on a machine of any speed or load, where a fixed
+// sleep would come too early on a loaded machine and too late on a fast one.
+inline bool server_is_at_work(const Server& server, double cpu_before, double cpu = 0.1) {
+  return eventually([&] { return server.cpu_seconds() - cpu_before >= cpu; },
+                    std::chrono::seconds(60), std::chrono::milliseconds(5));
+}
 
 // DIR/admin.token: a new admin secret, readable by its owner only, for nodes that share one
 // admin token (--admin-token-file).

@@ -28,6 +28,7 @@
 #include "frs/v1/eval.grpc.pb.h"
 #include "frs/v1/gallery.grpc.pb.h"
 #include "frs/v1/live.grpc.pb.h"
+#include "frs/video/camera_stream.h"
 #include "model_fixture.h"
 #include "server_process.h"
 
@@ -729,13 +730,12 @@ TEST_F(ServerTest, CompareAndHealth) {
   EXPECT_EQ(bytes, std::string("\x08\x01", 2));
 }
 
-// 144 faces in one 1440x1800 JPEG: seconds of descriptor work for one Search.
+// 256 faces in one JPEG, the most analysed per image: the heaviest one Search can be (about
+// a second of CPU on the fastest machine seen, several on slower ones).
 std::string crowd_jpeg() {
   const cv::Mat face = cv::imread(face_path("obama.jpg").string());
   cv::Mat small;
   cv::resize(face, small, cv::Size(120, 120 * face.rows / face.cols));
-  // 16x16 = 256 faces, the most analysed per image: seconds of CPU on any machine this runs
-  // on (12x12 took 1.1-1.3 s here on 2026-12-02, too close to the deadline below).
   cv::Mat grid(small.rows * 16, small.cols * 16, CV_8UC3);
   for (int y = 0; y < 16; ++y) {
     for (int x = 0; x < 16; ++x) {
@@ -759,17 +759,31 @@ grpc::Status search_image(Server& server, const std::string& image,
 
 // Images whose shape or decoded size would cost minutes of CPU or gigabytes are refused from
 // their header; a Search whose deadline passed stops its work; images analysed at once are
-// bounded across calls (the excess waits briefly, then RESOURCE_EXHAUSTED).
+// bounded across calls (the excess waits briefly, then RESOURCE_EXHAUSTED). Every figure is
+// compared with the whole crowd search measured in the same run, never with an absolute time:
+// machines differ by 2x per core, and a loaded one stretches every wall time.
 TEST(ServerLimits, CpuAndMemoryBombsAreBoundedAndAbandonedWorkStops) {
+  using Clock = std::chrono::steady_clock;
   ScopedTempDir dir("server-limits");
-  Server server(dir.path() / "data", {"--max-images-at-once", "1", "--image-wait-ms", "300"});
-  // 1x1,000,000 grey pixels in 2 KB: 89 s of detector CPU before.
+  Server server(dir.path() / "data", {"--max-images-at-once", "1", "--image-wait-ms", "100"});
+  const std::string crowd = crowd_jpeg();
+  const double full_cpu_start = server.cpu_seconds();
+  const auto full_started = Clock::now();
+  ASSERT_TRUE(search_image(server, crowd).ok());
+  const auto full_wall = Clock::now() - full_started;
+  const double full_cpu = server.cpu_seconds() - full_cpu_start;
+  // Below 20 clock ticks the ratios below would be ticks, not work.
+  ASSERT_GT(full_cpu, 0.2) << "the crowd search is too small to measure on this machine";
+
+  // 1x1,000,000 grey pixels in 2 KB: 89 s of detector CPU before; refused from the header,
+  // at a sliver of the crowd's cost.
   std::vector<std::uint8_t> line;
   cv::imencode(".png", cv::Mat(1, 1000000, CV_8UC1, cv::Scalar(128)), line);
-  const auto started = std::chrono::steady_clock::now();
+  double cpu_before = server.cpu_seconds();
   auto status = search_image(server, std::string(line.begin(), line.end()));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
-  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
+  const double line_cpu = server.cpu_seconds() - cpu_before;
+  EXPECT_LT(line_cpu, 0.1 * full_cpu) << "the refused line cost " << line_cpu << " s CPU";
   // A 7000x7000 16-bit RGBA PNG header: 735 MB to decode.
   std::vector<std::uint8_t> deep;
   cv::imencode(".png", cv::Mat(8, 8, CV_16UC4, cv::Scalar::all(999)), deep);
@@ -780,26 +794,33 @@ TEST(ServerLimits, CpuAndMemoryBombsAreBoundedAndAbandonedWorkStops) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
   EXPECT_LT(server.rss_mib() - rss_before, 50.0);
 
-  const std::string crowd = crowd_jpeg();
-  const double full_cpu_start = server.cpu_seconds();
-  ASSERT_TRUE(search_image(server, crowd).ok());
-  const double full_cpu = server.cpu_seconds() - full_cpu_start;
-  // Abandoned after 500 ms: the server stops within a detector view or a batch of
-  // descriptors instead of finishing the seconds of work.
-  status = search_image(server, crowd, std::chrono::milliseconds(500));
+  // Abandoned at a quarter of the whole: three quarters of its work would follow if the
+  // server finished it; it stops within a detector view or a batch of descriptors instead.
+  const auto deadline =
+      std::max(std::chrono::milliseconds(50),
+               std::chrono::duration_cast<std::chrono::milliseconds>(full_wall / 4));
+  cpu_before = server.cpu_seconds();
+  status = search_image(server, crowd, deadline);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   const double cpu_at_deadline = server.cpu_seconds();
-  std::this_thread::sleep_for(std::chrono::seconds(3));
+  // Long enough for the rest of the work to run, had it gone on.
+  std::this_thread::sleep_for(2 * full_wall + std::chrono::seconds(1));
+  const double cpu_until_deadline = cpu_at_deadline - cpu_before;
   const double cpu_after_deadline = server.cpu_seconds() - cpu_at_deadline;
-  std::printf("crowd search: %.2f s CPU whole; %.2f s CPU after a 500 ms deadline\n", full_cpu,
-              cpu_after_deadline);
-  EXPECT_GT(full_cpu, 1.5);
-  EXPECT_LT(cpu_after_deadline, 0.5);
+  std::printf(
+      "crowd search: %.2f s CPU, %.2f s whole; abandoned at %lld ms: %.2f s CPU before the "
+      "deadline, %.2f s after\n",
+      full_cpu, std::chrono::duration<double>(full_wall).count(),
+      static_cast<long long>(deadline.count()), cpu_until_deadline, cpu_after_deadline);
+  EXPECT_GT(cpu_until_deadline, 0.05 * full_cpu) << "the abandoned search never got to work";
+  EXPECT_LT(cpu_after_deadline, 0.25 * full_cpu);
 
-  // One image at a time: a second heavy Search waits 300 ms, then is refused.
+  // One image at a time: a second heavy Search, sent once the first is at work, waits
+  // 100 ms (a fraction of the first's remaining work), then is refused.
   grpc::Status first;
+  cpu_before = server.cpu_seconds();
   std::thread busy([&] { first = search_image(server, crowd); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_TRUE(server_is_at_work(server, cpu_before, 0.05 * full_cpu));
   status = search_image(server, crowd);
   busy.join();
   EXPECT_TRUE(first.ok()) << first.error_message();
@@ -898,16 +919,43 @@ TEST_F(ServerTest, TextFieldsAreCappedInCharactersAndNeverEchoedWhole) {
       p->set_identity(i < 2 ? "a" : "b");
     }
     pb::EvaluateResponse out;
-    const auto started = std::chrono::steady_clock::now();
+    double cpu_before = server_->cpu_seconds();
     status = evaluation->Evaluate(&c, r, &out);
+    const double refused_cpu = server_->cpu_seconds() - cpu_before;
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_NE(status.error_message().find("held-out"), std::string::npos);
-    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(300));
+    // The same photos with a valid holdout are analysed: the refusal cost a sliver of that.
+    grpc::ClientContext accepted;
+    r.set_holdout(0.5);
+    cpu_before = server_->cpu_seconds();
+    ASSERT_TRUE(evaluation->Evaluate(&accepted, r, &out).ok());
+    const double analysed_cpu = server_->cpu_seconds() - cpu_before;
+    EXPECT_LT(refused_cpu, 0.2 * analysed_cpu)
+        << "refused: " << refused_cpu << " s CPU; analysed: " << analysed_cpu << " s";
   }
   // And the CLI lists everything, one line per watchlist.
   const auto [code, out] =
       run_command(std::string(FRS_CLI) + " watchlist list --server " + server_->address());
   EXPECT_EQ(code, 0) << out;
+}
+
+// gRPC lets listeners share a port (SO_REUSEPORT) unless told not to: a second frs-server
+// started on a port in use came up and took half of the first one's connections.
+TEST_F(ServerTest, ASecondServerOnAPortInUseRefusesToStart) {
+  const auto [code, out] =
+      run_server_expecting_exit("--listen " + server_->address() + " --data-dir " +
+                                (root_ / "second").string() + " --metrics-listen ''");
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find("cannot listen on " + server_->address()), std::string::npos) << out;
+  // The same for the metrics listener (cpp-httplib sets SO_REUSEPORT too).
+  const auto [metrics_code, metrics_out] = run_server_expecting_exit(
+      "--listen 127.0.0.1:" + std::to_string(free_port()) + " --data-dir " +
+      (root_ / "third").string() + " --metrics-listen " + server_->metrics_address());
+  EXPECT_EQ(metrics_code, 1) << metrics_out;
+  EXPECT_NE(metrics_out.find("cannot serve metrics on " + server_->metrics_address()),
+            std::string::npos)
+      << metrics_out;
+  EXPECT_TRUE(create_watchlist("still-served").ok());
 }
 
 // A string field with invalid UTF-8 failed to parse inside gRPC: INTERNAL with an empty
@@ -942,11 +990,13 @@ TEST_F(ServerTest, AnEnrollmentNeverLandsInAWatchlistItDidNotName) {
     }
     grpc::Status enrolled;
     pb::EnrollResponse response;
+    const double cpu_before = server_->cpu_seconds();
     std::thread call([&] {
       grpc::ClientContext c;
       enrolled = server_->gallery().Enroll(&c, r, &response);
     });
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    // Deleted while the photos are being analysed, whatever the machine's speed.
+    EXPECT_TRUE(server_is_at_work(*server_, cpu_before));
     {
       grpc::ClientContext c;
       pb::DeleteWatchlistRequest d;
@@ -986,12 +1036,13 @@ TEST_F(ServerTest, StopSignalsFinishCallsInFlightWriteSnapshotsAndExitZero) {
       r.add_photos()->set_image(bytes_of(people[static_cast<std::size_t>(round * 10 + i)].file));
     }
     grpc::Status enrolled;
+    const double cpu_before = server_->cpu_seconds();
     std::thread call([&] {
       grpc::ClientContext c;
       pb::EnrollResponse response;
       enrolled = server_->gallery().Enroll(&c, r, &response);
     });
-    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    EXPECT_TRUE(server_is_at_work(*server_, cpu_before));
     const int status = server_->stop(signal);
     call.join();
     EXPECT_TRUE(WIFEXITED(status)) << "signal " << signal << " killed the server";
@@ -1203,15 +1254,17 @@ TEST_F(ServerTest, CamerasAndAlertsThroughTheCli) {
   EXPECT_EQ(code, 1);  // an empty region
   EXPECT_NE(out.find("region"), std::string::npos) << out;
 
-  // His alert, within two loops of the clip.
+  // His alert (within two loops of the clip on a quiet machine; a loaded one may need a
+  // reconnection first).
   nlohmann::json alert;
-  for (int i = 0; i < 100 && alert.is_null(); ++i) {
-    std::tie(code, out) = run_command(frs + "alerts --json" + server);
-    ASSERT_EQ(code, 0) << out;
-    if (!out.empty()) alert = nlohmann::json::parse(out.substr(0, out.find('\n')));
-    if (alert.is_null()) std::this_thread::sleep_for(std::chrono::milliseconds(250));
-  }
-  ASSERT_FALSE(alert.is_null()) << "no alert within 25 s";
+  eventually(
+      [&] {
+        std::tie(code, out) = run_command(frs + "alerts --json" + server);
+        if (code == 0 && !out.empty()) alert = nlohmann::json::parse(out.substr(0, out.find('\n')));
+        return !alert.is_null();
+      },
+      std::chrono::seconds(90), std::chrono::milliseconds(250));
+  ASSERT_FALSE(alert.is_null()) << "no alert within 90 s: " << out;
   EXPECT_EQ(alert["name"], "Lin-Manuel Miranda");
   EXPECT_EQ(alert["external_id"], "LMM-1");
   EXPECT_EQ(alert["camera"], "stage");
@@ -1481,13 +1534,17 @@ TEST_F(ServerTest, ACameraWhoseSourceIsAFifoIsRefusedAndRemovalIsBounded) {
   for (const std::string name : {"later", "racing"}) {
     const auto started = std::chrono::steady_clock::now();
     grpc::ClientContext c;
-    c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    c.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     pb::RemoveCameraRequest r;
     r.set_name(name);
     pb::RemoveCameraResponse response;
     const grpc::Status removed = server_->cameras().RemoveCamera(&c, r, &response);
     EXPECT_TRUE(removed.ok()) << name << ": " << removed.error_message();
-    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(4)) << name;
+    // Bounded by the stream's stop timeout, not hung in the FIFO; the margin is for a
+    // loaded machine, far below forever.
+    EXPECT_LT(std::chrono::steady_clock::now() - started,
+              CameraStream::kStopTimeout + std::chrono::seconds(10))
+        << name;
   }
   // Once more, left running (stuck in the FIFO's open(), or refused at each attempt) when
   // the server stops: shutdown is bounded too.
@@ -1498,7 +1555,8 @@ TEST_F(ServerTest, ACameraWhoseSourceIsAFifoIsRefusedAndRemovalIsBounded) {
   const auto stopping = std::chrono::steady_clock::now();
   const int exit_status = server_->stop(SIGTERM);
   EXPECT_TRUE(WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0);
-  EXPECT_LT(std::chrono::steady_clock::now() - stopping, std::chrono::seconds(15));
+  EXPECT_LT(std::chrono::steady_clock::now() - stopping,
+            3 * CameraStream::kStopTimeout + std::chrono::seconds(20));
   server_->start();
   grpc::ClientContext c;
   pb::ListCamerasResponse cameras;

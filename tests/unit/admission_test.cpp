@@ -26,13 +26,14 @@ TEST(Admission, GivesAtMostItsSlotsWaitsBrieflyThenRefuses) {
   const auto started = std::chrono::steady_clock::now();
   EXPECT_EQ(code_of(admission), ErrorCode::kResourceExhausted);
   EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(100));
-  // A slot freed while someone waits goes to the waiter.
+  // A slot freed while someone waits goes to the waiter (who waits long enough here for
+  // the releasing thread to run on a loaded machine).
   std::optional<Admission::Slot> held(std::move(a));
   std::thread release([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(30));
     held.reset();
   });
-  { auto c = admission.acquire(); }
+  { auto c = admission.acquire({}, std::chrono::seconds(60)); }
   release.join();
   EXPECT_EQ(admission.in_use(), 1u);
 }

@@ -37,8 +37,12 @@ struct Node {
                   o.index.factory = "Flat";
                   return o;
                 }()),
-        listener(where, {kGalleryChannel},
-                 [this](const std::string&) { gallery.sync_with_store(); }) {}
+        listener(
+            where, {kGalleryChannel}, [this](const std::string&) { gallery.sync_with_store(); },
+            kResync) {}
+  // Far longer than any wait below: what a node sees within them came by notification (or
+  // by the catch-up on reconnecting), not by the periodic resync.
+  static constexpr std::chrono::milliseconds kResync = std::chrono::minutes(5);
   // The external ids a search of `query` finds within 0.5.
   std::vector<std::string> found(const Embedding& query) {
     std::vector<std::string> out;
@@ -58,9 +62,11 @@ class ClusterGalleryTest : public ::testing::Test {
   testing::ScopedTempDir dir_{"cluster-gallery"};
 };
 
-// How long until a search on B sees what was written through A.
+// How long until a search on B sees what was written through A. The limit is generous (a
+// loaded machine); how fast it is on a quiet one is bench_cluster's business.
+constexpr double kSeenWithin = 30;
 template <typename Predicate>
-double seconds_until(Predicate seen, double limit_s = 5) {
+double seconds_until(Predicate seen, double limit_s = kSeenWithin) {
   const auto start = Clock::now();
   while (!seen()) {
     if (std::chrono::duration<double>(Clock::now() - start).count() > limit_s) return limit_s;
@@ -69,7 +75,7 @@ double seconds_until(Predicate seen, double limit_s = 5) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-TEST_F(ClusterGalleryTest, WhatOneNodeEnrollsAnotherFindsWithinASecondAndRemovalsFollow) {
+TEST_F(ClusterGalleryTest, WhatOneNodeEnrollsAnotherFindsByNotificationAndRemovalsFollow) {
   Node a(where_, dir_ / "a");
   Node b(where_, dir_ / "b");
   ASSERT_GT(seconds_until([&] { return a.listener.connected() && b.listener.connected(); }), -1);
@@ -90,17 +96,17 @@ TEST_F(ClusterGalleryTest, WhatOneNodeEnrollsAnotherFindsWithinASecondAndRemoval
     }));
   }
   std::sort(delays.begin(), delays.end());
-  EXPECT_LT(delays.back(), 1.0) << "slowest of 20 enrollments to be searchable on node B";
+  EXPECT_LT(delays.back(), kSeenWithin) << "slowest of 20 enrollments to be searchable on node B";
   std::printf("enroll on A -> found on B: median %.1f ms, max %.1f ms (20 enrollments)\n",
               1000 * delays[delays.size() / 2], 1000 * delays.back());
 
   b.gallery.remove_identity(ids[3]);  // through B, seen by A
-  EXPECT_LT(seconds_until([&] { return a.found(axis(3, 0.95f)).empty(); }), 1.0);
+  EXPECT_LT(seconds_until([&] { return a.found(axis(3, 0.95f)).empty(); }), kSeenWithin);
   a.gallery.delete_watchlist("wanted");
   EXPECT_LT(seconds_until([&] {
               return b.gallery.store().list_watchlists().empty() && b.found(axis(5, 0.95f)).empty();
             }),
-            1.0);
+            kSeenWithin);
 }
 
 TEST(ClusterGallery, ANodeThatMissedNotificationsCatchesUpWhenPostgresComesBack) {
@@ -119,7 +125,7 @@ TEST(ClusterGallery, ANodeThatMissedNotificationsCatchesUpWhenPostgresComesBack)
     person.watchlist_id = created.id;
     person.external_id = "after-restart";
     a.gallery.enroll(person, {face_on(7)});  // reconnects by itself
-    EXPECT_LT(seconds_until([&] { return !b.found(axis(7, 0.95f)).empty(); }, 10), 10.0)
+    EXPECT_LT(seconds_until([&] { return !b.found(axis(7, 0.95f)).empty(); }), kSeenWithin)
         << "node B never caught up after PostgreSQL restarted";
     EXPECT_TRUE(b.listener.connected());
   }

@@ -347,7 +347,14 @@ TEST_P(GalleryStoreTest, KillNineDuringEnrollmentsLeavesWholeEnrollmentsOnly) {
       store->enroll(person, {face(1), face(2), face(3), face(4), face(5)});
     }
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  // Killed mid-run once a few enrollments are in, however long the child took to start.
+  {
+    auto watcher = open_gallery_store(location());
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (watcher->face_count(w.id) < 50 && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
   ::kill(child, SIGKILL);
   int status = 0;
   ::waitpid(child, &status, 0);
