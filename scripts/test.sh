@@ -39,9 +39,14 @@ FRS_CMAKE_ARGS="-DFRS_WERROR=ON ${FRS_CMAKE_ARGS:-}" FRS_SETUP_TARGETS="frs_unit
 phase_done "set-up: packages, models, build for ctest"
 
 # Meanwhile, at nice 19: the rest of the Release build (benchmarks), then the sanitizer build.
-# In a session of its own (setsid), so that a failure below stops the whole build with it.
+# In a session of its own (setsid), so that a failure below stops the whole build with it. A
+# session is its own scheduling group where the kernel groups sessions (autogroup): nice
+# alone would only rank it against itself there, and the build took half the CPU from ctest
+# (ctest 831 s instead of 439 s, measured); the group's own nice value ranks it below ctest.
 background_log="$build_dir/test-background-build.log"
-setsid nice -n 19 bash -c 'cmake --build "$1" && bash "$2/scripts/fuzz.sh" --build-only --unit-tests' \
+setsid nice -n 19 bash -c '
+  echo 19 >/proc/self/autogroup 2>/dev/null || true
+  cmake --build "$1" && bash "$2/scripts/fuzz.sh" --build-only --unit-tests' \
   background-build "$build_dir" "$root" >"$background_log" 2>&1 &
 background=$!
 trap 'kill -- -$background 2>/dev/null || true; report_times' EXIT
