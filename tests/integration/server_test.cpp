@@ -1370,7 +1370,7 @@ TEST_F(ServerTest, ACameraKilledAgainAndAgainReconnectsAndAlertsResume) {
           return now["state"] != "streaming" &&
                  now["reconnects"].get<int>() > before["reconnects"].get<int>();
         },
-        std::chrono::seconds(20)))
+        std::chrono::seconds(60)))
         << "cycle " << cycle << ": the lost camera was not noticed: " << camera_now().dump();
     EXPECT_FALSE(camera_now()["last_error"].get<std::string>().empty());
     camera.start();
@@ -1380,9 +1380,11 @@ TEST_F(ServerTest, ACameraKilledAgainAndAgainReconnectsAndAlertsResume) {
           return now["state"] == "streaming" &&
                  now["frames_in"].get<long>() > before["frames_in"].get<long>();
         },
-        std::chrono::seconds(30)))
+        // The retry delay doubles while a camera keeps dying within 10 s of streaming, up to
+        // 30 s (on a loaded machine by the third cycle): the wait must outlast it.
+        std::chrono::seconds(120)))
         << "cycle " << cycle << ": not streaming again: " << camera_now().dump();
-    ASSERT_TRUE(eventually([&] { return alert_count() > alerts_before; }, std::chrono::seconds(30)))
+    ASSERT_TRUE(eventually([&] { return alert_count() > alerts_before; }, std::chrono::seconds(90)))
         << "cycle " << cycle << ": no alert after reconnecting";
     if (cycle == 1) threads_after_first_cycle = server_->threads();
   }
