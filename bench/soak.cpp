@@ -37,11 +37,7 @@ namespace {
 
 namespace pb = ::frs::v1;
 using Clock = std::chrono::steady_clock;
-
-std::string bytes_of(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+using frs::testing::bytes_of;
 
 double proc_status_kib(pid_t pid, const char* key) {
   std::ifstream status(std::filesystem::path("/proc") / std::to_string(pid) / "status");

@@ -32,7 +32,8 @@ if ((${#missing[@]})); then
 fi
 
 # shellcheck disable=SC2086
-cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release ${FRS_CMAKE_ARGS:-} >/dev/null
+cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFRS_UNITY_BUILD=ON \
+  ${FRS_CMAKE_ARGS:-} >/dev/null
 cmake --build "$build_dir" --target frs-model-convert
 bash "$root/models/fetch.sh" --converter "$build_dir/src/bin/frs-model-convert"
 # shellcheck disable=SC2086

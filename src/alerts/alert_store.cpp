@@ -12,7 +12,7 @@
 namespace frs {
 namespace {
 
-const char* const kSqliteMigrations[] = {
+const char* const kAlertSqliteMigrations[] = {
     R"sql(
 CREATE TABLE alerts (
   id                 INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused
@@ -56,7 +56,7 @@ CREATE INDEX alerts_by_detection_time ON alerts(detected_at_ms);
 )sql",
 };
 
-const char* const kPostgresMigrations[] = {
+const char* const kAlertPostgresMigrations[] = {
     R"sql(
 CREATE TABLE alerts (
   id                 BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,  -- taken under the write lock
@@ -98,7 +98,7 @@ CREATE TABLE alert_reviews (
 constexpr const char* kAlertWriteLock = kAlertChannel;
 constexpr const char* kReviewWriteLock = "frs_alert_reviews";
 
-const std::string kColumns =
+const std::string kAlertColumns =
     "id, camera, captured_at_ms, detected_at_ms, track_id, track_path, identity_id, "
     "external_id, display_name, watchlist, face_id, distance, runner_up_distance, review, "
     "review_note, reviewed_by, reviewed_at_ms";
@@ -186,7 +186,7 @@ const char* to_string(ReviewState state) {
 
 AlertStore::AlertStore(const StoreLocation& where)
     : db_(open_database(where, "alerts", "the alert log",
-                        {kSqliteMigrations, kPostgresMigrations})) {
+                        {kAlertSqliteMigrations, kAlertPostgresMigrations})) {
   // A purged face crop must not stay readable in the file's free pages. (PostgreSQL's
   // are reclaimed by VACUUM but not overwritten: docs/operations.md.)
   if (db_->dialect() == SqlDialect::kSqlite) db_->exec("PRAGMA secure_delete=ON");
@@ -226,7 +226,7 @@ std::vector<Alert> AlertStore::list(const AlertFilter& filter) {
     throw Error(ErrorCode::kInvalidArgument,
                 "limit must be in 1..1000, got " + std::to_string(filter.limit));
   }
-  std::string sql = "SELECT " + kColumns + (filter.with_images ? ", face_jpeg" : "") +
+  std::string sql = "SELECT " + kAlertColumns + (filter.with_images ? ", face_jpeg" : "") +
                     " FROM alerts WHERE id > ?";
   if (!filter.cameras.empty())
     sql += " AND camera IN (" + sql_parameters(filter.cameras.size()) + ")";
@@ -261,7 +261,7 @@ std::vector<Alert> AlertStore::list(const AlertFilter& filter) {
 
 std::optional<Alert> AlertStore::get(std::int64_t id, bool with_images) {
   std::lock_guard lock(mutex_);
-  Statement s(*db_, "SELECT " + kColumns +
+  Statement s(*db_, "SELECT " + kAlertColumns +
                         ", face_jpeg, face_descriptor, track_descriptor FROM alerts WHERE id = ?");
   s.bind(1, id);
   if (!s.step()) return std::nullopt;

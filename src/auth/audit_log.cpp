@@ -10,7 +10,7 @@
 namespace frs {
 namespace {
 
-const char* const kSqliteMigrations[] = {
+const char* const kAuditSqliteMigrations[] = {
     R"sql(
 CREATE TABLE audit (
   seq             INTEGER PRIMARY KEY,   -- 1, 2, 3, ... (checked by the chain, not by SQLite)
@@ -32,7 +32,7 @@ CREATE INDEX audit_token ON audit(token, seq);
 )sql",
 };
 
-const char* const kPostgresMigrations[] = {
+const char* const kAuditPostgresMigrations[] = {
     R"sql(
 CREATE TABLE audit (
   seq             BIGINT PRIMARY KEY,   -- 1, 2, 3, ...: the chain's, taken under the write lock
@@ -57,7 +57,7 @@ CREATE INDEX audit_token ON audit(token, seq);
 // Held from reading the chain's head to committing the row after it, on every node.
 constexpr const char* kAuditWriteLock = "frs_audit";
 
-constexpr const char* kColumns =
+constexpr const char* kAuditColumns =
     "seq, time_ms, token, role, peer, method, purpose, outcome, outcome_message, targets, "
     "details, previous_hash, hash";
 
@@ -83,7 +83,7 @@ class SqlAuditLog final : public AuditLog {
  public:
   explicit SqlAuditLog(const StoreLocation& where)
       : db_(open_database(where, "audit", "the audit log",
-                          {kSqliteMigrations, kPostgresMigrations})) {}
+                          {kAuditSqliteMigrations, kAuditPostgresMigrations})) {}
 
   AuditRecord append(const AuditEntry& entry) override {
     std::lock_guard lock(mutex_);
@@ -137,7 +137,7 @@ class SqlAuditLog final : public AuditLog {
     if (q.limit < 1 || q.limit > 10000) {
       throw Error(ErrorCode::kInvalidArgument, "an audit page holds 1..10000 rows");
     }
-    std::string sql = std::string("SELECT ") + kColumns + " FROM audit WHERE seq > ?";
+    std::string sql = std::string("SELECT ") + kAuditColumns + " FROM audit WHERE seq > ?";
     if (q.since_ms > 0) sql += " AND time_ms >= ?";
     if (q.until_ms > 0) sql += " AND time_ms <= ?";
     if (!q.token.empty()) sql += " AND token = ?";
@@ -180,7 +180,7 @@ class SqlAuditLog final : public AuditLog {
       std::vector<AuditRecord> page;
       {
         std::lock_guard lock(mutex_);
-        Statement s(*db_, std::string("SELECT ") + kColumns +
+        Statement s(*db_, std::string("SELECT ") + kAuditColumns +
                               " FROM audit WHERE seq > ? ORDER BY seq LIMIT 5000");
         s.bind(1, after);
         while (s.step()) page.push_back(read_row(s));
@@ -209,7 +209,7 @@ class SqlAuditLog final : public AuditLog {
     row.seq = head.seq + 1;
     row.previous_hash = head.hash;
     row.hash = audit_row_hash(row);
-    Statement s(*db_, std::string("INSERT INTO audit(") + kColumns +
+    Statement s(*db_, std::string("INSERT INTO audit(") + kAuditColumns +
                           ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     s.bind(1, row.seq)
         .bind(2, row.time_ms)

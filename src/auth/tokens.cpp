@@ -18,7 +18,7 @@
 namespace frs {
 namespace {
 
-const char* const kSqliteMigrations[] = {
+const char* const kTokenSqliteMigrations[] = {
     R"sql(
 CREATE TABLE tokens (
   id             INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused
@@ -36,7 +36,7 @@ CREATE UNIQUE INDEX tokens_active_name ON tokens(name) WHERE revoked_at_ms = 0;
 )sql",
 };
 
-const char* const kPostgresMigrations[] = {
+const char* const kTokenPostgresMigrations[] = {
     R"sql(
 CREATE TABLE tokens (
   id             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -56,7 +56,7 @@ CREATE UNIQUE INDEX tokens_active_name ON tokens(name) WHERE revoked_at_ms = 0;
 // Held while the start-up admin token is checked and stored (nodes starting together).
 constexpr const char* kAdminLock = "frs_tokens";
 
-constexpr const char* kColumns =
+constexpr const char* kTokenColumns =
     "id, name, role, created_by, created_at_ms, expires_at_ms, revoked_at_ms, revoked_by";
 
 TokenRecord read_token(const Statement& s) {
@@ -81,7 +81,7 @@ class SqlTokenStore final : public TokenStore {
  public:
   explicit SqlTokenStore(const StoreLocation& where)
       : db_(open_database(where, "tokens", "the token store",
-                          {kSqliteMigrations, kPostgresMigrations})) {}
+                          {kTokenSqliteMigrations, kTokenPostgresMigrations})) {}
 
   TokenRecord create(const TokenRecord& token, const std::string& secret_hash) override {
     check_token_name(token.name);
@@ -116,7 +116,8 @@ class SqlTokenStore final : public TokenStore {
 
   std::optional<TokenRecord> find_by_secret_hash(const std::string& secret_hash) override {
     std::lock_guard lock(mutex_);
-    Statement s(*db_, std::string("SELECT ") + kColumns + " FROM tokens WHERE secret_sha256 = ?");
+    Statement s(*db_,
+                std::string("SELECT ") + kTokenColumns + " FROM tokens WHERE secret_sha256 = ?");
     s.bind(1, secret_hash);
     if (!s.step()) return std::nullopt;
     return read_token(s);
@@ -124,7 +125,7 @@ class SqlTokenStore final : public TokenStore {
 
   std::vector<TokenRecord> list(bool include_revoked) override {
     std::lock_guard lock(mutex_);
-    Statement s(*db_, std::string("SELECT ") + kColumns + " FROM tokens" +
+    Statement s(*db_, std::string("SELECT ") + kTokenColumns + " FROM tokens" +
                           (include_revoked ? "" : " WHERE revoked_at_ms = 0") + " ORDER BY id");
     std::vector<TokenRecord> out;
     while (s.step()) out.push_back(read_token(s));
@@ -135,7 +136,7 @@ class SqlTokenStore final : public TokenStore {
                      std::int64_t at_ms) override {
     std::lock_guard lock(mutex_);
     Transaction tx(*db_);
-    Statement find(*db_, std::string("SELECT ") + kColumns +
+    Statement find(*db_, std::string("SELECT ") + kTokenColumns +
                              " FROM tokens WHERE name = ? AND revoked_at_ms = 0");
     find.bind(1, name);
     if (!find.step()) {
@@ -167,8 +168,8 @@ class SqlTokenStore final : public TokenStore {
       Statement any(*db_, "SELECT 1 FROM tokens LIMIT 1");
       if (any.step()) return false;
     } else {
-      Statement known(*db_,
-                      std::string("SELECT ") + kColumns + " FROM tokens WHERE secret_sha256 = ?");
+      Statement known(
+          *db_, std::string("SELECT ") + kTokenColumns + " FROM tokens WHERE secret_sha256 = ?");
       known.bind(1, secret_hash);
       if (known.step()) {
         const TokenRecord t = read_token(known);

@@ -53,7 +53,7 @@ std::int64_t parse_utc_time(std::string_view text, DateMeans date_means, std::st
   const std::int64_t day_ms =
       duration_cast<milliseconds>(sys_days(date).time_since_epoch()).count();
   if (at == text.size()) {
-    return date_means == DateMeans::kStartOfDay ? day_ms : day_ms + 86'400'000 - 1;
+    return date_means == DateMeans::kStartOfDay ? day_ms : day_ms + kMsPerDay - 1;
   }
   if (text[at] != 'T' && text[at] != 't' && text[at] != ' ') return refuse("is not a date-time");
   ++at;

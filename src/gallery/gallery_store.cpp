@@ -14,7 +14,7 @@ namespace frs {
 namespace {
 
 // Forward migrations; entry i takes the schema from version i to i + 1.
-const char* const kSqliteMigrations[] = {
+const char* const kGallerySqliteMigrations[] = {
     R"sql(
 CREATE TABLE watchlists (
   id            INTEGER PRIMARY KEY,
@@ -135,11 +135,11 @@ CREATE TABLE reembedded (
 CREATE INDEX reembedded_by_watchlist ON reembedded(watchlist_id);
 )sql",
 };
-static_assert(std::size(kSqliteMigrations) == kStoreSchemaVersion);
+static_assert(std::size(kGallerySqliteMigrations) == kStoreSchemaVersion);
 
 // PostgreSQL's history starts at SQLite's version 7. face_changes.sequence is taken under
 // the gallery's write lock, so the change log commits in sequence order on every node.
-const char* const kPostgresMigrations[] = {
+const char* const kGalleryPostgresMigrations[] = {
     R"sql(
 CREATE TABLE watchlists (
   id                    BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -282,7 +282,7 @@ class SqlGalleryStore : public GalleryStore {
  public:
   explicit SqlGalleryStore(const StoreLocation& where)
       : db_(open_database(where, "gallery", "the gallery store",
-                          {kSqliteMigrations, kPostgresMigrations})) {}
+                          {kGallerySqliteMigrations, kGalleryPostgresMigrations})) {}
 
   Watchlist create_watchlist(const Watchlist& w) override {
     check_watchlist_fields(w.name, w.max_distance);

@@ -10,7 +10,7 @@
 namespace frs {
 namespace {
 
-const char* const kMigrations[] = {
+const char* const kLeaseMigrations[] = {
     // the same in both dialects
     R"sql(
 CREATE TABLE cluster_nodes (
@@ -55,7 +55,7 @@ std::size_t share_of(int capacity, const std::vector<std::int64_t>& capacities,
 
 CameraLeaseStore::CameraLeaseStore(const StoreLocation& where)
     : db_(open_database(where, "camera_leases", "the camera lease store",
-                        {kMigrations, kMigrations})) {}
+                        {kLeaseMigrations, kLeaseMigrations})) {}
 
 std::int64_t CameraLeaseStore::now_ms() {
   std::lock_guard lock(mutex_);

@@ -5,7 +5,7 @@
 namespace frs {
 namespace {
 
-const char* const kMigrations[] = {
+const char* const kCameraMigrations[] = {
     // the same in both dialects
     R"sql(
 CREATE TABLE cameras (
@@ -46,7 +46,8 @@ CameraConfig from_json(const std::string& name, const std::string& text) {
 }  // namespace
 
 CameraStore::CameraStore(const StoreLocation& where)
-    : db_(open_database(where, "cameras", "the camera store", {kMigrations, kMigrations})) {}
+    : db_(open_database(where, "cameras", "the camera store",
+                        {kCameraMigrations, kCameraMigrations})) {}
 
 void CameraStore::put(const CameraConfig& camera) {
   std::lock_guard lock(mutex_);

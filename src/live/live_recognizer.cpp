@@ -13,7 +13,9 @@
 #include "frs/core/url.h"
 
 namespace frs {
-namespace {
+// What a camera keeps per track. Not in the anonymous namespace: LiveRecognizer::Camera
+// holds it, and a class with linkage must not hold a type without (-Wsubobject-linkage).
+namespace live_tracks {
 
 // One identity's evidence within one track.
 struct Vote {
@@ -41,6 +43,14 @@ struct TrackState {
   std::map<std::int64_t, Vote> votes;  // by identity id
   std::set<std::int64_t> alerted;
 };
+
+}  // namespace live_tracks
+
+namespace {
+
+using live_tracks::TrackChip;
+using live_tracks::TrackState;
+using live_tracks::Vote;
 
 // Adds a chip to the track's best ones (of one model) and returns the descriptor to search
 // with: the quality-weighted mean of the best `fuse_chips` chips.
@@ -111,7 +121,7 @@ struct LiveRecognizer::Camera {
   // Only the worker that holds `busy` touches these.
   std::chrono::steady_clock::time_point last_summary = std::chrono::steady_clock::now();
   FaceTracker tracker;
-  std::map<std::uint64_t, TrackState> track_states;
+  std::map<std::uint64_t, live_tracks::TrackState> track_states;
   std::map<std::int64_t, std::int64_t> last_alert_ms;  // by identity id
 };
 

@@ -84,7 +84,7 @@ void add_live_matching(AuditLog& audit, std::int64_t from, std::int64_t to, std:
     const std::int64_t stop = std::min(end, to);
     if (stop >= start && end >= from) {
       Total& t = totals[key];
-      t.hours += static_cast<double>(stop - start) / 3'600'000.0;
+      t.hours += static_cast<double>(stop - start) / static_cast<double>(kMsPerHour);
       ++t.sessions;
       if (!it->second.authorization.empty()) t.authorizations.insert(it->second.authorization);
     }
@@ -264,7 +264,8 @@ void add_gallery(Gallery& gallery, const std::string& default_model, std::int64_
       s->set_issued_by(a.issued_by);
       s->set_valid_from_ms(a.valid_from_ms);
       s->set_valid_until_ms(a.valid_until_ms);
-      s->set_hours(static_cast<double>(a.valid_until_ms - a.valid_from_ms) / 3'600'000.0);
+      s->set_hours(static_cast<double>(a.valid_until_ms - a.valid_from_ms) /
+                   static_cast<double>(kMsPerHour));
       s->set_recorded_by(a.recorded_by);
       ++by_basis[a.basis];
     }

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "frs/core/error.h"
+#include "frs/core/time_text.h"
 
 namespace frs::service {
 
@@ -38,7 +39,7 @@ RetentionRun purge_expired(AlertStore& alerts, Gallery& gallery, AccessControl& 
   AuditEntry record;
   record.time_ms = now_ms;
   record.token = "frs-server";
-  record.details_json = nlohmann::json{{"retention_days", policy.audit.count() / 86'400'000}}.dump();
+  record.details_json = nlohmann::json{{"retention_days", policy.audit.count() / kMsPerDay}}.dump();
   if (const auto purged = access.audit_log().purge(now_ms - policy.audit.count(), record)) {
     run.audit_rows = nlohmann::json::parse(purged->details_json).value("rows", std::int64_t{0});
   }

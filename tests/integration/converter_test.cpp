@@ -15,11 +15,6 @@ std::filesystem::path manifest_path() {
   return default_models_dir() / "face_recognition_model-weights_manifest.json";
 }
 
-std::string file_bytes(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 dlib::matrix<dlib::rgb_pixel> to_dlib(const cv::Mat& chip) {
   dlib::matrix<dlib::rgb_pixel> m(chip.rows, chip.cols);
   for (int y = 0; y < chip.rows; ++y)
@@ -45,7 +40,7 @@ TEST(ModelConverter, CommandWritesTheCheckedInFileAndDlibLoadsIt) {
                               "' -o '" + out.string() + "' > /dev/null";
   ASSERT_EQ(std::system(command.c_str()), 0);
   // The conversion is deterministic: the same bytes as the set-up's (checksummed) file.
-  EXPECT_EQ(file_bytes(out), file_bytes(default_models_dir() / kDescriptorModelFile));
+  EXPECT_EQ(bytes_of(out), bytes_of(default_models_dir() / kDescriptorModelFile));
 
   facenet::FaceNet net;
   ASSERT_NO_THROW(dlib::deserialize(out.string()) >> net);

@@ -29,13 +29,6 @@ RfbFaceDetector& shared_rfb() {
   return detector;
 }
 
-std::string file_bytes(const std::filesystem::path& path) {
-  std::ifstream file(path, std::ios::binary);
-  std::ostringstream bytes;
-  bytes << file.rdbuf();
-  return bytes.str();
-}
-
 // The shipped graph decodes boxes itself, with priors for a 320x240 input baked in. At that
 // size, our cut graph and our own priors must give the same candidates, scores and boxes,
 // except the vertical centre on the two coarsest maps: 240 is not a multiple of their
@@ -108,11 +101,11 @@ TEST(RfbDetector, CutRefusesWhatIsNotAModelOrHasNoSuchNode) {
   EXPECT_EQ(code_of([] { cut_onnx_before("", "Transpose"); }), ErrorCode::kFailedPrecondition);
   EXPECT_EQ(code_of([] { cut_onnx_before(std::string("\xff\xff\xff\xff", 4), "Transpose"); }),
             ErrorCode::kFailedPrecondition);
-  EXPECT_EQ(code_of([] { cut_onnx_before(file_bytes(rfb_model()), "NoSuchOp"); }),
+  EXPECT_EQ(code_of([] { cut_onnx_before(bytes_of(rfb_model()), "NoSuchOp"); }),
             ErrorCode::kFailedPrecondition);
-  const auto [cut, heads] = cut_onnx_before(file_bytes(rfb_model()), "Transpose");
+  const auto [cut, heads] = cut_onnx_before(bytes_of(rfb_model()), "Transpose");
   EXPECT_EQ(heads.size(), 8u);
-  EXPECT_LT(cut.size(), file_bytes(rfb_model()).size());
+  EXPECT_LT(cut.size(), bytes_of(rfb_model()).size());
   // Another model is refused by the detector with the fix in the message.
   RfbOptions o;
   o.model = default_models_dir() / kBlazeFaceModelFile;
@@ -122,7 +115,7 @@ TEST(RfbDetector, CutRefusesWhatIsNotAModelOrHasNoSuchNode) {
   // A download cut short (fetch.sh's checksum would catch it; a copied directory might not).
   const auto truncated = std::filesystem::temp_directory_path() / "frs_truncated_fr_detect.onnx";
   {
-    const std::string bytes = file_bytes(rfb_model());
+    const std::string bytes = bytes_of(rfb_model());
     std::ofstream(truncated, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
   }
   o.model = truncated;

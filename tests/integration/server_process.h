@@ -45,11 +45,6 @@ inline std::pair<int, std::string> run_command(const std::string& command) {
   return {WEXITSTATUS(status), output};
 }
 
-inline std::string bytes_of(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 class Server {
  public:
   // `extra`: more frs-server arguments, after --listen, --data-dir and --threads.

@@ -25,6 +25,9 @@ class ScopedTempDir {
   std::filesystem::path path_;
 };
 
+// The whole content of a file ("" when it cannot be read).
+std::string bytes_of(const std::filesystem::path& path);
+
 // $FRS_TESTDATA, else ../shared/testdata beside the source tree. Throws std::runtime_error
 // with a message saying how to provide it when the folder is missing.
 std::filesystem::path testdata_dir();

@@ -6,13 +6,12 @@
 
 #include "frs/core/clock.h"
 #include "frs/core/error.h"
+#include "frs/core/time_text.h"
 #include "test_postgres.h"
 #include "testdata.h"
 
 namespace frs::service {
 namespace {
-
-constexpr std::int64_t kHour = 3'600'000, kDay = 24 * kHour;
 
 using testing::Backend;
 
@@ -70,8 +69,8 @@ class ReportTest : public ::testing::TestWithParam<Backend> {
     return a;
   }
 
-  const std::int64_t t0_ = now_unix_ms() - 5 * kDay;  // the period: t0 .. t0 + 10 days
-  const std::int64_t to_ = t0_ + 10 * kDay;
+  const std::int64_t t0_ = now_unix_ms() - 5 * kMsPerDay;  // the period: t0 .. t0 + 10 days
+  const std::int64_t to_ = t0_ + 10 * kMsPerDay;
   testing::TestStores stores_{GetParam()};
   std::unique_ptr<Gallery> gallery_;
   std::int64_t wanted_ = 0;
@@ -84,47 +83,49 @@ INSTANTIATE_TEST_SUITE_P(Backends, ReportTest,
 
 TEST_P(ReportTest, CountsAreThoseOfTheScriptedPeriod) {
   const char* search = "/frs.v1.Search/Search";
-  row(t0_ - kHour, search, "ana", "before", 0, nlohmann::json::object(), {});  // not counted
-  row(t0_ + kHour, search, "ana", "case 1", 0, {{"watchlist_names", {"wanted"}}}, {});
-  row(t0_ + 2 * kHour, search, "ana", "case 1", 0, {{"watchlist_names", {"wanted"}}}, {});
-  row(t0_ + 3 * kHour, search, "ben", "case 2", 0, nlohmann::json::object(), {});
-  row(t0_ + 4 * kHour, search, "ben", "case 2", 7, {{"watchlist_names", {"wanted"}}}, {});
+  row(t0_ - kMsPerHour, search, "ana", "before", 0, nlohmann::json::object(), {});  // not counted
+  row(t0_ + kMsPerHour, search, "ana", "case 1", 0, {{"watchlist_names", {"wanted"}}}, {});
+  row(t0_ + 2 * kMsPerHour, search, "ana", "case 1", 0, {{"watchlist_names", {"wanted"}}}, {});
+  row(t0_ + 3 * kMsPerHour, search, "ben", "case 2", 0, nlohmann::json::object(), {});
+  row(t0_ + 4 * kMsPerHour, search, "ben", "case 2", 7, {{"watchlist_names", {"wanted"}}}, {});
   // Sessions: 2 h inside the period (began before it), 2 h ended by a crash and restart
   // (a new start with no stop), 1 h.
-  matching(t0_ - kHour, true);
-  matching(t0_ + 2 * kHour, false);
-  matching(t0_ + 5 * kHour, true);
-  matching(t0_ + 7 * kHour, true);
-  matching(t0_ + 8 * kHour, false);
+  matching(t0_ - kMsPerHour, true);
+  matching(t0_ + 2 * kMsPerHour, false);
+  matching(t0_ + 5 * kMsPerHour, true);
+  matching(t0_ + 7 * kMsPerHour, true);
+  matching(t0_ + 8 * kMsPerHour, false);
   const char* review = "/frs.v1.Alerts/ReviewAlert";
-  row(t0_ + kDay, review, "ana", "", 0, {}, {{"suppressions", 2}});
-  row(t0_ + kDay, review, "ben", "", 0, {}, {{"outcome", "pending"}});
-  row(t0_ + kDay, review, "ben", "", 9, {}, {{"suppressions", 2}});  // refused: none made
-  row(t0_ + kDay, "/frs.v1.Gallery/LiftSuppression", "ana", "", 0, {}, {});
-  row(t0_ + kDay, "/frs.v1.Gallery/LiftSuppression", "ana", "", 5, {}, {});
+  row(t0_ + kMsPerDay, review, "ana", "", 0, {}, {{"suppressions", 2}});
+  row(t0_ + kMsPerDay, review, "ben", "", 0, {}, {{"outcome", "pending"}});
+  row(t0_ + kMsPerDay, review, "ben", "", 9, {}, {{"suppressions", 2}});  // refused: none made
+  row(t0_ + kMsPerDay, "/frs.v1.Gallery/LiftSuppression", "ana", "", 0, {}, {});
+  row(t0_ + kMsPerDay, "/frs.v1.Gallery/LiftSuppression", "ana", "", 5, {}, {});
   const nlohmann::json photos = {
       {{"face_id", 1}},
       {{"face_id", 2}, {"gate_override", "too small: 38 px; overridden: the only photo"}}};
-  row(t0_ + 2 * kDay, "/frs.v1.Gallery/Enroll", "ana", "p", 0, {{"watchlists", {wanted_}}},
+  row(t0_ + 2 * kMsPerDay, "/frs.v1.Gallery/Enroll", "ana", "p", 0, {{"watchlists", {wanted_}}},
       {{"photos", photos}});
-  row(t0_ + 2 * kDay, "/frs.v1.Gallery/Enroll", "ana", "p", 0, {{"watchlists", {wanted_}}},
+  row(t0_ + 2 * kMsPerDay, "/frs.v1.Gallery/Enroll", "ana", "p", 0, {{"watchlists", {wanted_}}},
       {{"photos", {{{"skipped", true}}}}});  // nothing new stored
-  row(t0_ + 2 * kDay, "/frs.v1.Gallery/AddFaces", "ana", "p", 0, {},
+  row(t0_ + 2 * kMsPerDay, "/frs.v1.Gallery/AddFaces", "ana", "p", 0, {},
       {{"photos", {{{"face_id", 3}}}}});
-  row(t0_ - kDay, "/frs.v1.Evaluation/Evaluate", "ana", "", 0, {}, {{"results", {{"rank1", 0.5}}}});
-  row(t0_ + 3 * kDay, "/frs.v1.Evaluation/Evaluate", "ana", "", 0, {},
+  row(t0_ - kMsPerDay, "/frs.v1.Evaluation/Evaluate", "ana", "", 0, {},
+      {{"results", {{"rank1", 0.5}}}});
+  row(t0_ + 3 * kMsPerDay, "/frs.v1.Evaluation/Evaluate", "ana", "", 0, {},
       {{"results", {{"rank1", 0.9}}}});
-  row(to_ + kDay, "/frs.v1.Evaluation/Evaluate", "ana", "", 0, {}, {{"results", {{"rank1", 0.1}}}});
-  row(t0_ + 3 * kDay, "retention.purged", "frs-server", "", 0, {}, {{"alerts", 4}});
-  authorize("warrant", t0_ - kDay, t0_ + 20 * kDay);
-  authorize("exigent", t0_ + kDay, t0_ + kDay + 24 * kHour);
-  authorize("policy", t0_ - 10 * kDay, t0_ - 5 * kDay);  // over before the period
-  alerts_.append(alert_at(t0_ - kDay));                  // before the period
-  const auto confirmed = alerts_.append(alert_at(t0_ + kDay)).id;
+  row(to_ + kMsPerDay, "/frs.v1.Evaluation/Evaluate", "ana", "", 0, {},
+      {{"results", {{"rank1", 0.1}}}});
+  row(t0_ + 3 * kMsPerDay, "retention.purged", "frs-server", "", 0, {}, {{"alerts", 4}});
+  authorize("warrant", t0_ - kMsPerDay, t0_ + 20 * kMsPerDay);
+  authorize("exigent", t0_ + kMsPerDay, t0_ + kMsPerDay + 24 * kMsPerHour);
+  authorize("policy", t0_ - 10 * kMsPerDay, t0_ - 5 * kMsPerDay);  // over before the period
+  alerts_.append(alert_at(t0_ - kMsPerDay));                       // before the period
+  const auto confirmed = alerts_.append(alert_at(t0_ + kMsPerDay)).id;
   alerts_.review(confirmed, ReviewState::kConfirmed, "", "ana", 1);
-  const auto rejected = alerts_.append(alert_at(t0_ + 2 * kDay)).id;
+  const auto rejected = alerts_.append(alert_at(t0_ + 2 * kMsPerDay)).id;
   alerts_.review(rejected, ReviewState::kRejected, "", "ben", 1);
-  alerts_.append(alert_at(t0_ + 2 * kDay));
+  alerts_.append(alert_at(t0_ + 2 * kMsPerDay));
 
   ReportSources sources{&alerts_, gallery_.get(), 2,
                         [](const std::string& model) { return "named " + model; }};

@@ -5,6 +5,7 @@
 
 #include "frs/auth/tokens.h"
 #include "frs/core/error.h"
+#include "frs/core/time_text.h"
 #include "synthetic.h"
 #include "test_postgres.h"
 #include "testdata.h"
@@ -12,7 +13,6 @@
 namespace frs::service {
 namespace {
 
-constexpr std::int64_t kDay = 86'400'000;
 constexpr std::int64_t kNow = 2'000'000'000'000;  // 2033-05-18
 
 using testing::Backend;
@@ -91,22 +91,22 @@ INSTANTIATE_TEST_SUITE_P(Backends, RetentionTest,
 
 TEST_P(RetentionTest, PurgesExactlyWhatIsOlderAndTheChainStillVerifies) {
   // Alerts: 31 days old (pending, rejected, confirmed), 400 days old (confirmed), 29 days.
-  const auto pending_old = alerts_.append(alert_at(kNow - 31 * kDay)).id;
-  const auto rejected_old = alerts_.append(alert_at(kNow - 31 * kDay)).id;
+  const auto pending_old = alerts_.append(alert_at(kNow - 31 * kMsPerDay)).id;
+  const auto rejected_old = alerts_.append(alert_at(kNow - 31 * kMsPerDay)).id;
   alerts_.review(rejected_old, ReviewState::kRejected, "not him", "ana", 1);
-  const auto confirmed_old = alerts_.append(alert_at(kNow - 31 * kDay)).id;
+  const auto confirmed_old = alerts_.append(alert_at(kNow - 31 * kMsPerDay)).id;
   alerts_.review(confirmed_old, ReviewState::kConfirmed, "", "ana", 1);
-  const auto confirmed_ancient = alerts_.append(alert_at(kNow - 400 * kDay)).id;
+  const auto confirmed_ancient = alerts_.append(alert_at(kNow - 400 * kMsPerDay)).id;
   alerts_.review(confirmed_ancient, ReviewState::kConfirmed, "", "ana", 1);
-  const auto recent = alerts_.append(alert_at(kNow - 29 * kDay)).id;
-  suppress(rejected_old, kNow - 31 * kDay);
-  suppress(recent, kNow - 29 * kDay);
+  const auto recent = alerts_.append(alert_at(kNow - 29 * kMsPerDay)).id;
+  suppress(rejected_old, kNow - 31 * kMsPerDay);
+  suppress(recent, kNow - 29 * kMsPerDay);
   // Audit rows: three older than 7 years, two newer.
-  audit_at(kNow - 2600 * kDay);
-  const AuditRecord second = audit_at(kNow - 2590 * kDay);
-  const AuditRecord third = audit_at(kNow - 2558 * kDay);
-  audit_at(kNow - 2556 * kDay);
-  audit_at(kNow - kDay);
+  audit_at(kNow - 2600 * kMsPerDay);
+  const AuditRecord second = audit_at(kNow - 2590 * kMsPerDay);
+  const AuditRecord third = audit_at(kNow - 2558 * kMsPerDay);
+  audit_at(kNow - 2556 * kMsPerDay);
+  audit_at(kNow - kMsPerDay);
 
   const RetentionRun run = purge_expired(alerts_, *gallery_, access_, RetentionPolicy{}, kNow);
   EXPECT_EQ(run.alerts.alerts, 3);
@@ -155,9 +155,9 @@ TEST_P(RetentionTest, PurgesExactlyWhatIsOlderAndTheChainStillVerifies) {
 }
 
 TEST_P(RetentionTest, ALogWithItsFirstRowsDeletedIsNotAPurge) {
-  audit_at(kNow - 3 * kDay);
-  audit_at(kNow - 2 * kDay);
-  audit_at(kNow - kDay);
+  audit_at(kNow - 3 * kMsPerDay);
+  audit_at(kNow - 2 * kMsPerDay);
+  audit_at(kNow - kMsPerDay);
   edit_outside_frs(stores_.at("audit.db"), "DELETE FROM audit WHERE seq = 1");
   const AuditVerification v = open_audit_log(stores_.at("audit.db"))->verify(std::nullopt);
   EXPECT_FALSE(v.intact);

@@ -8,6 +8,9 @@
 
 namespace frs {
 
+inline constexpr std::int64_t kMsPerHour = 3'600'000;
+inline constexpr std::int64_t kMsPerDay = 24 * kMsPerHour;
+
 enum class DateMeans {
   kStartOfDay,  // "2026-12-31" = 2026-12-31T00:00:00.000Z (a --since)
   kEndOfDay,    // "2026-12-31" = 2026-12-31T23:59:59.999Z (an --until or an expiry)

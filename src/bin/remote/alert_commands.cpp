@@ -20,7 +20,6 @@
 namespace frs::cli {
 namespace {
 
-RemoteOptions& o = remote_options();
 json alert_json(const pb::Alert& a) {
   json j = {{"id", a.id()},
             {"camera", a.camera()},

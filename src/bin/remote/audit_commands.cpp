@@ -13,8 +13,6 @@
 namespace frs::cli {
 namespace {
 
-RemoteOptions& o = remote_options();
-
 json record_json(const pb::AuditRecord& r) {
   auto object = [](const std::string& text) {
     const json parsed = json::parse(text, nullptr, false);

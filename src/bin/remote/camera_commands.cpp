@@ -9,7 +9,6 @@
 namespace frs::cli {
 namespace {
 
-RemoteOptions& o = remote_options();
 json camera_json(const pb::Camera& c) {
   return {{"name", c.spec().name()},
           {"url", c.spec().url()},

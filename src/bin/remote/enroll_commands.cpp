@@ -19,7 +19,6 @@
 namespace frs::cli {
 namespace {
 
-RemoteOptions& o = remote_options();
 // The refused photos' outcomes of an Enroll/AddFaces that failed because of them, from the
 // status details (see frs.v1.ErrorStatus); empty for other failures.
 std::vector<pb::PhotoOutcome> refused_photos(const grpc::Status& status) {

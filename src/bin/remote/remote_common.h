@@ -35,6 +35,8 @@ struct RemoteOptions {
 
 // The one instance the root options fill.
 RemoteOptions& remote_options();
+// The name every command file reads them by.
+inline RemoteOptions& o = remote_options();
 // Adds the shared options to the root command (they then also work after a subcommand).
 void add_shared_remote_options(CLI::App& app);
 

@@ -7,11 +7,6 @@
 #include "remote_common.h"
 
 namespace frs::cli {
-namespace {
-
-RemoteOptions& o = remote_options();
-
-}  // namespace
 
 void add_search_commands(CLI::App& app, Action& action) {
   auto run = [&action](std::function<int()> f) { action = std::move(f); };

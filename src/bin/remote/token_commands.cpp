@@ -8,8 +8,6 @@
 namespace frs::cli {
 namespace {
 
-RemoteOptions& o = remote_options();
-
 json token_json(const pb::Token& t) {
   return {{"id", t.id()},
           {"name", t.name()},

@@ -14,7 +14,6 @@
 namespace frs::cli {
 namespace {
 
-RemoteOptions& o = remote_options();
 json basis_json(const pb::ThresholdBasis& b) {
   json j = {{"method", b.method()}, {"set_at_ms", b.set_at_ms()}};
   if (b.method() == "calibrated") {
