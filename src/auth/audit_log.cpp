@@ -229,9 +229,8 @@ class SqlAuditLog final : public AuditLog {
   }
 
   static Error unwritable(const std::exception& e) {
-    return Error(
-        ErrorCode::kUnavailable,
-        std::string("the audit log cannot be written, so the call was refused: ") + e.what());
+    return Error(ErrorCode::kUnavailable,
+                 std::string("the audit log cannot be written (") + e.what() + ")");
   }
 
   AuditHead read_head() {

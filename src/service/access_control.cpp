@@ -185,13 +185,37 @@ void Call::audit_now() {
   access_.audit(entry(grpc::Status::OK));
 }
 
+grpc::Status Call::record_intent() {
+  AuditEntry intent = entry(grpc::Status::OK);
+  intent.outcome = kAuditOutcomeStarted;
+  intent.outcome_message = "started: the outcome follows in a later row";
+  try {
+    intent_seq_ = access_.audit(std::move(intent)).seq;
+  } catch (const std::exception& e) {
+    spdlog::error("call={} token={} audit_failed={}", logfmt_value(caller().method),
+                  logfmt_value(caller().token), logfmt_value(e.what()));
+    return {grpc::StatusCode::UNAVAILABLE,
+            std::string(e.what()) + ", so the call was refused and nothing was changed"};
+  }
+  return grpc::Status::OK;
+}
+
 grpc::Status Call::finish(const grpc::Status& status) {
+  if (intent_seq_ != 0) details_["intent_seq"] = intent_seq_;
   try {
     access_.audit(entry(status));
   } catch (const std::exception& e) {
     spdlog::error("call={} token={} audit_failed={}", logfmt_value(caller().method),
                   logfmt_value(caller().token), logfmt_value(e.what()));
-    return {grpc::StatusCode::UNAVAILABLE, e.what()};
+    if (intent_seq_ == 0) {
+      return {grpc::StatusCode::UNAVAILABLE, std::string(e.what()) + ", so the call was refused"};
+    }
+    // The change may have been made: say so, rather than invite a blind retry.
+    return {grpc::StatusCode::UNAVAILABLE,
+            std::string(e.what()) + " after the call ran (answer: " +
+                (status.ok() ? std::string("OK") : status.error_message()) + "); audit row " +
+                std::to_string(intent_seq_) +
+                " records it as started: check what it changed before sending it again"};
   }
   return status;
 }

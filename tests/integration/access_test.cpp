@@ -27,45 +27,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Calls `method` with an empty request message (valid for every frs request type) as a
-// generic stream, so unary and streaming methods alike; returns the final status.
-grpc::Status call_method(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
-                         std::chrono::milliseconds deadline = 3000ms,
-                         std::string* retry_after = nullptr) {
-  grpc::GenericStub stub(channel);
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + deadline);
-  grpc::CompletionQueue cq;
-  auto call = stub.PrepareCall(&context, method, &cq);
-  void* tag = nullptr;
-  bool ok = false;
-  const auto step = [&] { return cq.Next(&tag, &ok) && ok; };
-  call->StartCall(reinterpret_cast<void*>(1));
-  step();
-  const grpc::Slice empty;
-  const grpc::ByteBuffer request(&empty, 1);
-  call->Write(request, reinterpret_cast<void*>(2));
-  step();
-  call->WritesDone(reinterpret_cast<void*>(3));
-  step();
-  grpc::ByteBuffer reply;
-  do {
-    call->Read(&reply, reinterpret_cast<void*>(4));
-  } while (step());
-  grpc::Status status;
-  call->Finish(&status, reinterpret_cast<void*>(5));
-  cq.Next(&tag, &ok);
-  cq.Shutdown();
-  while (cq.Next(&tag, &ok)) {
-  }
-  if (retry_after != nullptr) {
-    const auto& trailing = context.GetServerTrailingMetadata();
-    const auto it = trailing.find("retry-after-ms");
-    *retry_after = it == trailing.end() ? "" : std::string(it->second.data(), it->second.size());
-  }
-  return status;
-}
-
 // Every method of every frs service, from the compiled descriptors (not from the table).
 std::vector<std::string> frs_methods() {
   // Touch one message of each file so that its descriptors are in the generated pool.
@@ -449,7 +410,7 @@ TEST_F(AccessTest, AuditRowsSayWhoWhatWhyAndHowAndAFailedWriteFailsTheCall) {
   EXPECT_EQ(parsed(search.targets_json())["identities"], nlohmann::json::array({identity}));
   EXPECT_EQ(search.details_json().find("Obama"), std::string::npos) << "names belong in the store";
 
-  const auto enrolls = server_->audit_rows("Enroll");
+  const auto enrolls = server_->outcome_rows("Enroll");
   ASSERT_EQ(enrolls.size(), 1u);
   EXPECT_EQ(enrolls[0].token(), "admin");
   EXPECT_EQ(enrolls[0].purpose(), "case W-2026-113");

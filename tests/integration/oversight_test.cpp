@@ -272,7 +272,7 @@ TEST_F(OversightTest, ARejectedMatchDoesNotComeBackAndConfirmationNeedsTwoPeople
   ASSERT_EQ(shown["suppressions"].size(), 2u) << out;  // the face and the track's fusion
   EXPECT_EQ(shown["suppressions"][0]["alert_id"], false_match.id());
   EXPECT_EQ(shown["suppressions"][0]["created_by"], "ana");
-  const auto made = server_->audit_rows("ReviewAlert");
+  const auto made = server_->outcome_rows("ReviewAlert");
   ASSERT_FALSE(made.empty());
   EXPECT_EQ(nlohmann::json::parse(made.back().details_json())["suppressions"], 2);
 
@@ -400,7 +400,7 @@ TEST_F(OversightTest, ARejectedMatchDoesNotComeBackAndConfirmationNeedsTwoPeople
   ASSERT_EQ(code, 0) << out;
   std::tie(code, out) = run_command(frs() + "identity show " + std::to_string(wrong) + " --json");
   EXPECT_EQ(nlohmann::json::parse(out)["suppressions"].size(), 2u);  // 3 after the move, less 1
-  EXPECT_EQ(server_->audit_rows("LiftSuppression").size(), 2u);      // the refused one and the lift
+  EXPECT_EQ(server_->outcome_rows("LiftSuppression").size(), 2u);    // the refused one and the lift
 
   // The accountability report counts exactly this scenario, for an auditor.
   const std::string auditor = server_->create_token("audra", "auditor");

@@ -2,6 +2,7 @@
 // A real frs-server process on a loopback port with a temporary data directory, and
 // channels to it that carry a token: shared by the server and access tests.
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "child_processes.h"
+#include "frs/auth/audit_log.h"
 #include "frs/auth/tokens.h"
 #include "frs/client/channel.h"
 #include "frs/core/clock.h"
@@ -43,6 +45,48 @@ inline std::pair<int, std::string> run_command(const std::string& command) {
   for (char buffer[512]; std::fgets(buffer, sizeof buffer, pipe) != nullptr;) output += buffer;
   const int status = ::pclose(pipe);
   return {WEXITSTATUS(status), output};
+}
+
+// Calls `method` with `request` (a serialised request message; by default the empty one,
+// valid for every frs request type) as a generic stream, so unary and streaming methods
+// alike; returns the final status.
+inline grpc::Status call_method(const std::shared_ptr<grpc::Channel>& channel,
+                                const std::string& method,
+                                std::chrono::milliseconds deadline = std::chrono::seconds(3),
+                                std::string* retry_after = nullptr,
+                                const std::string& request = "") {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + deadline);
+  grpc::CompletionQueue cq;
+  auto call = stub.PrepareCall(&context, method, &cq);
+  void* tag = nullptr;
+  bool ok = false;
+  const auto step = [&] { return cq.Next(&tag, &ok) && ok; };
+  call->StartCall(reinterpret_cast<void*>(1));
+  step();
+  const grpc::Slice request_slice(request);
+  const grpc::ByteBuffer request_bytes(&request_slice, 1);
+  call->Write(request_bytes, reinterpret_cast<void*>(2));
+  step();
+  call->WritesDone(reinterpret_cast<void*>(3));
+  step();
+  grpc::ByteBuffer reply;
+  do {
+    call->Read(&reply, reinterpret_cast<void*>(4));
+  } while (step());
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  cq.Next(&tag, &ok);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  if (retry_after != nullptr) {
+    const auto& trailing = context.GetServerTrailingMetadata();
+    const auto it = trailing.find("retry-after-ms");
+    *retry_after = it == trailing.end() ? "" : std::string(it->second.data(), it->second.size());
+  }
+  return status;
 }
 
 class Server {
@@ -241,6 +285,14 @@ class Server {
     const auto status = audit->ListAuditRecords(&c, r, &response);
     if (!status.ok()) throw std::runtime_error("ListAuditRecords: " + status.error_message());
     return {response.records().begin(), response.records().end()};
+  }
+  // The rows of `method` that record outcomes: without the intent rows that calls which
+  // change state write before they change anything.
+  std::vector<pb::AuditRecord> outcome_rows(const std::string& method) {
+    std::vector<pb::AuditRecord> rows = audit_rows(method);
+    std::erase_if(rows,
+                  [](const pb::AuditRecord& r) { return r.outcome() == kAuditOutcomeStarted; });
+    return rows;
   }
 
   // Records an authorisation (basis policy, reference "test") for a watchlist, in force

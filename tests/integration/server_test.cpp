@@ -1195,7 +1195,7 @@ TEST_F(ServerTest, ReembedMovesAWatchlistToAnotherModelAndResumesAfterKillNine) 
   EXPECT_NE(out.find("already"), std::string::npos) << out;
   // The audit log: who moved it, from what to what, and that it switched.
   bool switched_row = false;
-  for (const pb::AuditRecord& row : server_->audit_rows("/frs.v1.Gallery/ReembedWatchlist")) {
+  for (const pb::AuditRecord& row : server_->outcome_rows("/frs.v1.Gallery/ReembedWatchlist")) {
     const auto details = nlohmann::json::parse(row.details_json());
     EXPECT_EQ(details["descriptor_model_to"], "fused-v1");
     if (details.value("switched", false)) {

@@ -45,12 +45,20 @@ class RoleSet {
   std::uint8_t bits_ = 0;
 };
 
+// What a call does to what frs stores (watchlists, identities, cameras, tokens, reviews,
+// authorisations, suppressions).
+enum class Effect : std::uint8_t {
+  kReads,    // its audit row is written before the answer is sent: no row, no answer
+  kChanges,  // also an intent row before anything changes: no row, no change
+};
+
 struct MethodAccess {
   std::string_view method;  // full gRPC name: "/frs.v1.Search/Search"
   RoleSet roles;            // who may call it
   // The call must carry a purpose (a case number or reason) in its metadata: it searches
   // faces, adds people or cameras to what is matched, or shows a face.
   bool needs_purpose = false;
+  Effect effect = Effect::kReads;
 };
 
 // The table itself, every method frs-server serves except the standard health service

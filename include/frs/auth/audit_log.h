@@ -26,7 +26,7 @@ struct AuditEntry {
   std::string peer;             // the caller's address as gRPC gives it ("ipv4:127.0.0.1:5501")
   std::string method;           // "/frs.v1.Search/Search", or an event: "camera.matching_started"
   std::string purpose;          // the call's purpose ("" when none was given)
-  int outcome = 0;              // gRPC status code of the answer (0 = OK)
+  int outcome = 0;              // gRPC status code of the answer (0 = OK), or kAuditOutcomeStarted
   std::string outcome_message;  // its message when not OK
   // What it was about, a JSON object: {"watchlists": [3], "identities": [17, 18], ...}.
   std::string targets_json = "{}";
@@ -62,6 +62,12 @@ struct AuditQuery {
                                // "Search" matches "/frs.v1.Search/Search")
   int limit = 1000;            // 1..10000
 };
+
+// The outcome of an intent row: a call that changes state (Effect::kChanges) writes one
+// before it changes anything, and its outcome row after, whose details carry "intent_seq".
+// An intent row without an outcome row is a change that may have been made but whose
+// answer was never recorded (the server stopped, or the log failed in between).
+inline constexpr int kAuditOutcomeStarted = -1;
 
 // The event a purge writes (retention): its details carry "purged_through_seq" and
 // "purged_through_hash", the last purged row, which anchors the first surviving one.

@@ -106,6 +106,9 @@ class Call {
   // Writes the row now, with outcome OK (a stream, before its first message). serve()
   // writes another at the end.
   void audit_now();
+  // The intent row of a call that changes state, before it changes anything: UNAVAILABLE
+  // (nothing was changed) when it cannot be written; the outcome row then names its seq.
+  grpc::Status record_intent();
   // The row at the end of the call, with `status` as outcome; returns `status`, or
   // UNAVAILABLE when the row cannot be written.
   grpc::Status finish(const grpc::Status& status);
@@ -118,6 +121,7 @@ class Call {
   std::shared_ptr<const CallDecision> decision_;
   nlohmann::json targets_ = nlohmann::json::object();
   nlohmann::json details_ = nlohmann::json::object();
+  std::int64_t intent_seq_ = 0;  // the intent row's seq; 0: none
 };
 
 grpc::Status to_status(const std::exception& e);
@@ -143,6 +147,10 @@ grpc::Status serve(AccessControl& access, grpc::ServerContext* context, F&& body
       return decision->refusal;
     }
     return call.finish(decision->refusal);
+  }
+  if (const MethodAccess* entry = find_method_access(decision->caller.method);
+      entry != nullptr && entry->effect == Effect::kChanges) {
+    if (grpc::Status refused = call.record_intent(); !refused.ok()) return refused;
   }
   grpc::Status status;
   try {

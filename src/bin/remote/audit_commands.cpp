@@ -294,7 +294,10 @@ void add_audit_commands(CLI::App& app, Action& action) {
           std::cout << r.seq() << "  " << format_utc_time(r.time_ms()) << "  "
                     << (r.token().empty() ? "-" : r.token()) << " (" << r.role() << ")  "
                     << r.method() << "  "
-                    << (r.outcome() == 0 ? "OK" : "code " + std::to_string(r.outcome()))
+                    << (r.outcome() == 0 ? "OK"
+                        : r.outcome() == kAuditOutcomeStarted
+                            ? "started"
+                            : "code " + std::to_string(r.outcome()))
                     << (r.purpose().empty() ? "" : "  purpose: " + r.purpose()) << "  "
                     << r.targets_json() << "\n";
         }
