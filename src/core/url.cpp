@@ -57,6 +57,32 @@ std::string redact_query(std::string_view query) {
   return out;
 }
 
+// Path parameters, as in "/live;password=x;res=hd/track1": each ";name=value" whose name
+// looks secret gets its value replaced (the value ends at the next ';' or '/').
+std::string redact_path_parameters(std::string_view path) {
+  std::string out;
+  std::size_t i = 0;
+  while (i < path.size()) {
+    const auto semicolon = path.find(';', i);
+    if (semicolon == std::string_view::npos) {
+      out.append(path.substr(i));
+      break;
+    }
+    out.append(path.substr(i, semicolon + 1 - i));
+    const auto end = std::min(path.find_first_of(";/", semicolon + 1), path.size());
+    const std::string_view pair = path.substr(semicolon + 1, end - semicolon - 1);
+    const auto equals = pair.find('=');
+    if (equals != std::string_view::npos && secret_parameter(pair.substr(0, equals))) {
+      out.append(pair.substr(0, equals + 1));
+      out += "***";
+    } else {
+      out.append(pair);
+    }
+    i = end;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string redact_url(std::string_view url) {
@@ -68,11 +94,19 @@ std::string redact_url(std::string_view url) {
   // The user info ends at the last '@' before the query, wherever '/' falls: a password
   // typed with a '/' in it is still a password.
   const auto at = head.rfind('@');
+  std::size_t host = authority;
   if (at != std::string::npos && at >= authority) {
     const auto colon = head.find(':', authority);
     if (colon != std::string::npos && colon < at) {
       head = head.substr(0, colon + 1) + "***" + head.substr(at);
     }
+    host = head.rfind('@') + 1;
+  }
+  // The path, after the host: its ";name=value" parameters (RTSP servers take
+  // rtsp://cam/live;password=...).
+  const auto path = head.find('/', host);
+  if (path != std::string::npos) {
+    head = head.substr(0, path) + redact_path_parameters(std::string_view(head).substr(path));
   }
   return head + redact_query(url.substr(query));
 }

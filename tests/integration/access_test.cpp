@@ -564,6 +564,12 @@ TEST_F(AccessTest, CameraSourcesAreLimitedAndTheirCredentialsNeverShown) {
   const std::string url = "rtsp://admin:s3cr%2Ft@127.0.0.1:9/live?password=hunter2&res=hd";
   ASSERT_TRUE(add_camera(*server_, "door", url, &added).ok());
   EXPECT_EQ(added.spec().url(), "rtsp://admin:***@127.0.0.1:9/live?password=***&res=hd");
+  // A password as a path parameter, which RTSP servers take too.
+  pb::Camera added_with_parameter;
+  ASSERT_TRUE(add_camera(*server_, "back-door", "rtsp://127.0.0.1:9/x;password=parol3",
+                         &added_with_parameter)
+                  .ok());
+  EXPECT_EQ(added_with_parameter.spec().url(), "rtsp://127.0.0.1:9/x;password=***");
   // A failed connection or two, with their errors (nothing listens on port 9).
   pb::ListCamerasResponse cameras;
   EXPECT_TRUE(eventually(
@@ -589,7 +595,7 @@ TEST_F(AccessTest, CameraSourcesAreLimitedAndTheirCredentialsNeverShown) {
       run_command(frs + "camera list --json").second + bytes_of(root_ / "server.log") +
       run_command(frs + "audit list --json").second;
   EXPECT_NE(everything.find("admin:***@127.0.0.1:9/live"), std::string::npos) << everything;
-  for (const char* secret : {"s3cr", "hunter2"}) {
+  for (const char* secret : {"s3cr", "hunter2", "parol3"}) {
     EXPECT_EQ(everything.find(secret), std::string::npos) << secret << " in:\n" << everything;
   }
   server_.reset();

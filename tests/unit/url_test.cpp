@@ -19,6 +19,15 @@ TEST(RedactUrl, HidesEveryFormOfCameraCredential) {
   EXPECT_EQ(redact_url("rtsps://u:p@cam/live?api_key=k&AuthSig=s"),
             "rtsps://u:***@cam/live?api_key=***&AuthSig=***");
   // Nothing secret: unchanged.
+  // Path parameters, which RTSP servers take as well as a query.
+  EXPECT_EQ(redact_url("rtsp://127.0.0.1:1/x;password=hunter2"),
+            "rtsp://127.0.0.1:1/x;password=***");
+  EXPECT_EQ(redact_url("rtsp://u:p;w@cam/live;res=hd;Token=t/track1;x=1?sig=s"),
+            "rtsp://u:***@cam/live;res=hd;Token=***/track1;x=1?sig=***");
+  EXPECT_EQ(redact_url("rtsp://cam/live;password=;"), "rtsp://cam/live;password=***;");
+  EXPECT_EQ(redact_url("rtsp://cam/a;b;;c"), "rtsp://cam/a;b;;c");
+  EXPECT_EQ(redact_urls_in("open rtsp://cam/x;pwd=s3cr failed"),
+            "open rtsp://cam/x;pwd=*** failed");
   EXPECT_EQ(redact_url("rtsp://10.0.0.5:554/stream1"), "rtsp://10.0.0.5:554/stream1");
   EXPECT_EQ(redact_url("rtsp://viewer@cam/live"), "rtsp://viewer@cam/live");
   EXPECT_EQ(redact_url("http://cam/snap?user=a@b"), "http://cam/snap?user=a@b");

@@ -13,7 +13,8 @@ namespace frs {
 // the first ':' after "://" and the last '@' before the query, so a password holding '/',
 // '@' or ':' is hidden whole), and the values of query parameters whose names look secret
 // (password, passwd, pwd, pass, token, secret, key, auth, signature, sig, credential;
-// any case, anywhere in the name). A URL without secrets is returned as it is.
+// any case, anywhere in the name), in the query (?password=x&...) and as path parameters
+// (/live;password=x). A URL without secrets is returned as it is.
 std::string redact_url(std::string_view url);
 
 // `text` (an error message, a log line) with every URL in it ("scheme://..." up to white
