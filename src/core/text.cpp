@@ -42,6 +42,20 @@ bool is_control(std::uint32_t c) {
   return c < 0x20 || c == 0x7F || (c >= 0x80 && c <= 0x9F);
 }
 
+// The characters that change the order text is shown in (the "Trojan Source" ones): stored
+// in a name or a reference, they make it read differently from what it is.
+bool is_bidi_control(std::uint32_t c) {
+  return c == 0x061C || c == 0x200E || c == 0x200F || (c >= 0x202A && c <= 0x202E) ||
+         (c >= 0x2066 && c <= 0x2069);
+}
+
+// White space, and the invisible characters that look like none.
+bool is_blank_character(std::uint32_t c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == 0x0B || c == 0x0C || c == 0x85 ||
+         c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200B) || c == 0x2028 || c == 0x2029 ||
+         c == 0x202F || c == 0x205F || c == 0x3000 || c == 0xFEFF;
+}
+
 // The code point of the well-formed sequence of `n` bytes at text[i].
 std::uint32_t code_point(std::string_view text, std::size_t i, std::size_t n) {
   const auto b0 = static_cast<std::uint8_t>(text[i]);
@@ -63,6 +77,15 @@ bool is_valid_utf8(std::string_view text) {
   for (std::size_t i = 0; i < text.size();) {
     const std::size_t n = sequence_length(text, i);
     if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+bool is_blank(std::string_view text) {
+  for (std::size_t i = 0; i < text.size();) {
+    const std::size_t n = sequence_length(text, i);
+    if (n == 0 || !is_blank_character(code_point(text, i, n))) return false;
     i += n;
   }
   return true;
@@ -102,7 +125,17 @@ void check_text(std::string_view value, std::string_view field, const TextRule& 
                                                    quote_for_message(value, 24) +
                                                    "); use printable text");
     }
+    if (rule.single_line && is_bidi_control(c)) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  name + " holds a bidirectional control character (" +
+                      quote_for_message(value, 24) +
+                      "), which would show it in another order than it is stored; remove it");
+    }
     i += n;
+  }
+  if (rule.required && is_blank(value)) {
+    throw Error(ErrorCode::kInvalidArgument,
+                name + " is blank (" + quote_for_message(value, 24) + "): give the text itself");
   }
 }
 
@@ -122,7 +155,7 @@ std::size_t append_shown(std::string& out, std::string_view text, std::size_t i,
   if (quoting && (c == '\'' || c == '\\')) {
     out += '\\';
     out += static_cast<char>(c);
-  } else if (is_control(c) && !(keep_layout && (c == '\n' || c == '\t'))) {
+  } else if ((is_control(c) && !(keep_layout && (c == '\n' || c == '\t'))) || is_bidi_control(c)) {
     append_escape(out, c);
   } else {
     out.append(text.substr(i, n));

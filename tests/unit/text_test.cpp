@@ -48,6 +48,33 @@ TEST(Text, RefusesInvalidUtf8AndControlCharactersWithShortMessages) {
   EXPECT_NE(message.find("more characters"), std::string::npos);
 }
 
+TEST(Text, RefusesBlankRequiredTextAndBidiControlsInNames) {
+  const TextRule required{.max_chars = 200, .required = true};
+  for (const std::string blank :
+       {"    ", " \t ", "\xC2\xA0\xE2\x80\x8B", "\xE3\x80\x80\xEF\xBB\xBF"}) {
+    EXPECT_TRUE(is_blank(blank));
+    // Tabs are control characters in a single-line field: refused either way.
+    EXPECT_NE(message_of(blank, required), "") << blank;
+  }
+  EXPECT_NE(message_of("    ", required).find("blank"), std::string::npos);
+  EXPECT_EQ(message_of("    ", {}), "");  // optional text may be only spaces
+  EXPECT_EQ(message_of(" case 7 ", required), "");
+  EXPECT_FALSE(is_blank("x"));
+  EXPECT_FALSE(is_blank("\xFF"));
+  EXPECT_TRUE(is_blank(""));
+  // U+202E (right-to-left override), U+2066 (left-to-right isolate), U+200F (RLM).
+  for (const std::string bidi : {"case\xE2\x80\xAE"
+                                 "7102",
+                                 "\xE2\x81\xA6x", "a\xE2\x80\x8F"}) {
+    EXPECT_NE(message_of(bidi, {}).find("bidirectional control"), std::string::npos) << bidi;
+    EXPECT_EQ(message_of(bidi, {.max_chars = 100, .single_line = false}), "");
+  }
+  EXPECT_EQ(escape_for_terminal("case\xE2\x80\xAE"
+                                "7102"),
+            "case\\u202e7102");
+  EXPECT_EQ(message_of("\xD7\xA9\xD7\x9C\xD7\x95\xD7\x9D", {}), "");  // Hebrew text itself is fine
+}
+
 TEST(Text, QuotesEscapesAndTruncatesWhatIsShownBack) {
   EXPECT_EQ(quote_for_message("gate"), "'gate'");
   EXPECT_EQ(quote_for_message("it's"), "'it\\'s'");

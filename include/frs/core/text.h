@@ -12,13 +12,19 @@ namespace frs {
 // Whether `text` is well-formed UTF-8 (no overlong forms, surrogates or values > U+10FFFF).
 bool is_valid_utf8(std::string_view text);
 
+// Whether `text` holds nothing but white space and invisible spaces (U+200B, U+FEFF...);
+// true for "".
+bool is_blank(std::string_view text);
+
 // Characters (Unicode code points) in well-formed UTF-8 `text`.
 std::size_t utf8_length(std::string_view text);
 
 struct TextRule {
   std::size_t max_chars = 128;  // most characters (code points) accepted
-  bool required = false;        // empty refused
-  bool single_line = true;      // names: no control characters at all; else tab/newline ok
+  bool required = false;        // empty or blank (only spaces) refused
+  // Names, purposes, references: no control characters at all, and no bidirectional
+  // controls (U+202E...); else tab and newline are allowed.
+  bool single_line = true;
 };
 
 // Throws Error(kInvalidArgument) naming `field` when `value` is not UTF-8, too long, empty
@@ -32,7 +38,8 @@ void check_text(std::string_view value, std::string_view field, const TextRule& 
 std::string quote_for_message(std::string_view text, std::size_t max_chars = 64);
 
 // `text` fit for a terminal: control characters (C0, DEL, C1) and invalid UTF-8 bytes are
-// shown as \xNN escapes, so no stored name can move the cursor or change the colours.
+// shown as \xNN escapes, bidirectional controls as \uNNNN, so no stored name can move the
+// cursor, change the colours or reorder what is shown.
 std::string escape_for_terminal(std::string_view text);
 
 // A Prometheus text-format label value (what goes between the quotes): backslash, double
