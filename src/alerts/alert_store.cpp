@@ -312,8 +312,9 @@ Alert AlertStore::review(std::int64_t id, ReviewState decision, const std::strin
                       format_utc_time(existing.integer(2)) + "): an outcome is final");
     }
     for (const AlertReview& r : reviews_of(id)) {
-      if (r.reviewer != reviewer) continue;
-      // Two-person confirmation means two people: one token cannot count twice.
+      // Two-person confirmation means two people: one token cannot count twice, nor two
+      // names that differ only in case (names from before they had to differ so).
+      if (!same_name_ignoring_case(r.reviewer, reviewer)) continue;
       throw Error(ErrorCode::kFailedPrecondition,
                   "'" + reviewer + "' already reviewed alert " + std::to_string(id) + " (" +
                       to_string(r.decision) + " at " + format_utc_time(r.at_ms) +

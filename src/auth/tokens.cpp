@@ -53,7 +53,8 @@ CREATE UNIQUE INDEX tokens_active_name ON tokens(name) WHERE revoked_at_ms = 0;
 )sql",
 };
 
-// Held while the start-up admin token is checked and stored (nodes starting together).
+// Held while tokens are created: the start-up admin token (nodes starting together) and
+// CreateToken (two nodes must not both find a name free).
 constexpr const char* kAdminLock = "frs_tokens";
 
 constexpr const char* kTokenColumns =
@@ -86,14 +87,21 @@ class SqlTokenStore final : public TokenStore {
   TokenRecord create(const TokenRecord& token, const std::string& secret_hash) override {
     check_token_name(token.name);
     std::lock_guard lock(mutex_);
-    Transaction tx(*db_);
+    // Under the token write lock: two nodes must not both find a name free.
+    Transaction tx(*db_, kAdminLock);
     {
-      Statement taken(*db_, "SELECT 1 FROM tokens WHERE name = ? AND revoked_at_ms = 0");
+      // Names are people: "ana" and "ANA" would be two reviewers of one alert. Names are
+      // ASCII (check_token_name), so lower() folds every letter on both stores.
+      Statement taken(*db_,
+                      "SELECT name FROM tokens WHERE lower(name) = lower(?) AND revoked_at_ms = 0");
       taken.bind(1, token.name);
       if (taken.step()) {
-        throw Error(ErrorCode::kAlreadyExists, "a token named '" + token.name +
-                                                   "' exists: revoke it first (frs token revoke " +
-                                                   token.name + ") or choose another name");
+        const std::string existing = taken.text(0);
+        throw Error(ErrorCode::kAlreadyExists,
+                    "a token named '" + existing + "' exists" +
+                        (existing == token.name ? "" : " (names differ by more than case)") +
+                        ": revoke it first (frs token revoke " + existing +
+                        ") or choose another name");
       }
     }
     Statement s(*db_,

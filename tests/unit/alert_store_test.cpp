@@ -137,6 +137,9 @@ TEST_P(AlertStoreTest, ConfirmationNeedsThatManyDifferentPeopleAndOneRejectionDe
             ErrorCode::kFailedPrecondition);
   EXPECT_EQ(code_of_review(store, a, ReviewState::kRejected, "ana", 2),
             ErrorCode::kFailedPrecondition);
+  // Nor is a name that differs only in case.
+  EXPECT_EQ(code_of_review(store, a, ReviewState::kConfirmed, "ANA", 2),
+            ErrorCode::kFailedPrecondition);
   EXPECT_EQ(store.get(a)->review, ReviewState::kPending);
   // A second person decides it.
   const Alert confirmed = store.review(a, ReviewState::kConfirmed, "agree", "ben", 2);

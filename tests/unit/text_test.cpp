@@ -60,6 +60,9 @@ TEST(Text, RefusesBlankRequiredTextAndBidiControlsInNames) {
   EXPECT_EQ(message_of("    ", {}), "");  // optional text may be only spaces
   EXPECT_EQ(message_of(" case 7 ", required), "");
   EXPECT_FALSE(is_blank("x"));
+  EXPECT_TRUE(same_name_ignoring_case("T-Dispatcher", "t-dispatcher"));
+  EXPECT_FALSE(same_name_ignoring_case("ana", "ana2"));
+  EXPECT_FALSE(same_name_ignoring_case("a.b", "a-b"));
   EXPECT_FALSE(is_blank("\xFF"));
   EXPECT_TRUE(is_blank(""));
   // U+202E (right-to-left override), U+2066 (left-to-right isolate), U+200F (RLM).

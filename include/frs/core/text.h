@@ -16,6 +16,10 @@ bool is_valid_utf8(std::string_view text);
 // true for "".
 bool is_blank(std::string_view text);
 
+// Whether two names are the same but for the case of ASCII letters: token names, which
+// name people ("ana" and "ANA" are one person, never two reviewers).
+bool same_name_ignoring_case(std::string_view a, std::string_view b);
+
 // Characters (Unicode code points) in well-formed UTF-8 `text`.
 std::size_t utf8_length(std::string_view text);
 
