@@ -49,7 +49,8 @@ std::int64_t parse_utc_time(std::string_view text, DateMeans date_means, std::st
   const year_month_day date{std::chrono::year(year),
                             std::chrono::month(static_cast<unsigned>(month)),
                             std::chrono::day(static_cast<unsigned>(day))};
-  if (!date.ok() || year < 1970 || year > 9999) return refuse("is not a valid date");
+  if (!date.ok()) return refuse("is not a valid date");
+  if (year < 2000 || year > 2099) return refuse("is outside the years 2000..2099");
   const std::int64_t day_ms =
       duration_cast<milliseconds>(sys_days(date).time_since_epoch()).count();
   if (at == text.size()) {
@@ -97,8 +98,17 @@ std::int64_t parse_utc_time(std::string_view text, DateMeans date_means, std::st
   if (at != text.size()) return refuse("has text after the time");
   const std::int64_t ms =
       day_ms + ((hour * 60LL + minute) * 60 + second) * 1000 + millis - offset_minutes * 60'000;
-  if (ms < 0) return refuse("is before 1970");
+  if (ms < kEarliestTimeMs || ms >= kLatestTimeMs) return refuse("is outside the years 2000..2099");
   return ms;
+}
+
+void check_time_in_range(std::int64_t unix_ms, std::string_view field) {
+  if (unix_ms >= kEarliestTimeMs && unix_ms < kLatestTimeMs) return;
+  throw Error(ErrorCode::kInvalidArgument,
+              std::string(field) + " is " + std::to_string(unix_ms) +
+                  " ms, outside the years 2000..2099 (Unix milliseconds from " +
+                  std::to_string(kEarliestTimeMs) + " to " + std::to_string(kLatestTimeMs - 1) +
+                  ")");
 }
 
 std::string format_utc_time(std::int64_t unix_ms) {

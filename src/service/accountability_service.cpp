@@ -6,6 +6,7 @@
 #include "frs/core/error.h"
 #include "frs/core/logfmt.h"
 #include "frs/core/text.h"
+#include "frs/core/time_text.h"
 #include "frs/service/report.h"
 #include "frs/service/services.h"
 #include "frs/v1/audit.grpc.pb.h"
@@ -42,6 +43,8 @@ class TokenService final : public pb::Tokens::Service {
                                                      " is not one of " + role_names());
       }
       const std::int64_t now = now_unix_ms();
+      if (request->expires_at_ms() != 0)
+        check_time_in_range(request->expires_at_ms(), "expires_at_ms");
       if (request->expires_at_ms() != 0 && request->expires_at_ms() <= now) {
         throw Error(ErrorCode::kInvalidArgument,
                     "expires_at_ms is in the past: give a time to come, or 0 for never");
@@ -102,6 +105,8 @@ class AuditService final : public pb::Audit::Service {
       q.after_seq = request->after_seq();
       q.since_ms = request->since_ms();
       q.until_ms = request->until_ms();
+      if (q.since_ms != 0) check_time_in_range(q.since_ms, "since_ms");
+      if (q.until_ms != 0) check_time_in_range(q.until_ms, "until_ms");
       q.token = request->token();
       q.method = request->method();
       q.limit = request->page_size() == 0 ? 1000 : request->page_size();
@@ -136,6 +141,8 @@ class AuditService final : public pb::Audit::Service {
     return serve(access_, context, [&](Call& call) {
       call.details()["from_ms"] = request->from_ms();
       call.details()["to_ms"] = request->to_ms();
+      if (request->from_ms() != 0) check_time_in_range(request->from_ms(), "from_ms");
+      if (request->to_ms() != 0) check_time_in_range(request->to_ms(), "to_ms");
       *response = build_report(access_.audit_log(), report_, request->from_ms(), request->to_ms(),
                                now_unix_ms());
     });

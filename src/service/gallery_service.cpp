@@ -307,11 +307,22 @@ class GalleryService final : public pb::Gallery::Service {
       call.details()["issued_by"] = a.issued_by;
       call.details()["valid_from_ms"] = a.valid_from_ms;
       call.details()["valid_until_ms"] = a.valid_until_ms;
+      check_time_in_range(a.valid_from_ms, "valid_from_ms");
+      check_time_in_range(a.valid_until_ms, "valid_until_ms");
       if (a.valid_until_ms <= now) {
         throw Error(ErrorCode::kInvalidArgument,
                     "valid_until must be in the future (--until DATE or DATE-TIME, UTC)");
       }
       if (a.basis == "exigent") {
+        // An emergency is now: an exigent authorisation starts when it is recorded, so
+        // that back-to-back ones with later starts cannot stand in for a warrant.
+        constexpr std::int64_t kClockSkewMs = 60'000;
+        if (a.valid_from_ms > now + kClockSkewMs || a.valid_from_ms < now - kClockSkewMs) {
+          throw Error(ErrorCode::kInvalidArgument,
+                      "an exigent authorisation starts when it is recorded: leave its start "
+                      "(valid_from, --from) empty; a later start needs a warrant or court "
+                      "order");
+        }
         const std::int64_t longest =
             std::chrono::duration_cast<std::chrono::milliseconds>(options_.exigent_max).count();
         if (a.valid_until_ms - a.valid_from_ms > longest) {

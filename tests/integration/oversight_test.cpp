@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -534,6 +535,37 @@ TEST_F(OversightTest, SearchesOfLiveOnlyWatchlistsNeedAnAuthorisation) {
       run_command(frs() + "watchlist authorize open --basis exigent --reference E-2 --until " +
                   format_utc_time(now_unix_ms() + 24 * 3600 * 1000LL) + " --json");
   EXPECT_EQ(code, 0) << out;
+  // An exigent authorisation starts when it is recorded: six back-to-back ones with later
+  // starts cannot stand in for a warrant.
+  std::tie(code, out) =
+      run_command(frs() + "watchlist authorize open --basis exigent --reference E-3 --from " +
+                  format_utc_time(now_unix_ms() + 47 * 3600 * 1000LL) + " --until " +
+                  format_utc_time(now_unix_ms() + 94 * 3600 * 1000LL));
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("starts when it is recorded"), std::string::npos) << out;
+  // Times at the edges are refused where they enter, without overflow.
+  for (const auto& [from, until] : std::vector<std::pair<std::int64_t, std::int64_t>>{
+           {std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max()},
+           {0, std::numeric_limits<std::int64_t>::max()},
+           {0, kLatestTimeMs}}) {
+    grpc::ClientContext c;
+    pb::AuthorizeWatchlistRequest r;
+    r.set_watchlist("open");
+    r.set_basis("exigent");
+    r.set_reference("E-4");
+    r.set_valid_from_ms(from);
+    r.set_valid_until_ms(until);
+    pb::Authorization a;
+    const grpc::Status edge =
+        pb::Gallery::NewStub(server_->channel())->AuthorizeWatchlist(&c, r, &a);
+    EXPECT_EQ(edge.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << from << " " << until;
+    EXPECT_NE(edge.error_message().find("outside the years 2000..2099"), std::string::npos)
+        << edge.error_message();
+  }
+  std::tie(code, out) = run_command(
+      frs() + "watchlist authorize open --basis warrant --reference W-2 --until 2150-01-01");
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("2000..2099"), std::string::npos) << out;
   std::tie(code, out) = run_command(
       frs() + "watchlist authorize open --basis warrant --reference W-1 --until 2020-01-01");
   EXPECT_EQ(code, 1);
