@@ -264,7 +264,8 @@ void add_gallery(Gallery& gallery, const std::string& default_model, std::int64_
       s->set_issued_by(a.issued_by);
       s->set_valid_from_ms(a.valid_from_ms);
       s->set_valid_until_ms(a.valid_until_ms);
-      s->set_hours(static_cast<double>(a.valid_until_ms - a.valid_from_ms) /
+      // In double: a row stored before times were range-checked may hold any int64.
+      s->set_hours((static_cast<double>(a.valid_until_ms) - static_cast<double>(a.valid_from_ms)) /
                    static_cast<double>(kMsPerHour));
       s->set_recorded_by(a.recorded_by);
       ++by_basis[a.basis];
