@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <mutex>
@@ -270,6 +271,18 @@ void check_token_secret(std::string_view secret, std::string_view where) {
                     " does not hold a token: a token is 32..512 printable ASCII characters "
                     "without spaces (frs-server makes them: frs token create)");
   }
+}
+
+std::string token_file_exposure(const std::filesystem::path& file) {
+  std::error_code error;
+  const std::filesystem::perms granted = std::filesystem::status(file, error).permissions();
+  if (error) return "";
+  using std::filesystem::perms;
+  if ((granted & (perms::group_all | perms::others_all)) == perms::none) return "";
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(granted) & 0777u);
+  return "the token file " + file.string() + " may be read or written by others than its owner " +
+         "(mode " + mode + "): whoever reads it is admin; chmod 600 it";
 }
 
 std::string read_token_file(const std::filesystem::path& file) {

@@ -246,6 +246,12 @@ int main(int argc, char** argv) {
     const std::string admin_note =
         frs::ensure_admin_token(*tokens, config.admin_token_file, data_dir / "admin.token");
     if (!admin_note.empty()) spdlog::info("{}", admin_note);
+    if (!config.admin_token_file.empty()) {
+      if (const std::string exposed = frs::token_file_exposure(config.admin_token_file);
+          !exposed.empty()) {
+        spdlog::warn("{}", exposed);
+      }
+    }
     auto audit_log = frs::open_audit_log(store_at("audit.db"));
     frs::service::AccessControl access(*tokens, *audit_log, config.access);
     const auto log_audit_head = [&](const char* when) {

@@ -519,6 +519,19 @@ TEST_F(OversightTest, SearchesOfLiveOnlyWatchlistsNeedAnAuthorisation) {
   ASSERT_TRUE(search({}, &response).ok());
   ASSERT_EQ(response.skipped_watchlists_size(), 1);
   EXPECT_EQ(response.skipped_watchlists(0), "warrant-113");
+  // frs search says so, so that "no match" does not read as "on no watchlist".
+  {
+    const auto [code, out] = run_command(frs() + "search " + face_path("obama.jpg").string());
+    EXPECT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("not searched (live-only, no authorisation in force): warrant-113"),
+              std::string::npos)
+        << out;
+    const auto [json_code, json_out] =
+        run_command(frs() + "search --json " + face_path("obama.jpg").string());
+    EXPECT_EQ(nlohmann::json::parse(json_out)["skipped_watchlists"],
+              nlohmann::json::array({"warrant-113"}))
+        << json_out;
+  }
   EXPECT_TRUE(search({"open"}, &response).ok());
   ASSERT_TRUE(server_->authorize("warrant-113").ok());
   EXPECT_TRUE(search({"warrant-113"}, &response).ok());

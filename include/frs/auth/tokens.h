@@ -87,5 +87,8 @@ std::string ensure_admin_token(TokenStore& store, const std::filesystem::path& a
 // A secret as a token file holds it: the file's content without surrounding white space.
 // Throws Error(kInvalidArgument) when it cannot be read or is not a token.
 std::string read_token_file(const std::filesystem::path& file);
+// "" when only its owner may read and write `file`; else a warning that says who else may
+// and how to fix it (chmod 600), for the log.
+std::string token_file_exposure(const std::filesystem::path& file);
 
 }  // namespace frs

@@ -4,6 +4,7 @@
 
 #include <iostream>
 
+#include "frs/core/text.h"
 #include "remote_common.h"
 
 namespace frs::cli {
@@ -50,6 +51,10 @@ void add_search_commands(CLI::App& app, Action& action) {
           continue;
         }
         json line = {{"image", path}, {"faces", json::array()}};
+        // Watchlists a search of all left out (live-only ones without an authorisation in
+        // force): "no match" must not read as "not on any watchlist".
+        line["skipped_watchlists"] = json::array();
+        for (const auto& w : response.skipped_watchlists()) line["skipped_watchlists"].push_back(w);
         for (const auto& f : response.faces()) {
           json face = {{"box", box_json(f.box())}, {"candidates", json::array()}};
           for (const auto& c : f.candidates()) {
@@ -65,6 +70,13 @@ void add_search_commands(CLI::App& app, Action& action) {
           std::cout << line.dump() << "\n";
         } else {
           std::cout << path << ": " << response.faces_size() << " faces\n";
+          if (response.skipped_watchlists_size() > 0) {
+            std::cout << "  not searched (live-only, no authorisation in force): ";
+            for (int i = 0; i < response.skipped_watchlists_size(); ++i) {
+              std::cout << (i ? ", " : "") << escape_for_terminal(response.skipped_watchlists(i));
+            }
+            std::cout << "\n";
+          }
           for (const auto& f : line["faces"]) {
             std::cout << "  face at " << f["box"]["x"] << "," << f["box"]["y"] << ": ";
             if (f["candidates"].empty()) std::cout << "no match";
