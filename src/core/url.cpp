@@ -28,6 +28,18 @@ std::size_t query_start(std::string_view url, std::size_t from) {
   return q == std::string_view::npos ? url.size() : q;
 }
 
+// Appends one "name=value" (of a query or a path), its value as *** when the name looks
+// secret.
+void append_parameter(std::string& out, std::string_view pair) {
+  const auto equals = pair.find('=');
+  if (equals != std::string_view::npos && secret_parameter(pair.substr(0, equals))) {
+    out.append(pair.substr(0, equals + 1));
+    out += "***";
+  } else {
+    out.append(pair);
+  }
+}
+
 std::string redact_query(std::string_view query) {
   // query = "?a=1&password=x#frag" (or "" / "#frag")
   std::string out;
@@ -44,14 +56,7 @@ std::string redact_query(std::string_view query) {
       continue;
     }
     const auto end = std::min(query.find_first_of("&;#", i), query.size());
-    const std::string_view pair = query.substr(i, end - i);
-    const auto equals = pair.find('=');
-    if (equals != std::string_view::npos && secret_parameter(pair.substr(0, equals))) {
-      out.append(pair.substr(0, equals + 1));
-      out += "***";
-    } else {
-      out.append(pair);
-    }
+    append_parameter(out, query.substr(i, end - i));
     i = end;
   }
   return out;
@@ -70,14 +75,7 @@ std::string redact_path_parameters(std::string_view path) {
     }
     out.append(path.substr(i, semicolon + 1 - i));
     const auto end = std::min(path.find_first_of(";/", semicolon + 1), path.size());
-    const std::string_view pair = path.substr(semicolon + 1, end - semicolon - 1);
-    const auto equals = pair.find('=');
-    if (equals != std::string_view::npos && secret_parameter(pair.substr(0, equals))) {
-      out.append(pair.substr(0, equals + 1));
-      out += "***";
-    } else {
-      out.append(pair);
-    }
+    append_parameter(out, path.substr(semicolon + 1, end - semicolon - 1));
     i = end;
   }
   return out;

@@ -181,6 +181,11 @@ void Call::require_purpose(const std::string& what) const {
   }
 }
 
+void Call::log_audit_failure(const std::exception& e) const {
+  spdlog::error("call={} token={} audit_failed={}", logfmt_value(caller().method),
+                logfmt_value(caller().token), logfmt_value(e.what()));
+}
+
 void Call::audit_now() {
   access_.audit(entry(grpc::Status::OK));
 }
@@ -192,8 +197,7 @@ grpc::Status Call::record_intent() {
   try {
     intent_seq_ = access_.audit(std::move(intent)).seq;
   } catch (const std::exception& e) {
-    spdlog::error("call={} token={} audit_failed={}", logfmt_value(caller().method),
-                  logfmt_value(caller().token), logfmt_value(e.what()));
+    log_audit_failure(e);
     return {grpc::StatusCode::UNAVAILABLE,
             std::string(e.what()) + ", so the call was refused and nothing was changed"};
   }
@@ -205,8 +209,7 @@ grpc::Status Call::finish(const grpc::Status& status) {
   try {
     access_.audit(entry(status));
   } catch (const std::exception& e) {
-    spdlog::error("call={} token={} audit_failed={}", logfmt_value(caller().method),
-                  logfmt_value(caller().token), logfmt_value(e.what()));
+    log_audit_failure(e);
     if (intent_seq_ == 0) {
       return {grpc::StatusCode::UNAVAILABLE, std::string(e.what()) + ", so the call was refused"};
     }

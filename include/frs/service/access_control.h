@@ -115,6 +115,7 @@ class Call {
 
  private:
   AuditEntry entry(const grpc::Status& status) const;
+  void log_audit_failure(const std::exception& e) const;
 
   AccessControl& access_;
   grpc::ServerContext& context_;
