@@ -1,10 +1,15 @@
 #include "frs/auth/audit_log.h"
 
+#include <algorithm>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "frs/core/clock.h"
 #include "frs/core/digest.h"
 #include "frs/core/error.h"
+#include "frs/core/text.h"
+#include "frs/core/time_text.h"
+#include "frs/core/url.h"
 #include "frs/storage/database.h"
 
 namespace frs {
@@ -54,6 +59,9 @@ CREATE INDEX audit_token ON audit(token, seq);
 )sql",
 };
 
+// Row 1's reason when the log began with the stores (no --new-audit-log).
+constexpr const char* kFirstStartReason = "first start: the stores hold no history";
+
 // Held from reading the chain's head to committing the row after it, on every node.
 constexpr const char* kAuditWriteLock = "frs_audit";
 
@@ -79,11 +87,39 @@ AuditRecord read_row(const Statement& s) {
   return r;
 }
 
+// What a database that is not an audit log is, from its tables, for the message that
+// refuses it.
+std::string what_database_is(const std::vector<std::string>& tables) {
+  const auto has = [&](const char* table) {
+    return std::find(tables.begin(), tables.end(), table) != tables.end();
+  };
+  if (tables.empty()) return "it is empty (no tables)";
+  if (has("watchlists")) return "it is frs's gallery store (gallery.db)";
+  if (has("tokens")) return "it is frs's token store (tokens.db)";
+  if (has("alerts")) return "it is frs's alert log (alerts.db)";
+  if (has("cameras")) return "it is frs's camera store (cameras.db)";
+  std::string names;
+  for (const std::string& t : tables) names += (names.empty() ? "" : ", ") + t;
+  return "it holds the tables " + names;
+}
+
 class SqlAuditLog final : public AuditLog {
  public:
-  explicit SqlAuditLog(const StoreLocation& where)
+  SqlAuditLog(const StoreLocation& where, OpenMode mode)
       : db_(open_database(where, "audit", "the audit log",
-                          {kAuditSqliteMigrations, kAuditPostgresMigrations})) {}
+                          {kAuditSqliteMigrations, kAuditPostgresMigrations}, mode)) {
+    if (mode == OpenMode::kReadOnly) {
+      const auto tables = db_->tables();
+      if (std::find(tables.begin(), tables.end(), "audit") == tables.end()) {
+        throw Error(ErrorCode::kFailedPrecondition,
+                    (where.is_postgres() ? redact_url(where.postgres_url)
+                                         : "'" + where.sqlite_file.string() + "'") +
+                        " is not an audit log: " + what_database_is(tables) +
+                        "; an audit log is DATA_DIR/audit.db or a cluster's database");
+      }
+    }
+    seen_ = read_head();
+  }
 
   AuditRecord append(const AuditEntry& entry) override {
     std::lock_guard lock(mutex_);
@@ -91,6 +127,7 @@ class SqlAuditLog final : public AuditLog {
       Transaction tx(*db_, kAuditWriteLock);
       AuditRecord row = insert_locked(entry);
       tx.commit();
+      seen_ = {row.seq, row.hash};
       return row;
     } catch (const std::exception& e) {
       throw unwritable(e);
@@ -124,6 +161,7 @@ class SqlAuditLog final : public AuditLog {
       record.details_json = details.dump();
       AuditRecord row = insert_locked(record);
       tx.commit();
+      seen_ = {row.seq, row.hash};
       return row;
     } catch (const nlohmann::json::exception& e) {
       throw Error(ErrorCode::kInvalidArgument,
@@ -203,6 +241,7 @@ class SqlAuditLog final : public AuditLog {
   // Writes a row after the head; the caller holds mutex_ and a transaction with the audit
   // write lock, so that no other writer, on any node, moves the head before it commits.
   AuditRecord insert_locked(const AuditEntry& entry) {
+    check_still_ours();
     AuditRecord row;
     static_cast<AuditEntry&>(row) = entry;
     const AuditHead head = read_head();
@@ -233,6 +272,48 @@ class SqlAuditLog final : public AuditLog {
                  std::string("the audit log cannot be written (") + e.what() + ")");
   }
 
+  // The log may grow past the head this process last wrote or read (other nodes append to
+  // it), never lose it: a head behind it, or that row changed, means rows were removed
+  // under the server (the file truncated, deleted or replaced; the table truncated). Once
+  // seen, every later append is refused too, until the log is restored and the server
+  // restarted: a new chain begun silently would hide the loss. (Each refused call logs it.)
+  void check_still_ours() {
+    if (lost_.empty()) {
+      std::string why = db_->storage_problem();
+      if (why.empty() && seen_.seq > 0) {
+        const AuditHead head = read_head();
+        if (head.seq < seen_.seq) {
+          why = "it ends at row " + std::to_string(head.seq) + ", but this server has seen row " +
+                std::to_string(seen_.seq) + ": rows were removed";
+        } else if (const auto hash = hash_of(seen_.seq); hash != seen_.hash) {
+          // Gone is fine when another node's retention purged it (and recorded that).
+          Statement purged(*db_,
+                           "SELECT COUNT(*) FROM audit WHERE method = ? AND seq > ? AND "
+                           "seq = (SELECT MIN(seq) FROM audit WHERE method = ? AND seq > ?)");
+          purged.bind(1, std::string(kAuditPurgedEvent)).bind(2, seen_.seq);
+          purged.bind(3, std::string(kAuditPurgedEvent)).bind(4, seen_.seq).step();
+          if (hash || purged.integer(0) == 0) {
+            why = "row " + std::to_string(seen_.seq) +
+                  " is no longer the row this server wrote: the log was replaced";
+          }
+        }
+      }
+      if (why.empty()) return;
+      lost_ = "it is no longer the log this server has been writing: " + why +
+              ". Every call that must be recorded is refused until it is restored: stop "
+              "frs-server, restore the audit log from a backup, check it with frs audit verify "
+              "and start again (docs/operations.md, \"When the audit log is lost or damaged\")";
+    }
+    throw Error(ErrorCode::kUnavailable, lost_);
+  }
+
+  std::optional<std::string> hash_of(std::int64_t seq) {
+    Statement s(*db_, "SELECT hash FROM audit WHERE seq = ?");
+    s.bind(1, seq);
+    if (!s.step()) return std::nullopt;
+    return s.text(0);
+  }
+
   AuditHead read_head() {
     Statement s(*db_, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
     if (!s.step()) return {0, kAuditGenesisHash};
@@ -241,6 +322,8 @@ class SqlAuditLog final : public AuditLog {
 
   std::mutex mutex_;
   std::unique_ptr<Database> db_;
+  AuditHead seen_;    // the head as this process last wrote or read it
+  std::string lost_;  // why the log is no longer the one it was ("": it still is)
 };
 
 }  // namespace
@@ -307,6 +390,17 @@ bool AuditChainChecker::add(const AuditRecord& row) {
   previous_hash_ = row.hash;
   result_.head = {row.seq, row.hash};
   ++result_.rows_checked;
+  if (first_) {
+    first_ = false;
+    result_.begins_ms = row.time_ms;
+    if (row.seq == 1 && row.method == kAuditNewLogEvent) {
+      const auto details = nlohmann::json::parse(row.details_json, nullptr, false);
+      result_.new_log_reason =
+          details.is_object() && details.contains("reason") && details["reason"].is_string()
+              ? details["reason"].get<std::string>()
+              : "";
+    }
+  }
   if (purged_ && row.method == kAuditPurgedEvent) {
     // A row edited outside frs may hold anything: only the expected types count.
     const auto details = nlohmann::json::parse(row.details_json, nullptr, false);
@@ -362,8 +456,67 @@ AuditVerification AuditChainChecker::finish() {
   return result_;
 }
 
-std::unique_ptr<AuditLog> open_audit_log(const StoreLocation& where) {
-  return std::make_unique<SqlAuditLog>(where);
+std::string audit_history_gap(const AuditVerification& v, std::int64_t history_begins_ms,
+                              bool& recorded) {
+  recorded =
+      v.new_log_reason && !v.new_log_reason->empty() && *v.new_log_reason != kFirstStartReason;
+  const std::string begun =
+      "a new log was begun then over stores that held history "
+      "(--new-audit-log: " +
+      (recorded ? *v.new_log_reason : "") + "), and what happened before it is not in this log";
+  // A loss row 1 records is told however long ago the history began.
+  if (recorded) return "the log begins " + format_utc_time(v.begins_ms) + ": " + begun;
+  if (history_begins_ms < 0) return "";  // the stores were not looked at
+  constexpr std::int64_t kClockSlackMs = 60'000;
+  if (history_begins_ms == 0 || v.purged_through > 0) return "";
+  if (v.begins_ms != 0 && v.begins_ms <= history_begins_ms + kClockSlackMs) return "";
+  const std::string history = "the stores' history goes back to " +
+                              format_utc_time(history_begins_ms) +
+                              " (the oldest token or watchlist made through a call)";
+  if (v.begins_ms == 0) return "the log is empty, but " + history + ": its rows are missing";
+  return "the log begins " + format_utc_time(v.begins_ms) + ", but " + history +
+         ": rows are missing from its start, and nothing in it says why";
+}
+
+void begin_audit_log(AuditLog& log, const std::string& new_log_reason,
+                     const std::map<std::string, std::int64_t>& history) {
+  const AuditHead head = log.head();
+  std::string held;
+  for (const auto& [store, count] : history) {
+    if (count > 0) held += (held.empty() ? "" : ", ") + std::to_string(count) + " " + store;
+  }
+  if (!new_log_reason.empty()) {
+    check_text(new_log_reason, "--new-audit-log", TextRule{200, true, true});
+    if (head.seq != 0) {
+      throw Error(ErrorCode::kFailedPrecondition,
+                  "--new-audit-log is for an empty audit log only, and this one holds rows up to " +
+                      std::to_string(head.seq) + ": start without it");
+    }
+  }
+  if (head.seq != 0) return;
+  if (!held.empty() && new_log_reason.empty()) {
+    throw Error(ErrorCode::kFailedPrecondition,
+                "the audit log is empty, but the other stores hold history (" + held +
+                    "): the log that recorded it was lost (deleted, truncated or replaced). "
+                    "Restore it from a backup (docs/operations.md, \"When the audit log is lost "
+                    "or damaged\"); only if it cannot be restored, start once with "
+                    "--new-audit-log \"REASON\" to begin a new log that records the loss");
+  }
+  // Row 1 says how the log began, so that a log beginning later than the stores' history
+  // is either explained by it or seen as lost.
+  AuditEntry row;
+  row.time_ms = now_unix_ms();
+  row.token = "frs-server";
+  row.method = kAuditNewLogEvent;
+  row.details_json = nlohmann::json{
+      {"reason", new_log_reason.empty() ? std::string(kFirstStartReason) : new_log_reason},
+      {"history",
+       history}}.dump();
+  log.append(row);
+}
+
+std::unique_ptr<AuditLog> open_audit_log(const StoreLocation& where, OpenMode mode) {
+  return std::make_unique<SqlAuditLog>(where, mode);
 }
 
 }  // namespace frs

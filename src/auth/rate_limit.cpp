@@ -9,7 +9,15 @@ std::chrono::milliseconds RateLimiter::take(const std::string& key,
                                             std::chrono::steady_clock::time_point now) {
   if (per_second_ <= 0) return std::chrono::milliseconds(0);
   std::lock_guard lock(mutex_);
-  auto [it, fresh] = buckets_.try_emplace(key, Bucket{burst_, now});
+  const auto refilled = [&](const Bucket& b) {
+    return b.tokens + std::chrono::duration<double>(now - b.updated).count() * per_second_;
+  };
+  std::string kept_key = key;
+  if (buckets_.size() >= kMaxKeys && !buckets_.contains(key)) {
+    std::erase_if(buckets_, [&](const auto& k) { return refilled(k.second) >= burst_; });
+    if (buckets_.size() >= kMaxKeys) kept_key = "(the keys beyond the bound)";
+  }
+  auto [it, fresh] = buckets_.try_emplace(kept_key, Bucket{burst_, now});
   Bucket& b = it->second;
   if (!fresh) {
     const double seconds = std::chrono::duration<double>(now - b.updated).count();

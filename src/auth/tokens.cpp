@@ -308,7 +308,7 @@ std::string ensure_admin_token(TokenStore& store, const std::filesystem::path& a
   TokenRecord admin;
   admin.name = "admin";
   admin.role = Role::kAdmin;
-  admin.created_by = "frs-server";
+  admin.created_by = kServerTokenCreator;
   admin.created_at_ms = now;
   if (!admin_token_file.empty()) {
     const std::string secret = read_token_file(admin_token_file);

@@ -127,8 +127,10 @@ std::shared_ptr<grpc::ServerCredentials> listener_credentials(
   grpc::SslServerCredentialsOptions options(
       config.tls_client_ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
                                    : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  options.pem_key_cert_pairs.push_back(
-      {read_text_file(config.tls_key), read_text_file(config.tls_cert)});
+  const std::string key = read_text_file(config.tls_key);
+  const std::string certificate = read_text_file(config.tls_cert);
+  frs::check_tls_key_pair(certificate, key, config.tls_cert, config.tls_key);
+  options.pem_key_cert_pairs.push_back({key, certificate});
   if (!config.tls_client_ca.empty()) options.pem_root_certs = read_text_file(config.tls_client_ca);
   return grpc::SslServerCredentials(options);
 }
@@ -243,6 +245,14 @@ int main(int argc, char** argv) {
       spdlog::info("stores in PostgreSQL at {} (cluster mode)", frs::redact_url(config.store));
     }
     auto tokens = frs::open_token_store(store_at("tokens.db"));
+    auto gallery_store = frs::open_gallery_store(store_at("gallery.db"));
+    auto audit_log = frs::open_audit_log(store_at("audit.db"));
+    // Before this start adds a token: what the stores held from earlier runs, which the log
+    // must have recorded. (Nodes starting together: one writes the first row first.)
+    frs::begin_audit_log(
+        *audit_log, config.new_audit_log,
+        {{"tokens", tokens->count_all()},
+         {"watchlists", static_cast<std::int64_t>(gallery_store->list_watchlists().size())}});
     const std::string admin_note =
         frs::ensure_admin_token(*tokens, config.admin_token_file, data_dir / "admin.token");
     if (!admin_note.empty()) spdlog::info("{}", admin_note);
@@ -252,7 +262,6 @@ int main(int argc, char** argv) {
         spdlog::warn("{}", exposed);
       }
     }
-    auto audit_log = frs::open_audit_log(store_at("audit.db"));
     frs::service::AccessControl access(*tokens, *audit_log, config.access);
     const auto log_audit_head = [&](const char* when) {
       const frs::AuditHead head = audit_log->head();
@@ -276,7 +285,7 @@ int main(int argc, char** argv) {
     }
     const frs::FaceEngine engine(engine_options);
 
-    frs::Gallery gallery(frs::open_gallery_store(store_at("gallery.db")), gallery_options);
+    frs::Gallery gallery(std::move(gallery_store), gallery_options);
     for (const auto& [id, how] : gallery.load_report()) {
       spdlog::info("watchlist {} index: {} ({} faces)", id, how, gallery.indexed_faces(id));
     }

@@ -197,6 +197,18 @@ void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_fil
       .add_option("--tls-client-ca", config.tls_client_ca,
                   "PEM CA certificates: clients must present a certificate they signed (mTLS)")
       ->check(CLI::ExistingFile);
+  flags
+      .add_option("--new-audit-log", config.new_audit_log,
+                  "REASON: start a new, empty audit log although the other stores hold history "
+                  "(the log was lost and cannot be restored). Without it frs-server refuses to "
+                  "start over an empty log then. The new log's first row records REASON; only "
+                  "for an empty log")
+      ->check([](const std::string& reason) -> std::string {
+        if (reason.size() < 4 || reason.size() > 200) {
+          return "--new-audit-log takes a reason of 4..200 characters (a ticket, who, why)";
+        }
+        return "";
+      });
   flags.add_flag("--insecure", config.insecure,
                  "Serve plain text on a non-loopback --listen (tokens and faces travel "
                  "unencrypted; a warning is logged at start and every hour)");
@@ -222,6 +234,18 @@ void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_fil
   flags
       .add_option("--rate-burst", config.access.burst,
                   "Calls one token may make at once above --rate-limit")
+      ->check(CLI::Range(1.0, 100000.0))
+      ->capture_default_str();
+  flags
+      .add_option("--refused-rate-limit", config.access.refused_calls_per_second,
+                  "Calls refused for their token (none, unknown, revoked, expired) per peer "
+                  "address per second, on average (0 = no limit); over it: RESOURCE_EXHAUSTED "
+                  "with retry-after-ms. Callers with a valid token are never counted")
+      ->check(CLI::Range(0.0, 100000.0))
+      ->capture_default_str();
+  flags
+      .add_option("--refused-rate-burst", config.access.refused_burst,
+                  "Refused calls one address may make at once above --refused-rate-limit")
       ->check(CLI::Range(1.0, 100000.0))
       ->capture_default_str();
   flags

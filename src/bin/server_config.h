@@ -40,7 +40,10 @@ struct ServerConfig {
   std::string metrics_listen = "127.0.0.1:9464";  // Prometheus /metrics; "" = off
   bool metrics_public = false;                    // allow a non-loopback --metrics-listen
   std::string admin_token_file;                   // the admin token's secret, supplied (automation)
-  std::string tls_cert, tls_key;                  // PEM files: TLS on the gRPC listener
+  // Why an empty audit log may begin over stores that hold history ("" = it may not: the
+  // server refuses to start, since the log before was lost). 4..200 characters.
+  std::string new_audit_log;
+  std::string tls_cert, tls_key;           // PEM files: TLS on the gRPC listener
   std::string tls_client_ca;               // PEM file: also require client certificates it signed
   bool insecure = false;                   // allow plain text on a non-loopback --listen
   frs::service::AccessLimits access;       // calls per token per second

@@ -31,4 +31,23 @@ std::string logfmt_value(std::string_view value) {
   return out + "\"";
 }
 
+std::optional<std::int64_t> RepeatedLines::admit(const std::string& kind,
+                                                 std::chrono::steady_clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  if (kinds_.size() >= kMaxKinds && !kinds_.contains(kind)) {
+    std::erase_if(kinds_, [&](const auto& k) { return now - k.second.logged >= interval_; });
+    if (kinds_.size() >= kMaxKinds) kinds_.clear();
+  }
+  auto [it, fresh] = kinds_.try_emplace(kind, Seen{now, 0});
+  if (fresh) return 0;
+  Seen& seen = it->second;
+  if (now - seen.logged < interval_) {
+    ++seen.left_out;
+    return std::nullopt;
+  }
+  const std::int64_t left_out = seen.left_out;
+  seen = Seen{now, 0};
+  return left_out;
+}
+
 }  // namespace frs

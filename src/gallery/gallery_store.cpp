@@ -950,6 +950,30 @@ class SqlGalleryStore : public GalleryStore {
 
 }  // namespace
 
+std::int64_t exigent_cover_ms(const std::vector<Authorization>& authorizations,
+                              std::int64_t now_ms) {
+  std::int64_t window_start = now_ms - kExigentWindowMs;
+  for (const Authorization& a : authorizations) {
+    if (a.basis == "warrant" || a.basis == "court-order") {
+      window_start = std::max(window_start, std::min(a.recorded_at_ms, now_ms));
+    }
+  }
+  std::vector<std::pair<std::int64_t, std::int64_t>> spans;
+  for (const Authorization& a : authorizations) {
+    if (a.basis != "exigent" || a.valid_until_ms <= window_start) continue;
+    spans.emplace_back(std::max(a.valid_from_ms, window_start), a.valid_until_ms);
+  }
+  std::sort(spans.begin(), spans.end());
+  std::int64_t covered = 0;
+  std::int64_t reached = window_start;  // the end of what is counted so far
+  for (const auto& [from, until] : spans) {
+    const std::int64_t start = std::max(from, reached);
+    if (until > start) covered += until - start;
+    reached = std::max(reached, until);
+  }
+  return covered;
+}
+
 std::unique_ptr<GalleryStore> open_gallery_store(const StoreLocation& where) {
   return std::make_unique<SqlGalleryStore>(where);
 }

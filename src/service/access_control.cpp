@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <map>
+
 #include "frs/core/clock.h"
 #include "frs/core/error.h"
 #include "frs/core/logfmt.h"
@@ -29,10 +32,106 @@ grpc::Status unauthenticated(const std::string& why) {
               "--token-file; an administrator makes tokens with frs token create)"};
 }
 
+// The caller's address without its port: "ipv4:127.0.0.1:41234" -> "ipv4:127.0.0.1",
+// "ipv6:[::1]:5000" -> "ipv6:[::1]"; anything else as it is.
+std::string address_of(const std::string& peer) {
+  const auto colon = peer.rfind(':');
+  const auto bracket = peer.rfind(']');
+  if (colon == std::string::npos || colon < peer.find(':') + 1) return peer;
+  if (bracket != std::string::npos && colon < bracket) return peer;
+  return peer.substr(0, colon);
+}
+
 }  // namespace
 
 AccessControl::AccessControl(TokenStore& tokens, AuditLog& audit, AccessLimits limits)
-    : tokens_(tokens), audit_(audit), rate_(limits.calls_per_second, limits.burst) {}
+    : tokens_(tokens),
+      audit_(audit),
+      rate_(limits.calls_per_second, limits.burst),
+      refused_rate_(limits.refused_calls_per_second, limits.refused_burst),
+      token_recheck_(std::clamp(limits.token_recheck, std::chrono::milliseconds(10),
+                                std::chrono::milliseconds(60000))),
+      watcher_([this] { watch_open_calls(); }) {}
+
+AccessControl::~AccessControl() {
+  {
+    std::lock_guard lock(open_mutex_);
+    stopping_ = true;
+  }
+  open_wake_.notify_all();
+  watcher_.join();
+}
+
+AccessControl::OpenCall::OpenCall(AccessControl& access, const CallDecision& decision)
+    : access_(access), decision_(decision), opened_(std::chrono::steady_clock::now()) {
+  std::lock_guard lock(access_.open_mutex_);
+  access_.open_calls_.insert(this);
+}
+
+AccessControl::OpenCall::~OpenCall() {
+  std::lock_guard lock(access_.open_mutex_);
+  access_.open_calls_.erase(this);
+}
+
+std::optional<grpc::Status> AccessControl::OpenCall::ended() const {
+  std::lock_guard lock(access_.open_mutex_);
+  return ended_;
+}
+
+grpc::Status AccessControl::token_status(const std::string& secret_hash, const std::string& name) {
+  std::optional<TokenRecord> token;
+  try {
+    token = tokens_.find_by_secret_hash(secret_hash);
+  } catch (const std::exception& e) {
+    spdlog::error("token store: {}", e.what());
+    return {grpc::StatusCode::UNAVAILABLE,
+            "the token store cannot be read, so this call's token could not be checked again "
+            "and the call was ended; try again"};
+  }
+  if (!token || token->revoked_at_ms != 0) {
+    return {grpc::StatusCode::UNAUTHENTICATED,
+            "token '" + name + "' was revoked while this call was open, so the call was ended"};
+  }
+  if (!token->active(now_unix_ms())) {
+    return {grpc::StatusCode::UNAUTHENTICATED,
+            "token '" + name + "' expired while this call was open, so the call was ended"};
+  }
+  return grpc::Status::OK;
+}
+
+// One look-up per token per interval, however many of its calls are open, and none for
+// calls younger than the interval. The look-ups run outside the lock, so that calls opening
+// and closing meanwhile never wait on the token store.
+void AccessControl::watch_open_calls() {
+  std::unique_lock lock(open_mutex_);
+  while (!stopping_) {
+    open_wake_.wait_for(lock, token_recheck_);
+    if (stopping_) break;
+    const auto now = std::chrono::steady_clock::now();
+    std::map<std::string, std::string> tokens;  // secret hash -> name
+    for (const OpenCall* call : open_calls_) {
+      if (!call->ended_ && now - call->opened_ >= token_recheck_) {
+        tokens.emplace(call->decision_.token_secret_hash, call->decision_.caller.token);
+      }
+    }
+    if (tokens.empty()) continue;
+    lock.unlock();
+    std::map<std::string, grpc::Status> ended;
+    for (const auto& [hash, name] : tokens) {
+      if (grpc::Status s = token_status(hash, name); !s.ok()) ended.emplace(hash, std::move(s));
+    }
+    lock.lock();
+    for (OpenCall* call : open_calls_) {
+      const auto it = ended.find(call->decision_.token_secret_hash);
+      if (call->ended_ || it == ended.end() || now - call->opened_ < token_recheck_) continue;
+      call->ended_ = it->second;
+      spdlog::info("call={} peer={} token={} ended={}", logfmt_value(call->decision_.caller.method),
+                   logfmt_value(call->decision_.caller.peer),
+                   logfmt_value(call->decision_.caller.token),
+                   logfmt_value(it->second.error_message()));
+    }
+  }
+}
 
 CallDecision AccessControl::decide(
     std::string_view method, const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
@@ -54,9 +153,10 @@ CallDecision AccessControl::decide(
   }
   const std::string secret = authorization.substr(kBearer.size());
   const std::int64_t now = now_unix_ms();
+  d.token_secret_hash = token_secret_hash(secret);
   std::optional<TokenRecord> token;
   try {
-    token = tokens_.find_by_secret_hash(token_secret_hash(secret));
+    token = tokens_.find_by_secret_hash(d.token_secret_hash);
   } catch (const std::exception& e) {
     spdlog::error("token store: {}", e.what());
     d.refusal = {grpc::StatusCode::UNAVAILABLE, "the token store cannot be read; try again"};
@@ -120,12 +220,30 @@ CallDecision AccessControl::decide(
 const CallDecision& AccessControl::admit(
     const grpc::ServerContextBase* context, std::string_view method,
     const std::multimap<grpc::string_ref, grpc::string_ref>& metadata, std::string peer) {
-  auto d = std::make_shared<const CallDecision>(decide(method, metadata, std::move(peer)));
+  CallDecision decided = decide(method, metadata, std::move(peer));
+  const std::string address = address_of(decided.caller.peer);
+  if (decided.refusal.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+    if (const auto wait = refused_rate_.take(address); wait.count() > 0) {
+      decided.retry_after = wait;
+      decided.refusal = {grpc::StatusCode::RESOURCE_EXHAUSTED,
+                         "too many calls without a valid token from " + address + ": retry after " +
+                             std::to_string(wait.count()) +
+                             " ms (trailing metadata retry-after-ms)"};
+    }
+  }
+  auto d = std::make_shared<const CallDecision>(std::move(decided));
   if (!d->refusal.ok()) {
-    spdlog::info("call={} peer={} token={} refused={} reason={}", logfmt_value(std::string(method)),
-                 logfmt_value(d->caller.peer), logfmt_value(d->caller.token),
-                 static_cast<int>(d->refusal.error_code()),
-                 logfmt_value(d->refusal.error_message()));
+    // A flood of one kind (an address without a valid token, a token over its limit) is
+    // one line per interval, with how many like it were left out.
+    const std::string kind = (d->caller.token.empty() ? address : "token " + d->caller.token) +
+                             " " + std::to_string(d->refusal.error_code());
+    if (const auto left_out = refusal_lines_.admit(kind)) {
+      spdlog::info("call={} peer={} token={} refused={} reason={}{}",
+                   logfmt_value(std::string(method)), logfmt_value(d->caller.peer),
+                   logfmt_value(d->caller.token), static_cast<int>(d->refusal.error_code()),
+                   logfmt_value(d->refusal.error_message()),
+                   *left_out > 0 ? " similar_left_out=" + std::to_string(*left_out) : "");
+    }
   }
   std::lock_guard lock(mutex_);
   auto& slot = decisions_[context];

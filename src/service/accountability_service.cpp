@@ -169,6 +169,15 @@ class AuditService final : public pb::Audit::Service {
       response->set_head_seq(v.head.seq);
       response->set_head_hash(v.head.hash);
       response->set_purged_through(v.purged_through);
+      response->set_begins_ms(v.begins_ms);
+      bool recorded = false;
+      const std::string gap = audit_history_gap(v, history_begins_ms(), recorded);
+      response->set_history_gap(gap);
+      response->set_history_gap_recorded(recorded);
+      if (!gap.empty()) {
+        call.details()["history_gap"] = gap;
+        spdlog::warn("event=audit_history_gap recorded={} problem={}", recorded, logfmt_value(gap));
+      }
       call.details()["intact"] = v.intact;
       call.details()["rows_checked"] = v.rows_checked;
       if (!v.intact) {
@@ -180,6 +189,24 @@ class AuditService final : public pb::Audit::Service {
   }
 
  private:
+  // When the oldest record made through a call (so audited when made) was made: a token
+  // other than the start-up admin's, or a watchlist. 0: none.
+  std::int64_t history_begins_ms() {
+    std::int64_t oldest = 0;
+    const auto consider = [&](std::int64_t ms) {
+      if (ms > 0 && (oldest == 0 || ms < oldest)) oldest = ms;
+    };
+    for (const TokenRecord& t : access_.tokens().list(true)) {
+      if (t.created_by != kServerTokenCreator) consider(t.created_at_ms);
+    }
+    if (report_.gallery != nullptr) {
+      for (const Watchlist& w : report_.gallery->store().list_watchlists()) {
+        consider(w.created_at_ms);
+      }
+    }
+    return oldest;
+  }
+
   AccessControl& access_;
   ReportSources report_;
 };

@@ -67,7 +67,7 @@ class EvaluationService final : public pb::Evaluation::Service {
         throw Error(ErrorCode::kResourceExhausted,
                     "another evaluation is running: try again when it has finished");
       }
-      describe_images(engine_, images, {}, options_.enrollment, cancellation_of(*context),
+      describe_images(engine_, images, {}, options_.enrollment, cancellation_of(call),
                       options_.image_slots.get());
       std::vector<EvalImage> described;
       for (EvalImage& image : images) {

@@ -332,6 +332,22 @@ class GalleryService final : public pb::Gallery::Service {
                           " hours (frs-server --exigent-max-hours); for longer, record the "
                           "warrant or court order");
         }
+        // Nor one after another: all of them together, over any 7 days.
+        auto exigent = gallery_.store().list_authorizations(w.id);
+        const std::int64_t before = exigent_cover_ms(exigent, now);
+        a.recorded_at_ms = now;
+        exigent.push_back(a);
+        if (exigent_cover_ms(exigent, now) > longest) {
+          throw Error(ErrorCode::kFailedPrecondition,
+                      "exigent authorisations of watchlist " + quote_for_message(w.name) +
+                          " already cover " +
+                          fmt::format("{:.1f} hours", static_cast<double>(before) / kMsPerHour) +
+                          " of the last 7 days (and what they still run), and together may "
+                          "cover at most " +
+                          std::to_string(options_.exigent_max.count()) +
+                          " hours in any 7 days (frs-server --exigent-max-hours): record the "
+                          "warrant or court order");
+        }
       }
       const Authorization stored = gallery_.authorize(a);
       call.details()["authorization_id"] = stored.id;
@@ -391,7 +407,7 @@ class GalleryService final : public pb::Gallery::Service {
       identity.notes = request->notes();
       identity.created_by = call.caller().token;
       const auto prepared = prepare(request->photos(), descriptor_model(w.descriptor_model),
-                                    response, cancellation_of(*context));
+                                    response, cancellation_of(call));
       std::vector<StoredFace> faces;
       for (const auto& [outcome, face] : prepared) faces.push_back(face);
       Identity stored;
@@ -434,7 +450,7 @@ class GalleryService final : public pb::Gallery::Service {
       if (!w) throw Error(ErrorCode::kNotFound, "the identity's watchlist was deleted");
       // Photos already enrolled for this identity are skipped, so a re-run resumes.
       const auto prepared = prepare(request->photos(), descriptor_model(w->descriptor_model),
-                                    response, cancellation_of(*context));
+                                    response, cancellation_of(call));
       std::vector<StoredFace> fresh;
       std::vector<int> fresh_outcomes;
       for (const auto& [outcome, face] : prepared) {
@@ -511,7 +527,7 @@ class GalleryService final : public pb::Gallery::Service {
         writer->Write(p);  // a client gone is the cancellation's to notice
       };
       const ReembedStatus status = reembed_watchlist(
-          gallery_, engine_, w.id, model, call.caller().token, options, cancellation_of(*context));
+          gallery_, engine_, w.id, model, call.caller().token, options, cancellation_of(call));
       pb::ReembedProgress last;
       last.set_done(status.done);
       last.set_total(status.total);
@@ -728,12 +744,11 @@ class GalleryService final : public pb::Gallery::Service {
           if (!crop.empty()) {
             try {
               // A crop of one face (the alert's, with a little context): small, unslotted.
-              std::vector<Face> faces =
-                  engine_.analyze(decode_image(crop, engine_.options().limits), false,
-                                  cancellation_of(call.context()));
+              std::vector<Face> faces = engine_.analyze(
+                  decode_image(crop, engine_.options().limits), false, cancellation_of(call));
               if (!faces.empty()) {
                 faces.resize(1);  // the largest: the crop is of the alert's face
-                engine_.embed(faces, model, cancellation_of(call.context()));
+                engine_.embed(faces, model, cancellation_of(call));
                 descriptor = faces[0].embedding;
               }
             } catch (const Error& e) {

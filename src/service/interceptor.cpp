@@ -3,6 +3,7 @@
 // a request gRPC could not parse into INVALID_ARGUMENT naming the field.
 
 #include <google/protobuf/stubs/logging.h>
+#include <grpc/grpc.h>
 #include <grpcpp/support/server_interceptor.h>
 #include <spdlog/spdlog.h>
 
@@ -56,9 +57,13 @@ class RequestInterceptor final : public grpc::experimental::Interceptor {
       const CallDecision& decision = access_->admit(
           context, info_->method(), *methods->GetRecvInitialMetadata(), context->peer());
       // frs's own services apply the decision in serve(), with the status it carries. Any
-      // other (the server reflection) cannot be made to answer from here, so it is
-      // cancelled before its handler reads the request.
+      // other (the server reflection) cannot be made to answer from here, so its call is
+      // ended before its handler reads the request, with the refusal's status (through the
+      // core API: TryCancel alone would answer CANCELLED, which says nothing of why).
       if (!decision.refusal.ok() && std::string_view(info_->method()).rfind("/frs.", 0) != 0) {
+        grpc_call_cancel_with_status(context->c_call(),
+                                     static_cast<grpc_status_code>(decision.refusal.error_code()),
+                                     decision.refusal.error_message().c_str(), nullptr);
         context->TryCancel();
       }
     }

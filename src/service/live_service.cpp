@@ -389,7 +389,7 @@ class AlertService final : public pb::Alerts::Service {
         return status;
       };
       pb::Alert message;
-      while (!context->IsCancelled()) {
+      while (!context->IsCancelled() && !call.ended_by_token()) {
         const auto page = alerts_.list(filter);
         for (const Alert& a : page) {
           message.Clear();
@@ -400,7 +400,7 @@ class AlertService final : public pb::Alerts::Service {
         }
         if (page.size() < static_cast<std::size_t>(filter.limit)) break;
       }
-      while (!context->IsCancelled()) {
+      while (!context->IsCancelled() && !call.ended_by_token()) {
         auto a = subscription->next(std::chrono::milliseconds(250));
         if (subscription->fell_behind()) {
           return ended({grpc::StatusCode::ABORTED,

@@ -31,7 +31,7 @@ class SearchService final : public pb::Search::Service {
   grpc::Status Search(grpc::ServerContext* context, const pb::SearchRequest* request,
                       pb::SearchResponse* response) override {
     return serve(access_, context, [&](Call& call) {
-      const Cancellation cancel = cancellation_of(*context);
+      const Cancellation cancel = cancellation_of(call);
       const int top_k = request->top_k() == 0 ? 5 : request->top_k();
       if (top_k < 1 || top_k > 100) {
         throw Error(ErrorCode::kInvalidArgument,
@@ -138,7 +138,7 @@ class SearchService final : public pb::Search::Service {
     return serve(access_, context, [&](Call& call) {
       call.details()["image_sha256"] = {sha256_hex(request->image_a()),
                                         sha256_hex(request->image_b())};
-      const Cancellation cancel = cancellation_of(*context);
+      const Cancellation cancel = cancellation_of(call);
       auto largest = [&](const std::string& bytes, const char* which) {
         const auto slot = image_slot(options_, cancel);
         auto faces =

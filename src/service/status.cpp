@@ -3,10 +3,12 @@
 
 namespace frs::service {
 
-Cancellation cancellation_of(const grpc::ServerContext& context) {
+Cancellation cancellation_of(const Call& call) {
+  const grpc::ServerContext& context = call.context();
   const auto deadline = context.deadline();
-  return Cancellation([&context, deadline] {
-    return context.IsCancelled() || std::chrono::system_clock::now() > deadline;
+  return Cancellation([&call, &context, deadline] {
+    return context.IsCancelled() || std::chrono::system_clock::now() > deadline ||
+           call.ended_by_token();
   });
 }
 

@@ -15,11 +15,12 @@ StoreLocation StoreLocation::parse(const std::string& url_or_file) {
 }
 
 std::unique_ptr<Database> open_database(const StoreLocation& where, const std::string& store,
-                                        const std::string& what, const Migrations& migrations) {
+                                        const std::string& what, const Migrations& migrations,
+                                        OpenMode mode) {
   if (where.is_postgres()) {
-    return open_postgres_database(where.postgres_url, store, what, migrations.postgres);
+    return open_postgres_database(where.postgres_url, store, what, migrations.postgres, mode);
   }
-  return open_sqlite_database(where.sqlite_file, what, migrations.sqlite);
+  return open_sqlite_database(where.sqlite_file, what, migrations.sqlite, mode);
 }
 
 Statement::Statement(Database& db, const std::string& sql) : impl_(db.prepare(sql)) {}

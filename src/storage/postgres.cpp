@@ -161,11 +161,11 @@ class PostgresStatement final : public StatementImpl {
 class PostgresDatabase final : public Database {
  public:
   PostgresDatabase(const std::string& url, const std::string& store, const std::string& what,
-                   std::span<const char* const> migrations)
-      : url_(url), what_(what) {
+                   std::span<const char* const> migrations, OpenMode mode)
+      : url_(url), what_(what), read_only_(mode == OpenMode::kReadOnly) {
     connect();
     try {
-      migrate(store, migrations);
+      if (!read_only_) migrate(store, migrations);
     } catch (...) {
       // The destructor does not run for a constructor that throws.
       PQfinish(conn_);
@@ -182,6 +182,15 @@ class PostgresDatabase final : public Database {
   }
 
   int changes() const override { return changes_; }
+  std::string storage_problem() const override { return ""; }
+  std::vector<std::string> tables() override {
+    Statement s(*this,
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = "
+                "current_schema() ORDER BY table_name");
+    std::vector<std::string> out;
+    while (s.step()) out.push_back(s.text(0));
+    return out;
+  }
 
   // Runs a statement; throws on failure. `retry`: it may be run again on a new connection
   // when the old one turns out dead.
@@ -279,6 +288,7 @@ class PostgresDatabase final : public Database {
     PQclear(PQexec(conn_,
                    "SET idle_in_transaction_session_timeout = '30s'; SET lock_timeout = '30s'; "
                    "SET TIME ZONE 'UTC'"));
+    if (read_only_) PQclear(PQexec(conn_, "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"));
   }
 
   void reconnect() {
@@ -341,6 +351,7 @@ class PostgresDatabase final : public Database {
 
   std::string url_;
   std::string what_;
+  bool read_only_ = false;
   PGconn* conn_ = nullptr;
   bool in_transaction_ = false;
   std::string write_lock_;  // of the transaction in progress
@@ -383,8 +394,9 @@ PGconn* connect_to_postgres(const std::string& url) {
 
 std::unique_ptr<Database> open_postgres_database(const std::string& url, const std::string& store,
                                                  const std::string& what,
-                                                 std::span<const char* const> migrations) {
-  return std::make_unique<PostgresDatabase>(url, store, what, migrations);
+                                                 std::span<const char* const> migrations,
+                                                 OpenMode mode) {
+  return std::make_unique<PostgresDatabase>(url, store, what, migrations, mode);
 }
 
 }  // namespace frs

@@ -4,10 +4,13 @@
 // nothing here.
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <thread>
+#include <utility>
 
 #include "dialects.h"
 #include "frs/core/error.h"
@@ -75,9 +78,11 @@ class SqliteStatement final : public StatementImpl {
 class SqliteDatabase final : public Database {
  public:
   SqliteDatabase(const std::filesystem::path& file, const std::string& what,
-                 std::span<const char* const> migrations) {
-    if (sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
-        SQLITE_OK) {
+                 std::span<const char* const> migrations, OpenMode mode)
+      : file_(file) {
+    const int flags = mode == OpenMode::kReadOnly ? SQLITE_OPEN_READONLY
+                                                  : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    if (sqlite3_open_v2(file.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
       const std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
       sqlite3_close(db_);
       throw Error(ErrorCode::kFailedPrecondition,
@@ -85,6 +90,11 @@ class SqliteDatabase final : public Database {
     }
     try {
       sqlite3_busy_timeout(db_, 5000);
+      if (mode == OpenMode::kReadOnly) {
+        exec("SELECT COUNT(*) FROM sqlite_master");  // reads the header: "not a database"
+        remember_file();
+        return;
+      }
       // Switching a new file to WAL takes an exclusive lock that the busy timeout does not
       // wait for: another process (or store object) opening the file at the same moment
       // gets SQLITE_BUSY at once, so it waits here instead (up to 5 s).
@@ -121,10 +131,21 @@ class SqliteDatabase final : public Database {
       }
       t.commit();
       exec("PRAGMA foreign_keys=ON");
-    } catch (...) {
+      remember_file();
+    } catch (const std::exception& e) {
       // The destructor does not run for a constructor that throws.
       sqlite3_close(db_);
-      throw;
+      const auto* error = dynamic_cast<const Error*>(&e);
+      std::string message = e.what();
+      if (message.find(file.string()) != std::string::npos) throw;
+      ErrorCode code = error ? error->code() : ErrorCode::kFailedPrecondition;
+      if (message.find("file is not a database") != std::string::npos) {
+        code = ErrorCode::kFailedPrecondition;
+        message =
+            "it is not a SQLite database (damaged, truncated or replaced): restore it from a "
+            "backup, or move it away to start that store empty";
+      }
+      throw Error(code, "cannot open " + what + " '" + file.string() + "': " + message);
     }
   }
   ~SqliteDatabase() override { sqlite3_close(db_); }
@@ -142,6 +163,25 @@ class SqliteDatabase final : public Database {
 
   int changes() const override { return sqlite3_changes(db_); }
 
+  std::string storage_problem() const override {
+    if (!file_id_) return "";
+    const std::string name = "the file '" + file_.string() + "'";
+    struct stat now {};
+    if (::stat(file_.c_str(), &now) != 0) return name + " was deleted or moved";
+    if (now.st_dev != file_id_->first || now.st_ino != file_id_->second) {
+      return name + " was replaced by another file";
+    }
+    if (!has_sqlite_header()) return name + " was truncated or overwritten";
+    return "";
+  }
+
+  std::vector<std::string> tables() override {
+    Statement s(*this, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
+    std::vector<std::string> out;
+    while (s.step()) out.push_back(s.text(0));
+    return out;
+  }
+
  private:
   std::unique_ptr<StatementImpl> prepare(const std::string& sql) override {
     return std::make_unique<SqliteStatement>(db_, sql);
@@ -157,6 +197,31 @@ class SqliteDatabase final : public Database {
   }
   void rollback() noexcept override { sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr); }
 
+  // Which file was opened (device, inode), so that storage_problem() notices another in its
+  // place. None for a file without a header yet (a read-only look at an empty file).
+  void remember_file() {
+    struct stat opened {};
+    if (::stat(file_.c_str(), &opened) == 0 && has_sqlite_header()) {
+      file_id_.emplace(opened.st_dev, opened.st_ino);
+    }
+  }
+
+  // Through SQLite's own handle of the file: opening and closing another descriptor of it
+  // would drop every POSIX lock this process holds on it (SQLite's locking with them).
+  bool has_sqlite_header() const {
+    static constexpr char kHeader[16] = "SQLite format 3";  // with its NUL: 16 bytes
+    sqlite3_file* file = nullptr;
+    if (sqlite3_file_control(db_, "main", SQLITE_FCNTL_FILE_POINTER, &file) != SQLITE_OK ||
+        file == nullptr || file->pMethods == nullptr) {
+      return false;
+    }
+    char read[16] = {};
+    return file->pMethods->xRead(file, read, sizeof read, 0) == SQLITE_OK &&
+           std::memcmp(read, kHeader, sizeof read) == 0;
+  }
+
+  std::filesystem::path file_;
+  std::optional<std::pair<dev_t, ino_t>> file_id_;
   sqlite3* db_ = nullptr;
 };
 
@@ -164,8 +229,9 @@ class SqliteDatabase final : public Database {
 
 std::unique_ptr<Database> open_sqlite_database(const std::filesystem::path& file,
                                                const std::string& what,
-                                               std::span<const char* const> migrations) {
-  return std::make_unique<SqliteDatabase>(file, what, migrations);
+                                               std::span<const char* const> migrations,
+                                               OpenMode mode) {
+  return std::make_unique<SqliteDatabase>(file, what, migrations, mode);
 }
 
 }  // namespace frs

@@ -12,6 +12,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -91,7 +92,7 @@ TEST(AccessTable, IsSortedAndNamesEveryMethodOfEveryService) {
 // Each role against each method: allowed, or PERMISSION_DENIED; no token, a wrong, a
 // revoked or an expired token: UNAUTHENTICATED, for every method.
 TEST_F(AccessTest, EveryRoleAgainstEveryMethodAndEveryBadToken) {
-  start();
+  start({"--refused-rate-limit", "0"});  // its 100 refused calls are the point here
   std::map<Role, std::shared_ptr<grpc::Channel>> channels;
   for (Role role : kAllRoles) {
     const std::string name = "t-" + std::string(to_string(role));
@@ -149,10 +150,13 @@ TEST_F(AccessTest, EveryRoleAgainstEveryMethodAndEveryBadToken) {
       EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
           << kind << " token, " << method << ": " << status.error_message();
     }
-    // The server reflection is refused too (cancelled: it cannot be answered otherwise).
-    EXPECT_FALSE(
-        call_method(channel, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo").ok())
-        << kind;
+    // The server reflection is refused too, saying why (not CANCELLED).
+    const grpc::Status reflection =
+        call_method(channel, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo");
+    EXPECT_EQ(reflection.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+        << kind << ": " << reflection.error_message();
+    EXPECT_NE(reflection.error_message().find("token"), std::string::npos)
+        << reflection.error_message();
     // The standard health service needs no token.
     EXPECT_TRUE(call_method(channel, "/grpc.health.v1.Health/Check").ok()) << kind;
   }
@@ -273,6 +277,40 @@ TEST_F(AccessTest, RateLimitPerTokenSaysWhenToRetry) {
   // Once the wait it was told has passed, the same token may call again.
   std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(retry_after) + 50));
   EXPECT_TRUE(call_method(channel, "/frs.v1.Gallery/ListWatchlists").ok());
+}
+
+// Calls without a valid token are limited per address, and a flood of them is a few log
+// lines that say how many were left out; a valid token at the same address is not held up.
+TEST_F(AccessTest, RefusedCallsAreLimitedPerAddressAndSummarisedInTheLog) {
+  start({"--refused-rate-limit", "1", "--refused-rate-burst", "5"});
+  const auto stranger = server_->channel_with("frs_" + std::string(43, 'x'));
+  int unauthenticated = 0, limited = 0;
+  std::string retry_after;
+  for (int i = 0; i < 40; ++i) {
+    std::string retry;
+    const grpc::Status s = call_method(stranger, "/frs.v1.Gallery/ListWatchlists", 3000ms, &retry);
+    if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED) ++unauthenticated;
+    if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      ++limited;
+      retry_after = retry;
+      EXPECT_NE(s.error_message().find("too many calls without a valid token from ipv4:127.0.0.1"),
+                std::string::npos)
+          << s.error_message();
+    }
+  }
+  EXPECT_GE(unauthenticated, 5);
+  EXPECT_GT(limited, 0) << "40 refused calls, none limited";
+  EXPECT_EQ(unauthenticated + limited, 40);
+  ASSERT_FALSE(retry_after.empty());
+  EXPECT_GT(std::stoi(retry_after), 0);
+  EXPECT_TRUE(call_method(server_->channel(), "/frs.v1.Gallery/ListWatchlists").ok());
+  const std::string log = bytes_of(root_ / "server.log");
+  std::size_t lines = 0;
+  for (auto at = log.find("refused="); at != std::string::npos; at = log.find("refused=", at + 1)) {
+    ++lines;
+  }
+  EXPECT_LT(lines, 40u) << "one line per refused call";
+  EXPECT_GE(lines, 1u);
 }
 
 // Certificates made here with openssl: a CA, the server's (for 127.0.0.1) and a client's.
@@ -508,6 +546,41 @@ TEST_F(AccessTest, TamperingIsFoundAtTheRowAndARestartKeepsTheChain) {
   EXPECT_NE(out.find("rows were removed from its end"), std::string::npos) << out;
 }
 
+// The audit log lost: noticed under the running server (its calls refused), and never begun
+// again silently at the next start; a new log only by --new-audit-log, which it records
+// and `frs audit verify` tells.
+TEST_F(AccessTest, ALostAuditLogIsNoticedAndNeverSilentlyBegunAgain) {
+  start();
+  create_token("clerk", "operator");
+  const auto log = root_ / "data" / "audit.db";
+  std::filesystem::resize_file(log, 0);  // : > audit.db
+  const grpc::Status refused = call_method(server_->channel(), "/frs.v1.Gallery/ListWatchlists");
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_NE(refused.error_message().find("was truncated or overwritten"), std::string::npos)
+      << refused.error_message();
+  server_.reset();
+
+  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(log.string() + suffix);
+  try {
+    start();
+    ADD_FAILURE() << "frs-server began a new audit log over stores with history";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("the audit log is empty, but the other stores hold "
+                                         "history (2 tokens)"),
+              std::string::npos)
+        << e.what();
+  }
+  start({"--new-audit-log", "INC-7: disk lost, no backup"});
+  const std::string frs = std::string(FRS_CLI) + " --server " + server_->address() + " ";
+  auto [code, out] = run_command(frs + "audit verify");
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("note: the log begins"), std::string::npos) << out;
+  EXPECT_NE(out.find("INC-7: disk lost, no backup"), std::string::npos) << out;
+  server_.reset();
+  start();  // the flag is for one start: without it the new log simply goes on
+  EXPECT_TRUE(call_method(server_->channel(), "/frs.v1.Gallery/ListWatchlists").ok());
+}
+
 grpc::Status add_camera(Server& server, const std::string& name, const std::string& url,
                         pb::Camera* added = nullptr) {
   grpc::ClientContext c;
@@ -675,6 +748,68 @@ TEST_F(AccessTest, AlertStreamsAreBoundedPerToken) {
             grpc::StatusCode::DEADLINE_EXCEEDED);  // streaming until its deadline: allowed
   a.TryCancel();
   b.TryCancel();
+}
+
+// A stream outlives neither the revocation nor the expiry of its token: it ends with
+// UNAUTHENTICATED saying which, well before its own deadline, and the row of its end says so.
+TEST_F(AccessTest, StreamsEndWhenTheirTokenIsRevokedOrExpires) {
+  start();
+  const auto revoked = server_->channel_with(create_token("console-revoked", "dispatcher"));
+  // Expires a few seconds from now: long enough that the stream opens first.
+  const auto expiring = server_->channel_with(
+      create_token("console-expiring", "dispatcher",
+                   std::chrono::duration_cast<std::chrono::milliseconds>(
+                       (std::chrono::system_clock::now() + 6s).time_since_epoch())
+                       .count()));
+  const auto follow = [](const std::shared_ptr<grpc::Channel>& channel) {
+    return std::async(std::launch::async, [channel] {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + 120s);
+      auto reader = pb::Alerts::NewStub(channel)->StreamAlerts(&context, pb::StreamAlertsRequest());
+      pb::Alert alert;
+      while (reader->Read(&alert)) {
+      }
+      return reader->Finish();
+    });
+  };
+  auto revoked_stream = follow(revoked);
+  auto expiring_stream = follow(expiring);
+  httplib::Client metrics("127.0.0.1", server_->metrics_port());
+  ASSERT_TRUE(eventually(
+      [&] {
+        const auto scraped = metrics.Get("/metrics");
+        return scraped && scraped->body.find("frs_alert_subscribers 2\n") != std::string::npos;
+      },
+      60s, 50ms));
+  {
+    auto tokens = pb::Tokens::NewStub(server_->channel());
+    grpc::ClientContext c;
+    pb::RevokeTokenRequest r;
+    r.set_name("console-revoked");
+    pb::Token t;
+    ASSERT_TRUE(tokens->RevokeToken(&c, r, &t).ok());
+  }
+  const grpc::Status after_revoke = revoked_stream.get();
+  EXPECT_EQ(after_revoke.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+      << after_revoke.error_message();
+  EXPECT_NE(after_revoke.error_message().find("'console-revoked' was revoked while this call"),
+            std::string::npos)
+      << after_revoke.error_message();
+  const grpc::Status after_expiry = expiring_stream.get();
+  EXPECT_EQ(after_expiry.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+      << after_expiry.error_message();
+  EXPECT_NE(after_expiry.error_message().find("'console-expiring' expired while this call"),
+            std::string::npos)
+      << after_expiry.error_message();
+
+  std::map<std::string, std::string> ended_because;
+  for (const pb::AuditRecord& row : server_->outcome_rows("/frs.v1.Alerts/StreamAlerts")) {
+    if (row.outcome() != static_cast<int>(grpc::StatusCode::UNAUTHENTICATED)) continue;
+    const auto details = nlohmann::json::parse(row.details_json());
+    ended_because[row.token()] = details.value("ended_because", "");
+  }
+  EXPECT_NE(ended_because["console-revoked"].find("was revoked"), std::string::npos);
+  EXPECT_NE(ended_because["console-expiring"].find("expired"), std::string::npos);
 }
 
 }  // namespace

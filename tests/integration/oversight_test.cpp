@@ -4,6 +4,7 @@
 
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <cstdio>
 #include <limits>
@@ -556,6 +557,31 @@ TEST_F(OversightTest, SearchesOfLiveOnlyWatchlistsNeedAnAuthorisation) {
                   format_utc_time(now_unix_ms() + 94 * 3600 * 1000LL));
   EXPECT_EQ(code, 1);
   EXPECT_NE(out.find("starts when it is recorded"), std::string::npos) << out;
+  // Nor one after another: together at most 48 h in any 7 days. E-2 as if recorded 40 h
+  // ago (as an operator could have): 64 h now, and even 1 h more is refused...
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((root_ / "data" / "gallery.db").c_str(), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);
+    EXPECT_EQ(sqlite3_exec(db,
+                           "UPDATE authorizations SET valid_from_ms = valid_from_ms - 144000000, "
+                           "recorded_at_ms = recorded_at_ms - 144000000 WHERE reference = 'E-2'",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  const std::string one_hour = format_utc_time(now_unix_ms() + 3600 * 1000LL);
+  std::tie(code, out) = run_command(
+      frs() + "watchlist authorize open --basis exigent --reference E-5 --until " + one_hour);
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("already cover 64.0 hours of the last 7 days"), std::string::npos) << out;
+  // ... until a warrant is recorded.
+  std::tie(code, out) = run_command(
+      frs() + "watchlist authorize open --basis warrant --reference W-7 --until 2099-12-31");
+  ASSERT_EQ(code, 0) << out;
+  std::tie(code, out) = run_command(
+      frs() + "watchlist authorize open --basis exigent --reference E-6 --until " + one_hour);
+  EXPECT_EQ(code, 0) << out;
   // Times at the edges are refused where they enter, without overflow.
   for (const auto& [from, until] : std::vector<std::pair<std::int64_t, std::int64_t>>{
            {std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max()},

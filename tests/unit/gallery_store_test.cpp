@@ -367,5 +367,45 @@ TEST_P(GalleryStoreTest, KillNineDuringEnrollmentsLeavesWholeEnrollmentsOnly) {
   EXPECT_EQ(store_->changes_after(0).size(), 5 * identities.size());
 }
 
+// Exigent authorisations: at most the cap in any 7 days, overlaps counted once, and the
+// window starts again when a warrant or court order is recorded.
+TEST(ExigentCover, CountsAWatchlistsExigentTimeOverTheLastSevenDaysOnce) {
+  constexpr std::int64_t kHour = 3'600'000;
+  constexpr std::int64_t kNow = 1'900'000'000'000;
+  const auto authorization = [](const char* basis, std::int64_t from, std::int64_t until) {
+    Authorization a;
+    a.basis = basis;
+    a.valid_from_ms = from;
+    a.valid_until_ms = until;
+    a.recorded_at_ms = from;
+    return a;
+  };
+  EXPECT_EQ(exigent_cover_ms({}, kNow), 0);
+  // 47 h recorded two days ago, and a new 47 h from now: 94 h in the window.
+  std::vector<Authorization> a = {authorization("exigent", kNow - 48 * kHour, kNow - kHour)};
+  EXPECT_EQ(exigent_cover_ms(a, kNow), 47 * kHour);
+  a.push_back(authorization("exigent", kNow, kNow + 47 * kHour));
+  EXPECT_EQ(exigent_cover_ms(a, kNow), 94 * kHour);
+  // Overlapping ones count once.
+  a.push_back(authorization("exigent", kNow, kNow + 24 * kHour));
+  EXPECT_EQ(exigent_cover_ms(a, kNow), 94 * kHour);
+  // Eight days ago is outside the window; one that began before it counts from its start.
+  EXPECT_EQ(exigent_cover_ms(
+                {authorization("exigent", kNow - 9 * 24 * kHour, kNow - 8 * 24 * kHour)}, kNow),
+            0);
+  EXPECT_EQ(exigent_cover_ms({authorization("exigent", kNow - 7 * 24 * kHour - 5 * kHour,
+                                            kNow - 7 * 24 * kHour + 5 * kHour)},
+                             kNow),
+            5 * kHour);
+  // A warrant recorded an hour ago: only what exigent time lies after it counts.
+  a.push_back(authorization("warrant", kNow - kHour, kNow + 90 * 24 * kHour));
+  EXPECT_EQ(exigent_cover_ms(a, kNow), 47 * kHour);
+  // Other bases never count.
+  EXPECT_EQ(exigent_cover_ms({authorization("policy", kNow - kHour, kNow + kHour),
+                              authorization("consent", kNow, kNow + kHour)},
+                             kNow),
+            0);
+}
+
 }  // namespace
 }  // namespace frs

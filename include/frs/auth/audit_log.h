@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -73,6 +74,10 @@ inline constexpr int kAuditOutcomeStarted = -1;
 // "purged_through_hash", the last purged row, which anchors the first surviving one.
 inline constexpr const char* kAuditPurgedEvent = "audit.purged";
 
+// The event that begins a new log over stores that hold history (--new-audit-log): its
+// details carry "reason" and what the stores held ("history": {"tokens": 3, ...}).
+inline constexpr const char* kAuditNewLogEvent = "audit.new_log";
+
 struct AuditVerification {
   bool intact = true;
   std::int64_t rows_checked = 0;
@@ -82,7 +87,19 @@ struct AuditVerification {
   std::int64_t first_broken_seq = 0;  // when not intact
   std::string problem;                // how it is broken, in a sentence
   AuditHead head;                     // the last row (when intact: the chain's head)
+  std::int64_t begins_ms = 0;         // the first row's time (0: the log is empty)
+  // When the first row is row 1 and a kAuditNewLogEvent: the reason it records.
+  std::optional<std::string> new_log_reason;
 };
+
+// Whether the log covers the stores' history. `history_begins_ms`: when the oldest record
+// made through a call (and so audited) was made: a token not made at start-up, a watchlist
+// (0: none; -1: the stores were not looked at). Returns "" when the log begins before it
+// (less a minute for clocks) or retention purged its start; else a sentence saying what is
+// missing. A loss row 1 records (a new log begun with --new-audit-log) is always told, and
+// sets `recorded`; otherwise nothing in the log explains the gap.
+std::string audit_history_gap(const AuditVerification& verification, std::int64_t history_begins_ms,
+                              bool& recorded);
 
 // Feeds rows in seq order and says at which one the chain first breaks. Shared by every
 // store and by offline checks.
@@ -107,6 +124,7 @@ class AuditChainChecker {
   // record later in the chain must name.
   std::optional<AuditHead> purged_;
   bool purge_recorded_ = false;
+  bool first_ = true;
 };
 
 class AuditLog {
@@ -126,9 +144,23 @@ class AuditLog {
   virtual std::optional<AuditRecord> purge(std::int64_t before_ms, AuditEntry record) = 0;
 };
 
+// At start, before this start adds to any store: an empty log begins with a
+// kAuditNewLogEvent row ("first start" when the stores hold no history). An empty log over
+// stores that hold history (`history`: what each holds, e.g. {"tokens": 3}) means the log
+// was lost: Error(kFailedPrecondition) saying how to restore it, unless `new_log_reason`
+// is given, which the row then records. A reason given for a log that is not empty is
+// refused too (the flag is for one start only).
+void begin_audit_log(AuditLog& log, const std::string& new_log_reason,
+                     const std::map<std::string, std::int64_t>& history);
+
 // DATA_DIR/audit.db (SQLite, its own file, durable writes), or the cluster's PostgreSQL
 // database, where every node appends to the one chain: a row is written under a write lock
-// held until commit, after the head as it is then.
-std::unique_ptr<AuditLog> open_audit_log(const StoreLocation& where);
+// held until commit, after the head as it is then. An append notices a log that lost rows
+// under it (the file truncated, deleted or replaced; the table truncated): it and every
+// later one throw Error(kUnavailable) saying so. kReadOnly (frs audit verify --db): nothing
+// is created or written, and a database without the audit table is refused, saying what
+// it is instead.
+std::unique_ptr<AuditLog> open_audit_log(const StoreLocation& where,
+                                         OpenMode mode = OpenMode::kReadWrite);
 
 }  // namespace frs

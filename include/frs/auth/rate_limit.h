@@ -1,7 +1,9 @@
 #pragma once
 // Requests per token per second: a token bucket per token name. A caller may burst up to
 // `burst` calls, then `per_second` on average; beyond that a call is refused with how long
-// to wait, so one runaway script cannot starve the dispatch consoles.
+// to wait, so one runaway script cannot starve the dispatch consoles. Keys are bounded
+// (kMaxKeys): past that, buckets full again are forgotten (a full bucket is a new one), and
+// if that is not enough, new keys share one bucket.
 
 #include <chrono>
 #include <cstdint>
@@ -13,6 +15,7 @@ namespace frs {
 
 class RateLimiter {
  public:
+  static constexpr std::size_t kMaxKeys = 10'000;
   // per_second <= 0: no limit.
   RateLimiter(double per_second, double burst) : per_second_(per_second), burst_(burst) {}
 
@@ -29,7 +32,7 @@ class RateLimiter {
   double per_second_;
   double burst_;
   std::mutex mutex_;
-  std::unordered_map<std::string, Bucket> buckets_;  // one per token name: bounded by the tokens
+  std::unordered_map<std::string, Bucket> buckets_;  // per key: token name, peer address
 };
 
 }  // namespace frs

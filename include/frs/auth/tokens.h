@@ -34,6 +34,9 @@ struct TokenRecord {
   }
 };
 
+// created_by of the tokens frs-server makes itself at start-up (the admin token).
+inline constexpr const char* kServerTokenCreator = "frs-server";
+
 // Longest token name; names are letters, digits and . _ @ -, so that they are safe in every
 // log line, metric and audit row without escaping.
 inline constexpr std::size_t kMaxTokenNameChars = 64;

@@ -58,6 +58,15 @@ struct Authorization {
   }
 };
 
+// Exigent authorisations may cover a watchlist for at most frs-server --exigent-max-hours
+// in any 7 days, unless a warrant or court order is recorded meanwhile. How much time the
+// exigent ones of `authorizations` (one watchlist's) cover from the start of that window
+// (7 days before `now_ms`, or the latest warrant or court order recorded since) to their
+// ends, overlaps counted once, in ms.
+inline constexpr std::int64_t kExigentWindowMs = 7 * 24 * 3'600'000LL;
+std::int64_t exigent_cover_ms(const std::vector<Authorization>& authorizations,
+                              std::int64_t now_ms);
+
 // A known non-match, learnt from a rejected alert: a live face within the suppression
 // distance of `descriptor` is not that identity.
 struct Suppression {

@@ -17,11 +17,15 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <unordered_map>
 
@@ -29,6 +33,7 @@
 #include "frs/auth/audit_log.h"
 #include "frs/auth/rate_limit.h"
 #include "frs/auth/tokens.h"
+#include "frs/core/logfmt.h"
 
 namespace frs::service {
 
@@ -36,6 +41,15 @@ struct AccessLimits {
   // Calls per token per second, on average (0 = no limit), and the burst allowed above it.
   double calls_per_second = 50;  // range 0..100000
   double burst = 100;            // range 1..100000
+  // Calls refused for their token (none, unknown, revoked, expired) per peer address (its
+  // IP, any port) per second, and their burst: beyond, RESOURCE_EXHAUSTED with when to
+  // retry. Callers with a valid token are never counted (they may share the address).
+  double refused_calls_per_second = 2;  // range 0..100000 (0 = no limit)
+  double refused_burst = 20;            // range 1..100000
+  // How often the tokens of calls still open are looked up again, so that a stream or a
+  // long job ends within about twice this of its token's revocation or expiry (and calls
+  // shorter than this cost no second look-up).
+  std::chrono::milliseconds token_recheck{1000};  // range 10..60000 ms
 };
 
 // The caller of one call, from its token.
@@ -52,11 +66,39 @@ struct CallDecision {
   grpc::Status refusal = grpc::Status::OK;   // not OK: the call is answered with this
   std::chrono::milliseconds retry_after{0};  // rate-limited: when to try again
   Caller caller;
+  // What the token store keys the caller's token by (its SHA-256, never the secret), to look
+  // it up again while the call is open.
+  std::string token_secret_hash;
 };
 
 class AccessControl {
  public:
   AccessControl(TokenStore& tokens, AuditLog& audit, AccessLimits limits = {});
+  ~AccessControl();
+  AccessControl(const AccessControl&) = delete;
+  AccessControl& operator=(const AccessControl&) = delete;
+
+  // A call whose handler is running: serve() holds one for the handler's duration. While it
+  // is open, its token is looked up again every AccessLimits::token_recheck; once the token
+  // is revoked or has expired (or the token store cannot be read), ended() says why: its
+  // work stops (cancellation_of), its stream ends, and serve() answers with that status.
+  // (Not by cancelling the call: a cancelled call's client sees only CANCELLED.)
+  class OpenCall {
+   public:
+    OpenCall(AccessControl& access, const CallDecision& decision);
+    ~OpenCall();
+    OpenCall(const OpenCall&) = delete;
+    OpenCall& operator=(const OpenCall&) = delete;
+    // The status the call must end with, when the token check ended it.
+    std::optional<grpc::Status> ended() const;
+
+   private:
+    friend class AccessControl;
+    AccessControl& access_;
+    const CallDecision& decision_;
+    std::chrono::steady_clock::time_point opened_;
+    std::optional<grpc::Status> ended_;  // guarded by access_.open_mutex_
+  };
 
   // Interceptor side: decides `method` for the call of `context`, from its metadata.
   const CallDecision& admit(const grpc::ServerContextBase* context, std::string_view method,
@@ -74,6 +116,10 @@ class AccessControl {
   AuditLog& audit_log() { return audit_; }
 
  private:
+  // OK while the token is active; else UNAUTHENTICATED (revoked, expired) or UNAVAILABLE.
+  grpc::Status token_status(const std::string& secret_hash, const std::string& name);
+  void watch_open_calls();
+
   CallDecision decide(std::string_view method,
                       const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
                       std::string peer);
@@ -81,8 +127,17 @@ class AccessControl {
   TokenStore& tokens_;
   AuditLog& audit_;
   RateLimiter rate_;
+  RateLimiter refused_rate_;     // per peer address, of calls refused for their token
+  RepeatedLines refusal_lines_;  // one log line per kind of refusal per 10 s
   mutable std::mutex mutex_;
   std::unordered_map<const void*, std::shared_ptr<const CallDecision>> decisions_;
+
+  std::chrono::milliseconds token_recheck_;
+  mutable std::mutex open_mutex_;
+  std::condition_variable open_wake_;
+  bool stopping_ = false;
+  std::set<OpenCall*> open_calls_;
+  std::thread watcher_;  // last: started once the rest exists
 };
 
 // One call inside serve(): its caller, and what its audit row will say.
@@ -92,6 +147,11 @@ class Call {
       : access_(access), context_(context), decision_(std::move(d)) {}
   const Caller& caller() const { return decision_->caller; }
   grpc::ServerContext& context() { return context_; }
+  const grpc::ServerContext& context() const { return context_; }
+  // Whether the caller's token was revoked or expired while the call was open: a long body
+  // (a stream's loop) stops then; cancellation_of() includes it.
+  bool ended_by_token() const { return open_ != nullptr && open_->ended().has_value(); }
+  void set_open_call(const AccessControl::OpenCall* open) { open_ = open; }
 
   // Targets of the audit row: target("watchlists", 3), target("cameras", "door-2").
   void target(const std::string& kind, std::int64_t id);
@@ -123,6 +183,7 @@ class Call {
   nlohmann::json targets_ = nlohmann::json::object();
   nlohmann::json details_ = nlohmann::json::object();
   std::int64_t intent_seq_ = 0;  // the intent row's seq; 0: none
+  const AccessControl::OpenCall* open_ = nullptr;
 };
 
 grpc::Status to_status(const std::exception& e);
@@ -154,6 +215,8 @@ grpc::Status serve(AccessControl& access, grpc::ServerContext* context, F&& body
     if (grpc::Status refused = call.record_intent(); !refused.ok()) return refused;
   }
   grpc::Status status;
+  AccessControl::OpenCall open(access, *decision);
+  call.set_open_call(&open);
   try {
     // A body may answer with a status of its own (a stream that ends ABORTED) or return
     // nothing (OK).
@@ -165,6 +228,10 @@ grpc::Status serve(AccessControl& access, grpc::ServerContext* context, F&& body
     }
   } catch (const std::exception& e) {
     status = to_status(e);
+  }
+  if (auto ended = open.ended()) {
+    call.details()["ended_because"] = ended->error_message();
+    status = std::move(*ended);
   }
   return call.finish(status);
 }

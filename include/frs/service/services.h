@@ -78,7 +78,7 @@ std::pair<float, std::string> built_in_threshold(const Gallery& gallery,
 
 // The cancellation of a call: the client cancelled it, or its deadline passed. Long work
 // checks it and stops (the CPU is not spent on an answer nobody waits for).
-Cancellation cancellation_of(const grpc::ServerContext& context);
+Cancellation cancellation_of(const Call& call);
 
 // A slot of options.image_slots for one image (none when there is no bound): hold it while
 // the image is decoded and analysed.

@@ -57,6 +57,10 @@ struct Migrations {
   std::span<const char* const> postgres;
 };
 
+// How a store's database is opened: for use (created and migrated as needed), or only to
+// read what is there (a copy being checked: nothing is created, migrated or written).
+enum class OpenMode { kReadWrite, kReadOnly };
+
 class StatementImpl;
 
 class Database {
@@ -69,6 +73,13 @@ class Database {
   // Runs SQL without parameters (several statements allowed).
   virtual void exec(const std::string& sql) = 0;
   virtual int changes() const = 0;  // rows changed by the last statement
+  // "" while the store's storage is the one opened; else what happened to it, in a
+  // sentence ("the file '...' was deleted or moved"). SQLite: the file is still at its path,
+  // the same file, and still starts with a SQLite header (a truncation under an open
+  // connection is otherwise unseen until its pages are next read from disk). PostgreSQL: "".
+  virtual std::string storage_problem() const = 0;
+  // The names of the tables the database holds, sorted.
+  virtual std::vector<std::string> tables() = 0;
 
  protected:
   Database() = default;
@@ -85,12 +96,14 @@ class Database {
   virtual void rollback() noexcept = 0;
 };
 
-// Opens the store's database and applies the migrations it lacks. `store` names the store's
-// schema ("gallery", "alerts": PostgreSQL keeps one version per store); `what` names it in
+// Opens the store's database and applies the migrations it lacks (kReadOnly: none, and
+// its version is not checked: the caller checks that what it reads is there). `store` names the
+// store's schema ("gallery", "alerts": PostgreSQL keeps one version per store); `what` names it in
 // errors ("the gallery store"). Throws kFailedPrecondition when it cannot be opened or has a
 // newer schema than this frs knows, kUnavailable when PostgreSQL cannot be reached.
 std::unique_ptr<Database> open_database(const StoreLocation& where, const std::string& store,
-                                        const std::string& what, const Migrations& migrations);
+                                        const std::string& what, const Migrations& migrations,
+                                        OpenMode mode = OpenMode::kReadWrite);
 
 class Statement {
  public:

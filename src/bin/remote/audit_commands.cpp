@@ -160,7 +160,9 @@ void add_audit_commands(CLI::App& app, Action& action) {
         if (request.expected_seq() > 0) {
           kept = AuditHead{request.expected_seq(), request.expected_hash()};
         }
-        const AuditVerification v = open_audit_log(StoreLocation::parse(offline_db))->verify(kept);
+        // Read-only: a check never changes what it checks, nor makes a log where none was.
+        const AuditVerification v =
+            open_audit_log(StoreLocation::parse(offline_db), OpenMode::kReadOnly)->verify(kept);
         response.set_intact(v.intact);
         response.set_rows_checked(v.rows_checked);
         response.set_first_broken_seq(v.first_broken_seq);
@@ -168,6 +170,11 @@ void add_audit_commands(CLI::App& app, Action& action) {
         response.set_head_seq(v.head.seq);
         response.set_head_hash(v.head.hash);
         response.set_purged_through(v.purged_through);
+        response.set_begins_ms(v.begins_ms);
+        // Without the other stores, only a loss row 1 records can be told.
+        bool recorded = false;
+        response.set_history_gap(audit_history_gap(v, -1, recorded));
+        response.set_history_gap_recorded(recorded);
       } else {
         auto stub = pb::Audit::NewStub(connect(o));
         check(stub->VerifyAuditLog(context(3600).get(), request, &response), o);
@@ -178,11 +185,18 @@ void add_audit_commands(CLI::App& app, Action& action) {
                           {"first_broken_seq", response.first_broken_seq()},
                           {"problem", response.problem()},
                           {"purged_through", response.purged_through()},
+                          {"begins_ms", response.begins_ms()},
+                          {"history_gap", response.history_gap()},
+                          {"history_gap_recorded", response.history_gap_recorded()},
                           {"head",
                            std::to_string(response.head_seq()) + ":" + response.head_hash()}}
                          .dump()
                   << "\n";
       } else if (response.intact()) {
+        if (!response.history_gap().empty()) {
+          std::cout << (response.history_gap_recorded() ? "note: " : "INCOMPLETE: ")
+                    << response.history_gap() << "\n";
+        }
         if (response.purged_through() > 0) {
           std::cout << "rows 1.." << response.purged_through()
                     << " were purged by retention (a purge record in the chain says so)\n";
@@ -196,7 +210,10 @@ void add_audit_commands(CLI::App& app, Action& action) {
                   << response.problem() << " (" << response.rows_checked()
                   << " rows before it are intact)\n";
       }
-      return response.intact() ? 0 : 1;
+      // A log missing its start, with nothing in it saying why, proves nothing about it.
+      const bool unexplained_gap =
+          !response.history_gap().empty() && !response.history_gap_recorded();
+      return response.intact() && !unexplained_gap ? 0 : 1;
     });
   });
 
