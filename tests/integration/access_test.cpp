@@ -353,10 +353,26 @@ TEST_F(AccessTest, TlsAndMutualTlsAndPlainTextRefusedOffLoopback) {
   auto [code, out] = run_command(std::string(FRS_CLI) + " watchlist list --server " +
                                  server_->address() + " --tls-ca " + certs.file("ca.pem"));
   EXPECT_EQ(code, 0) << out;
+  // Without it: told that the server may serve TLS, not to start it.
   std::tie(code, out) =
       run_command(std::string(FRS_CLI) + " watchlist list --server " + server_->address());
   EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("if it serves TLS"), std::string::npos) << out;
+  EXPECT_EQ(out.find("start it"), std::string::npos) << out;
+  // With a CA that did not sign its certificate: the handshake, named.
+  std::tie(code, out) = run_command(std::string(FRS_CLI) + " watchlist list --server " +
+                                    server_->address() + " --tls-ca " + certs.file("client.pem"));
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(out.find("the TLS handshake with frs-server"), std::string::npos) << out;
   server_.reset();
+
+  // A key that is not the certificate's: named as such, not as a port in use.
+  std::tie(code, out) = run_command(
+      std::string(FRS_SERVER) + " --listen 127.0.0.1:" + std::to_string(free_port()) +
+      " --data-dir " + (root_ / "mismatch").string() + " --metrics-listen '' --tls-cert " +
+      certs.file("server.pem") + " --tls-key " + certs.file("client.key"));
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("is not the private key of --tls-cert"), std::string::npos) << out;
 
   // mTLS: without a client certificate the handshake fails; with one it works.
   ClientOptions mutual = tls;

@@ -71,13 +71,33 @@ std::shared_ptr<grpc::Channel> connect(RemoteOptions& o) {
 
 void check(const grpc::Status& status, const RemoteOptions& o) {
   if (status.ok()) return;
-  if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
-      status.error_message().find("audit log") == std::string::npos) {
-    throw RemoteError("cannot reach frs-server at " + o.client.server +
-                      ": start it, or point --server / FRS_SERVER at it (" +
-                      status.error_message() + ")");
+  const std::string& message = status.error_message();
+  const auto says = [&](const char* text) { return message.find(text) != std::string::npos; };
+  const std::string at = "frs-server at " + o.client.server;
+  // gRPC's own words for what failed on the way; an UNAVAILABLE that frs-server sent itself
+  // (its audit log, its token store) is passed on as it is.
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    if (says("Ssl handshake failed") || says("SSL_ERROR")) {
+      throw RemoteError("the TLS handshake with " + at +
+                        " failed: check that --tls-ca (FRS_TLS_CA) is the CA that signed the "
+                        "server's certificate and that the certificate names the host in "
+                        "--server; if the server serves plain text, connect without --tls-ca (" +
+                        message + ")");
+    }
+    if ((says("Socket closed") || says("Connection reset")) && o.client.tls_ca.empty()) {
+      throw RemoteError(at +
+                        " closed the connection as it was being set up: if it serves TLS "
+                        "(frs-server --tls-cert), give the CA of its certificate with --tls-ca "
+                        "FILE or FRS_TLS_CA (" +
+                        message + ")");
+    }
+    if (says("failed to connect to all addresses") || says("DNS resolution failed") ||
+        says("Socket closed") || says("Connection reset")) {
+      throw RemoteError("cannot reach " + at +
+                        ": start it, or point --server / FRS_SERVER at it (" + message + ")");
+    }
   }
-  throw RemoteError(status.error_message());
+  throw RemoteError(message);
 }
 
 std::unique_ptr<grpc::ClientContext> context(int seconds) {
