@@ -1,4 +1,4 @@
-#include "frs/convert/tfjs_weights.h"
+#include "frs/convert/face_api_weights.h"
 
 #include <cstdint>
 #include <cstring>

@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -166,6 +168,39 @@ TEST(Cluster, ThreeNodesShareSixCamerasSurviveAKilledNodeAndDeliverEveryAlertOnc
   // Exactly the log's alerts, each once, in id order, up to the last one received.
   EXPECT_EQ(got, std::vector<std::int64_t>(
                      logged.begin(), logged.begin() + static_cast<std::ptrdiff_t>(got.size())));
+
+  // A token revoked through one node ends its stream on another.
+  const auto console = nodes[1]->channel_with(nodes[2]->create_token("console-9", "dispatcher"));
+  auto stream = std::async(std::launch::async, [console] {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 120s);
+    pb::StreamAlertsRequest request;
+    request.set_live_only(true);
+    auto reader = pb::Alerts::NewStub(console)->StreamAlerts(&context, request);
+    pb::Alert alert;
+    while (reader->Read(&alert)) {
+    }
+    return reader->Finish();
+  });
+  // Open (its opening row written) before the revocation, so that this is what is tested.
+  ASSERT_TRUE(eventually(
+      [&] {
+        const auto rows = nodes[2]->audit_rows("/frs.v1.Alerts/StreamAlerts");
+        return std::any_of(rows.begin(), rows.end(),
+                           [](const pb::AuditRecord& r) { return r.token() == "console-9"; });
+      },
+      60s));
+  {
+    grpc::ClientContext c;
+    pb::RevokeTokenRequest r;
+    r.set_name("console-9");
+    pb::Token t;
+    ASSERT_TRUE(pb::Tokens::NewStub(nodes[2]->channel())->RevokeToken(&c, r, &t).ok());
+  }
+  const grpc::Status ended = stream.get();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::UNAUTHENTICATED) << ended.error_message();
+  EXPECT_NE(ended.error_message().find("was revoked while this call was open"), std::string::npos)
+      << ended.error_message();
 }
 
 // The external ids of a watchlist's identities, through a node.

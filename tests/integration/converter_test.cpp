@@ -4,7 +4,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "frs/convert/tfjs_weights.h"
+#include "frs/convert/face_api_weights.h"
+#include "frs/core/error.h"
 #include "model_fixture.h"
 #include "reference_facenet.h"
 
@@ -87,6 +88,31 @@ TEST(ModelConverter, DescriptorEqualsAnIndependentComputation) {
     // And the descriptor is not trivially small: a real dlib descriptor's length is ~1.4-1.6.
     const Embedding zero(ours.size(), 0.0f);
     EXPECT_GT(distance(ours, zero), 1.0f) << name;
+  }
+}
+
+// The loader names what is wrong with the tensors it is given.
+TEST(LoadFaceApiWeights, NamesTheMissingTensor) {
+  facenet::FaceNet net;
+  try {
+    convert::load_face_api_weights({}, net);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("conv32_down/conv/filters"), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(LoadFaceApiWeights, NamesAWronglyShapedTensor) {
+  facenet::FaceNet net;
+  std::vector<convert::TfjsTensor> tensors = {
+      {"conv32_down/conv/filters", {3, 3, 3, 32}, std::vector<float>(3 * 3 * 3 * 32)}};
+  try {
+    convert::load_face_api_weights(tensors, net);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("[3,3,3,32]"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("[7,7,3,32]"), std::string::npos) << e.what();
   }
 }
 

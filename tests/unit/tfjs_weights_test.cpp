@@ -85,29 +85,5 @@ TEST_F(TfjsWeights, RejectsMissingShard) {
   EXPECT_THROW(read_tfjs_weights(dir_ / "m.json"), Error);
 }
 
-TEST(LoadFaceApiWeights, NamesTheMissingTensor) {
-  facenet::FaceNet net;
-  try {
-    load_face_api_weights({}, net);
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("conv32_down/conv/filters"), std::string::npos)
-        << e.what();
-  }
-}
-
-TEST(LoadFaceApiWeights, NamesAWronglyShapedTensor) {
-  facenet::FaceNet net;
-  std::vector<TfjsTensor> tensors = {
-      {"conv32_down/conv/filters", {3, 3, 3, 32}, std::vector<float>(3 * 3 * 3 * 32)}};
-  try {
-    load_face_api_weights(tensors, net);
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("[3,3,3,32]"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("[7,7,3,32]"), std::string::npos) << e.what();
-  }
-}
-
 }  // namespace
 }  // namespace frs::convert

@@ -1,13 +1,12 @@
 #pragma once
 // Reader for TensorFlow.js weight files (a `*-weights_manifest.json` plus its binary shards)
 // and the conversion of face-api's copy of dlib's face descriptor network back into dlib's
-// own serialised format.
+// own serialised format. Free of dlib's headers (its network is in face_api_weights.h), so
+// that what only reads tensors or converts files does not compile dlib's DNN templates.
 
 #include <filesystem>
 #include <string>
 #include <vector>
-
-#include "frs/vision/face_net.h"
 
 namespace frs::convert {
 
@@ -23,12 +22,6 @@ struct TfjsTensor {
 // Throws frs::Error naming the file and what is wrong with it (missing shard, shard shorter
 // than the manifest says, unknown dtype).
 std::vector<TfjsTensor> read_tfjs_weights(const std::filesystem::path& manifest_path);
-
-// Fills `net` with the face-api "face_recognition_model" tensors: filters are moved from TF
-// [h,w,in,out] to dlib [out,in,h,w], each `scale` pair becomes the following affine_ layer
-// (in CONV_MODE), `fc` becomes the final fc_no_bias. Throws frs::Error when a tensor is
-// missing, has the wrong shape, or is left over.
-void load_face_api_weights(const std::vector<TfjsTensor>& tensors, facenet::FaceNet& net);
 
 // Reads the manifest, builds the network and writes it with dlib::serialize to `output`
 // (after clean(), so the file holds only the weights).
