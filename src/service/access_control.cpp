@@ -78,24 +78,29 @@ std::optional<grpc::Status> AccessControl::OpenCall::ended() const {
   return ended_;
 }
 
-grpc::Status AccessControl::token_status(const std::string& secret_hash, const std::string& name) {
+grpc::Status AccessControl::token_status(const CallDecision& decision) {
+  const std::string& name = decision.caller.token;
+  const grpc::Status expired = {
+      grpc::StatusCode::UNAUTHENTICATED,
+      "token '" + name + "' expired while this call was open, so the call was ended"};
+  // Expiry needs no store: known since the call was admitted.
+  if (decision.token_expires_at_ms != 0 && now_unix_ms() >= decision.token_expires_at_ms) {
+    return expired;
+  }
   std::optional<TokenRecord> token;
   try {
-    token = tokens_.find_by_secret_hash(secret_hash);
+    token = tokens_.find_by_secret_hash(decision.token_secret_hash);
   } catch (const std::exception& e) {
-    spdlog::error("token store: {}", e.what());
-    return {grpc::StatusCode::UNAVAILABLE,
-            "the token store cannot be read, so this call's token could not be checked again "
-            "and the call was ended; try again"};
+    // Not a reason to end the call: a revocation is written to this same store, so none can
+    // have been made while it cannot be read; the next look-up after it is back decides.
+    spdlog::warn("token store: {} (the tokens of open calls are looked up again later)", e.what());
+    return grpc::Status::OK;
   }
   if (!token || token->revoked_at_ms != 0) {
     return {grpc::StatusCode::UNAUTHENTICATED,
             "token '" + name + "' was revoked while this call was open, so the call was ended"};
   }
-  if (!token->active(now_unix_ms())) {
-    return {grpc::StatusCode::UNAUTHENTICATED,
-            "token '" + name + "' expired while this call was open, so the call was ended"};
-  }
+  if (!token->active(now_unix_ms())) return expired;
   return grpc::Status::OK;
 }
 
@@ -108,17 +113,18 @@ void AccessControl::watch_open_calls() {
     open_wake_.wait_for(lock, token_recheck_);
     if (stopping_) break;
     const auto now = std::chrono::steady_clock::now();
-    std::map<std::string, std::string> tokens;  // secret hash -> name
+    // One decision per token (by secret hash), copied: calls may close meanwhile.
+    std::map<std::string, CallDecision> tokens;
     for (const OpenCall* call : open_calls_) {
       if (!call->ended_ && now - call->opened_ >= token_recheck_) {
-        tokens.emplace(call->decision_.token_secret_hash, call->decision_.caller.token);
+        tokens.emplace(call->decision_.token_secret_hash, call->decision_);
       }
     }
     if (tokens.empty()) continue;
     lock.unlock();
     std::map<std::string, grpc::Status> ended;
-    for (const auto& [hash, name] : tokens) {
-      if (grpc::Status s = token_status(hash, name); !s.ok()) ended.emplace(hash, std::move(s));
+    for (const auto& [hash, decision] : tokens) {
+      if (grpc::Status s = token_status(decision); !s.ok()) ended.emplace(hash, std::move(s));
     }
     lock.lock();
     for (OpenCall* call : open_calls_) {
@@ -168,6 +174,7 @@ CallDecision AccessControl::decide(
   }
   d.caller.token = token->name;
   d.caller.role = token->role;
+  d.token_expires_at_ms = token->expires_at_ms;
   if (token->revoked_at_ms != 0) {
     d.refusal = unauthenticated("token '" + token->name + "' was revoked");
     return d;

@@ -87,6 +87,23 @@ TEST_P(AuditLossTest, AnotherWriterGrowingTheLogIsFineAReplacedRowIsNot) {
       << refused;
 }
 
+// Another node's retention purging the row this one last wrote is not a loss.
+TEST_P(AuditLossTest, ARowAnotherWriterPurgedIsNotALoss) {
+  auto ours = open_audit_log(where_);
+  auto other = open_audit_log(where_);
+  AuditEntry old_row = call_row();
+  old_row.time_ms = 1'000'000'000'000;
+  ours->append(old_row);
+  other->append(call_row());
+  other->append(call_row());
+  AuditEntry purge_record;
+  purge_record.time_ms = 1'800'000'000'001;
+  purge_record.token = "frs-server";
+  ASSERT_TRUE(other->purge(1'500'000'000'000, purge_record).has_value());
+  EXPECT_EQ(refusal_of(*ours), "");
+  EXPECT_TRUE(ours->verify(std::nullopt).intact);
+}
+
 TEST(AuditLoss, ASqliteFileTruncatedOrDeletedUnderAWriterIsNoticed) {
   testing::ScopedTempDir dir("audit_file");
   const auto file = dir.path() / "audit.db";

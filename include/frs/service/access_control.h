@@ -69,6 +69,7 @@ struct CallDecision {
   // What the token store keys the caller's token by (its SHA-256, never the secret), to look
   // it up again while the call is open.
   std::string token_secret_hash;
+  std::int64_t token_expires_at_ms = 0;  // Unix ms; 0 = never (checked without the store)
 };
 
 class AccessControl {
@@ -80,7 +81,7 @@ class AccessControl {
 
   // A call whose handler is running: serve() holds one for the handler's duration. While it
   // is open, its token is looked up again every AccessLimits::token_recheck; once the token
-  // is revoked or has expired (or the token store cannot be read), ended() says why: its
+  // is revoked or has expired, ended() says why: its
   // work stops (cancellation_of), its stream ends, and serve() answers with that status.
   // (Not by cancelling the call: a cancelled call's client sees only CANCELLED.)
   class OpenCall {
@@ -116,8 +117,8 @@ class AccessControl {
   AuditLog& audit_log() { return audit_; }
 
  private:
-  // OK while the token is active; else UNAUTHENTICATED (revoked, expired) or UNAVAILABLE.
-  grpc::Status token_status(const std::string& secret_hash, const std::string& name);
+  // OK while the token is active; else UNAUTHENTICATED (revoked, expired).
+  grpc::Status token_status(const CallDecision& decision);
   void watch_open_calls();
 
   CallDecision decide(std::string_view method,
