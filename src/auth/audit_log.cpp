@@ -241,10 +241,10 @@ class SqlAuditLog final : public AuditLog {
   // Writes a row after the head; the caller holds mutex_ and a transaction with the audit
   // write lock, so that no other writer, on any node, moves the head before it commits.
   AuditRecord insert_locked(const AuditEntry& entry) {
-    check_still_ours();
+    const AuditHead head = read_head();
+    check_still_ours(head);
     AuditRecord row;
     static_cast<AuditEntry&>(row) = entry;
-    const AuditHead head = read_head();
     row.seq = head.seq + 1;
     row.previous_hash = head.hash;
     row.hash = audit_row_hash(row);
@@ -277,15 +277,17 @@ class SqlAuditLog final : public AuditLog {
   // under the server (the file truncated, deleted or replaced; the table truncated). Once
   // seen, every later append is refused too, until the log is restored and the server
   // restarted: a new chain begun silently would hide the loss. (Each refused call logs it.)
-  void check_still_ours() {
+  void check_still_ours(const AuditHead& head) {
     if (lost_.empty()) {
       std::string why = db_->storage_problem();
       if (why.empty() && seen_.seq > 0) {
-        const AuditHead head = read_head();
+        // The row seen is the head unless other nodes appended since: no second look-up then.
+        const std::optional<std::string> hash =
+            head.seq == seen_.seq ? std::optional<std::string>(head.hash) : hash_of(seen_.seq);
         if (head.seq < seen_.seq) {
           why = "it ends at row " + std::to_string(head.seq) + ", but this server has seen row " +
                 std::to_string(seen_.seq) + ": rows were removed";
-        } else if (const auto hash = hash_of(seen_.seq); hash != seen_.hash) {
+        } else if (hash != seen_.hash) {
           // Gone is fine when another node's retention purged it (and recorded that).
           Statement purged(*db_, "SELECT COUNT(*) FROM audit WHERE method = ? AND seq > ?");
           purged.bind(1, std::string(kAuditPurgedEvent)).bind(2, seen_.seq).step();
