@@ -1,5 +1,5 @@
 // frs-model-convert: turns face-api's TensorFlow.js copy of dlib's face descriptor network
-// into a dlib .dat file that dlib::deserialize reads into frs::facenet::FaceNet.
+// into a dlib .dat file that dlib::deserialize reads into frs::facenet::Network.
 
 #include <CLI/CLI.hpp>
 #include <iostream>

@@ -1,13 +1,14 @@
-#include "frs/convert/face_api_weights.h"
+#include "frs/convert/tfjs_weights.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <type_traits>
 
 #include "frs/core/error.h"
+#include "frs/facenet/network.h"
 
 namespace frs::convert {
 namespace {
@@ -129,23 +130,6 @@ const std::vector<std::string>& face_api_block_names() {
 
 namespace {
 
-template <typename Layer>
-concept ConvLayer = requires(Layer& l) {
-  l.num_filters();
-  l.stride_y();
-  l.padding_y();
-};
-
-template <typename Layer>
-concept FcLayer = requires(Layer& l) {
-  l.get_num_outputs();
-};
-
-struct ConvSlot {
-  dlib::tensor* params;
-  long out, nr, nc;
-};
-
 class TensorTable {
  public:
   explicit TensorTable(const std::vector<TfjsTensor>& tensors) {
@@ -179,110 +163,70 @@ class TensorTable {
   std::map<std::string, const TfjsTensor*> by_name_;
 };
 
-void load_conv(TensorTable& table, const std::string& prefix, const ConvSlot& slot,
-               dlib::affine_& affine) {
-  const long in =
-      (static_cast<long>(slot.params->size()) - slot.out) / (slot.out * slot.nr * slot.nc);
-  const TfjsTensor& filters =
-      table.take(prefix + "/conv/filters", {static_cast<int>(slot.nr), static_cast<int>(slot.nc),
-                                            static_cast<int>(in), static_cast<int>(slot.out)});
-  const TfjsTensor& bias = table.take(prefix + "/conv/bias", {static_cast<int>(slot.out)});
-  float* dst = slot.params->host();
+void load_conv(TensorTable& table, const std::string& prefix,
+               const facenet::ConvolutionParameters& conv,
+               const facenet::AffineParameters& affine) {
+  const TfjsTensor& filters = table.take(
+      prefix + "/conv/filters", {static_cast<int>(conv.rows), static_cast<int>(conv.cols),
+                                 static_cast<int>(conv.channels), static_cast<int>(conv.filters)});
+  const TfjsTensor& bias = table.take(prefix + "/conv/bias", {static_cast<int>(conv.filters)});
+  const long in = conv.channels;
   // TF stores [h][w][in][out]; dlib's con_ wants [out][in][h][w] followed by the biases.
-  for (long o = 0; o < slot.out; ++o)
+  for (long o = 0; o < conv.filters; ++o)
     for (long i = 0; i < in; ++i)
-      for (long y = 0; y < slot.nr; ++y)
-        for (long x = 0; x < slot.nc; ++x)
-          dst[((o * in + i) * slot.nr + y) * slot.nc + x] =
-              filters.values[((y * slot.nc + x) * in + i) * slot.out + o];
-  std::copy(bias.values.begin(), bias.values.end(), dst + slot.out * in * slot.nr * slot.nc);
+      for (long y = 0; y < conv.rows; ++y)
+        for (long x = 0; x < conv.cols; ++x)
+          conv.values[((o * in + i) * conv.rows + y) * conv.cols + x] =
+              filters.values[((y * conv.cols + x) * in + i) * conv.filters + o];
+  std::copy(bias.values.begin(), bias.values.end(),
+            conv.values + conv.filters * in * conv.rows * conv.cols);
 
-  const TfjsTensor& gamma = table.take(prefix + "/scale/weights", {static_cast<int>(slot.out)});
-  const TfjsTensor& beta = table.take(prefix + "/scale/biases", {static_cast<int>(slot.out)});
-  auto g = affine.get_gamma();
-  auto b = affine.get_beta();
-  if (static_cast<long>(g.size()) != slot.out || static_cast<long>(b.size()) != slot.out) {
+  const TfjsTensor& gamma = table.take(prefix + "/scale/weights", {static_cast<int>(conv.filters)});
+  const TfjsTensor& beta = table.take(prefix + "/scale/biases", {static_cast<int>(conv.filters)});
+  if (affine.channels != conv.filters) {
     throw Error(ErrorCode::kInternal, "affine layer after " + prefix + " has " +
-                                          std::to_string(g.size()) + " channels, expected " +
-                                          std::to_string(slot.out));
+                                          std::to_string(affine.channels) + " channels, expected " +
+                                          std::to_string(conv.filters));
   }
-  std::copy(gamma.values.begin(), gamma.values.end(), g.host());
-  std::copy(beta.values.begin(), beta.values.end(), b.host());
+  std::copy(gamma.values.begin(), gamma.values.end(), affine.gamma);
+  std::copy(beta.values.begin(), beta.values.end(), affine.beta);
 }
 
 }  // namespace
 
-void load_face_api_weights(const std::vector<TfjsTensor>& tensors, facenet::FaceNet& net) {
-  // dlib defaults affine_ to FC_MODE (one gamma per value); the network needs one per
-  // channel, and the mode fixes the parameter shapes at the first forward pass.
-  dlib::visit_computational_layers(net, [](auto& layer) {
-    if constexpr (std::is_same_v<std::decay_t<decltype(layer)>, dlib::affine_>) {
-      layer = dlib::affine_(dlib::CONV_MODE);
-    }
-  });
-  // One forward pass allocates every layer's parameters at their final size.
-  dlib::matrix<dlib::rgb_pixel> blank(facenet::kChipSize, facenet::kChipSize);
-  blank = dlib::rgb_pixel(0, 0, 0);
-  net(blank);
-
-  std::vector<ConvSlot> convs;
-  std::vector<dlib::affine_*> affines;
-  dlib::tensor* fc = nullptr;
-  long fc_outputs = 0;
-  dlib::visit_computational_layers(net, [&](auto& layer) {
-    using L = std::decay_t<decltype(layer)>;
-    if constexpr (std::is_same_v<L, dlib::affine_>) {
-      affines.push_back(&layer);
-    } else if constexpr (ConvLayer<L>) {
-      convs.push_back({&layer.get_layer_params(), layer.num_filters(), layer.nr(), layer.nc()});
-    } else if constexpr (FcLayer<L>) {
-      fc = &layer.get_layer_params();
-      fc_outputs = static_cast<long>(layer.get_num_outputs());
-    }
-  });
-  // The visitor walks from the output to the input; face-api names run input first.
-  std::reverse(convs.begin(), convs.end());
-  std::reverse(affines.begin(), affines.end());
-
+void load_face_api_weights(const std::vector<TfjsTensor>& tensors, facenet::Network& network) {
+  const facenet::NetworkParameters parameters = network.parameters();
   const auto& blocks = face_api_block_names();
   std::vector<std::string> prefixes = {"conv32_down"};
   for (const std::string& b : blocks) {
     prefixes.push_back(b + "/conv1");
     prefixes.push_back(b + "/conv2");
   }
-  if (convs.size() != prefixes.size() || affines.size() != prefixes.size() || fc == nullptr) {
-    throw Error(ErrorCode::kInternal, "FaceNet has " + std::to_string(convs.size()) +
-                                          " convolutions, face-api's model " +
-                                          std::to_string(prefixes.size()));
+  if (parameters.convolutions.size() != prefixes.size() ||
+      parameters.affines.size() != prefixes.size() || parameters.fully_connected == nullptr) {
+    throw Error(ErrorCode::kInternal,
+                "the network has " + std::to_string(parameters.convolutions.size()) +
+                    " convolutions, face-api's model " + std::to_string(prefixes.size()));
   }
 
   TensorTable table(tensors);
   for (std::size_t i = 0; i < prefixes.size(); ++i) {
-    load_conv(table, prefixes[i], convs[i], *affines[i]);
+    load_conv(table, prefixes[i], parameters.convolutions[i], parameters.affines[i]);
   }
-  const long fc_inputs = static_cast<long>(fc->size()) / fc_outputs;
   const TfjsTensor& fc_weights =
-      table.take("fc", {static_cast<int>(fc_inputs), static_cast<int>(fc_outputs)});
+      table.take("fc", {static_cast<int>(parameters.fully_connected_inputs),
+                        static_cast<int>(parameters.fully_connected_outputs)});
   // dlib's fc_ computes input * W with W stored [inputs][outputs], as TF does.
-  std::copy(fc_weights.values.begin(), fc_weights.values.end(), fc->host());
+  std::copy(fc_weights.values.begin(), fc_weights.values.end(), parameters.fully_connected);
   table.expect_all_used();
 }
 
 void convert_face_recognition_model(const std::filesystem::path& manifest_path,
                                     const std::filesystem::path& output) {
   const std::vector<TfjsTensor> tensors = read_tfjs_weights(manifest_path);
-  facenet::FaceNet net;
-  load_face_api_weights(tensors, net);
-  net.clean();
-  const auto partial = std::filesystem::path(output.string() + ".partial");
-  try {
-    dlib::serialize(partial.string()) << net;
-  } catch (const dlib::serialization_error& e) {
-    throw Error(ErrorCode::kInvalidArgument,
-                "cannot write '" + partial.string() + "': " + e.what());
-  }
-  // Rename so that a crash never leaves a half-written model under the final name.
-  std::filesystem::rename(partial, output);
+  facenet::Network network;
+  load_face_api_weights(tensors, network);
+  network.write(output);
 }
 
 }  // namespace frs::convert

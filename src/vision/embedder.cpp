@@ -1,15 +1,17 @@
 #include "frs/vision/embedder.h"
 
+#include <dlib/image_transforms.h>
+
 #include <future>
 
 #include "frs/core/error.h"
 #include "frs/core/object_pool.h"
-#include "frs/vision/face_net.h"
+#include "frs/facenet/network.h"
 
 namespace frs {
 
 struct FaceEmbedder::Impl {
-  ObjectPool<facenet::FaceNet> nets;
+  ObjectPool<facenet::Network> nets;
 };
 
 FaceEmbedder::FaceEmbedder(const EmbedderOptions& options)
@@ -32,17 +34,9 @@ FaceEmbedder::FaceEmbedder(const EmbedderOptions& options)
         "face descriptor model '" + options.model.string() +
             "' is missing: run scripts/setup.sh (or models/fetch.sh), or pass --models DIR");
   }
-  auto first = std::make_unique<facenet::FaceNet>();
-  try {
-    dlib::deserialize(options.model.string()) >> *first;
-  } catch (const dlib::serialization_error& e) {
-    throw Error(
-        ErrorCode::kFailedPrecondition,
-        "face descriptor model '" + options.model.string() +
-            "' is not a dlib face recognition network (re-run models/fetch.sh): " + e.what());
-  }
+  auto first = std::make_unique<facenet::Network>(facenet::Network::read(options.model));
   for (int i = 1; i < options.threads; ++i) {
-    impl_->nets.add(std::make_unique<facenet::FaceNet>(*first));
+    impl_->nets.add(std::make_unique<facenet::Network>(*first));
   }
   impl_->nets.add(std::move(first));
 }
@@ -119,7 +113,7 @@ std::vector<Embedding> FaceEmbedder::embed(const std::vector<cv::Mat>& chips,
       const std::size_t to = std::min(end, from + batch);
       std::vector<dlib::matrix<dlib::rgb_pixel>> part(inputs.begin() + static_cast<long>(from),
                                                       inputs.begin() + static_cast<long>(to));
-      auto out = (*net)(part, batch);
+      auto out = net->describe(part, batch);
       std::move(out.begin(), out.end(), raw.begin() + static_cast<long>(from));
     }
   };

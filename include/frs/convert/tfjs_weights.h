@@ -1,12 +1,15 @@
 #pragma once
 // Reader for TensorFlow.js weight files (a `*-weights_manifest.json` plus its binary shards)
 // and the conversion of face-api's copy of dlib's face descriptor network back into dlib's
-// own serialised format. Free of dlib's headers (its network is in face_api_weights.h), so
-// that what only reads tensors or converts files does not compile dlib's DNN templates.
+// own serialised format.
 
 #include <filesystem>
 #include <string>
 #include <vector>
+
+namespace frs::facenet {
+class Network;
+}
 
 namespace frs::convert {
 
@@ -27,6 +30,12 @@ std::vector<TfjsTensor> read_tfjs_weights(const std::filesystem::path& manifest_
 // (after clean(), so the file holds only the weights).
 void convert_face_recognition_model(const std::filesystem::path& manifest_path,
                                     const std::filesystem::path& output);
+
+// Fills `network` with the face-api "face_recognition_model" tensors: filters are moved from
+// TF [h,w,in,out] to dlib [out,in,h,w], each `scale` pair becomes the following affine layer,
+// `fc` becomes the final fully connected layer. Throws frs::Error when a tensor is missing,
+// has the wrong shape, or is left over.
+void load_face_api_weights(const std::vector<TfjsTensor>& tensors, facenet::Network& network);
 
 // The face-api block names, input first; each has conv1 and conv2 except the stem.
 const std::vector<std::string>& face_api_block_names();

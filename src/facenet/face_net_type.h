@@ -10,8 +10,12 @@
 // A residual block is conv3x3 -> affine -> relu -> conv3x3 -> affine, added to its input,
 // then relu. A down-block strides its first conv by 2 and adds a 2x2 average pool of its
 // input (dlib's add_prev zero-pads the missing channels).
+//
+// Private to src/facenet/network.cpp: compiling this type costs a minute of CPU per file.
 
 #include <dlib/dnn.h>
+
+#include "frs/facenet/network.h"
 
 namespace frs::facenet {
 
@@ -43,9 +47,6 @@ template <typename Subnet>
 using level3 = res<64, res<64, res<64, res_down<64, Subnet>>>>;
 template <typename Subnet>
 using level4 = res<32, res<32, res<32, Subnet>>>;
-
-// Side of the square chip the network reads, in pixels.
-inline constexpr int kChipSize = 150;
 
 using FaceNet = dlib::loss_metric<dlib::fc_no_bias<
     128, dlib::avg_pool_everything<level0<level1<level2<level3<level4<dlib::max_pool<
