@@ -17,3 +17,11 @@ if(FRS_SANITIZE)
   add_compile_options(-fsanitize=${FRS_SANITIZE} -fno-omit-frame-pointer)
   add_link_options(-fsanitize=${FRS_SANITIZE})
 endif()
+
+# Code that only tests (the test programs, their support library, the fuzz harness, the test
+# camera): at -O1 in optimised builds, which takes a third less CPU to compile than -O3 (29 s
+# against 46 s for one batch of the model tests, measured) and costs the tests nothing: the
+# libraries they test keep the build's optimisation, and no test asserts a time.
+function(frs_test_code target)
+  target_compile_options(${target} PRIVATE $<$<NOT:$<CONFIG:Debug>>:-O1>)
+endfunction()

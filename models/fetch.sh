@@ -3,6 +3,7 @@
 # models/data). Idempotent: files already present with the right checksum are kept.
 #
 #   models/fetch.sh --converter PATH/TO/frs-model-convert
+#   models/fetch.sh --download-only   # everything but the conversion (needs no build)
 #
 # Sources (pinned in models/versions.env, checksums in models/SHA256SUMS):
 #   npm @vladmandic/face-api          -> dlib's face descriptor network, TF.js format,
@@ -19,9 +20,11 @@ here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/versions.env"
 dest="${FRS_MODELS:-$here/data}"
 converter=""
+download_only=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --converter) converter="$2"; shift 2 ;;
+    --download-only) download_only=1; shift ;;
     *) echo "models/fetch.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -103,6 +106,11 @@ if ! verified shape_predictor_68_face_landmarks.dat; then
 fi
 require_verified shape_predictor_68_face_landmarks.dat \
   "reinstall Debian's libdlib-data (apt-get install --reinstall libdlib-data)"
+
+if ((download_only)); then
+  echo "models downloaded to $dest (convert with --converter)"
+  exit 0
+fi
 
 if ! verified dlib_face_recognition_resnet_model_v1.dat; then
   if [[ -z "$converter" || ! -x "$converter" ]]; then

@@ -34,8 +34,21 @@ fi
 # shellcheck disable=SC2086
 cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFRS_UNITY_BUILD=ON \
   ${FRS_CMAKE_ARGS:-} >/dev/null
-cmake --build "$build_dir" --target frs-model-convert
-bash "$root/models/fetch.sh" --converter "$build_dir/src/bin/frs-model-convert"
+# The downloads wait on the network, the build on the CPU: both at once. Only the conversion
+# of the descriptor model needs the build (its converter).
+mkdir -p "$build_dir"
+models_log="$build_dir/setup-models-download.log"
+bash "$root/models/fetch.sh" --download-only >"$models_log" 2>&1 &
+download=$!
 # shellcheck disable=SC2086
-cmake --build "$build_dir" ${FRS_SETUP_TARGETS:+--target $FRS_SETUP_TARGETS}
+if ! cmake --build "$build_dir" ${FRS_SETUP_TARGETS:+--target frs-model-convert $FRS_SETUP_TARGETS}; then
+  kill "$download" 2>/dev/null || true
+  exit 1
+fi
+if ! wait "$download"; then
+  echo "setup: fetching the models failed:" >&2
+  cat "$models_log" >&2
+  exit 1
+fi
+bash "$root/models/fetch.sh" --converter "$build_dir/src/bin/frs-model-convert"
 echo "setup: done (binaries in $build_dir/src/bin, models in ${FRS_MODELS:-$root/models/data})"

@@ -61,8 +61,25 @@ fi
 phase_done "rest of that build, after ctest"
 
 # Bad input must never crash: the unit tests again with ASan + UBSan (clang; the objects the
-# fuzzers are built from).
-UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$sanitizer_dir/tests/frs_unit_tests" --gtest_brief=1
+# fuzzers are built from), in one shard per core (gtest's sharding: each test runs in
+# exactly one shard); each shard's output is shown if it fails.
+shards=$(nproc)
+shard_pids=()
+for ((shard = 0; shard < shards; ++shard)); do
+  GTEST_TOTAL_SHARDS=$shards GTEST_SHARD_INDEX=$shard UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    "$sanitizer_dir/tests/frs_unit_tests" --gtest_brief=1 >"$sanitizer_dir/unit-tests-shard-$shard.log" 2>&1 &
+  shard_pids+=($!)
+done
+shards_failed=0
+for ((shard = 0; shard < shards; ++shard)); do
+  if ! wait "${shard_pids[$shard]}"; then
+    echo "test: unit tests under ASan + UBSan, shard $((shard + 1)) of $shards, failed:" >&2
+    cat "$sanitizer_dir/unit-tests-shard-$shard.log" >&2
+    shards_failed=1
+  fi
+done
+((shards_failed == 0)) || exit 1
+tail -q -n 1 "$sanitizer_dir"/unit-tests-shard-*.log
 phase_done "unit tests under ASan + UBSan"
 
 # Hostile input: each libFuzzer target for a bounded time (FRS_FUZZ_SECONDS, default 60)

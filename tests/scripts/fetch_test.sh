@@ -34,7 +34,16 @@ rm -f "$work/models/dlib_face_recognition_resnet_model_v1.dat"
 if bash "$root/models/fetch.sh" 2> "$work/err"; then fail "fetch.sh succeeded without a converter"; fi
 grep -q "pass --converter" "$work/err" || fail "no hint about --converter: $(cat "$work/err")"
 
-# 3. The real converter: everything verifies, and a second run changes nothing.
+# 3. --download-only restores what is downloaded and leaves the conversion (no build yet).
+echo "garbage" > "$work/models/fr_feature.onnx"
+bash "$root/models/fetch.sh" --download-only > /dev/null || fail "--download-only failed"
+[[ ! -e "$work/models/dlib_face_recognition_resnet_model_v1.dat" ]] \
+  || fail "--download-only converted the descriptor model"
+want="$(awk '$2 == "fr_feature.onnx" {print $1}' "$root/models/SHA256SUMS")"
+[[ "$(sha256sum "$work/models/fr_feature.onnx" | cut -d' ' -f1)" == "$want" ]] \
+  || fail "--download-only did not restore the damaged model from its archive"
+
+# 4. The real converter: everything verifies, and a second run changes nothing.
 bash "$root/models/fetch.sh" --converter "$converter" > /dev/null
 before="$(ls -l --time-style=full-iso "$work/models")"
 bash "$root/models/fetch.sh" --converter "$converter" > /dev/null
