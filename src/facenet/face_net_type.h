@@ -49,9 +49,9 @@ template <typename Subnet>
 using level4 = res<32, res<32, res<32, Subnet>>>;
 
 using FaceNet = dlib::loss_metric<dlib::fc_no_bias<
-    128, dlib::avg_pool_everything<level0<level1<level2<level3<level4<dlib::max_pool<
-             3, 3, 2, 2,
-             dlib::relu<dlib::affine<
-                 dlib::con<32, 7, 7, 2, 2, dlib::input_rgb_image_sized<kChipSize>>>>>>>>>>>>>;
+    kDescriptorSize, dlib::avg_pool_everything<level0<level1<level2<level3<level4<dlib::max_pool<
+                         3, 3, 2, 2,
+                         dlib::relu<dlib::affine<dlib::con<
+                             32, 7, 7, 2, 2, dlib::input_rgb_image_sized<kChipSize>>>>>>>>>>>>>;
 
 }  // namespace frs::facenet

@@ -1,5 +1,6 @@
 #include "frs/facenet/network.h"
 
+#include <algorithm>
 #include <sstream>
 #include <type_traits>
 
@@ -10,6 +11,8 @@ namespace frs::facenet {
 
 struct Network::Impl {
   FaceNet net;
+  // The parameters have their final shape: read from a file, or given it by parameters().
+  bool shaped = false;
 };
 
 Network::Network() : impl_(std::make_unique<Impl>()) {}
@@ -26,6 +29,7 @@ Network Network::read(const std::filesystem::path& path) {
   Network network;
   try {
     dlib::deserialize(path.string()) >> network.impl_->net;
+    network.impl_->shaped = true;
   } catch (const dlib::serialization_error& e) {
     throw Error(
         ErrorCode::kFailedPrecondition,
@@ -59,6 +63,7 @@ Network Network::deserialised(const std::string& bytes) {
   std::istringstream in(bytes);
   try {
     dlib::deserialize(network.impl_->net, in);
+    network.impl_->shaped = true;
   } catch (const dlib::serialization_error& e) {
     throw Error(ErrorCode::kInvalidArgument,
                 std::string("not a serialised dlib face recognition network: ") + e.what());
@@ -84,16 +89,20 @@ concept FullyConnected = requires(Layer& l) {
 
 NetworkParameters Network::parameters() {
   FaceNet& net = impl_->net;
-  // dlib defaults affine_ to FC_MODE (one gamma per value); the network needs one per
-  // channel, and the mode fixes the parameter shapes at the first forward pass.
-  dlib::visit_computational_layers(net, [](auto& layer) {
-    if constexpr (std::is_same_v<std::decay_t<decltype(layer)>, dlib::affine_>) {
-      layer = dlib::affine_(dlib::CONV_MODE);
-    }
-  });
-  dlib::matrix<dlib::rgb_pixel> blank(kChipSize, kChipSize);
-  blank = dlib::rgb_pixel(0, 0, 0);
-  net(blank);
+  if (!impl_->shaped) {
+    // dlib defaults affine_ to FC_MODE (one gamma per value); the network needs one per
+    // channel, and the mode fixes the parameter shapes at the first forward pass. Never done
+    // again: it would reset the affine layers' values.
+    dlib::visit_computational_layers(net, [](auto& layer) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(layer)>, dlib::affine_>) {
+        layer = dlib::affine_(dlib::CONV_MODE);
+      }
+    });
+    dlib::matrix<dlib::rgb_pixel> blank(kChipSize, kChipSize);
+    blank = dlib::rgb_pixel(0, 0, 0);
+    net(blank);
+    impl_->shaped = true;
+  }
 
   NetworkParameters parameters{};
   dlib::visit_computational_layers(net, [&](auto& layer) {

@@ -64,6 +64,24 @@ TEST(ModelConverter, SerialisedNetworkGivesTheSameDescriptorAfterRoundTrip) {
   EXPECT_EQ(dlib::max(dlib::abs(a[0] - b[0])), 0.0f);
 }
 
+// The views the converter fills may be taken of a network read from a file too: its values
+// stay as they were read (giving a new network its shape resets its affine layers).
+TEST(ModelConverter, ParameterViewsOfANetworkReadFromAFileLeaveItsValues) {
+  facenet::Network net = facenet::Network::read(default_models_dir() / kDescriptorModelFile);
+  const std::vector<dlib::matrix<dlib::rgb_pixel>> chip = {
+      to_dlib(largest_face(face_path("obama.jpg")).chip)};
+  const auto before = net.describe(chip);
+  const facenet::NetworkParameters parameters = net.parameters();
+  EXPECT_EQ(parameters.convolutions.size(), 29u);
+  EXPECT_EQ(parameters.affines.size(), 29u);
+  EXPECT_EQ(parameters.fully_connected_outputs, facenet::kDescriptorSize);
+  const auto after = net.describe(chip);
+  ASSERT_EQ(before.size(), 1u);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(dlib::max(dlib::abs(before[0] - after[0])), 0.0f);
+  EXPECT_GT(dlib::length(before[0]), 0.5f);
+}
+
 TEST(ModelConverter, DescriptorEqualsAnIndependentComputation) {
   const auto tensors = convert::read_tfjs_weights(manifest_path());
   for (const char* name : {"obama.jpg", "biden.jpg", "lin-manuel-miranda.png"}) {

@@ -60,8 +60,9 @@ class Network {
   std::string serialised();
   static Network deserialised(const std::string& bytes);
 
-  // Puts every affine layer in per-channel mode, runs one forward pass so that every layer's
-  // parameters have their final size, and returns views into them.
+  // Views into every layer's parameters. A new network first gets their final shape (its
+  // affine layers per channel, one forward pass); a network read from a file has it, and
+  // keeps its values.
   NetworkParameters parameters();
   // Every trained value, the affine layers' included (dlib's own count leaves them out).
   std::size_t parameter_count();
