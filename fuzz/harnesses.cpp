@@ -362,10 +362,18 @@ int eval_csv(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return 0;
   const auto path = as_file("input.csv", data + 1, size - 1);
   try {
-    if (data[0] % 2 == 0) {
-      read_pairs_csv(path);
-    } else {
-      read_groups_csv(path);
+    switch (data[0] % 4) {
+      case 0:
+        read_pairs_csv(path);
+        break;
+      case 1:
+        read_groups_csv(path);
+        break;
+      case 2:
+        read_images_csv(path);
+        break;
+      default:
+        read_images_csv(path, "race");
     }
   } catch (const Error&) {
   }

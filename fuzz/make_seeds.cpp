@@ -191,6 +191,10 @@ int main(int argc, char** argv) {
   write(out / "eval_csv" / "pairs",
         std::string(1, '\0') + "file_a,file_b,same\na.jpg,b.jpg,1\nc.jpg,d.jpg,no\n");
   write(out / "eval_csv" / "groups", std::string(1, '\1') + "identity,group\nalice,g1\nbob,g2\n");
+  write(out / "eval_csv" / "images",
+        std::string(1, '\2') + "identity,file\nalice,a1.jpg\nalice,a2.jpg\nbob,b.jpg\n");
+  write(out / "eval_csv" / "labels",
+        std::string(1, '\3') + "file,age,race\nimages/a.jpg,30,White\nimages/b.jpg,40,\n");
   std::cout << "fuzz seeds in " << out << "\n";
   return 0;
 }

@@ -259,8 +259,16 @@ int main(int argc, char** argv) {
                  "The folder holds IDENTITY_N.ext files instead of one sub-folder per identity");
   eval->add_option("--pairs", eval_args.pairs_csv,
                    "Instead of a folder: CSV of labelled pairs, file_a,file_b,same (1/0)");
+  eval->add_option("--images", eval_args.images_csv,
+                   "Instead of a folder: CSV listing the photos, with a header: file (required), "
+                   "identity (optional; without it each file is a different person) and any "
+                   "attribute columns");
   eval->add_option("--groups", eval_args.groups_csv,
-                   "CSV identity,group: FMR and FNMR per group (any attribute you choose)");
+                   "With a folder: CSV identity,group: FMR and FNMR per group (any attribute "
+                   "you choose), and with --calibrate a threshold that holds for every group");
+  eval->add_option("--group-by", eval_args.group_by,
+                   "With --images: the column whose value is the photo's group (e.g. race), "
+                   "as --groups");
   eval->add_option("--max-distance", eval_args.max_distance,
                    "The operating threshold to report at (default: the threshold a new "
                    "watchlist of the model gets, for 1,000 identities at FPIR 0.01)")

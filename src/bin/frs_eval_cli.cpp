@@ -132,27 +132,44 @@ void print_identification(const Identification& id, const OpenSetOptions& o) {
   }
 }
 
-// What frs eval reads: an identity set, or a pairs file with its images.
+// What frs eval reads: an identity set (a folder or a CSV listing the photos), or a pairs
+// file with its images.
 struct EvalInput {
   bool identity_set = true;
   std::vector<EvalImage> images;  // identity sets
   PairsFile pairs_file;           // pairs files
+  std::optional<GroupsFile> groups;
   std::vector<std::string> skipped;
+  std::string source;  // what was read, for the record
   std::vector<EvalImage>& described() { return identity_set ? images : pairs_file.images; }
 };
 
 EvalInput read_input(const EvalArgs& args) {
   EvalInput input;
-  input.identity_set = !args.folder.empty();
-  if (input.identity_set) {
+  input.identity_set = args.pairs_csv.empty();
+  if (!args.folder.empty()) {
+    input.source = args.folder;
     input.images = args.named_files ? read_named_files(args.folder, input.skipped)
                                     : read_identity_folders(args.folder);
+  } else if (!args.images_csv.empty()) {
+    input.source = args.images_csv;
+    ImagesFile file = read_images_csv(args.images_csv, args.group_by);
+    input.images = std::move(file.images);
+    input.skipped = std::move(file.skipped);
+    if (!args.group_by.empty()) input.groups = std::move(file.groups);
   } else {
+    input.source = args.pairs_csv;
     input.pairs_file = read_pairs_csv(args.pairs_csv);
     input.skipped = input.pairs_file.skipped;
     if (input.pairs_file.pairs.empty()) {
       throw Error(ErrorCode::kInvalidArgument,
                   "'" + args.pairs_csv + "' has no usable pair (file_a,file_b,same per line)");
+    }
+  }
+  if (!args.groups_csv.empty()) {
+    input.groups = read_groups_csv(args.groups_csv);
+    for (const std::string& s : input.groups->skipped) {
+      input.skipped.push_back(args.groups_csv + " " + s);
     }
   }
   return input;
@@ -172,7 +189,7 @@ double describe_with_progress(const FaceEngine& engine, std::vector<EvalImage>& 
   return seconds();
 }
 
-Evaluation evaluate_input(EvalInput& input, const EvalArgs& args) {
+Evaluation evaluate_input(EvalInput& input, const EvalArgs& args, const DescriptorModel& model) {
   EvaluationOptions options;
   options.max_distance = args.max_distance;
   options.open_set = args.open_set;
@@ -180,9 +197,90 @@ Evaluation evaluate_input(EvalInput& input, const EvalArgs& args) {
     options.target_fpir = args.target_fpir;
     options.gallery_size = args.gallery_size;
   }
+  options.groups = input.groups;
+  options.stated_fmr = built_in_fmr_at(model, args.max_distance);
   static const std::vector<EvalImage> kNoIdentities;  // a pairs file: verification only
   return evaluate(input.identity_set ? all_pairs(input.images) : listed_pairs(input.pairs_file),
                   input.identity_set ? input.images : kNoIdentities, options);
+}
+
+json optional_json(const std::optional<double>& v) {
+  return v ? json(*v) : json(nullptr);
+}
+
+json group_json(const GroupRates& g) {
+  return {{"group", g.group},
+          {"fmr", rate_json(g.fmr)},
+          {"fnmr", rate_json(g.fnmr)},
+          {"fmr_ratio", optional_json(g.fmr_ratio)},
+          {"fnmr_ratio", optional_json(g.fnmr_ratio)},
+          {"fmr_to_stated", optional_json(g.fmr_to_stated)}};
+}
+
+json group_summary_json(const GroupFigures& f) {
+  return {{"max_distance", f.threshold},
+          {"stated_fmr", optional_json(f.stated_fmr)},
+          {"worst_group", f.worst_group},
+          {"best_group", f.best_group},
+          {"fmr_differential", optional_json(f.fmr_differential)},
+          {"across_groups_fmr", rate_json(f.across_groups_fmr)}};
+}
+
+// A rate small enough to need an exponent: "5.8e-02 (1154/19900)".
+std::string small_rate_text(const Rate& r) {
+  if (r.trials == 0) return "-";
+  char text[96];
+  std::snprintf(text, sizeof text, "%.1e (%zu/%zu)", r.value(), r.errors, r.trials);
+  return text;
+}
+
+std::string ratio_text(const std::optional<double>& ratio) {
+  if (!ratio) return "-";
+  char text[32];
+  std::snprintf(text, sizeof text, *ratio < 10 ? "%.1fx" : "%.0fx", *ratio);
+  return text;
+}
+
+void print_groups(const GroupFigures& f) {
+  std::printf("Per group, at max_distance %.3f (comparisons within a group)", f.threshold);
+  if (f.stated_fmr) std::printf("; the threshold states FMR %.1e per comparison", *f.stated_fmr);
+  std::printf(":\n  %-16s %-26s %8s %9s  %s\n", "group", "FMR", "x best", "x stated", "FNMR");
+  for (const GroupRates& g : f.groups) {
+    std::printf("  %-16s %-26s %8s %9s  %s\n", g.group.c_str(), small_rate_text(g.fmr).c_str(),
+                ratio_text(g.fmr_ratio).c_str(), ratio_text(g.fmr_to_stated).c_str(),
+                small_rate_text(g.fnmr).c_str());
+  }
+  std::printf("  %-16s %-26s\n", "across groups", small_rate_text(f.across_groups_fmr).c_str());
+  if (f.worst_group.empty()) return;
+  if (f.fmr_differential) {
+    std::printf("  FMR differential: %s (worst %s / best %s)\n",
+                ratio_text(f.fmr_differential).c_str(), f.worst_group.c_str(),
+                f.best_group.c_str());
+  } else {
+    std::printf(
+        "  FMR differential: unknown (the best group, %s, had no false match: compare "
+        "more of its people)\n",
+        f.best_group.c_str());
+  }
+}
+
+void print_group_calibration(const CalibrationForEveryGroup& every) {
+  std::printf("  per group, the max_distance for the same rate:");
+  for (const GroupCalibration& g : every.groups) {
+    if (g.calibration) {
+      std::printf(" %s %.3f%s", g.group.c_str(), g.calibration->max_distance,
+                  g.calibration->extrapolated ? "*" : "");
+    } else {
+      std::printf(" %s - (%s)", g.group.c_str(), g.problem.c_str());
+    }
+  }
+  std::printf("; all pooled %.3f (* = extrapolated)\n", every.pooled.max_distance);
+  if (every.bound_by.empty()) {
+    std::printf("  the pooled threshold is the strictest: it holds for every group\n");
+  } else {
+    std::printf("  max_distance %.3f is the one that holds for every group: %s sets it\n",
+                every.binding.max_distance, every.bound_by.c_str());
+  }
 }
 
 // The figure at `target` of a list of operating points, as text ("-" when not reached).
@@ -230,7 +328,7 @@ int run_compare_descriptors(const FaceEngineOptions& engine_options, EvalArgs ar
     }
     image_count = input.described().size();
     identity_count = identities.size();
-    row.evaluation = evaluate_input(input, model_args);
+    row.evaluation = evaluate_input(input, model_args, model);
     rows.push_back(std::move(row));
   }
 
@@ -296,9 +394,21 @@ int run_compare_descriptors(const FaceEngineOptions& engine_options, EvalArgs ar
 }  // namespace
 
 int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
-  if (args.folder.empty() == args.pairs_csv.empty()) {
+  if (!args.folder.empty() + !args.pairs_csv.empty() + !args.images_csv.empty() != 1) {
     throw Error(ErrorCode::kInvalidArgument,
-                "give either a folder of identity sub-folders or --pairs CSV");
+                "give one of: a folder of identity sub-folders, --pairs CSV or --images CSV");
+  }
+  if (!args.group_by.empty() && args.images_csv.empty()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "--group-by names a column of --images CSV (with a folder, give --groups CSV)");
+  }
+  if (!args.groups_csv.empty() && !args.images_csv.empty()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "--images CSV carries its own groups: name the column with --group-by");
+  }
+  if (!args.groups_csv.empty() && !args.pairs_csv.empty()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "--groups needs a folder of identities (a pairs file has no identities)");
   }
   if (!args.apply_to.empty() && !args.calibrate) {
     throw Error(ErrorCode::kInvalidArgument, "--apply-to needs --calibrate");
@@ -314,20 +424,21 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
                          : args.probe_fusion == "mean" ? ProbeFusion::kMean
                                                        : ProbeFusion::kQualityWeighted;
   if (args.compare_descriptors) {
-    if (!args.apply_to.empty() || !args.plot_dir.empty() || !args.groups_csv.empty()) {
+    if (!args.apply_to.empty() || !args.plot_dir.empty() || !args.groups_csv.empty() ||
+        !args.group_by.empty()) {
       throw Error(ErrorCode::kInvalidArgument,
-                  "--compare-descriptors reports every model side by side; --apply-to, --plot "
-                  "and --groups work on one model: run them with --descriptor ID");
+                  "--compare-descriptors reports every model side by side; --apply-to, --plot, "
+                  "--groups and --group-by work on one model: run them with --descriptor ID");
     }
     return run_compare_descriptors(engine_options, args);
   }
+  // The input first: a malformed file is reported before a second of model loading.
+  EvalInput input = read_input(args);
   const FaceEngine engine(engine_options);
   args.open_set.unit_length = engine.descriptor_model().metric == DescriptorMetric::kCosine;
   if (args.max_distance == 0)
     args.max_distance = default_watchlist_threshold(engine.descriptor_model());
 
-  EvalInput input = read_input(args);
-  std::vector<EvalImage>& images = input.images;
   std::vector<std::string>& skipped = input.skipped;
   std::vector<EvalImage>& described = input.described();
   describe_with_progress(engine, described, args.progress, "images");
@@ -343,27 +454,17 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
     }
   }
 
-  const Evaluation evaluation = evaluate_input(input, args);
+  const Evaluation evaluation = evaluate_input(input, args, engine.descriptor_model());
   const auto& labelled = evaluation.pairs;
   const Verification& verification = evaluation.verification;
   const std::optional<Identification>& identification = evaluation.identification;
   const std::vector<SearchOutcome>& searches = evaluation.searches;
   const std::optional<Calibration>& calibration = evaluation.calibration;
-  std::optional<GroupsFile> groups;
-  std::vector<GroupRates> group_rates;
-  if (!args.groups_csv.empty()) {
-    if (args.folder.empty()) {
-      throw Error(ErrorCode::kInvalidArgument,
-                  "--groups needs a folder of identities (a pairs file has no identities)");
-    }
-    groups = read_groups_csv(args.groups_csv);
-    for (const std::string& s : groups->skipped) skipped.push_back(args.groups_csv + " " + s);
-    group_rates = rates_by_group(grouped_pairs(images, *groups), args.max_distance);
-  }
+  const std::optional<GroupFigures>& groups = evaluation.groups;
 
   // What the figures rest on, in words, for the watchlist's record.
-  std::string data = "frs eval on " + (args.folder.empty() ? args.pairs_csv : args.folder) + ": " +
-                     std::to_string(described.size()) + " images";
+  std::string data =
+      "frs eval on " + input.source + ": " + std::to_string(described.size()) + " images";
   if (!identities.empty()) data += " of " + std::to_string(identities.size()) + " identities";
   std::vector<std::filesystem::path> plots;
   if (!args.plot_dir.empty()) {
@@ -371,7 +472,9 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
   }
   int exit_code = 0;
   if (calibration && !args.apply_to.empty()) {
-    exit_code = apply_calibration(args.server, args.apply_to, *calibration, data, args.json_output);
+    exit_code =
+        apply_calibration(args.server, args.apply_to, *calibration, data, args.json_output,
+                          evaluation.group_calibration ? &*evaluation.group_calibration : nullptr);
   }
 
   if (args.json_output) {
@@ -418,14 +521,21 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
     }
     if (groups) {
       out["groups"] = json::array();
-      for (const GroupRates& g : group_rates) {
-        json j = {{"group", g.group}, {"fmr", rate_json(g.fmr)}, {"fnmr", rate_json(g.fnmr)}};
-        j["fmr_ratio"] = g.fmr_ratio ? json(*g.fmr_ratio) : json(nullptr);
-        j["fnmr_ratio"] = g.fnmr_ratio ? json(*g.fnmr_ratio) : json(nullptr);
-        out["groups"].push_back(j);
-      }
+      for (const GroupRates& g : groups->groups) out["groups"].push_back(group_json(g));
+      out["group_summary"] = group_summary_json(*groups);
     }
     if (calibration) out["calibration"] = calibration_json(*calibration);
+    if (const auto& every = evaluation.group_calibration) {
+      out["calibration"]["bound_by"] = every->bound_by;
+      out["calibration"]["pooled"] = calibration_json(every->pooled);
+      out["calibration"]["groups"] = json::array();
+      for (const GroupCalibration& g : every->groups) {
+        json j = {{"group", g.group}};
+        if (g.calibration) j["calibration"] = calibration_json(*g.calibration);
+        if (!g.problem.empty()) j["problem"] = g.problem;
+        out["calibration"]["groups"].push_back(j);
+      }
+    }
     std::cout << out.dump() << "\n";
     return exit_code;
   }
@@ -452,16 +562,7 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
   }
   print_verification(verification);
   if (identification) print_identification(*identification, args.open_set);
-  if (groups) {
-    std::cout << "Per group, at max_distance " << args.max_distance
-              << " (comparisons within a group; ratio to the best group):\n";
-    for (const GroupRates& g : group_rates) {
-      std::printf("  %-20s FMR %s x%s  FNMR %s x%s\n", g.group.c_str(), rate_text(g.fmr).c_str(),
-                  g.fmr_ratio ? std::to_string(*g.fmr_ratio).substr(0, 5).c_str() : "-",
-                  rate_text(g.fnmr).c_str(),
-                  g.fnmr_ratio ? std::to_string(*g.fnmr_ratio).substr(0, 5).c_str() : "-");
-    }
-  }
+  if (groups) print_groups(*groups);
   if (calibration) {
     const Calibration& c = *calibration;
     std::printf(
@@ -473,6 +574,7 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
                        : "read off the distances",
         c.impostor_comparisons);
   }
+  if (const auto& every = evaluation.group_calibration) print_group_calibration(*every);
   if (!plots.empty()) {
     std::cout << "Plots:";
     for (const auto& p : plots) std::cout << " " << p.string();

@@ -12,8 +12,10 @@ namespace frs::cli {
 struct EvalArgs {
   std::string folder;        // identity tree; or
   bool named_files = false;  // folder: identities from IDENTITY_N.ext file names
-  std::string pairs_csv;     // labelled pairs
-  std::string groups_csv;    // optional identity,group
+  std::string pairs_csv;     // labelled pairs; or
+  std::string images_csv;    // a CSV listing the photos (file[,identity][,attributes...])
+  std::string groups_csv;    // optional identity,group (with a folder)
+  std::string group_by;      // optional: the images_csv column that is the group
   // The operating threshold to report at; 0 (default) = the model's
   // default_watchlist_threshold (what a new watchlist of it gets).
   float max_distance = 0;

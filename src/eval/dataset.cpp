@@ -4,6 +4,7 @@
 #include <atomic>
 #include <exception>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <random>
 #include <set>
@@ -177,6 +178,92 @@ GroupsFile read_groups_csv(const std::filesystem::path& csv) {
   return out;
 }
 
+ImagesFile read_images_csv(const std::filesystem::path& csv, const std::string& group_by) {
+  std::ifstream in = open_csv(csv);
+  ImagesFile out;
+  std::string line;
+  int number = 1;
+  std::vector<std::string> header;
+  for (; std::getline(in, line); ++number) {
+    if (!trimmed(line).empty()) {
+      header = csv_fields(line);
+      break;
+    }
+  }
+  const auto column = [&](const std::string& name) -> std::optional<std::size_t> {
+    const auto it = std::find(header.begin(), header.end(), name);
+    if (it == header.end()) return std::nullopt;
+    return static_cast<std::size_t>(it - header.begin());
+  };
+  const auto file_column = column("file");
+  if (!file_column) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "'" + csv.string() +
+                    "' needs a header line naming its columns, one of them 'file' (e.g. "
+                    "file,identity,group)");
+  }
+  const auto identity_column = column("identity");
+  out.identities_given = identity_column.has_value();
+  std::optional<std::size_t> group_column;
+  if (!group_by.empty()) {
+    group_column = column(group_by);
+    if (!group_column) {
+      std::string columns;
+      for (const std::string& h : header) columns += (columns.empty() ? "" : ", ") + h;
+      throw Error(ErrorCode::kInvalidArgument, "'" + csv.string() + "' has no column '" + group_by +
+                                                   "' (its columns: " + columns + ")");
+    }
+  }
+  std::set<std::filesystem::path> seen;
+  for (++number; std::getline(in, line); ++number) {
+    if (trimmed(line).empty()) continue;
+    const auto fields = csv_fields(line);
+    const std::string where = "line " + std::to_string(number) + ": ";
+    if (fields.size() != header.size()) {
+      out.skipped.push_back(where + "expected " + std::to_string(header.size()) +
+                            " fields as the header says, got " + std::to_string(fields.size()));
+      continue;
+    }
+    if (fields[*file_column].empty()) {
+      out.skipped.push_back(where + "an empty file name");
+      continue;
+    }
+    std::filesystem::path file(fields[*file_column]);
+    if (file.is_relative()) file = csv.parent_path() / file;
+    file = file.lexically_normal();
+    if (!seen.insert(file).second) {
+      out.skipped.push_back(where + "'" + fields[*file_column] + "' is listed twice");
+      continue;
+    }
+    // Without identities every file is its own person: the file's path names them.
+    std::string identity = identity_column ? fields[*identity_column] : file.string();
+    if (identity.empty()) {
+      out.skipped.push_back(where + "an empty identity");
+      continue;
+    }
+    if (out.images.size() == kMaxListedImages) {
+      throw Error(ErrorCode::kInvalidArgument,
+                  "'" + csv.string() + "' lists more than " + std::to_string(kMaxListedImages) +
+                      " photos: evaluate a sample of them (every pair is compared)");
+    }
+    if (group_column) {
+      const std::string& group = fields[*group_column];
+      if (group.empty()) {
+        out.skipped.push_back(where + "no " + group_by + ": the photo is in no group");
+      } else {
+        auto& groups = out.groups.groups_of[identity];
+        if (std::find(groups.begin(), groups.end(), group) == groups.end()) groups.push_back(group);
+      }
+    }
+    out.images.push_back(listed(std::move(identity), std::move(file)));
+  }
+  if (out.images.empty()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "'" + csv.string() + "' lists no photo (a header, then one file per line)");
+  }
+  return out;
+}
+
 void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images,
                      const std::function<void(std::size_t, std::size_t)>& progress,
                      const EnrollmentRules& rules, const Cancellation& cancel, Admission* slots) {
@@ -240,31 +327,42 @@ std::vector<LabelledDistance> all_pairs(const std::vector<EvalImage>& images) {
   return pairs;
 }
 
-std::vector<GroupedDistance> grouped_pairs(const std::vector<EvalImage>& images,
-                                           const GroupsFile& groups) {
-  std::vector<GroupedDistance> pairs;
-  static const std::vector<std::string> kNone;
-  auto groups_of = [&](const std::string& identity) -> const std::vector<std::string>& {
-    const auto it = groups.groups_of.find(identity);
-    return it == groups.groups_of.end() ? kNone : it->second;
-  };
+GroupedComparisons grouped_comparisons(const std::vector<EvalImage>& images,
+                                       const GroupsFile& groups) {
+  GroupedComparisons out;
+  std::map<std::string, std::size_t> index_of;  // group name -> index
+  for (const auto& [identity, names] : groups.groups_of) {
+    for (const std::string& name : names) index_of.emplace(name, 0);
+  }
+  for (auto& [name, index] : index_of) {
+    index = out.names.size();
+    out.names.push_back(name);
+  }
+  out.impostor.resize(out.names.size());
+  out.genuine.resize(out.names.size());
+  // Each image's group indices, sorted, once (not a map look-up per pair).
+  std::vector<std::vector<std::size_t>> groups_of(images.size());
   for (std::size_t i = 0; i < images.size(); ++i) {
-    if (!images[i].descriptor) continue;
-    const auto& groups_i = groups_of(images[i].identity);
-    if (groups_i.empty()) continue;
+    const auto it = groups.groups_of.find(images[i].identity);
+    if (it == groups.groups_of.end() || !images[i].descriptor) continue;
+    for (const std::string& name : it->second) groups_of[i].push_back(index_of.at(name));
+    std::sort(groups_of[i].begin(), groups_of[i].end());
+  }
+  std::vector<std::size_t> shared;
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    if (groups_of[i].empty()) continue;
     for (std::size_t j = i + 1; j < images.size(); ++j) {
-      if (!images[j].descriptor) continue;
-      const auto& groups_j = groups_of(images[j].identity);
+      if (groups_of[j].empty()) continue;
       const float d = distance(*images[i].descriptor, *images[j].descriptor);
       const bool same = images[i].identity == images[j].identity;
-      for (const std::string& g : groups_i) {
-        if (std::find(groups_j.begin(), groups_j.end(), g) != groups_j.end()) {
-          pairs.push_back({d, same, g});
-        }
-      }
+      shared.clear();
+      std::set_intersection(groups_of[i].begin(), groups_of[i].end(), groups_of[j].begin(),
+                            groups_of[j].end(), std::back_inserter(shared));
+      for (const std::size_t g : shared) (same ? out.genuine : out.impostor)[g].push_back(d);
+      if (shared.empty() && !same) out.across_impostor.push_back(d);
     }
   }
-  return pairs;
+  return out;
 }
 
 std::vector<LabelledDistance> listed_pairs(const PairsFile& file) {

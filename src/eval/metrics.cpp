@@ -214,30 +214,49 @@ std::vector<TradeOffPoint> identification_curve(std::span<const SearchOutcome> s
   return trade_off_curve(split.non_mated, split.found, split.mated, max_points);
 }
 
-std::vector<GroupRates> rates_by_group(std::span<const GroupedDistance> pairs, float threshold) {
-  std::map<std::string, GroupRates> by_group;
-  for (const GroupedDistance& p : pairs) {
-    GroupRates& g = by_group[p.group];
-    g.group = p.group;
-    Rate& rate = p.same ? g.fnmr : g.fmr;
-    ++rate.trials;
+GroupFigures group_figures(const GroupedComparisons& comparisons, float threshold,
+                           std::optional<double> stated_fmr) {
+  GroupFigures out;
+  out.threshold = threshold;
+  out.stated_fmr = stated_fmr;
+  const auto count = [threshold](std::span<const float> distances, bool same) {
+    Rate rate;
+    rate.trials = distances.size();
     // A genuine pair errs when it does not match; an impostor pair when it does.
-    if (p.same ? p.distance > threshold : p.distance <= threshold) ++rate.errors;
-  }
-  std::vector<GroupRates> out;
-  for (auto& [name, g] : by_group) out.push_back(g);
-  auto best = [&](Rate GroupRates::*rate) {
-    std::optional<double> lowest;
-    for (const GroupRates& g : out) {
-      if ((g.*rate).trials == 0) continue;
-      if (!lowest || (g.*rate).value() < *lowest) lowest = (g.*rate).value();
-    }
-    return lowest;
+    for (const float d : distances) rate.errors += same ? d > threshold : d <= threshold;
+    return rate;
   };
-  const auto best_fmr = best(&GroupRates::fmr), best_fnmr = best(&GroupRates::fnmr);
-  for (GroupRates& g : out) {
-    if (best_fmr && *best_fmr > 0 && g.fmr.trials) g.fmr_ratio = g.fmr.value() / *best_fmr;
+  for (std::size_t i = 0; i < comparisons.names.size(); ++i) {
+    GroupRates g;
+    g.group = comparisons.names[i];
+    g.fmr = count(comparisons.impostor[i], false);
+    g.fnmr = count(comparisons.genuine[i], true);
+    out.groups.push_back(std::move(g));
+  }
+  out.across_groups_fmr = count(comparisons.across_impostor, false);
+  const GroupRates* worst = nullptr;
+  const GroupRates* best = nullptr;
+  std::optional<double> best_fnmr;
+  for (const GroupRates& g : out.groups) {
+    if (g.fmr.trials > 0) {
+      if (!worst || g.fmr.value() > worst->fmr.value()) worst = &g;
+      if (!best || g.fmr.value() < best->fmr.value()) best = &g;
+    }
+    if (g.fnmr.trials > 0 && (!best_fnmr || g.fnmr.value() < *best_fnmr)) {
+      best_fnmr = g.fnmr.value();
+    }
+  }
+  if (worst) {
+    out.worst_group = worst->group;
+    out.best_group = best->group;
+    if (best->fmr.errors > 0) out.fmr_differential = worst->fmr.value() / best->fmr.value();
+  }
+  for (GroupRates& g : out.groups) {
+    if (best && best->fmr.errors > 0 && g.fmr.trials)
+      g.fmr_ratio = g.fmr.value() / best->fmr.value();
     if (best_fnmr && *best_fnmr > 0 && g.fnmr.trials) g.fnmr_ratio = g.fnmr.value() / *best_fnmr;
+    if (stated_fmr && *stated_fmr > 0 && g.fmr.trials)
+      g.fmr_to_stated = g.fmr.value() / *stated_fmr;
   }
   return out;
 }
@@ -308,6 +327,11 @@ float default_watchlist_threshold(const DescriptorModel& model) {
   return calibrate_built_in(model, kDefaultTargetFpir, kDefaultExpectedIdentities).max_distance;
 }
 
+double built_in_fmr_at(const DescriptorModel& model, float max_distance) {
+  const DescriptorCalibration& c = model.calibration;
+  return standard_normal_cdf((max_distance - c.impostor_tail_mean) / c.impostor_tail_sd);
+}
+
 std::string built_in_calibration_data(const DescriptorModel& model) {
   return "frs's built-in impostor model of " + std::string(model.id) +
          " (lfw10 and crops pooled; docs/accuracy.md)";
@@ -348,6 +372,29 @@ Calibration calibrate(std::span<const float> impostor_distances, double target_f
   }
   return calibrate_from_tail(q10 - tail_sd * z10, tail_sd, sorted.size(), target_fpir,
                              gallery_size);
+}
+
+CalibrationForEveryGroup calibrate_for_every_group(std::span<const float> impostor_distances,
+                                                   const GroupedComparisons& comparisons,
+                                                   double target_fpir, std::size_t gallery_size) {
+  CalibrationForEveryGroup out;
+  out.pooled = calibrate(impostor_distances, target_fpir, gallery_size);
+  out.binding = out.pooled;
+  for (std::size_t i = 0; i < comparisons.names.size(); ++i) {
+    GroupCalibration g;
+    g.group = comparisons.names[i];
+    try {
+      g.calibration = calibrate(comparisons.impostor[i], target_fpir, gallery_size);
+      if (g.calibration->max_distance < out.binding.max_distance) {
+        out.binding = *g.calibration;
+        out.bound_by = g.group;
+      }
+    } catch (const Error& e) {
+      g.problem = e.what();
+    }
+    out.groups.push_back(std::move(g));
+  }
+  return out;
 }
 
 }  // namespace frs

@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -43,7 +44,7 @@ class EvaluationService final : public pb::Evaluation::Service {
   grpc::Status Evaluate(grpc::ServerContext* context, const pb::EvaluateRequest* request,
                         pb::EvaluateResponse* response) override {
     return serve(access_, context, [&](Call& call) {
-      const EvaluationOptions options = options_of(*request, engine_.descriptor_model());
+      EvaluationOptions options = options_of(*request, engine_.descriptor_model());
       std::vector<EvalImage> images;
       std::set<std::string> identities;
       for (const pb::LabelledPhoto& photo : request->photos()) {
@@ -60,6 +61,14 @@ class EvaluationService final : public pb::Evaluation::Service {
         image.bytes = photo.image();
         images.push_back(std::move(image));
         identities.insert(photo.identity());
+        if (!photo.group().empty()) {
+          check_text(photo.group(), "photo group", fields::kGroupName);
+          if (!options.groups) options.groups.emplace();
+          auto& groups = options.groups->groups_of[photo.identity()];
+          if (std::find(groups.begin(), groups.end(), photo.group()) == groups.end()) {
+            groups.push_back(photo.group());
+          }
+        }
       }
       // One evaluation at a time: it takes every core the live path also needs.
       std::unique_lock running(running_, std::try_to_lock);
@@ -107,6 +116,7 @@ class EvaluationService final : public pb::Evaluation::Service {
     if (!(o.max_distance > 0 && o.max_distance <= 4)) {
       throw Error(ErrorCode::kInvalidArgument, "max_distance must be in (0, 4]");
     }
+    o.stated_fmr = built_in_fmr_at(model, o.max_distance);
     if (r.enroll_per_identity() != 0) o.open_set.enroll_per_identity = r.enroll_per_identity();
     if (r.holdout() != 0) o.open_set.holdout = r.holdout();
     o.open_set.score = r.centroid() ? TemplateScore::kCentroid : TemplateScore::kNearest;
@@ -159,6 +169,30 @@ class EvaluationService final : public pb::Evaluation::Service {
       cr->set_max_distance(c.max_distance);
       cr->set_impostor_comparisons(static_cast<std::int64_t>(c.impostor_comparisons));
       cr->set_extrapolated(c.extrapolated);
+      if (e.group_calibration) cr->set_bound_by_group(e.group_calibration->bound_by);
+    }
+    if (e.groups) {
+      const GroupFigures& f = *e.groups;
+      for (const GroupRates& g : f.groups) {
+        pb::GroupResult* gr = response->add_groups();
+        gr->set_group(g.group);
+        to_proto(g.fmr, gr->mutable_fmr());
+        to_proto(g.fnmr, gr->mutable_fnmr());
+        gr->set_fmr_to_best(g.fmr_ratio.value_or(0));
+        gr->set_fmr_to_stated(g.fmr_to_stated.value_or(0));
+        if (e.group_calibration) {
+          for (const GroupCalibration& c : e.group_calibration->groups) {
+            if (c.group == g.group && c.calibration) {
+              gr->set_calibrated_max_distance(c.calibration->max_distance);
+            }
+          }
+        }
+      }
+      to_proto(f.across_groups_fmr, response->mutable_across_groups_fmr());
+      response->set_worst_group(f.worst_group);
+      response->set_best_group(f.best_group);
+      response->set_fmr_differential(f.fmr_differential.value_or(0));
+      response->set_stated_fmr(f.stated_fmr.value_or(0));
     }
   }
 

@@ -1,6 +1,7 @@
 #include <google/protobuf/util/json_util.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 #include <mutex>
 #include <set>
@@ -49,6 +50,23 @@ pb::ThresholdBasis basis_with_method(const char* method) {
 }
 
 void check_basis(const pb::ThresholdBasis& b) {
+  check_text(b.data(), "threshold basis data", fields::kThresholdBasisData);
+  if (b.groups_size() > static_cast<int>(fields::kMaxNamesPerList)) {
+    throw Error(ErrorCode::kInvalidArgument, "a threshold basis names at most " +
+                                                 std::to_string(fields::kMaxNamesPerList) +
+                                                 " groups, got " + std::to_string(b.groups_size()));
+  }
+  for (const std::string& group : b.groups()) {
+    check_text(group, "threshold basis group", fields::kGroupName);
+  }
+  if (!b.bound_by_group().empty()) {
+    check_text(b.bound_by_group(), "threshold basis group", fields::kGroupName);
+    if (std::find(b.groups().begin(), b.groups().end(), b.bound_by_group()) == b.groups().end()) {
+      throw Error(
+          ErrorCode::kInvalidArgument,
+          "threshold basis: bound_by_group '" + b.bound_by_group() + "' is not one of its groups");
+    }
+  }
   if (b.method() == "manual") return;
   if (b.method() != "calibrated") {
     throw Error(

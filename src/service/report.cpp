@@ -255,6 +255,12 @@ void add_gallery(Gallery& gallery, const std::string& default_model, std::int64_
     const json basis = parsed(w.threshold_basis);
     t->set_method(basis.value("method", ""));
     t->set_data(basis.value("data", ""));
+    if (const auto groups = basis.find("groups"); groups != basis.end() && groups->is_array()) {
+      for (const json& g : *groups) {
+        if (g.is_string()) t->add_groups(g.get<std::string>());
+      }
+    }
+    t->set_bound_by_group(basis.value("boundByGroup", ""));
     for (const Authorization& a : gallery.authorizations(w.id)) {
       if (a.valid_until_ms < from || a.valid_from_ms > to) continue;  // not in force then
       pb::AuthorizationSummary* s = report->add_authorizations();

@@ -411,6 +411,7 @@ TEST(CliEval, PairsAndGroupsFilesWithMalformedRowsAreListedNotFatal) {
     EXPECT_EQ(g["fnmr"]["trials"], 225);  // 5 people x 45 same-person pairs
     EXPECT_EQ(g["fmr"]["trials"], 1000);  // (50 choose 2) - 225
   }
+  EXPECT_EQ(j["group_summary"]["across_groups_fmr"]["trials"], 2500);  // 50 x 50
   EXPECT_EQ(j["skipped_rows"].size(), 1u);
 
   // Input that cannot be evaluated: a clear error, exit code 1.
@@ -427,6 +428,96 @@ TEST(CliEval, PairsAndGroupsFilesWithMalformedRowsAreListedNotFatal) {
   r = run_cli("eval --pairs " + quoted(dir / "groups.csv") + " --no-progress");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("no usable pair"), std::string::npos) << r.err;
+}
+
+// A CSV listing photos of one person each with an attribute column (the layout of
+// testdata/demographics/labels.csv): FMR per group, across groups, the differential, and a
+// calibration that holds for every group.
+TEST(CliEval, PhotosListedInACsvGiveRatesPerGroupAndACalibrationForEveryGroup) {
+  const std::filesystem::path labels = testdata_dir() / "demographics" / "labels.csv";
+  ScopedTempDir dir("eval-images");
+  std::map<std::string, int> listed;  // race -> photos
+  {
+    std::ifstream in(labels);
+    std::ofstream out(dir / "sample.csv");
+    std::string line;
+    std::getline(in, line);
+    out << line << "\n";  // file,age,gender,race
+    while (std::getline(in, line)) {
+      const std::string race = line.substr(line.rfind(',') + 1);
+      // 15 a group: 105 comparisons within each, enough to calibrate it.
+      if (listed[race] == 15) continue;
+      ++listed[race];
+      out << (labels.parent_path() / line).string() << "\n";
+    }
+  }
+  ASSERT_EQ(listed.size(), 5u);
+  CliRun r = run_cli("eval --images " + quoted(dir / "sample.csv") +
+                     " --group-by race --json --no-progress --calibrate --gallery-size 1000");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_TRUE(j["no_descriptor"].empty()) << j["no_descriptor"].dump();
+  EXPECT_EQ(j["images"], 75);
+  EXPECT_EQ(j["identities"], 75);  // no identity column: each photo a different person
+  EXPECT_EQ(j["verification"]["genuine"], 0);
+  EXPECT_EQ(j["verification"]["impostor"], 75 * 74 / 2);
+  ASSERT_EQ(j["groups"].size(), 5u);
+  double worst = 0, best = 1;
+  for (const auto& g : j["groups"]) {
+    EXPECT_EQ(g["fmr"]["trials"], 105) << g.dump();
+    EXPECT_EQ(g["fnmr"]["trials"], 0) << g.dump();
+    worst = std::max(worst, g["fmr"]["rate"].get<double>());
+    best = std::min(best, g["fmr"]["rate"].get<double>());
+    EXPECT_NEAR(g["fmr_to_stated"].get<double>(),
+                g["fmr"]["rate"].get<double>() / j["group_summary"]["stated_fmr"].get<double>(),
+                1e-6 * g["fmr_to_stated"].get<double>());
+  }
+  const auto& summary = j["group_summary"];
+  EXPECT_EQ(summary["across_groups_fmr"]["trials"], 75 * 74 / 2 - 5 * 105);
+  // The default threshold states its calibration's per-comparison rate, 1e-5.
+  EXPECT_NEAR(summary["stated_fmr"].get<double>(), 1.005e-5, 0.01e-5);
+  if (best > 0)
+    EXPECT_NEAR(summary["fmr_differential"].get<double>(), worst / best, 1e-9);
+  else
+    EXPECT_TRUE(summary["fmr_differential"].is_null());
+
+  // The threshold that holds for every group is the strictest of theirs and the pooled one.
+  const auto& c = j["calibration"];
+  ASSERT_EQ(c["groups"].size(), 5u);
+  double strictest = c["pooled"]["max_distance"];
+  std::string strictest_group;
+  for (const auto& g : c["groups"]) {
+    ASSERT_TRUE(g.contains("calibration")) << g.dump();
+    if (g["calibration"]["max_distance"].get<double>() < strictest) {
+      strictest = g["calibration"]["max_distance"];
+      strictest_group = g["group"];
+    }
+  }
+  EXPECT_DOUBLE_EQ(c["max_distance"].get<double>(), strictest);
+  EXPECT_EQ(c["bound_by"], strictest_group);
+
+  // The text report says the same.
+  r = run_cli("eval --images " + quoted(dir / "sample.csv") +
+              " --group-by race --no-progress --calibrate --gallery-size 1000");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("FMR differential"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("across groups"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("holds for every group"), std::string::npos) << r.out;
+
+  // Options that do not go together, and a column that is not there.
+  r = run_cli("eval --images " + quoted(dir / "sample.csv") + " --group-by ethnicity");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("file, age, gender, race"), std::string::npos) << r.err;
+  r = run_cli("eval " + quoted(testdata_dir() / "lfw10") + " --group-by race");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--groups CSV"), std::string::npos) << r.err;
+  r = run_cli("eval --images " + quoted(dir / "sample.csv") + " --groups " + quoted(labels));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--group-by"), std::string::npos) << r.err;
+  r = run_cli("eval --images " + quoted(dir / "sample.csv") + " " +
+              quoted(testdata_dir() / "lfw10"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("give one of"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -25,6 +25,8 @@
 #include "child_processes.h"
 #include "frs/auth/tokens.h"
 #include "frs/client/channel.h"
+#include "frs/core/clock.h"
+#include "frs/core/time_text.h"
 #include "frs/v1/eval.grpc.pb.h"
 #include "frs/v1/gallery.grpc.pb.h"
 #include "frs/v1/live.grpc.pb.h"
@@ -195,14 +197,30 @@ TEST_F(ServerTest, ACalibratedThresholdIsRecordedAndExplained) {
   ASSERT_EQ(code, 0) << out;
   EXPECT_LT(nlohmann::json::parse(out)["max_distance"].get<double>(),
             created["max_distance"].get<double>() - 0.05);
+  // Calibrated on lfw10 in two groups of five people: the threshold holds for both.
+  const ScopedTempDir dir("calibration");
+  {
+    std::ofstream groups(dir / "groups.csv");
+    groups << "identity,group\n";
+    int i = 0;
+    for (const auto& person : std::filesystem::directory_iterator(testdata_dir() / "lfw10")) {
+      groups << person.path().filename().string() << "," << (i++ < 5 ? "g1" : "g2") << "\n";
+    }
+  }
   std::tie(code, out) =
-      run_command(cli + "eval " + (testdata_dir() / "lfw10").string() +
+      run_command(cli + "eval " + (testdata_dir() / "lfw10").string() + " --groups " +
+                  (dir / "groups.csv").string() +
                   " --calibrate --target-fpir 0.01 --gallery-size 1000 --apply-to wanted "
                   "--no-progress --json" +
                   server);
   ASSERT_EQ(code, 0) << out;
-  const double calibrated =
-      nlohmann::json::parse(out.substr(out.find('{')))["calibration"]["max_distance"];
+  const auto calibration = nlohmann::json::parse(out.substr(out.find('{')))["calibration"];
+  const double calibrated = calibration["max_distance"];
+  ASSERT_EQ(calibration["groups"].size(), 2u);
+  for (const auto& g : calibration["groups"]) {
+    EXPECT_LE(calibrated, g["calibration"]["max_distance"].get<double>()) << g.dump();
+  }
+  EXPECT_LE(calibrated, calibration["pooled"]["max_distance"].get<double>());
   std::tie(code, out) = run_command(cli + "watchlist show wanted --json" + server);
   ASSERT_EQ(code, 0) << out;
   const auto shown = nlohmann::json::parse(out);
@@ -211,14 +229,21 @@ TEST_F(ServerTest, ACalibratedThresholdIsRecordedAndExplained) {
   EXPECT_EQ(basis["method"], "calibrated");
   EXPECT_DOUBLE_EQ(basis["target_fpir"].get<double>(), 0.01);
   EXPECT_EQ(basis["gallery_size"], 1000);
-  EXPECT_EQ(basis["impostor_comparisons"], 4500);
+  // The comparisons of the calibration that set it: one group's 1000, or all 4500 pooled.
+  EXPECT_EQ(basis["impostor_comparisons"], calibration["bound_by"] == "" ? 4500 : 1000);
   EXPECT_NE(basis["data"].get<std::string>().find("frs eval on"), std::string::npos);
   EXPECT_NE(basis["data"].get<std::string>().find("100 images of 10 identities"),
             std::string::npos);
+  EXPECT_EQ(basis["groups"], nlohmann::json::array({"g1", "g2"}));
+  EXPECT_EQ(basis["bound_by_group"], calibration["bound_by"]);
   std::tie(code, out) = run_command(cli + "watchlist show wanted" + server);
   EXPECT_NE(out.find("calibrated on"), std::string::npos) << out;
   EXPECT_NE(out.find("expected false-alert rate 0.01 for 1000 identities"), std::string::npos)
       << out;
+  EXPECT_NE(out.find("held for each of 2 groups (g1, g2)"), std::string::npos) << out;
+  // The built-in calibration was not checked per group, and says so.
+  std::tie(code, out) = run_command(cli + "watchlist show big" + server);
+  EXPECT_NE(out.find("not checked per group"), std::string::npos) << out;
 
   // A calibration record that does not hold together is refused, the watchlist unchanged.
   {
@@ -227,6 +252,38 @@ TEST_F(ServerTest, ACalibratedThresholdIsRecordedAndExplained) {
     r.set_name("wanted");
     r.set_max_distance(0.3f);
     r.mutable_basis()->set_method("calibrated");  // no rate, no size
+    pb::Watchlist w;
+    EXPECT_EQ(server_->gallery().UpdateWatchlistThreshold(&c, r, &w).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  for (const std::string& group : {std::string("g3"), std::string(129, 'g'), std::string("a\nb")}) {
+    grpc::ClientContext c;
+    pb::UpdateWatchlistThresholdRequest r;
+    r.set_name("wanted");
+    r.set_max_distance(0.3f);
+    pb::ThresholdBasis& b = *r.mutable_basis();
+    b.set_method("calibrated");
+    b.set_target_fpir(0.01);
+    b.set_gallery_size(10);
+    b.set_per_comparison_fmr(0.001);
+    b.add_groups("g1");
+    if (group == "g3") {
+      b.set_bound_by_group(group);  // not one of its groups
+    } else {
+      b.add_groups(group);
+    }
+    pb::Watchlist w;
+    EXPECT_EQ(server_->gallery().UpdateWatchlistThreshold(&c, r, &w).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT)
+        << group.size();
+  }
+  {
+    grpc::ClientContext c;
+    pb::UpdateWatchlistThresholdRequest r;
+    r.set_name("wanted");
+    r.set_max_distance(0.3f);
+    r.mutable_basis()->set_method("manual");
+    r.mutable_basis()->set_data(std::string(2001, 'x'));  // over the cap
     pb::Watchlist w;
     EXPECT_EQ(server_->gallery().UpdateWatchlistThreshold(&c, r, &w).error_code(),
               grpc::StatusCode::INVALID_ARGUMENT);
@@ -530,11 +587,23 @@ TEST_F(ServerTest, AGateRefusalIsOverriddenOnlyWithAReasonAndIsLogged) {
 TEST_F(ServerTest, EvaluateGivesTheFiguresOfFrsEval) {
   auto evaluation = pb::Evaluation::NewStub(server_->channel());
   pb::EvaluateRequest request;
-  for (const auto& p : read_identity_tree(testdata_dir() / "lfw10")) {
+  // Photos in two groups of five people, as frs eval --groups is given them below.
+  const auto photos = read_identity_tree(testdata_dir() / "lfw10");
+  std::set<std::string> people;
+  for (const auto& p : photos) people.insert(p.identity);
+  std::map<std::string, std::string> group_of;
+  for (const std::string& person : people) group_of[person] = group_of.size() < 5 ? "g1" : "g2";
+  const ScopedTempDir dir("evaluate");
+  {
+    std::ofstream groups(dir / "groups.csv");
+    for (const auto& [person, group] : group_of) groups << person << "," << group << "\n";
+  }
+  for (const auto& p : photos) {
     pb::LabelledPhoto* photo = request.add_photos();
     photo->set_image(bytes_of(p.file));
     photo->set_identity(p.identity);
     photo->set_source(p.file.filename().string());
+    photo->set_group(group_of.at(p.identity));
   }
   pb::LabelledPhoto* unreadable = request.add_photos();
   unreadable->set_image("not an image");
@@ -554,7 +623,8 @@ TEST_F(ServerTest, EvaluateGivesTheFiguresOfFrsEval) {
 
   const auto [code, out] =
       run_command(std::string(FRS_CLI) + " eval " + (testdata_dir() / "lfw10").string() +
-                  " --json --no-progress --calibrate --gallery-size 1000");
+                  " --json --no-progress --calibrate --gallery-size 1000 --groups " +
+                  (dir / "groups.csv").string());
   ASSERT_EQ(code, 0) << out;
   const auto cli = nlohmann::json::parse(out);
   const auto& v = response.verification();
@@ -570,6 +640,29 @@ TEST_F(ServerTest, EvaluateGivesTheFiguresOfFrsEval) {
   EXPECT_EQ(id.fnir().errors(), cli["identification"]["fnir"]["errors"]);
   EXPECT_NEAR(response.calibration().max_distance(),
               cli["calibration"]["max_distance"].get<double>(), 1e-4);
+  EXPECT_EQ(response.calibration().bound_by_group(), cli["calibration"]["bound_by"]);
+  ASSERT_EQ(response.groups_size(), 2);
+  for (int i = 0; i < 2; ++i) {
+    const pb::GroupResult& g = response.groups(i);
+    const auto& expected = cli["groups"][i];
+    EXPECT_EQ(g.group(), expected["group"]);
+    EXPECT_EQ(g.fmr().errors(), expected["fmr"]["errors"]);
+    EXPECT_EQ(g.fmr().trials(), 1000);
+    EXPECT_EQ(g.fnmr().errors(), expected["fnmr"]["errors"]);
+    EXPECT_NEAR(g.calibrated_max_distance(),
+                cli["calibration"]["groups"][i]["calibration"]["max_distance"].get<double>(), 1e-4);
+  }
+  EXPECT_EQ(response.across_groups_fmr().trials(), 2500);
+  EXPECT_EQ(response.worst_group(), cli["group_summary"]["worst_group"]);
+  EXPECT_NEAR(response.stated_fmr(), cli["group_summary"]["stated_fmr"].get<double>(), 1e-12);
+  // The accountability report shows the differential of this, the last evaluation.
+  const auto day = [](std::int64_t ms) { return format_utc_time(ms).substr(0, 10); };
+  const auto [report_code, report] =
+      run_command(std::string(FRS_CLI) + " audit report --from " + day(now_unix_ms() - 86'400'000) +
+                  " --to " + day(now_unix_ms() + 86'400'000) + " --server " + server_->address());
+  ASSERT_EQ(report_code, 0) << report;
+  EXPECT_NE(report.find("per group at max distance"), std::string::npos) << report;
+  EXPECT_NE(report.find("worst " + response.worst_group()), std::string::npos) << report;
 
   pb::EvaluateRequest too_few;
   for (int i = 0; i < 3; ++i) *too_few.add_photos() = request.photos(i);

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 
 #include "frs/core/error.h"
@@ -146,6 +147,103 @@ TEST(EvalDataset, PairsFileListsMalformedRowsAndReusesImages) {
   EXPECT_NE(file.skipped[0].find("line 4"), std::string::npos) << file.skipped[0];
   EXPECT_NE(file.skipped[1].find("perhaps"), std::string::npos) << file.skipped[1];
   EXPECT_THROW(read_pairs_csv(dir / "missing.csv"), Error);
+}
+
+TEST(EvalDataset, ImagesFileReadsFilesIdentitiesAndGroupsAndListsBadRows) {
+  testing::ScopedTempDir dir("eval-dataset");
+  {
+    std::ofstream csv(dir / "labels.csv");
+    csv << "\n"
+        << "file,age,race\n"
+        << "images/a.jpg,30,White\n"
+        << "images/b.jpg,40,Asian\n"
+        << "images/a.jpg,30,White\n"  // listed twice
+        << "images/c.jpg,50\n"        // a field short
+        << ",20,Black\n"              // no file
+        << "images/d.jpg,20,\n"       // no race: counted, in no group
+        << "/abs/e.jpg,25,Asian\n";
+  }
+  ImagesFile file = read_images_csv(dir / "labels.csv", "race");
+  EXPECT_FALSE(file.identities_given);
+  ASSERT_EQ(file.images.size(), 4u);
+  EXPECT_EQ(file.images[0].file, (dir / "images/a.jpg").lexically_normal());
+  EXPECT_EQ(file.images[3].file, std::filesystem::path("/abs/e.jpg"));
+  // Without an identity column each file is its own person.
+  EXPECT_EQ(file.images[0].identity, file.images[0].file.string());
+  EXPECT_NE(file.images[0].identity, file.images[1].identity);
+  EXPECT_EQ(file.groups.groups_of.size(), 3u);
+  EXPECT_EQ(file.groups.groups_of.at(file.images[1].identity), std::vector<std::string>{"Asian"});
+  EXPECT_FALSE(file.groups.groups_of.count(file.images[2].identity));
+  ASSERT_EQ(file.skipped.size(), 4u);
+  EXPECT_NE(file.skipped[0].find("line 5"), std::string::npos) << file.skipped[0];
+  EXPECT_NE(file.skipped[0].find("twice"), std::string::npos) << file.skipped[0];
+  EXPECT_NE(file.skipped[1].find("got 2"), std::string::npos) << file.skipped[1];
+  EXPECT_NE(file.skipped[2].find("empty file"), std::string::npos) << file.skipped[2];
+  EXPECT_NE(file.skipped[3].find("no race"), std::string::npos) << file.skipped[3];
+
+  // Without --group-by: the same photos, no groups.
+  EXPECT_TRUE(read_images_csv(dir / "labels.csv").groups.groups_of.empty());
+  try {
+    read_images_csv(dir / "labels.csv", "ethnicity");
+    ADD_FAILURE() << "a group column that is not there";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("file, age, race"), std::string::npos) << e.what();
+  }
+
+  {
+    std::ofstream csv(dir / "identities.csv");
+    csv << "identity,file\nann,a1.jpg\nann,a2.jpg\n,b.jpg\nbob,b1.jpg\n";
+  }
+  file = read_images_csv(dir / "identities.csv");
+  EXPECT_TRUE(file.identities_given);
+  ASSERT_EQ(file.images.size(), 3u);
+  EXPECT_EQ(file.images[1].identity, "ann");
+  EXPECT_EQ(file.images[2].identity, "bob");
+  ASSERT_EQ(file.skipped.size(), 1u);
+  EXPECT_NE(file.skipped[0].find("empty identity"), std::string::npos) << file.skipped[0];
+
+  for (const char* bad : {"", "a.jpg,White\n", "file,race\n", "file,race\n,White\n"}) {
+    std::ofstream(dir / "bad.csv") << bad;
+    EXPECT_THROW(read_images_csv(dir / "bad.csv", "race"), Error) << bad;
+  }
+  EXPECT_THROW(read_images_csv(dir / "missing.csv"), Error);
+  {
+    std::ofstream csv(dir / "huge.csv");
+    csv << "file\n";
+    for (std::size_t i = 0; i <= kMaxListedImages; ++i) csv << i << ".jpg\n";
+  }
+  try {
+    read_images_csv(dir / "huge.csv");
+    ADD_FAILURE() << "more photos than the bound";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("more than 20000"), std::string::npos) << e.what();
+  }
+}
+
+// Pairs count within each group both images share, and across groups when they share none;
+// images of no group and images without a descriptor count nowhere.
+TEST(EvalDataset, GroupedComparisonsWithinAndAcrossGroups) {
+  std::vector<EvalImage> images = four_people();  // p0..p3, three images each
+  images[11].descriptor.reset();                  // one of p3's has none
+  GroupsFile groups;
+  groups.groups_of["p0"] = {"A"};
+  groups.groups_of["p1"] = {"A", "B"};
+  groups.groups_of["p2"] = {"B"};
+  groups.groups_of["p3"] = {"B"};
+  groups.groups_of["nobody"] = {"C"};  // a group with no image
+  const GroupedComparisons c = grouped_comparisons(images, groups);
+  ASSERT_EQ(c.names, (std::vector<std::string>{"A", "B", "C"}));
+  // A: p0 and p1, 3 same-person pairs each, 3x3 different-people pairs.
+  EXPECT_EQ(c.genuine[0].size(), 6u);
+  EXPECT_EQ(c.impostor[0].size(), 9u);
+  // B: p1, p2, p3 (two images): 3 + 3 + 1 same-person pairs; 9 + 6 + 6 different.
+  EXPECT_EQ(c.genuine[1].size(), 7u);
+  EXPECT_EQ(c.impostor[1].size(), 21u);
+  EXPECT_TRUE(c.impostor[2].empty());
+  // Across: p0 with p2 and with p3 (no common group): 3x3 + 3x2.
+  EXPECT_EQ(c.across_impostor.size(), 15u);
+  // Different people on different axes: sqrt(a^2 + b^2).
+  EXPECT_NEAR(c.across_impostor.front(), std::hypot(1.0f, 1.0f), 1e-6);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 
 #include "frs/core/error.h"
@@ -64,23 +65,104 @@ TEST(EvalMetrics, OpenSetIdentificationCountsOnHandMadeSearches) {
   EXPECT_EQ(id.at_fpir[1].fnir.errors, 2u);
 }
 
-TEST(EvalMetrics, GroupRatesAgainstTheBestGroup) {
-  const std::vector<GroupedDistance> pairs = {
-      {0.3f, true, "A"},  {0.6f, true, "A"},  {0.4f, false, "A"},  {0.9f, false, "A"},
-      {0.2f, true, "B"},  {0.3f, true, "B"},  {0.45f, false, "B"}, {0.8f, false, "B"},
-      {0.9f, false, "B"}, {0.95f, false, "B"}};
-  const auto groups = rates_by_group(pairs, 0.5f);
-  ASSERT_EQ(groups.size(), 2u);
-  EXPECT_EQ(groups[0].group, "A");
-  EXPECT_EQ(groups[0].fmr.errors, 1u);
-  EXPECT_EQ(groups[0].fmr.trials, 2u);
-  EXPECT_EQ(groups[0].fnmr.errors, 1u);
-  EXPECT_EQ(groups[1].fmr.errors, 1u);
-  EXPECT_EQ(groups[1].fmr.trials, 4u);
-  EXPECT_EQ(groups[1].fnmr.errors, 0u);
-  EXPECT_DOUBLE_EQ(*groups[0].fmr_ratio, 2.0);  // 0.5 against B's 0.25
-  EXPECT_DOUBLE_EQ(*groups[1].fmr_ratio, 1.0);
-  EXPECT_FALSE(groups[0].fnmr_ratio.has_value());  // the best group's FNMR is 0
+TEST(EvalMetrics, GroupRatesAgainstTheBestGroupAndTheStatedRate) {
+  GroupedComparisons c;
+  c.names = {"A", "B", "C"};
+  c.genuine = {{0.3f, 0.6f}, {0.2f, 0.3f}, {}};
+  c.impostor = {{0.4f, 0.9f}, {0.45f, 0.8f, 0.9f, 0.95f}, {}};
+  c.across_impostor = {0.5f, 0.51f, 0.7f};
+  const GroupFigures f = group_figures(c, 0.5f, 0.05);
+  EXPECT_EQ(f.threshold, 0.5f);
+  ASSERT_EQ(f.groups.size(), 3u);
+  const GroupRates& a = f.groups[0];
+  const GroupRates& b = f.groups[1];
+  EXPECT_EQ(a.group, "A");
+  EXPECT_EQ(a.fmr.errors, 1u);
+  EXPECT_EQ(a.fmr.trials, 2u);
+  EXPECT_EQ(a.fnmr.errors, 1u);
+  EXPECT_EQ(b.fmr.errors, 1u);
+  EXPECT_EQ(b.fmr.trials, 4u);
+  EXPECT_EQ(b.fnmr.errors, 0u);
+  EXPECT_DOUBLE_EQ(*a.fmr_ratio, 2.0);  // 0.5 against B's 0.25
+  EXPECT_DOUBLE_EQ(*b.fmr_ratio, 1.0);
+  EXPECT_FALSE(a.fnmr_ratio.has_value());  // the best group's FNMR is 0
+  EXPECT_DOUBLE_EQ(*a.fmr_to_stated, 10.0);
+  EXPECT_DOUBLE_EQ(*b.fmr_to_stated, 5.0);
+  // C has no comparison: no rate, no ratio, and not the best.
+  EXPECT_EQ(f.groups[2].fmr.trials, 0u);
+  EXPECT_FALSE(f.groups[2].fmr_ratio.has_value());
+  EXPECT_FALSE(f.groups[2].fmr_to_stated.has_value());
+  EXPECT_EQ(f.worst_group, "A");
+  EXPECT_EQ(f.best_group, "B");
+  EXPECT_DOUBLE_EQ(*f.fmr_differential, 2.0);
+  EXPECT_EQ(f.across_groups_fmr.errors, 1u);  // 0.5 matches at 0.5
+  EXPECT_EQ(f.across_groups_fmr.trials, 3u);
+
+  // A best group with no false match: the differential is unknown, not infinite or 1.
+  const GroupFigures strict = group_figures(c, 0.42f);
+  EXPECT_EQ(strict.worst_group, "A");
+  EXPECT_EQ(strict.best_group, "B");
+  EXPECT_FALSE(strict.fmr_differential.has_value());
+  EXPECT_FALSE(strict.stated_fmr.has_value());
+  EXPECT_FALSE(strict.groups[0].fmr_to_stated.has_value());
+}
+
+// The group whose impostors lie nearest sets the threshold for everyone; a group too small
+// to calibrate is listed with its reason.
+TEST(EvalMetrics, CalibrationForEveryGroupTakesTheStrictestGroup) {
+  std::mt19937 rng(7);
+  GroupedComparisons c;
+  c.names = {"far", "near", "tiny"};
+  std::normal_distribution<float> far(0.95f, 0.08f), near(0.80f, 0.08f);
+  c.impostor.resize(3);
+  c.genuine.resize(3);
+  for (int i = 0; i < 20000; ++i) c.impostor[0].push_back(far(rng));
+  for (int i = 0; i < 1000; ++i) c.impostor[1].push_back(near(rng));
+  for (int i = 0; i < 50; ++i) c.impostor[2].push_back(near(rng));
+  std::vector<float> pooled = c.impostor[0];
+  pooled.insert(pooled.end(), c.impostor[1].begin(), c.impostor[1].end());
+  pooled.insert(pooled.end(), c.impostor[2].begin(), c.impostor[2].end());
+
+  // One identity at FPIR 0.01: each comparison may match with probability 0.01, read off
+  // the distances (z(0.01) = -2.326).
+  const CalibrationForEveryGroup every = calibrate_for_every_group(pooled, c, 0.01, 1);
+  ASSERT_EQ(every.groups.size(), 3u);
+  ASSERT_TRUE(every.groups[0].calibration && every.groups[1].calibration);
+  EXPECT_FALSE(every.groups[2].calibration.has_value());
+  EXPECT_NE(every.groups[2].problem.find("at least 100"), std::string::npos);
+  EXPECT_NEAR(every.groups[0].calibration->max_distance, 0.95 - 0.186, 0.015);
+  EXPECT_NEAR(every.groups[1].calibration->max_distance, 0.80 - 0.186, 0.03);
+  EXPECT_EQ(every.bound_by, "near");
+  EXPECT_EQ(every.binding.max_distance, every.groups[1].calibration->max_distance);
+  // At the pooled threshold the near group's comparisons match far more often than stated
+  // (Phi(-1) = 0.16 in theory); at the binding one, as stated.
+  const auto near_fmr = [&](float threshold) {
+    return static_cast<double>(std::count_if(c.impostor[1].begin(), c.impostor[1].end(),
+                                             [&](float d) { return d <= threshold; })) /
+           static_cast<double>(c.impostor[1].size());
+  };
+  EXPECT_GT(near_fmr(every.pooled.max_distance), 0.05);
+  EXPECT_LE(near_fmr(every.binding.max_distance), 0.01);
+
+  // Only far: the pooled comparisons (far's own) bind.
+  GroupedComparisons far_only = c;
+  far_only.names.resize(1);
+  far_only.impostor.resize(1);
+  const CalibrationForEveryGroup alone =
+      calibrate_for_every_group(c.impostor[0], far_only, 0.01, 1);
+  EXPECT_EQ(alone.bound_by, "");
+  EXPECT_EQ(alone.binding.max_distance, alone.pooled.max_distance);
+}
+
+// The rate the built-in calibration states at its own default threshold is the per-comparison
+// FMR it was calibrated for (the two are inverses).
+TEST(EvalMetrics, BuiltInStatedRateInvertsTheBuiltInCalibration) {
+  for (const DescriptorModel& model : descriptor_models()) {
+    const Calibration c = calibrate_built_in(model, kDefaultTargetFpir, kDefaultExpectedIdentities);
+    EXPECT_NEAR(built_in_fmr_at(model, c.max_distance) / c.per_comparison_fmr, 1.0, 1e-3)
+        << model.id;
+    EXPECT_GT(built_in_fmr_at(model, c.max_distance + 0.05f), c.per_comparison_fmr) << model.id;
+  }
 }
 
 TEST(EvalMetrics, CalibrationOnAKnownImpostorDistribution) {

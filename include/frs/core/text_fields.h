@@ -16,6 +16,7 @@ inline constexpr TextRule kCameraName{.max_chars = 64, .required = true};
 inline constexpr TextRule kCameraUrl{.max_chars = 2048, .required = true};
 inline constexpr TextRule kPhotoSource{.max_chars = 1024};  // a file name, for the reply
 inline constexpr TextRule kEvalIdentity{.max_chars = 128, .required = true};
+inline constexpr TextRule kGroupName{.max_chars = 128, .required = true};  // of a calibration
 inline constexpr TextRule kReviewer{.max_chars = 128};
 inline constexpr TextRule kAuthorizationReference{.max_chars = 200, .required = true};
 inline constexpr TextRule kAuthorizationIssuer{.max_chars = 200};
@@ -25,6 +26,7 @@ inline constexpr TextRule kNotes{.max_chars = 4000, .single_line = false};
 inline constexpr TextRule kOverrideReason{.max_chars = 1000, .single_line = false};
 inline constexpr TextRule kReviewNote{.max_chars = 2000, .single_line = false};
 inline constexpr TextRule kSuppressionNote{.max_chars = 2000, .single_line = false};
+inline constexpr TextRule kThresholdBasisData{.max_chars = 2000, .single_line = false};
 
 // Lists of names in one request (watchlists of a search or camera, cameras of a filter).
 inline constexpr std::size_t kMaxNamesPerList = 100;

@@ -66,6 +66,24 @@ struct GroupsFile {
 };
 GroupsFile read_groups_csv(const std::filesystem::path& csv);
 
+// A CSV listing the photos, with a header naming its columns: `file` (required; relative
+// paths are relative to the CSV's folder), `identity` (optional: without it every file is
+// a different person, as in a demographics set of one photo per person), and any other
+// columns, attributes of the photo. `group_by` (optional) names the attribute whose value
+// is the photo's group (e.g. race in UTKFace's labels.csv). Malformed rows and rows with
+// no value in `group_by` are listed in `skipped` (the latter still count, in no group).
+// Throws frs::Error(kInvalidArgument) for a file that cannot be read, a header without
+// `file`, a `group_by` that is not a column, no usable row, or more than kMaxListedImages
+// rows.
+inline constexpr std::size_t kMaxListedImages = 20000;  // 200 million comparisons
+struct ImagesFile {
+  std::vector<EvalImage> images;  // in file order
+  GroupsFile groups;              // identity -> its group, with group_by
+  std::vector<std::string> skipped;
+  bool identities_given = false;  // the file has an identity column
+};
+ImagesFile read_images_csv(const std::filesystem::path& csv, const std::string& group_by = "");
+
 // Fills each image's descriptor (the largest face), as many images at once as the engine
 // has threads; an image with no face, or one that cannot be read, gets a `problem` instead.
 // The figures do not depend on the order or the threads (test
@@ -80,9 +98,10 @@ void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images,
 
 // Every pair of described images of an identity tree: same = same identity.
 std::vector<LabelledDistance> all_pairs(const std::vector<EvalImage>& images);
-// The same pairs, for identities in a common group: one entry per shared group.
-std::vector<GroupedDistance> grouped_pairs(const std::vector<EvalImage>& images,
-                                           const GroupsFile& groups);
+// The same pairs by group (metrics.h): a pair counts in each group both identities belong
+// to; an impostor pair of grouped identities that share none counts across groups.
+GroupedComparisons grouped_comparisons(const std::vector<EvalImage>& images,
+                                       const GroupsFile& groups);
 // The pairs of a pairs file whose two images were described.
 std::vector<LabelledDistance> listed_pairs(const PairsFile& file);
 

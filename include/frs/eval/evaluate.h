@@ -23,6 +23,12 @@ struct EvaluationOptions {
   // rate at target_fpir for a watchlist of gallery_size identities.
   double target_fpir = 0;
   std::size_t gallery_size = 0;
+  // The identities' groups, when per-group figures are wanted (identity sets only): FMR and
+  // FNMR per group at max_distance, and a calibration that holds for every group.
+  std::optional<GroupsFile> groups;
+  // The per-comparison FMR max_distance states (built_in_fmr_at), each group's rate is
+  // set against; none: not compared.
+  std::optional<double> stated_fmr;
 };
 
 struct Evaluation {
@@ -30,7 +36,11 @@ struct Evaluation {
   Verification verification;
   std::vector<SearchOutcome> searches;  // open-set searches (identity sets only)
   std::optional<Identification> identification;
+  // With groups, the binding calibration of group_calibration: the one that holds for
+  // every group.
   std::optional<Calibration> calibration;
+  std::optional<GroupFigures> groups;
+  std::optional<CalibrationForEveryGroup> group_calibration;
 };
 
 // `pairs`: the comparisons (all_pairs or listed_pairs). `identity_images`: the described

@@ -105,19 +105,41 @@ std::vector<TradeOffPoint> verification_curve(std::span<const LabelledDistance> 
 std::vector<TradeOffPoint> identification_curve(std::span<const SearchOutcome> searches,
                                                 std::size_t max_points = 400);
 
-// FMR and FNMR at the threshold per group (comparisons within a group only), and each
-// group's ratio to the best (lowest) group's rate; no ratio when the best rate is 0.
+// The comparisons of an evaluation by group (any attribute the user labels identities
+// with: the demographics of NIST's FRVT part 3, a camera, an age band). A pair counts in a
+// group when both its images belong to it; impostor pairs whose images share no group are
+// counted across groups. Distances only: 4 bytes a pair.
+struct GroupedComparisons {
+  std::vector<std::string> names;            // sorted
+  std::vector<std::vector<float>> impostor;  // per name: within-group, different people
+  std::vector<std::vector<float>> genuine;   // per name: within-group, same person
+  std::vector<float> across_impostor;        // different people of no common group
+};
+
+// FMR and FNMR at the threshold per group, and each group's FMR against the best group's
+// and against the rate the threshold states.
 struct GroupRates {
   std::string group;
   Rate fmr, fnmr;
+  // Ratio to the best (lowest) group's rate; none when the best rate is 0.
   std::optional<double> fmr_ratio, fnmr_ratio;
+  // fmr / the stated per-comparison FMR at the threshold (GroupFigures::stated_fmr).
+  std::optional<double> fmr_to_stated;
 };
-struct GroupedDistance {
-  float distance = 0;
-  bool same = false;
-  std::string group;  // both images belong to it
+struct GroupFigures {
+  float threshold = 0;
+  std::vector<GroupRates> groups;  // by name
+  Rate across_groups_fmr;
+  // Within-group FMR, worst (highest) and best (lowest) group, and their ratio (NIST's
+  // "false positive differential"); no ratio when the best group had no false match.
+  std::string worst_group, best_group;
+  std::optional<double> fmr_differential;
+  // What the model's built-in calibration states a comparison falsely matches with at
+  // `threshold` (built_in_fmr_at); none when not given.
+  std::optional<double> stated_fmr;
 };
-std::vector<GroupRates> rates_by_group(std::span<const GroupedDistance> pairs, float threshold);
+GroupFigures group_figures(const GroupedComparisons& comparisons, float threshold,
+                           std::optional<double> stated_fmr = std::nullopt);
 
 // The max_distance that keeps the expected false-alert rate (FPIR) of a watchlist of
 // `gallery_size` identities at `target_fpir`. A non-mated search alerts when any of the N
@@ -140,6 +162,26 @@ struct Calibration {
 Calibration calibrate(std::span<const float> impostor_distances, double target_fpir,
                       std::size_t gallery_size);
 
+// A calibration that holds for every group: calibrate() on the pooled impostor distances
+// and on each group's own (a group with fewer than 100 is listed with its reason, not
+// calibrated); the threshold that keeps the rate for all of them is the smallest. With
+// one threshold for everyone, the group whose impostors lie nearest sets it.
+struct GroupCalibration {
+  std::string group;
+  std::optional<Calibration> calibration;
+  std::string problem;  // why there is none
+};
+struct CalibrationForEveryGroup {
+  Calibration pooled;                    // every impostor comparison together
+  std::vector<GroupCalibration> groups;  // by name
+  Calibration binding;                   // the smallest max_distance of the above
+  std::string bound_by;                  // its group; "" when the pooled one binds
+};
+// Throws like calibrate for the pooled distances.
+CalibrationForEveryGroup calibrate_for_every_group(std::span<const float> impostor_distances,
+                                                   const GroupedComparisons& comparisons,
+                                                   double target_fpir, std::size_t gallery_size);
+
 // The same from an impostor tail fitted before (a normal of `tail_mean` and `tail_sd`, from
 // `impostor_comparisons` comparisons). Throws like calibrate for the target and the size.
 Calibration calibrate_from_tail(double tail_mean, double tail_sd, std::size_t impostor_comparisons,
@@ -160,6 +202,10 @@ inline constexpr std::size_t kDefaultExpectedIdentities = 1000;
 // defaults above (dlib-resnet-v1 0.496, faceplugin-v1 1.104, fused-v1 0.683). `frs eval`
 // reports at it unless told another, and bench_track_fusion judges each model at it.
 float default_watchlist_threshold(const DescriptorModel& model);
+// The per-comparison false-match rate the built-in impostor model of `model` states at
+// `max_distance` (the inverse of calibrate_built_in): what a watchlist at that threshold
+// promises each comparison.
+double built_in_fmr_at(const DescriptorModel& model, float max_distance);
 // What a threshold basis says such a calibration rests on, in words.
 std::string built_in_calibration_data(const DescriptorModel& model);
 

@@ -53,6 +53,26 @@ std::string seconds_text(double seconds) {
   return text;
 }
 
+// The per-group line of the last evaluation (its JSON is the EvaluateResponse's mapping),
+// so that an auditor sees the differential without reading the JSON.
+void print_group_differential(const std::string& evaluation_json) {
+  const json e = json::parse(evaluation_json, nullptr, false);
+  if (!e.is_object() || !e.contains("groups")) {
+    std::cout << "  not measured per group (label the photos' groups to see the differential)\n";
+    return;
+  }
+  std::cout << "  per group at max distance "
+            << e.value("verification", json::object()).value("maxDistance", 0.0) << ": worst "
+            << e.value("worstGroup", "") << ", best " << e.value("bestGroup", "");
+  const double differential = e.value("fmrDifferential", 0.0);
+  if (differential > 0) {
+    std::cout << ", false-match differential " << differential << "x";
+  } else {
+    std::cout << ", false-match differential unknown (no false match in the best group)";
+  }
+  std::cout << "; the threshold states " << e.value("statedFmr", 0.0) << " per comparison\n";
+}
+
 void print_report(const pb::AccountabilityReport& r) {
   std::cout << "Accountability report " << format_utc_time(r.from_ms()) << " .. "
             << format_utc_time(r.to_ms()) << " (generated " << format_utc_time(r.generated_at_ms())
@@ -108,12 +128,24 @@ void print_report(const pb::AccountabilityReport& r) {
     std::cout << ", " << (t.method().empty() ? "not recorded" : t.method())
               << (t.data().empty() ? "" : " on " + t.data()) << ", " << t.identities()
               << " identities" << (t.live_only() ? ", live-only" : "") << "\n";
+    if (t.method() == "calibrated") {
+      if (t.groups().empty()) {
+        std::cout << "    not checked per group: its rate holds on average, not for every group\n";
+      } else {
+        std::cout << "    held for each of " << t.groups_size() << " groups (";
+        for (int i = 0; i < t.groups_size(); ++i) std::cout << (i ? ", " : "") << t.groups(i);
+        std::cout << "), set by "
+                  << (t.bound_by_group().empty() ? "the pooled comparisons" : t.bound_by_group())
+                  << "\n";
+      }
+    }
   }
   if (r.last_evaluation_json().empty()) {
     std::cout << "Last evaluation on this server: none recorded (the Evaluate RPC records one)\n";
   } else {
     std::cout << "Last evaluation on this server (" << format_utc_time(r.last_evaluation_at_ms())
               << "): " << r.last_evaluation_json() << "\n";
+    print_group_differential(r.last_evaluation_json());
   }
 }
 

@@ -23,6 +23,8 @@ json basis_json(const pb::ThresholdBasis& b) {
     j["impostor_comparisons"] = b.impostor_comparisons();
     j["extrapolated"] = b.extrapolated();
     j["data"] = b.data();
+    j["groups"] = std::vector<std::string>(b.groups().begin(), b.groups().end());
+    j["bound_by_group"] = b.bound_by_group();
   }
   return j;
 }
@@ -43,16 +45,25 @@ std::string basis_text(const pb::Watchlist& w) {
   if (b.method() == "calibrated") {
     char text[512];
     std::snprintf(text, sizeof text,
-                  "calibrated on %s from %s: expected false-alert rate %.3g for %lld "
-                  "identities (each comparison may falsely match with probability %.3g; %s %lld "
-                  "comparisons of different people)%s",
-                  when, b.data().c_str(), b.target_fpir(), static_cast<long long>(b.gallery_size()),
-                  b.per_comparison_fmr(), b.extrapolated() ? "extrapolated from" : "read off",
-                  static_cast<long long>(b.impostor_comparisons()),
-                  w.identity_count() > b.gallery_size()
-                      ? "; the watchlist has grown past that size: recalibrate"
-                      : "");
-    return text;
+                  "expected false-alert rate %.3g for %lld identities (each comparison may "
+                  "falsely match with probability %.3g; %s %lld comparisons of different "
+                  "people)",
+                  b.target_fpir(), static_cast<long long>(b.gallery_size()), b.per_comparison_fmr(),
+                  b.extrapolated() ? "extrapolated from" : "read off",
+                  static_cast<long long>(b.impostor_comparisons()));
+    std::string out = std::string("calibrated on ") + when + " from " + b.data() + ": " + text;
+    if (b.groups().empty()) {
+      out += "; not checked per group: the rate holds on average, not for every group";
+    } else {
+      out += "; held for each of " + std::to_string(b.groups_size()) + " groups (";
+      for (int i = 0; i < b.groups_size(); ++i) out += (i ? ", " : "") + b.groups(i);
+      out += b.bound_by_group().empty() ? "), the pooled comparisons set it"
+                                        : "), " + b.bound_by_group() + " sets it";
+    }
+    if (w.identity_count() > b.gallery_size()) {
+      out += "; the watchlist has grown past that size: recalibrate";
+    }
+    return out;
   }
   return "not recorded (set before frs recorded it)";
 }
@@ -399,7 +410,8 @@ void add_watchlist_commands(CLI::App& app, Action& action) {
 }
 
 int apply_calibration(const std::string& server, const std::string& watchlist,
-                      const Calibration& calibration, const std::string& data, bool json_output) {
+                      const Calibration& calibration, const std::string& data, bool json_output,
+                      const CalibrationForEveryGroup* every_group) {
   if (!server.empty()) o.client.server = server;
   o.json_output = o.json_output || json_output;
   try {
@@ -415,6 +427,12 @@ int apply_calibration(const std::string& server, const std::string& watchlist,
     basis->set_impostor_comparisons(static_cast<std::int64_t>(calibration.impostor_comparisons));
     basis->set_extrapolated(calibration.extrapolated);
     basis->set_data(data);
+    if (every_group != nullptr) {
+      for (const GroupCalibration& g : every_group->groups) {
+        if (g.calibration) basis->add_groups(g.group);
+      }
+      basis->set_bound_by_group(every_group->bound_by);
+    }
     pb::Watchlist response;
     check(stub->UpdateWatchlistThreshold(context().get(), request, &response), o);
     if (!json_output) {
