@@ -269,6 +269,16 @@ int main(int argc, char** argv) {
   eval->add_option("--group-by", eval_args.group_by,
                    "With --images: the column whose value is the photo's group (e.g. race), "
                    "as --groups");
+  eval->add_option("--fair-clusters", eval_args.fair_clusters,
+                   "With groups: measure fair score normalisation with K clusters of descriptor "
+                   "space, fitted on half the identities and judged on the other half, group "
+                   "rates before and after at one pooled false-match rate (0 = off; "
+                   "docs/accuracy.md)")
+      ->check(CLI::Range(0, 1000));
+  eval->add_option("--fair-fmr", eval_args.fair_fmr,
+                   "The pooled false-match rate --fair-clusters fits and judges at")
+      ->check(CLI::Range(1e-6, 0.5))
+      ->capture_default_str();
   eval->add_option("--max-distance", eval_args.max_distance,
                    "The operating threshold to report at (default: the threshold a new "
                    "watchlist of the model gets, for 1,000 identities at FPIR 0.01)")

@@ -9,6 +9,7 @@
 
 #include "frs/core/error.h"
 #include "frs/eval/evaluate.h"
+#include "frs/eval/fairness.h"
 #include "frs/eval/plot.h"
 #include "frs_remote.h"
 #include "progress.h"
@@ -264,6 +265,31 @@ void print_groups(const GroupFigures& f) {
   }
 }
 
+void print_fair_normalisation(const FairNormalisationTrial& t) {
+  std::printf(
+      "Fair score normalisation, %d clusters fitted on half the identities and judged on the "
+      "other half (both ways),\n  thresholds where every judged comparison of different "
+      "people together falsely matches at %.1e:\n",
+      t.clusters, t.pooled_fmr);
+  std::printf("  %-16s %-26s %9s   %-26s %9s\n", "group", "FMR before", "x pooled", "FMR after",
+              "x pooled");
+  for (std::size_t i = 0; i < t.before.groups.size() && i < t.after.groups.size(); ++i) {
+    const GroupRates& b = t.before.groups[i];
+    const GroupRates& a = t.after.groups[i];
+    std::printf("  %-16s %-26s %9s   %-26s %9s\n", b.group.c_str(), small_rate_text(b.fmr).c_str(),
+                ratio_text(b.fmr_to_stated).c_str(), small_rate_text(a.fmr).c_str(),
+                ratio_text(a.fmr_to_stated).c_str());
+  }
+  std::printf("  FMR differential: %s -> %s; FNMR at those thresholds: %s -> %s\n",
+              ratio_text(t.before.fmr_differential).c_str(),
+              ratio_text(t.after.fmr_differential).c_str(), small_rate_text(t.fnmr_before).c_str(),
+              small_rate_text(t.fnmr_after).c_str());
+  if (t.unsupported_clusters > 0) {
+    std::printf("  %zu cluster%s had too few comparisons to be shifted (left as they were)\n",
+                t.unsupported_clusters, t.unsupported_clusters == 1 ? "" : "s");
+  }
+}
+
 void print_group_calibration(const CalibrationForEveryGroup& every) {
   std::printf("  per group, the max_distance for the same rate:");
   for (const GroupCalibration& g : every.groups) {
@@ -406,6 +432,14 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
     throw Error(ErrorCode::kInvalidArgument,
                 "--images CSV carries its own groups: name the column with --group-by");
   }
+  if (args.fair_clusters == 1) {
+    throw Error(ErrorCode::kInvalidArgument, "--fair-clusters needs 2 clusters or more (0 = off)");
+  }
+  if (args.fair_clusters > 0 && args.groups_csv.empty() && args.group_by.empty()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "--fair-clusters is judged per group: give --groups CSV (with a folder) or "
+                "--group-by COLUMN (with --images)");
+  }
   if (!args.groups_csv.empty() && !args.pairs_csv.empty()) {
     throw Error(ErrorCode::kInvalidArgument,
                 "--groups needs a folder of identities (a pairs file has no identities)");
@@ -425,7 +459,7 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
                                                        : ProbeFusion::kQualityWeighted;
   if (args.compare_descriptors) {
     if (!args.apply_to.empty() || !args.plot_dir.empty() || !args.groups_csv.empty() ||
-        !args.group_by.empty()) {
+        !args.group_by.empty() || args.fair_clusters > 0) {
       throw Error(ErrorCode::kInvalidArgument,
                   "--compare-descriptors reports every model side by side; --apply-to, --plot, "
                   "--groups and --group-by work on one model: run them with --descriptor ID");
@@ -461,6 +495,14 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
   const std::vector<SearchOutcome>& searches = evaluation.searches;
   const std::optional<Calibration>& calibration = evaluation.calibration;
   const std::optional<GroupFigures>& groups = evaluation.groups;
+  std::optional<FairNormalisationTrial> fair;
+  if (args.fair_clusters > 0) {
+    ScoreNormaliser::FitOptions fit;
+    fit.clusters = args.fair_clusters;
+    fit.false_match_rate = args.fair_fmr;
+    fit.seed = args.open_set.seed;
+    fair = fair_normalisation_trial(input.images, *input.groups, fit);
+  }
 
   // What the figures rest on, in words, for the watchlist's record.
   std::string data =
@@ -524,6 +566,20 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
       for (const GroupRates& g : groups->groups) out["groups"].push_back(group_json(g));
       out["group_summary"] = group_summary_json(*groups);
     }
+    if (fair) {
+      json before = group_summary_json(fair->before), after = group_summary_json(fair->after);
+      before["groups"] = json::array();
+      after["groups"] = json::array();
+      for (const GroupRates& g : fair->before.groups) before["groups"].push_back(group_json(g));
+      for (const GroupRates& g : fair->after.groups) after["groups"].push_back(group_json(g));
+      before["fnmr"] = rate_json(fair->fnmr_before);
+      after["fnmr"] = rate_json(fair->fnmr_after);
+      out["fair_normalisation"] = {{"clusters", fair->clusters},
+                                   {"pooled_fmr", fair->pooled_fmr},
+                                   {"unsupported_clusters", fair->unsupported_clusters},
+                                   {"before", before},
+                                   {"after", after}};
+    }
     if (calibration) out["calibration"] = calibration_json(*calibration);
     if (const auto& every = evaluation.group_calibration) {
       out["calibration"]["bound_by"] = every->bound_by;
@@ -563,6 +619,7 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
   print_verification(verification);
   if (identification) print_identification(*identification, args.open_set);
   if (groups) print_groups(*groups);
+  if (fair) print_fair_normalisation(*fair);
   if (calibration) {
     const Calibration& c = *calibration;
     std::printf(

@@ -29,6 +29,10 @@ struct EvalArgs {
   std::string server;                // ... on this frs-server (empty: $FRS_SERVER or default)
   std::string plot_dir;              // write PNG plots here (empty: none)
   bool compare_descriptors = false;  // every descriptor model side by side
+  // Fair score normalisation trial (fairness.h): k-means clusters, 0 = none; the pooled
+  // false-match rate its clusters are fitted and judged at.
+  int fair_clusters = 0;
+  double fair_fmr = 1e-2;
   bool json_output = false;
   bool progress = true;
 };

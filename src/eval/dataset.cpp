@@ -328,7 +328,8 @@ std::vector<LabelledDistance> all_pairs(const std::vector<EvalImage>& images) {
 }
 
 GroupedComparisons grouped_comparisons(const std::vector<EvalImage>& images,
-                                       const GroupsFile& groups) {
+                                       const GroupsFile& groups,
+                                       const ScoreNormaliser* normaliser) {
   GroupedComparisons out;
   std::map<std::string, std::size_t> index_of;  // group name -> index
   for (const auto& [identity, names] : groups.groups_of) {
@@ -348,12 +349,20 @@ GroupedComparisons grouped_comparisons(const std::vector<EvalImage>& images,
     for (const std::string& name : it->second) groups_of[i].push_back(index_of.at(name));
     std::sort(groups_of[i].begin(), groups_of[i].end());
   }
+  // Each image's shift, once (not a centroid search per pair).
+  std::vector<float> half_offset(images.size(), 0.0f);
+  if (normaliser != nullptr && !normaliser->empty()) {
+    for (std::size_t i = 0; i < images.size(); ++i) {
+      if (!groups_of[i].empty()) half_offset[i] = normaliser->half_offset(*images[i].descriptor);
+    }
+  }
   std::vector<std::size_t> shared;
   for (std::size_t i = 0; i < images.size(); ++i) {
     if (groups_of[i].empty()) continue;
     for (std::size_t j = i + 1; j < images.size(); ++j) {
       if (groups_of[j].empty()) continue;
-      const float d = distance(*images[i].descriptor, *images[j].descriptor);
+      const float d =
+          distance(*images[i].descriptor, *images[j].descriptor) + half_offset[i] + half_offset[j];
       const bool same = images[i].identity == images[j].identity;
       shared.clear();
       std::set_intersection(groups_of[i].begin(), groups_of[i].end(), groups_of[j].begin(),

@@ -453,7 +453,8 @@ TEST(CliEval, PhotosListedInACsvGiveRatesPerGroupAndACalibrationForEveryGroup) {
   }
   ASSERT_EQ(listed.size(), 5u);
   CliRun r = run_cli("eval --images " + quoted(dir / "sample.csv") +
-                     " --group-by race --json --no-progress --calibrate --gallery-size 1000");
+                     " --group-by race --json --no-progress --calibrate --gallery-size 1000 "
+                     "--fair-clusters 2 --fair-fmr 0.05");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   ASSERT_TRUE(j["no_descriptor"].empty()) << j["no_descriptor"].dump();
@@ -496,6 +497,24 @@ TEST(CliEval, PhotosListedInACsvGiveRatesPerGroupAndACalibrationForEveryGroup) {
   EXPECT_DOUBLE_EQ(c["max_distance"].get<double>(), strictest);
   EXPECT_EQ(c["bound_by"], strictest_group);
 
+  // Fair score normalisation: fitted on one half of the people, judged on the other, both
+  // ways: the same comparisons before and after, at thresholds of one pooled rate.
+  const auto& fair = j["fair_normalisation"];
+  EXPECT_EQ(fair["clusters"], 2);
+  EXPECT_DOUBLE_EQ(fair["pooled_fmr"].get<double>(), 0.05);
+  ASSERT_EQ(fair["before"]["groups"].size(), 5u);
+  ASSERT_EQ(fair["after"]["groups"].size(), 5u);
+  std::size_t judged = 0;
+  for (std::size_t i = 0; i < 5; ++i) {
+    const auto& b = fair["before"]["groups"][i];
+    const auto& a = fair["after"]["groups"][i];
+    EXPECT_EQ(b["group"], a["group"]);
+    EXPECT_EQ(b["fmr"]["trials"], a["fmr"]["trials"]);
+    judged += b["fmr"]["trials"].get<std::size_t>();
+  }
+  EXPECT_GT(judged, 5u * 20);  // about 5 x ((7 choose 2) + (8 choose 2))
+  EXPECT_LT(judged, 5u * 105);
+
   // The text report says the same.
   r = run_cli("eval --images " + quoted(dir / "sample.csv") +
               " --group-by race --no-progress --calibrate --gallery-size 1000");
@@ -503,6 +522,9 @@ TEST(CliEval, PhotosListedInACsvGiveRatesPerGroupAndACalibrationForEveryGroup) {
   EXPECT_NE(r.out.find("FMR differential"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("across groups"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("holds for every group"), std::string::npos) << r.out;
+  r = run_cli("eval --images " + quoted(dir / "sample.csv") + " --fair-clusters 2");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("judged per group"), std::string::npos) << r.err;
 
   // Options that do not go together, and a column that is not there.
   r = run_cli("eval --images " + quoted(dir / "sample.csv") + " --group-by ethnicity");

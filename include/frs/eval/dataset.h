@@ -13,6 +13,7 @@
 
 #include "frs/core/admission.h"
 #include "frs/core/embedding.h"
+#include "frs/core/score_normaliser.h"
 #include "frs/eval/metrics.h"
 #include "frs/gallery/enrollment.h"
 #include "frs/vision/face_engine.h"
@@ -100,8 +101,10 @@ void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images,
 std::vector<LabelledDistance> all_pairs(const std::vector<EvalImage>& images);
 // The same pairs by group (metrics.h): a pair counts in each group both identities belong
 // to; an impostor pair of grouped identities that share none counts across groups.
+// With `normaliser`, each distance is its normalised one (score_normaliser.h).
 GroupedComparisons grouped_comparisons(const std::vector<EvalImage>& images,
-                                       const GroupsFile& groups);
+                                       const GroupsFile& groups,
+                                       const ScoreNormaliser* normaliser = nullptr);
 // The pairs of a pairs file whose two images were described.
 std::vector<LabelledDistance> listed_pairs(const PairsFile& file);
 
