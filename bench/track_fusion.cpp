@@ -17,8 +17,17 @@
 // of the model's impostor tail (a margin comparable across models).
 // Tracks are cut at the clip's scene cut (frame 211), where the tracker can carry his
 // track onto someone in the audience.
-//   bench_track_fusion [--models "dlib-resnet-v1,faceplugin-v1,fused-v1"]
+// Then a rejection: his first alert (quality fusion, the model's default threshold) is
+// rejected by a dispatcher, its chip and fused descriptor kept as suppressions, and the
+// clip is replayed 5 times with other frames analysed (frames 1, 7, 13... then 2, 8, 14...:
+// what a live loop of the clip gives); each pass counts his tracks that would still alert
+// as him under the old rule (within 0.3 of a rejected descriptor) and under the rule the
+// server applies now (no nearer the identity than 1 / (1 + --suppression-margin) of the
+// nearest rejected descriptor: Gallery::suppressed).
+//   bench_track_fusion [--models "dlib-resnet-v1,faceplugin-v1,fused-v1"] [--passes 5]
+//                      [--margin M (default: the server's --suppression-margin)]
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <opencv2/videoio.hpp>
@@ -26,6 +35,7 @@
 
 #include "bench_util.h"
 #include "frs/eval/metrics.h"
+#include "frs/gallery/gallery.h"
 #include "frs/service/services.h"
 #include "frs/video/tracker.h"
 #include "frs/vision/face_engine.h"
@@ -86,13 +96,102 @@ Embedding query_after(const FaceEngine& engine, const DescriptorModel& model,
   return mean;
 }
 
+using Tracks = std::map<std::uint64_t, std::vector<Chip>>;
+
+// The clip at 5 analysed frames a second, starting at frame `phase` (0..5): every face
+// tracked and described with each model.
+Tracks collect_tracks(const FaceEngine& engine, const std::vector<const DescriptorModel*>& models,
+                      int phase) {
+  cv::VideoCapture capture(
+      (testing::testdata_dir() / "video" / "short_hamilton_clip.mp4").string());
+  FaceTracker tracker;
+  Tracks tracks;
+  cv::Mat frame;
+  for (int index = 0; capture.read(frame); ++index) {
+    if (index % 6 != phase) continue;  // 30 fps -> 5 analysed frames a second
+    const auto at_ms = static_cast<std::int64_t>(index * 1001.0 / 30);
+    const auto detections = engine.detect(frame);  // largest first
+    std::vector<cv::Rect2f> boxes;
+    for (const Detection& d : detections) boxes.push_back(d.box);
+    const auto ids = tracker.update(at_ms, boxes);
+    for (std::size_t i = 0; i < detections.size(); ++i) {
+      const Face face = engine.align(frame, detections[i]);
+      // The tracker can carry a track across the clip's cut to the audience (frame 211) onto
+      // another face; split there, so each part is one person.
+      const std::uint64_t key = ids[i] * 2 + (index >= 211 ? 1 : 0);
+      tracks[key].push_back({index, i == 0, describe(engine, face, models), face.quality.score});
+    }
+  }
+  return tracks;
+}
+
+// His tracks: on stage, mostly the largest face, 3 chips or more.
+bool is_his(const std::vector<Chip>& chips) {
+  int largest = 0;
+  for (const Chip& c : chips) largest += c.largest ? 1 : 0;
+  return chips.back().frame < 211 && 2 * largest > static_cast<int>(chips.size()) &&
+         chips.size() >= 3;
+}
+
+// After his first alert is rejected: his tracks in the replays that would alert as him with
+// no suppression, under the old radius rule, and under the current rule.
+void rejection_study(const FaceEngine& engine, const Tracks& first_pass,
+                     const std::vector<Tracks>& replays, const Embedding& him_of_model,
+                     const DescriptorModel& model, float margin) {
+  const std::string id(model.id);
+  const double t = default_watchlist_threshold(model);
+  std::vector<Embedding> rejected;
+  for (const auto& [track, chips] : first_pass) {
+    if (!is_his(chips)) continue;
+    for (std::size_t k = 0; k < chips.size() && rejected.empty(); ++k) {
+      const Embedding q = query_after(engine, model, chips, k, "quality");
+      if (distance(q, him_of_model) < t) rejected = {chips[k].descriptors.at(id), q};
+    }
+    if (!rejected.empty()) break;
+  }
+  if (rejected.empty()) {
+    std::printf("| %s | %.3f | no alert to reject | | | |\n", id.c_str(), t);
+    return;
+  }
+  int tracks = 0, alerting = 0, old_rule = 0, new_rule = 0;
+  double nearest_rejected = 10;  // over his matching searches
+  for (const Tracks& pass : replays) {
+    for (const auto& [track, chips] : pass) {
+      if (!is_his(chips)) continue;
+      ++tracks;
+      bool alerts = false, alerts_old = false, alerts_new = false;
+      for (std::size_t k = 0; k < chips.size(); ++k) {
+        const Embedding q = query_after(engine, model, chips, k, "quality");
+        const double d = distance(q, him_of_model);
+        if (!(d < t)) continue;
+        alerts = true;
+        double to_rejected = 10;
+        for (const Embedding& r : rejected)
+          to_rejected = std::min<double>(to_rejected, distance(q, r));
+        nearest_rejected = std::min(nearest_rejected, to_rejected);
+        alerts_old = alerts_old || to_rejected > 0.3;
+        alerts_new = alerts_new || to_rejected > d * (1 + margin);
+      }
+      alerting += alerts;
+      old_rule += alerts_old;
+      new_rule += alerts_new;
+    }
+  }
+  std::printf("| %s | %.3f | %d | %d | %d | %d | %.3f |\n", id.c_str(), t, tracks, alerting,
+              old_rule, new_rule, nearest_rejected);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   frs::bench::send_logs_to_stderr();
   std::vector<const DescriptorModel*> models;
   for (const DescriptorModel& m : descriptor_models()) models.push_back(&m);
+  int passes = 5;
+  float margin = GalleryOptions().suppression_margin;
   for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::string(argv[i]) == "--margin") margin = std::stof(argv[i + 1]);
+    if (std::string(argv[i]) == "--passes") passes = std::clamp(std::atoi(argv[i + 1]), 0, 5);
     if (std::string(argv[i]) == "--models") {
       models.clear();
       for (const std::string& id : bench::split(argv[i + 1], ','))
@@ -116,26 +215,7 @@ int main(int argc, char** argv) {
       gallery.push_back(photo_identity(engine, p.identity, p.file, models));
   }
 
-  cv::VideoCapture capture(
-      (testing::testdata_dir() / "video" / "short_hamilton_clip.mp4").string());
-  FaceTracker tracker;
-  std::map<std::uint64_t, std::vector<Chip>> tracks;
-  cv::Mat frame;
-  for (int index = 0; capture.read(frame); ++index) {
-    if (index % 6 != 0) continue;  // 30 fps -> 5 analysed frames a second
-    const auto at_ms = static_cast<std::int64_t>(index * 1001.0 / 30);
-    const auto detections = engine.detect(frame);  // largest first
-    std::vector<cv::Rect2f> boxes;
-    for (const Detection& d : detections) boxes.push_back(d.box);
-    const auto ids = tracker.update(at_ms, boxes);
-    for (std::size_t i = 0; i < detections.size(); ++i) {
-      const Face face = engine.align(frame, detections[i]);
-      // The tracker can carry a track across the clip's cut to the audience (frame 211) onto
-      // another face; split there, so each part is one person.
-      const std::uint64_t key = ids[i] * 2 + (index >= 211 ? 1 : 0);
-      tracks[key].push_back({index, i == 0, describe(engine, face, models), face.quality.score});
-    }
-  }
+  const Tracks tracks = collect_tracks(engine, models, 0);
 
   if (std::getenv("FRS_BENCH_VERBOSE")) {
     for (const auto& [id, chips] : tracks) {
@@ -169,11 +249,8 @@ int main(int argc, char** argv) {
       std::string nearest_to;    // ... who that was
       int his = 0, strangers = 0, under_ceiling = 0, under_t = 0, his_searches = 0, his_matches = 0;
       for (const auto& [track, chips] : tracks) {
-        const bool on_stage = chips.back().frame < 211;
         const bool audience = chips.front().frame >= 211;
-        int largest = 0;
-        for (const Chip& c : chips) largest += c.largest ? 1 : 0;
-        if (on_stage && 2 * largest > static_cast<int>(chips.size()) && chips.size() >= 3) {
+        if (is_his(chips)) {
           ++his;
           double low = 10;
           int first_match = -1;
@@ -214,5 +291,21 @@ int main(int argc, char** argv) {
           audience_low, nearest_to.c_str(),
           (audience_low - t) / model->calibration.impostor_tail_sd, under_ceiling, under_t);
     }
+  }
+
+  if (passes == 0) return 0;
+  std::vector<Tracks> replays;
+  for (int phase = 1; phase <= passes; ++phase)
+    replays.push_back(collect_tracks(engine, models, phase));
+  std::printf(
+      "\nHis first alert rejected, then %d replays with other frames: his tracks, those that "
+      "would alert as him with no suppression, under the old rule (0.3 from a rejected "
+      "descriptor) and under the current rule (margin %.2f)\n"
+      "| model | threshold t | his tracks | alerting, no suppression | old rule | current rule | "
+      "nearest rejected descriptor |\n|---|---|---|---|---|---|---|\n",
+      passes, margin);
+  for (const DescriptorModel* model : models) {
+    rejection_study(engine, tracks, replays, gallery[0].descriptors.at(std::string(model->id)),
+                    *model, margin);
   }
 }

@@ -214,7 +214,7 @@ int main(int argc, char** argv) {
                                          ? frs::IdentityScore::kNearestFace
                                          : frs::IdentityScore::kCentroid;
     gallery_options.max_distance_ceilings = frs::server::max_distance_ceilings(config);
-    gallery_options.suppression_distance = config.suppression_distance;
+    gallery_options.suppression_margin = config.suppression_margin;
     if (config.default_max_distance > gallery_options.max_distance_ceilings[config.descriptor]) {
       throw frs::Error(
           frs::ErrorCode::kInvalidArgument,
@@ -294,9 +294,9 @@ int main(int argc, char** argv) {
       ceilings += fmt::format("{}{}={:.4f}", ceilings.empty() ? "" : " ", model, ceiling);
     }
     spdlog::info(
-        "descriptor model of new watchlists {}, max_distance ceilings {}, suppression distance "
+        "descriptor model of new watchlists {}, max_distance ceilings {}, suppression margin "
         "{:.2f}, confirmations {}",
-        config.descriptor, ceilings, gallery.suppression_distance(), config.confirmations);
+        config.descriptor, ceilings, gallery.suppression_margin(), config.confirmations);
     for (const frs::Watchlist& w : gallery.store().list_watchlists()) {
       const float ceiling = gallery.max_distance_ceiling(w.descriptor_model);
       if (w.max_distance > ceiling) {

@@ -320,11 +320,26 @@ void define_flags(CLI::App& flags, ServerConfig& config, std::string& config_fil
                   "0.05 (dlib-resnet-v1 0.546, faceplugin-v1 1.154, fused-v1 0.733)")
       ->take_all();
   flags
-      .add_option("--suppression-distance", config.suppression_distance,
-                  "A face this near a rejected alert's face is not alerted or returned as that "
-                  "identity again (0 = suppressions not applied)")
-      ->check(CLI::Range(0.0f, 2.0f))
+      .add_option("--suppression-margin", config.suppression_margin,
+                  "A face is not alerted or returned as an identity when a face rejected as "
+                  "that identity lies at most (1 + this) times as far from it as the "
+                  "identity does")
+      ->check(CLI::Range(0.0f, 1.0f))
       ->capture_default_str();
+  // Removed, not reinterpreted: a configuration that set a radius is told what replaced it
+  // rather than given another meaning silently.
+  flags
+      .add_option_function<std::string>(
+          "--suppression-distance",
+          [](const std::string&) {
+            throw CLI::ValidationError(
+                "--suppression-distance",
+                "removed: a rejection now holds by rule (a face as near a rejected face as "
+                "to the identity is not that identity), set by --suppression-margin (default "
+                "0.1); delete the option");
+          },
+          "Removed: see --suppression-margin")
+      ->group("");
   flags
       .add_option("--exigent-max-hours", config.exigent_max_hours,
                   "Longest an exigent authorisation may run")

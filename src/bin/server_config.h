@@ -60,7 +60,7 @@ struct ServerConfig {
   // Loosest threshold anyone may set: "VALUE" (the --descriptor model's) or "MODEL=VALUE";
   // models not given (or 0) are calibrated (max_distance_ceilings()).
   std::vector<std::string> max_distance_ceilings;
-  float suppression_distance = 0.3f;               // a rejected face suppresses this near (0..2)
+  float suppression_margin = 0.1f;  // a rejection holds within (1 + this) x the identity's distance (0..1)
   int exigent_max_hours = 48;                      // longest exigent authorisation (1..720)
   std::string search_authorization = "live-only";  // never, live-only or always
   int alert_retention_days = 30;             // alerts, their crops and suppressions (1..36500)

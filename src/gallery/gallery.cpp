@@ -49,8 +49,8 @@ Gallery::Gallery(std::unique_ptr<GalleryStore> store, const GalleryOptions& opti
                   "the max_distance ceiling of " + model + " must be in (0, 4]");
     }
   }
-  if (!(options_.suppression_distance >= 0 && options_.suppression_distance <= 2)) {
-    throw Error(ErrorCode::kInvalidArgument, "the suppression distance must be in 0..2");
+  if (!(options_.suppression_margin >= 0 && options_.suppression_margin <= 1)) {
+    throw Error(ErrorCode::kInvalidArgument, "the suppression margin must be in 0..1");
   }
   reload_oversight();
   if (!options_.snapshot_dir.empty()) std::filesystem::create_directories(options_.snapshot_dir);
@@ -374,15 +374,19 @@ std::vector<Suppression> Gallery::suppressions_of(std::int64_t identity_id) cons
 }
 
 bool Gallery::suppressed(std::int64_t identity_id, const Embedding& query,
-                         std::string_view model) const {
-  if (options_.suppression_distance <= 0) return false;
+                         std::string_view model, float identity_distance) const {
   std::shared_lock lock(oversight_mutex_);
   const auto it = suppressions_.find(identity_id);
   if (it == suppressions_.end()) return false;
+  // A fixed radius held only near-copies of the rejected chips: the man a dispatcher
+  // rejected came back as the same identity from other frames of his face (issue 28). By
+  // rule instead: a face that looks at least about as much like a face rejected as X as
+  // like X's own is not X. The real X, far nearer their own photos, is not held back.
+  const float reach = identity_distance * (1 + options_.suppression_margin);
   for (const Suppression& x : it->second) {
     // One learnt under another model (before a re-embedding) cannot be compared.
     if (x.descriptor_model != model) continue;
-    if (distance(query, x.descriptor) <= options_.suppression_distance) return true;
+    if (distance(query, x.descriptor) <= reach) return true;
   }
   return false;
 }
@@ -576,7 +580,7 @@ std::vector<std::vector<Candidate>> Gallery::search(std::span<const Embedding> q
           if (!centroid.empty()) d = distance(queries[q], centroid);
         }
         if (!(d <= threshold)) continue;                        // NaN-safe: a NaN is never a match
-        if (suppressed(identity, queries[q], model)) continue;  // a person said: not them
+        if (suppressed(identity, queries[q], model, d)) continue;  // a person said: not them
         results[q].push_back({identity, owner->second->external_id, owner->second->display_name,
                               w.name, n.id, d, threshold, it->second.model});
       }

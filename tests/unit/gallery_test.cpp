@@ -295,8 +295,9 @@ TEST_P(GalleryTest, AWatchlistNamedTwiceIsSearchedOnceAndNamesAreBounded) {
 namespace frs {
 namespace {
 
-// A rejected face is not that identity any more, while everyone else still matches it,
-// and a face farther than the suppression distance still matches the identity.
+// A rejected face is not that identity any more, while everyone else still matches it;
+// by rule: a face about as near a rejected face as the identity is not the identity, even
+// far from the rejected face, and a face nearer the identity's own still is.
 TEST_P(GalleryTest, ASuppressionHidesOnlyThatIdentityNearThatFace) {
   auto g = open();
   enroll_abc(*g);
@@ -326,6 +327,20 @@ TEST_P(GalleryTest, ASuppressionHidesOnlyThatIdentityNearThatFace) {
   // B's own face, far (1.0) from the suppressed one, is still B.
   const Embedding own[] = {axis(2)};
   EXPECT_EQ(g->search(own, kDlibDescriptorId, {}, 1, 0.5f)[0].at(0).external_id, "B");
+  // Another chip of the rejected person: 0.4 from the rejected face (no near-copy of it)
+  // and 0.76 from B: not B.
+  Embedding again = query;
+  again[4] = 0.4f;
+  const Embedding again_queries[] = {again};
+  const auto again_found = g->search(again_queries, kDlibDescriptorId, {}, 3, 1.5f);
+  for (const Candidate& c : again_found[0]) {
+    EXPECT_NE(c.external_id, "B") << "a rejection holds beyond near-copies of the face";
+  }
+  // Another photo of B: 0.32 from B, 0.69 from the rejected face: still B.
+  Embedding b_again = axis(2, 0.9f);
+  b_again[5] = 0.3f;
+  const Embedding b_queries[] = {b_again};
+  EXPECT_EQ(g->search(b_queries, kDlibDescriptorId, {}, 1, 0.5f)[0].at(0).external_id, "B");
 
   // Kept across a restart, listed, then lifted.
   g.reset();

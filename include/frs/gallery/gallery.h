@@ -40,10 +40,12 @@ struct GalleryOptions {
   // (frs-server --max-distance-ceiling); a model not listed has none (4). Range (0, 4]. A
   // stored watchlist above its model's ceiling is matched at the ceiling.
   std::map<std::string, float, std::less<>> max_distance_ceilings;
-  // A query within this Euclidean distance of one of an identity's suppressions (known
-  // non-matches, from rejected alerts) is not that identity. Default 0.3, range 0..2; 0 =
-  // suppressions are kept but not applied.
-  float suppression_distance = 0.3f;
+  // A rejection holds by rule: a query is not an identity when one of its suppressions
+  // (faces reviewers rejected as it) lies at most (1 + suppression_margin) times as far from
+  // the query as the identity itself (its nearest enrolled face, or its centroid): the
+  // query looks at least about as much like the rejected face as like the person. Scale-free,
+  // so one value serves every descriptor model. Default 0.1, range 0..1.
+  float suppression_margin = 0.1f;
 };
 
 struct Candidate {
@@ -83,7 +85,7 @@ class Gallery {
   void check_max_distance(float max_distance, std::string_view model,
                           const std::string& what) const;
   float max_distance_ceiling(std::string_view model) const;
-  float suppression_distance() const { return options_.suppression_distance; }
+  float suppression_margin() const { return options_.suppression_margin; }
   // The threshold matching applies for a watchlist: its own, at most its model's ceiling.
   float threshold_of(const Watchlist& watchlist) const;
   // The descriptor model each watchlist is searched with now: named watchlists (every one
@@ -100,8 +102,8 @@ class Gallery {
   std::optional<Authorization> authorization_in_force(std::int64_t watchlist_id,
                                                       std::int64_t at_ms) const;
 
-  // Suppressions (store.h): a query within suppression_distance of one is not returned as
-  // its identity by search().
+  // Suppressions (store.h): a query as near one as its identity (GalleryOptions::
+  // suppression_margin) is not returned as that identity by search().
   std::vector<Suppression> add_suppressions(const std::vector<Suppression>& add);
   std::optional<Suppression> lift_suppression(std::int64_t id);
   std::int64_t purge_suppressions(std::int64_t before_ms);
@@ -116,8 +118,8 @@ class Gallery {
   // watchlists (empty: all of that model), each within
   // threshold_of(its watchlist), or within `max_distance` when given (not checked against
   // the ceiling here: callers check what users give with check_max_distance). An identity
-  // with a suppression within suppression_distance of the query is left out for that
-  // query. kNotFound for an
+  // with a suppression about as near the query as the identity itself (suppressed()) is
+  // left out for that query. kNotFound for an
   // unknown watchlist. With kCentroid, identities are those with a face within the
   // threshold plus kCentroidSlack: one whose every face lies farther is not considered.
   // Watchlist names are a set (a name given twice is searched once), at most
@@ -193,7 +195,10 @@ class Gallery {
   // Copies of the store's authorisations (by watchlist id) and suppressions (by identity
   // id), reloaded after every change to them or to what they belong to.
   void reload_oversight();
-  bool suppressed(std::int64_t identity_id, const Embedding& query, std::string_view model) const;
+  // Whether a suppression of the identity lies at most (1 + suppression_margin) x
+  // `identity_distance` (the query's score against the identity) from the query.
+  bool suppressed(std::int64_t identity_id, const Embedding& query, std::string_view model,
+                  float identity_distance) const;
   mutable std::shared_mutex oversight_mutex_;
   std::map<std::int64_t, std::vector<Authorization>> authorizations_;
   std::unordered_map<std::int64_t, std::vector<Suppression>> suppressions_;
