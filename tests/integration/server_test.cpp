@@ -148,6 +148,15 @@ TEST(ServerConfig, BadFilesAndValuesStopTheServerWithTheReason) {
                                 (dir.path() / "d").string() + " --index-type NoSuchIndex");
   EXPECT_EQ(code, 1);
   EXPECT_NE(out.find("NoSuchIndex"), std::string::npos) << out;
+  // A removed option is refused with what replaced it, from a file as from a flag, rather
+  // than read with another meaning.
+  std::tie(code, out) =
+      run_server_expecting_exit("--config " + write("e.yaml", "suppression-distance: 0.3\n"));
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("--suppression-margin"), std::string::npos) << out;
+  std::tie(code, out) = run_server_expecting_exit("--suppression-margin 1.5");
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("suppression-margin"), std::string::npos) << out;
 }
 
 TEST_F(ServerTest, CliCreatesShowsAndUpdatesWatchlists) {
