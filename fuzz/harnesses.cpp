@@ -362,7 +362,7 @@ int eval_csv(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return 0;
   const auto path = as_file("input.csv", data + 1, size - 1);
   try {
-    switch (data[0] % 4) {
+    switch (data[0] % 5) {
       case 0:
         read_pairs_csv(path);
         break;
@@ -372,8 +372,11 @@ int eval_csv(const std::uint8_t* data, std::size_t size) {
       case 2:
         read_images_csv(path);
         break;
-      default:
+      case 3:
         read_images_csv(path, "race");
+        break;
+      default:  // a score normaliser file (frs eval --normaliser)
+        ScoreNormaliser::from_json(std::string(reinterpret_cast<const char*>(data + 1), size - 1));
     }
   } catch (const Error&) {
   }

@@ -18,8 +18,8 @@ int image(const std::uint8_t* data, std::size_t size);
 int requests(const std::uint8_t* data, std::size_t size);
 // frs-server's YAML config file: the option keys and the `cameras:` list.
 int config(const std::uint8_t* data, std::size_t size);
-// The CSV readers of `frs eval`: the first byte picks pairs, groups, or a list of images
-// (without and with a group column).
+// The files `frs eval` reads: the first byte picks pairs, groups, a list of images (without
+// and with a group column), or a score normaliser (JSON).
 int eval_csv(const std::uint8_t* data, std::size_t size);
 
 // Hand-made hostile images, made in code rather than kept as files: a PNG header claiming

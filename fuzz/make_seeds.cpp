@@ -193,6 +193,13 @@ int main(int argc, char** argv) {
   write(out / "eval_csv" / "groups", std::string(1, '\1') + "identity,group\nalice,g1\nbob,g2\n");
   write(out / "eval_csv" / "images",
         std::string(1, '\2') + "identity,file\nalice,a1.jpg\nalice,a2.jpg\nbob,b.jpg\n");
+  write(out / "eval_csv" / "normaliser",
+        std::string(1, '\4') +
+            R"({"format":"frs-score-normaliser-1","descriptor_model":"dlib-resnet-v1",)"
+            R"("false_match_rate":0.01,"global_threshold":0.5,"clusters":[)"
+            R"({"centroid":[0.1,0.2],"members":3,"impostor_pairs":9,"threshold":0.4,"offset":0.1,)"
+            R"("supported":true},{"centroid":[0.3,0.1],"members":3,"impostor_pairs":9,)"
+            R"("threshold":0.6,"offset":-0.1,"supported":true}]})");
   write(out / "eval_csv" / "labels",
         std::string(1, '\3') + "file,age,race\nimages/a.jpg,30,White\nimages/b.jpg,40,\n");
   std::cout << "fuzz seeds in " << out << "\n";

@@ -279,6 +279,13 @@ int main(int argc, char** argv) {
                    "The pooled false-match rate --fair-clusters fits and judges at")
       ->check(CLI::Range(1e-6, 0.5))
       ->capture_default_str();
+  eval->add_option("--fit-normaliser", eval_args.fit_normaliser_file,
+                   "Fit a fair score normaliser on every described photo (--fair-clusters K, "
+                   "default 25; --fair-fmr) and write it to FILE (JSON)");
+  eval->add_option("--normaliser", eval_args.normaliser_file,
+                   "Score every comparison with the normalised distance of this fitted "
+                   "normaliser (of the same descriptor model): every figure, groups and "
+                   "calibration included");
   eval->add_option("--max-distance", eval_args.max_distance,
                    "The operating threshold to report at (default: the threshold a new "
                    "watchlist of the model gets, for 1,000 identities at FPIR 0.01)")

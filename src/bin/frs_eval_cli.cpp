@@ -3,6 +3,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -190,8 +192,10 @@ double describe_with_progress(const FaceEngine& engine, std::vector<EvalImage>& 
   return seconds();
 }
 
-Evaluation evaluate_input(EvalInput& input, const EvalArgs& args, const DescriptorModel& model) {
+Evaluation evaluate_input(EvalInput& input, const EvalArgs& args, const DescriptorModel& model,
+                          const ScoreNormaliser* normaliser = nullptr) {
   EvaluationOptions options;
+  options.normaliser = normaliser;
   options.max_distance = args.max_distance;
   options.open_set = args.open_set;
   if (args.calibrate) {
@@ -201,7 +205,8 @@ Evaluation evaluate_input(EvalInput& input, const EvalArgs& args, const Descript
   options.groups = input.groups;
   options.stated_fmr = built_in_fmr_at(model, args.max_distance);
   static const std::vector<EvalImage> kNoIdentities;  // a pairs file: verification only
-  return evaluate(input.identity_set ? all_pairs(input.images) : listed_pairs(input.pairs_file),
+  return evaluate(input.identity_set ? all_pairs(input.images, normaliser)
+                                     : listed_pairs(input.pairs_file, normaliser),
                   input.identity_set ? input.images : kNoIdentities, options);
 }
 
@@ -306,6 +311,62 @@ void print_group_calibration(const CalibrationForEveryGroup& every) {
   } else {
     std::printf("  max_distance %.3f is the one that holds for every group: %s sets it\n",
                 every.binding.max_distance, every.bound_by.c_str());
+  }
+}
+
+ScoreNormaliser read_normaliser(const std::string& file, const std::string& model) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "cannot read normaliser '" + file + "': check the path and its permissions");
+  }
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ScoreNormaliser n;
+  try {
+    n = ScoreNormaliser::from_json(text);
+  } catch (const Error& e) {
+    throw Error(ErrorCode::kInvalidArgument, "'" + file + "': " + e.what());
+  }
+  if (n.descriptor_model != model) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "'" + file + "' normalises " + n.descriptor_model + " distances, these are " +
+                    model + "'s: fit one for it (--fit-normaliser) or give --descriptor " +
+                    n.descriptor_model);
+  }
+  return n;
+}
+
+// Fits on every described photo of the input and writes the file whole (a temporary file
+// renamed), so an interrupted run leaves the old file or none.
+void write_normaliser(const EvalArgs& args, const EvalInput& input, const DescriptorModel& model) {
+  std::vector<Embedding> descriptors;
+  std::vector<std::string> identities;
+  for (const EvalImage& image : input.images) {
+    if (!image.descriptor) continue;
+    descriptors.push_back(*image.descriptor);
+    identities.push_back(image.identity);
+  }
+  ScoreNormaliser::FitOptions fit;
+  fit.clusters = args.fair_clusters > 0 ? args.fair_clusters : 25;
+  fit.false_match_rate = args.fair_fmr;
+  fit.seed = args.open_set.seed;
+  fit.max_descriptors = std::min<std::size_t>(descriptors.size(), 20000);
+  ScoreNormaliser n = ScoreNormaliser::fit(descriptors, identities, fit);
+  n.descriptor_model = std::string(model.id);
+  n.fitted_on = input.source + ": " + std::to_string(descriptors.size()) + " described photos";
+  const std::string tmp = args.fit_normaliser_file + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << n.to_json() << "\n";
+    if (!out.flush()) {
+      throw Error(ErrorCode::kInvalidArgument, "cannot write '" + tmp + "'");
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, args.fit_normaliser_file, ec);
+  if (ec) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "cannot write '" + args.fit_normaliser_file + "': " + ec.message());
   }
 }
 
@@ -432,6 +493,10 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
     throw Error(ErrorCode::kInvalidArgument,
                 "--images CSV carries its own groups: name the column with --group-by");
   }
+  if (!args.fit_normaliser_file.empty() && !args.pairs_csv.empty()) {
+    throw Error(ErrorCode::kInvalidArgument,
+                "--fit-normaliser needs photos with identities (a folder or --images), not pairs");
+  }
   if (args.fair_clusters == 1) {
     throw Error(ErrorCode::kInvalidArgument, "--fair-clusters needs 2 clusters or more (0 = off)");
   }
@@ -459,15 +524,21 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
                                                        : ProbeFusion::kQualityWeighted;
   if (args.compare_descriptors) {
     if (!args.apply_to.empty() || !args.plot_dir.empty() || !args.groups_csv.empty() ||
-        !args.group_by.empty() || args.fair_clusters > 0) {
+        !args.group_by.empty() || args.fair_clusters > 0 || !args.normaliser_file.empty() ||
+        !args.fit_normaliser_file.empty()) {
       throw Error(ErrorCode::kInvalidArgument,
                   "--compare-descriptors reports every model side by side; --apply-to, --plot, "
-                  "--groups and --group-by work on one model: run them with --descriptor ID");
+                  "--groups, --group-by, --fair-clusters and the normalisers work on one model: "
+                  "run them with --descriptor ID");
     }
     return run_compare_descriptors(engine_options, args);
   }
   // The input first: a malformed file is reported before a second of model loading.
   EvalInput input = read_input(args);
+  std::optional<ScoreNormaliser> normaliser;
+  if (!args.normaliser_file.empty()) {
+    normaliser = read_normaliser(args.normaliser_file, engine_options.descriptor);
+  }
   const FaceEngine engine(engine_options);
   args.open_set.unit_length = engine.descriptor_model().metric == DescriptorMetric::kCosine;
   if (args.max_distance == 0)
@@ -488,13 +559,17 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
     }
   }
 
-  const Evaluation evaluation = evaluate_input(input, args, engine.descriptor_model());
+  const Evaluation evaluation =
+      evaluate_input(input, args, engine.descriptor_model(), normaliser ? &*normaliser : nullptr);
   const auto& labelled = evaluation.pairs;
   const Verification& verification = evaluation.verification;
   const std::optional<Identification>& identification = evaluation.identification;
   const std::vector<SearchOutcome>& searches = evaluation.searches;
   const std::optional<Calibration>& calibration = evaluation.calibration;
   const std::optional<GroupFigures>& groups = evaluation.groups;
+  if (!args.fit_normaliser_file.empty()) {
+    write_normaliser(args, input, engine.descriptor_model());
+  }
   std::optional<FairNormalisationTrial> fair;
   if (args.fair_clusters > 0) {
     ScoreNormaliser::FitOptions fit;
@@ -566,6 +641,12 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
       for (const GroupRates& g : groups->groups) out["groups"].push_back(group_json(g));
       out["group_summary"] = group_summary_json(*groups);
     }
+    if (normaliser) {
+      out["normaliser"] = {{"file", args.normaliser_file},
+                           {"clusters", normaliser->clusters().size()},
+                           {"fitted_on", normaliser->fitted_on}};
+    }
+    if (!args.fit_normaliser_file.empty()) out["fitted_normaliser"] = args.fit_normaliser_file;
     if (fair) {
       json before = group_summary_json(fair->before), after = group_summary_json(fair->after);
       before["groups"] = json::array();
@@ -615,6 +696,15 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
               << (skipped.size() == 1 ? "" : "s") << " or file name"
               << (skipped.size() == 1 ? "" : "s") << ":\n";
     for (const std::string& s : skipped) std::cout << "  " << s << "\n";
+  }
+  if (normaliser) {
+    std::printf("Scores: distances normalised by %s (%zu regions; fitted on %s)\n",
+                args.normaliser_file.c_str(), normaliser->clusters().size(),
+                normaliser->fitted_on.c_str());
+  }
+  if (!args.fit_normaliser_file.empty()) {
+    std::printf("Fitted a score normaliser on these photos: %s\n",
+                args.fit_normaliser_file.c_str());
   }
   print_verification(verification);
   if (identification) print_identification(*identification, args.open_set);

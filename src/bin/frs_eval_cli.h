@@ -33,6 +33,10 @@ struct EvalArgs {
   // false-match rate its clusters are fitted and judged at.
   int fair_clusters = 0;
   double fair_fmr = 1e-2;
+  // Write a ScoreNormaliser fitted on every described photo here (fair_clusters, default
+  // 25); and/or score every comparison with the one in `normaliser_file`.
+  std::string fit_normaliser_file;
+  std::string normaliser_file;
   bool json_output = false;
   bool progress = true;
 };

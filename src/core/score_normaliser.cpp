@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "frs/core/error.h"
@@ -181,6 +182,98 @@ float ScoreNormaliser::half_offset(const Embedding& descriptor) const {
 float ScoreNormaliser::normalised(float raw, const Embedding& a, const Embedding& b) const {
   if (clusters_.empty()) return raw;
   return raw + half_offset(a) + half_offset(b);
+}
+
+namespace {
+constexpr const char* kFormat = "frs-score-normaliser-1";
+constexpr std::size_t kMaxJsonBytes = 16u << 20;
+}  // namespace
+
+std::string ScoreNormaliser::to_json() const {
+  nlohmann::json clusters = nlohmann::json::array();
+  for (const Cluster& c : clusters_) {
+    clusters.push_back({{"centroid", c.centroid},
+                        {"members", c.members},
+                        {"impostor_pairs", c.impostor_pairs},
+                        {"threshold", c.threshold},
+                        {"offset", c.offset},
+                        {"supported", c.supported}});
+  }
+  return nlohmann::json{{"format", kFormat},
+                        {"descriptor_model", descriptor_model},
+                        {"fitted_on", fitted_on},
+                        {"false_match_rate", false_match_rate_},
+                        {"global_threshold", global_threshold_},
+                        {"clusters", clusters}}
+      .dump();
+}
+
+ScoreNormaliser ScoreNormaliser::from_json(const std::string& text) {
+  try {
+    return parse_normaliser(text);
+  } catch (const nlohmann::json::exception& e) {
+    // A field of the wrong type (a negative count, a string for a number).
+    throw Error(ErrorCode::kInvalidArgument, std::string("not a score normaliser: ") + e.what());
+  }
+}
+
+ScoreNormaliser ScoreNormaliser::parse_normaliser(const std::string& text) {
+  const auto refuse = [](const std::string& why) {
+    return Error(ErrorCode::kInvalidArgument, "not a score normaliser: " + why);
+  };
+  if (text.size() > kMaxJsonBytes) throw refuse("larger than 16 MiB");
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object() || j.value("format", "") != kFormat) {
+    throw refuse(std::string("want a JSON object with \"format\": \"") + kFormat + "\"");
+  }
+  const auto number = [&](const nlohmann::json& from, const char* key, double low, double high) {
+    const auto it = from.find(key);
+    if (it == from.end() || !it->is_number() || !std::isfinite(it->get<double>()) ||
+        !(it->get<double>() > low && it->get<double>() < high)) {
+      throw refuse(std::string("'") + key + "' must be a number in (" + std::to_string(low) + ", " +
+                   std::to_string(high) + ")");
+    }
+    return it->get<double>();
+  };
+  ScoreNormaliser out;
+  out.false_match_rate_ = number(j, "false_match_rate", 0, 0.5000001);
+  out.global_threshold_ = static_cast<float>(number(j, "global_threshold", -4, 4));
+  if (!j.contains("descriptor_model") || !j["descriptor_model"].is_string() ||
+      j["descriptor_model"].get<std::string>().empty()) {
+    throw refuse("'descriptor_model' must name the model it was fitted for");
+  }
+  out.descriptor_model = j["descriptor_model"].get<std::string>();
+  if (j.contains("fitted_on") && j["fitted_on"].is_string()) out.fitted_on = j["fitted_on"];
+  const auto clusters = j.find("clusters");
+  if (clusters == j.end() || !clusters->is_array() || clusters->size() < 2 ||
+      clusters->size() > 1000) {
+    throw refuse("'clusters' must be a list of 2..1000");
+  }
+  for (const nlohmann::json& c : *clusters) {
+    if (!c.is_object() || !c.contains("centroid") || !c["centroid"].is_array()) {
+      throw refuse("every cluster needs a 'centroid' list");
+    }
+    const auto& values = c["centroid"];
+    if (values.empty() || values.size() > kMaxEmbeddingSize ||
+        (!out.clusters_.empty() && values.size() != out.clusters_[0].centroid.size())) {
+      throw refuse("the centroids must all have one length of 1.." +
+                   std::to_string(kMaxEmbeddingSize) + " values");
+    }
+    Cluster cluster;
+    for (const auto& v : values) {
+      if (!v.is_number() || !std::isfinite(v.get<double>())) {
+        throw refuse("a centroid value is not a finite number");
+      }
+      cluster.centroid.push_back(v.get<float>());
+    }
+    cluster.offset = static_cast<float>(number(c, "offset", -4, 4));
+    cluster.threshold = static_cast<float>(number(c, "threshold", -4, 4));
+    cluster.supported = c.value("supported", false);
+    cluster.members = static_cast<std::size_t>(number(c, "members", -1, 1e12));
+    cluster.impostor_pairs = static_cast<std::size_t>(number(c, "impostor_pairs", -1, 1e18));
+    out.clusters_.push_back(std::move(cluster));
+  }
+  return out;
 }
 
 }  // namespace frs

@@ -314,13 +314,31 @@ void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images,
   if (failure) std::rethrow_exception(failure);
 }
 
-std::vector<LabelledDistance> all_pairs(const std::vector<EvalImage>& images) {
+namespace {
+
+// Each described image's shift under `normaliser` (0 without one): computed once, not a
+// centroid search per pair.
+std::vector<float> half_offsets(const std::vector<EvalImage>& images,
+                                const ScoreNormaliser* normaliser) {
+  std::vector<float> out(images.size(), 0.0f);
+  if (normaliser == nullptr || normaliser->empty()) return out;
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    if (images[i].descriptor) out[i] = normaliser->half_offset(*images[i].descriptor);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<LabelledDistance> all_pairs(const std::vector<EvalImage>& images,
+                                        const ScoreNormaliser* normaliser) {
+  const std::vector<float> shift = half_offsets(images, normaliser);
   std::vector<LabelledDistance> pairs;
   for (std::size_t i = 0; i < images.size(); ++i) {
     if (!images[i].descriptor) continue;
     for (std::size_t j = i + 1; j < images.size(); ++j) {
       if (!images[j].descriptor) continue;
-      pairs.push_back({distance(*images[i].descriptor, *images[j].descriptor),
+      pairs.push_back({distance(*images[i].descriptor, *images[j].descriptor) + shift[i] + shift[j],
                        images[i].identity == images[j].identity});
     }
   }
@@ -349,13 +367,7 @@ GroupedComparisons grouped_comparisons(const std::vector<EvalImage>& images,
     for (const std::string& name : it->second) groups_of[i].push_back(index_of.at(name));
     std::sort(groups_of[i].begin(), groups_of[i].end());
   }
-  // Each image's shift, once (not a centroid search per pair).
-  std::vector<float> half_offset(images.size(), 0.0f);
-  if (normaliser != nullptr && !normaliser->empty()) {
-    for (std::size_t i = 0; i < images.size(); ++i) {
-      if (!groups_of[i].empty()) half_offset[i] = normaliser->half_offset(*images[i].descriptor);
-    }
-  }
+  const std::vector<float> half_offset = half_offsets(images, normaliser);
   std::vector<std::size_t> shared;
   for (std::size_t i = 0; i < images.size(); ++i) {
     if (groups_of[i].empty()) continue;
@@ -374,12 +386,14 @@ GroupedComparisons grouped_comparisons(const std::vector<EvalImage>& images,
   return out;
 }
 
-std::vector<LabelledDistance> listed_pairs(const PairsFile& file) {
+std::vector<LabelledDistance> listed_pairs(const PairsFile& file,
+                                           const ScoreNormaliser* normaliser) {
+  const std::vector<float> shift = half_offsets(file.images, normaliser);
   std::vector<LabelledDistance> pairs;
   for (const PairsFile::Pair& p : file.pairs) {
     const auto& a = file.images[p.a].descriptor;
     const auto& b = file.images[p.b].descriptor;
-    if (a && b) pairs.push_back({distance(*a, *b), p.same});
+    if (a && b) pairs.push_back({distance(*a, *b) + shift[p.a] + shift[p.b], p.same});
   }
   return pairs;
 }
@@ -469,6 +483,10 @@ std::vector<SearchOutcome> open_set_searches(const std::vector<EvalImage>& image
         for (const Embedding* face : by_identity.at(order[i])) cohort.emplace_back(&order[i], face);
       }
     }
+    auto score = [&](const Embedding& probe, const Embedding& face) {
+      const float d = distance(probe, face);
+      return options.normaliser ? options.normaliser->normalised(d, probe, face) : d;
+    };
     auto search = [&](const Embedding& probe, const std::string& probe_identity,
                       const std::string* truth) {
       SearchOutcome out;
@@ -476,7 +494,7 @@ std::vector<SearchOutcome> open_set_searches(const std::vector<EvalImage>& image
       const Template* nearest = nullptr;
       for (const Template& t : gallery) {
         for (const Embedding& face : t.faces) {
-          const float d = distance(probe, face);
+          const float d = score(probe, face);
           if (!out.nearest_distance || d < *out.nearest_distance) {
             out.nearest_distance = d;
             nearest = &t;
@@ -487,7 +505,7 @@ std::vector<SearchOutcome> open_set_searches(const std::vector<EvalImage>& image
       if (options.cohort_k > 0 && out.nearest_distance) {
         std::vector<float> to_cohort;
         for (const auto& [identity, face] : cohort) {
-          if (*identity != probe_identity) to_cohort.push_back(distance(probe, *face));
+          if (*identity != probe_identity) to_cohort.push_back(score(probe, *face));
         }
         const std::size_t k =
             std::min<std::size_t>(static_cast<std::size_t>(options.cohort_k), to_cohort.size());

@@ -11,7 +11,9 @@ Evaluation evaluate(std::vector<LabelledDistance> pairs,
   out.pairs = std::move(pairs);
   out.verification = verify(out.pairs, options.max_distance, kReportedFmrs);
   if (!identity_images.empty()) {
-    out.searches = open_set_searches(identity_images, options.open_set);
+    OpenSetOptions open_set = options.open_set;
+    open_set.normaliser = options.normaliser;
+    out.searches = open_set_searches(identity_images, open_set);
     out.identification = identify(out.searches, options.max_distance, kReportedFpirs);
   }
   std::optional<GroupedComparisons> grouped;
@@ -21,7 +23,7 @@ Evaluation evaluate(std::vector<LabelledDistance> pairs,
                   "per-group figures need photos labelled with identities (a pairs file has "
                   "none)");
     }
-    grouped = grouped_comparisons(identity_images, *options.groups);
+    grouped = grouped_comparisons(identity_images, *options.groups, options.normaliser);
     out.groups = group_figures(*grouped, options.max_distance, options.stated_fmr);
   }
   if (options.target_fpir > 0) {

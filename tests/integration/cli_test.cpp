@@ -454,7 +454,8 @@ TEST(CliEval, PhotosListedInACsvGiveRatesPerGroupAndACalibrationForEveryGroup) {
   ASSERT_EQ(listed.size(), 5u);
   CliRun r = run_cli("eval --images " + quoted(dir / "sample.csv") +
                      " --group-by race --json --no-progress --calibrate --gallery-size 1000 "
-                     "--fair-clusters 2 --fair-fmr 0.05");
+                     "--fair-clusters 2 --fair-fmr 0.05 --fit-normaliser " +
+                     quoted(dir / "normaliser.json"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   ASSERT_TRUE(j["no_descriptor"].empty()) << j["no_descriptor"].dump();
@@ -514,6 +515,27 @@ TEST(CliEval, PhotosListedInACsvGiveRatesPerGroupAndACalibrationForEveryGroup) {
   }
   EXPECT_GT(judged, 5u * 20);  // about 5 x ((7 choose 2) + (8 choose 2))
   EXPECT_LT(judged, 5u * 105);
+
+  // The normaliser fitted on all 75, applied to them: every comparison scored by it.
+  EXPECT_EQ(j["fitted_normaliser"], (dir / "normaliser.json").string());
+  const std::string normalised_args = "eval --images " + quoted(dir / "sample.csv") +
+                                      " --group-by race --json --no-progress --normaliser " +
+                                      quoted(dir / "normaliser.json");
+  r = run_cli(normalised_args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto n = nlohmann::json::parse(r.out);
+  EXPECT_EQ(n["normaliser"]["clusters"], 2);
+  EXPECT_NE(n["normaliser"]["fitted_on"].get<std::string>().find("75 described photos"),
+            std::string::npos);
+  EXPECT_EQ(n["verification"]["impostor"], j["verification"]["impostor"]);
+  // Of another model, or not a normaliser: refused before any photo is analysed.
+  r = run_cli(normalised_args + " --descriptor fused-v1");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("normalises dlib-resnet-v1 distances"), std::string::npos) << r.err;
+  r = run_cli("eval --images " + quoted(dir / "sample.csv") + " --normaliser " +
+              quoted(dir / "sample.csv"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("not a score normaliser"), std::string::npos) << r.err;
 
   // The text report says the same.
   r = run_cli("eval --images " + quoted(dir / "sample.csv") +

@@ -130,5 +130,47 @@ TEST(ScoreNormaliser, AClusterWithTooFewComparisonsIsNotShifted) {
   }
 }
 
+// Written and read back, a normaliser scores every comparison as before; what is not a
+// normaliser is refused with the reason.
+TEST(ScoreNormaliser, ReadsBackWhatItWritesAndRefusesAnythingElse) {
+  const TwoGroups set = two_groups(5);
+  ScoreNormaliser::FitOptions options;
+  options.clusters = 3;
+  ScoreNormaliser n = ScoreNormaliser::fit(set.descriptors, set.identities, options);
+  n.descriptor_model = "dlib-resnet-v1";
+  n.fitted_on = "two groups";
+  const ScoreNormaliser back = ScoreNormaliser::from_json(n.to_json());
+  EXPECT_EQ(back.descriptor_model, "dlib-resnet-v1");
+  EXPECT_EQ(back.fitted_on, "two groups");
+  EXPECT_EQ(back.clusters().size(), 3u);
+  EXPECT_FLOAT_EQ(back.global_threshold(), n.global_threshold());
+  for (std::size_t i = 0; i < 20; ++i) {
+    const Embedding& a = set.descriptors[i];
+    const Embedding& b = set.descriptors[i + 20];
+    const float raw = distance(a, b);
+    EXPECT_FLOAT_EQ(back.normalised(raw, a, b), n.normalised(raw, a, b));
+  }
+
+  const std::string good = n.to_json();
+  const auto edited = [&](const std::string& from, const std::string& to) {
+    std::string text = good;
+    const auto at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return text.replace(at, from.size(), to);
+  };
+  for (const std::string& bad :
+       {std::string(""), std::string("[]"), std::string("{}"), std::string("not json"),
+        edited("frs-score-normaliser-1", "frs-score-normaliser-9"),
+        edited("\"descriptor_model\":\"dlib-resnet-v1\"", "\"descriptor_model\":\"\""),
+        edited("\"offset\":", "\"offset\":1e9,\"x\":"),
+        edited("\"centroid\":[", "\"centroid\":[\"a\","),
+        edited("\"centroid\":[", "\"centroid\":[1.0,"),  // one longer than the others
+        edited("\"members\":", "\"members\":-1,\"y\":"),
+        edited("\"global_threshold\":", "\"global_threshold\":null,\"z\":"),
+        std::string(17u << 20, ' ')}) {
+    EXPECT_THROW(ScoreNormaliser::from_json(bad), Error) << bad.substr(0, 200);
+  }
+}
+
 }  // namespace
 }  // namespace frs

@@ -72,7 +72,19 @@ class ScoreNormaliser {
   // `raw` = distance(a, b), shifted by both faces' clusters; `raw` itself when empty().
   float normalised(float raw, const Embedding& a, const Embedding& b) const;
 
+  // The descriptor model it was fitted for (set by whoever fits it), and what on, in words.
+  std::string descriptor_model;
+  std::string fitted_on;
+
+  // As a JSON document (format "frs-score-normaliser-1"), and back. from_json throws
+  // Error(kInvalidArgument) naming what is wrong for anything but a well-formed normaliser:
+  // 2..1000 clusters of one length (at most kMaxEmbeddingSize), finite values, offsets
+  // within (-4, 4), at most 16 MiB of text.
+  std::string to_json() const;
+  static ScoreNormaliser from_json(const std::string& text);
+
  private:
+  static ScoreNormaliser parse_normaliser(const std::string& text);
   std::vector<Cluster> clusters_;
   float global_threshold_ = 0;
   double false_match_rate_ = 0;

@@ -97,16 +97,18 @@ void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images,
                      const EnrollmentRules& rules = {}, const Cancellation& cancel = {},
                      Admission* slots = nullptr);
 
-// Every pair of described images of an identity tree: same = same identity.
-std::vector<LabelledDistance> all_pairs(const std::vector<EvalImage>& images);
+// Every pair of described images of an identity tree: same = same identity. With
+// `normaliser`, each distance is its normalised one (as in every function below).
+std::vector<LabelledDistance> all_pairs(const std::vector<EvalImage>& images,
+                                        const ScoreNormaliser* normaliser = nullptr);
 // The same pairs by group (metrics.h): a pair counts in each group both identities belong
 // to; an impostor pair of grouped identities that share none counts across groups.
-// With `normaliser`, each distance is its normalised one (score_normaliser.h).
 GroupedComparisons grouped_comparisons(const std::vector<EvalImage>& images,
                                        const GroupsFile& groups,
                                        const ScoreNormaliser* normaliser = nullptr);
 // The pairs of a pairs file whose two images were described.
-std::vector<LabelledDistance> listed_pairs(const PairsFile& file);
+std::vector<LabelledDistance> listed_pairs(const PairsFile& file,
+                                           const ScoreNormaliser* normaliser = nullptr);
 
 // How an identity with several enrolled faces is compared with a probe.
 enum class TemplateScore {
@@ -150,6 +152,8 @@ struct OpenSetOptions {
   // chips) is scaled back to unit length, as the live path and the gallery do. Set from
   // the engine's model by frs eval.
   bool unit_length = false;
+  // Scores are normalised distances (score_normaliser.h) when given; not owned.
+  const ScoreNormaliser* normaliser = nullptr;
 };
 
 // The open-set protocol: in each fold the other folds' identities are enrolled; the rest

@@ -29,6 +29,9 @@ struct EvaluationOptions {
   // The per-comparison FMR max_distance states (built_in_fmr_at), each group's rate is
   // set against; none: not compared.
   std::optional<double> stated_fmr;
+  // Every comparison scored by this normaliser's distances (the pairs given to evaluate()
+  // too: all_pairs with it); not owned. None: raw distances.
+  const ScoreNormaliser* normaliser = nullptr;
 };
 
 struct Evaluation {
