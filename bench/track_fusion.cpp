@@ -26,6 +26,7 @@
 // nearest rejected descriptor: Gallery::suppressed).
 //   bench_track_fusion [--models "dlib-resnet-v1,faceplugin-v1,fused-v1"] [--passes 5]
 //                      [--margin M (default: the server's --suppression-margin)]
+//                      [--threshold MODEL=T ... (default: each model's watchlist default)]
 
 #include <algorithm>
 #include <cstdio>
@@ -98,6 +99,15 @@ Embedding query_after(const FaceEngine& engine, const DescriptorModel& model,
 
 using Tracks = std::map<std::uint64_t, std::vector<Chip>>;
 
+// --threshold MODEL=T overrides (e.g. a calibration that holds for every group); the model's
+// default watchlist threshold otherwise.
+std::map<std::string, double> threshold_overrides;
+
+double threshold_of(const DescriptorModel& model) {
+  const auto it = threshold_overrides.find(std::string(model.id));
+  return it != threshold_overrides.end() ? it->second : default_watchlist_threshold(model);
+}
+
 // The clip at 5 analysed frames a second, starting at frame `phase` (0..5): every face
 // tracked and described with each model.
 Tracks collect_tracks(const FaceEngine& engine, const std::vector<const DescriptorModel*>& models,
@@ -139,7 +149,7 @@ void rejection_study(const FaceEngine& engine, const Tracks& first_pass,
                      const std::vector<Tracks>& replays, const Embedding& him_of_model,
                      const DescriptorModel& model, float margin) {
   const std::string id(model.id);
-  const double t = default_watchlist_threshold(model);
+  const double t = threshold_of(model);
   std::vector<Embedding> rejected;
   for (const auto& [track, chips] : first_pass) {
     if (!is_his(chips)) continue;
@@ -191,6 +201,16 @@ int main(int argc, char** argv) {
   float margin = GalleryOptions().suppression_margin;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::string(argv[i]) == "--margin") margin = std::stof(argv[i + 1]);
+    if (std::string(argv[i]) == "--threshold") {
+      const std::string value = argv[i + 1];
+      const auto equals = value.find('=');
+      if (equals == std::string::npos) {
+        std::fprintf(stderr, "--threshold wants MODEL=T, e.g. faceplugin-v1=0.865\n");
+        return 2;
+      }
+      descriptor_model(value.substr(0, equals));  // an unknown model is refused
+      threshold_overrides[value.substr(0, equals)] = std::stod(value.substr(equals + 1));
+    }
     if (std::string(argv[i]) == "--passes") passes = std::clamp(std::atoi(argv[i + 1]), 0, 5);
     if (std::string(argv[i]) == "--models") {
       models.clear();
@@ -241,7 +261,7 @@ int main(int argc, char** argv) {
       "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const DescriptorModel* model : models) {
     const std::string model_id(model->id);
-    const double t = default_watchlist_threshold(*model);
+    const double t = threshold_of(*model);
     const double ceiling = service::default_max_distance_ceiling(*model);
     for (const std::string& how : ways) {
       std::vector<double> first, lowest, to_match;
