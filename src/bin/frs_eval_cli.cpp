@@ -124,8 +124,14 @@ void print_identification(const Identification& id, const OpenSetOptions& o) {
     std::printf("  scores: nearest distance minus the mean to the %d nearest cohort photos\n",
                 o.cohort_k);
   }
-  std::printf("  %zu mated searches, %zu non-mated; rank-1 %.4f\n", id.mated, id.non_mated,
-              id.rank1);
+  if (id.mated == 0) {
+    std::printf("  %zu non-mated searches, no mated one (one photo per identity: rank-1 and "
+                "FNIR need a second photo of a person)\n",
+                id.non_mated);
+  } else {
+    std::printf("  %zu mated searches, %zu non-mated; rank-1 %.4f\n", id.mated, id.non_mated,
+                id.rank1);
+  }
   std::printf("  at max_distance %.3f: FNIR %s  FPIR %s\n", id.threshold,
               rate_text(id.fnir).c_str(), rate_text(id.fpir).c_str());
   for (const auto& at : id.at_fpir) {
@@ -203,7 +209,8 @@ Evaluation evaluate_input(EvalInput& input, const EvalArgs& args, const Descript
     options.gallery_size = args.gallery_size;
   }
   options.groups = input.groups;
-  options.stated_fmr = built_in_fmr_at(model, args.max_distance);
+  // The built-in calibration speaks of raw distances; normalised ones have no stated rate.
+  if (normaliser == nullptr) options.stated_fmr = built_in_fmr_at(model, args.max_distance);
   static const std::vector<EvalImage> kNoIdentities;  // a pairs file: verification only
   return evaluate(input.identity_set ? all_pairs(input.images, normaliser)
                                      : listed_pairs(input.pairs_file, normaliser),
