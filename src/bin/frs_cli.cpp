@@ -279,6 +279,9 @@ int main(int argc, char** argv) {
                    "The pooled false-match rate --fair-clusters fits and judges at")
       ->check(CLI::Range(1e-6, 0.5))
       ->capture_default_str();
+  eval->add_option("--degrade", eval_args.degrade,
+                   "Degrade every photo before it is analysed, to measure poorer faces: "
+                   "scale=F (0..1], blur=SIGMA px, jpeg=QUALITY, e.g. scale=0.4,blur=1.5,jpeg=30");
   eval->add_option("--fit-normaliser", eval_args.fit_normaliser_file,
                    "Fit a fair score normaliser on every described photo (--fair-clusters K, "
                    "default 25; --fair-fmr) and write it to FILE (JSON)");

@@ -125,9 +125,10 @@ void print_identification(const Identification& id, const OpenSetOptions& o) {
                 o.cohort_k);
   }
   if (id.mated == 0) {
-    std::printf("  %zu non-mated searches, no mated one (one photo per identity: rank-1 and "
-                "FNIR need a second photo of a person)\n",
-                id.non_mated);
+    std::printf(
+        "  %zu non-mated searches, no mated one (one photo per identity: rank-1 and "
+        "FNIR need a second photo of a person)\n",
+        id.non_mated);
   } else {
     std::printf("  %zu mated searches, %zu non-mated; rank-1 %.4f\n", id.mated, id.non_mated,
                 id.rank1);
@@ -186,14 +187,18 @@ EvalInput read_input(const EvalArgs& args) {
 
 // Describes the images with a progress bar on stderr; returns the seconds it took.
 double describe_with_progress(const FaceEngine& engine, std::vector<EvalImage>& images,
-                              bool progress, const std::string& what) {
+                              bool progress, const std::string& what,
+                              const ImageDegradation& degradation) {
   const auto start = std::chrono::steady_clock::now();
   const auto seconds = [&start] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
-  describe_images(engine, images, [&](std::size_t done, std::size_t total) {
-    if (progress) print_progress(done, total, seconds(), what.c_str());
-  });
+  describe_images(
+      engine, images,
+      [&](std::size_t done, std::size_t total) {
+        if (progress) print_progress(done, total, seconds(), what.c_str());
+      },
+      {}, {}, nullptr, degradation);
   if (progress) std::fprintf(stderr, "\n");
   return seconds();
 }
@@ -413,8 +418,9 @@ int run_compare_descriptors(const FaceEngineOptions& engine_options, EvalArgs ar
     EvalInput input = read_input(model_args);
     Row row;
     row.model = &model;
-    row.seconds = describe_with_progress(engine, input.described(), args.progress,
-                                         "images, " + std::string(model.id));
+    row.seconds =
+        describe_with_progress(engine, input.described(), args.progress,
+                               "images, " + std::string(model.id), parse_degradation(args.degrade));
     std::set<std::string> identities;
     for (const EvalImage& image : input.described()) {
       if (image.descriptor) ++row.described;
@@ -500,6 +506,7 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
     throw Error(ErrorCode::kInvalidArgument,
                 "--images CSV carries its own groups: name the column with --group-by");
   }
+  parse_degradation(args.degrade);  // a bad spec is refused before any model is loaded
   if (!args.fit_normaliser_file.empty() && !args.pairs_csv.empty()) {
     throw Error(ErrorCode::kInvalidArgument,
                 "--fit-normaliser needs photos with identities (a folder or --images), not pairs");
@@ -542,6 +549,7 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
   }
   // The input first: a malformed file is reported before a second of model loading.
   EvalInput input = read_input(args);
+  const ImageDegradation degradation = parse_degradation(args.degrade);
   std::optional<ScoreNormaliser> normaliser;
   if (!args.normaliser_file.empty()) {
     normaliser = read_normaliser(args.normaliser_file, engine_options.descriptor);
@@ -553,7 +561,7 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
 
   std::vector<std::string>& skipped = input.skipped;
   std::vector<EvalImage>& described = input.described();
-  describe_with_progress(engine, described, args.progress, "images");
+  describe_with_progress(engine, described, args.progress, "images", degradation);
 
   std::vector<std::pair<std::string, std::string>> problems;       // file, why
   std::vector<std::pair<std::string, std::string>> gate_refusals;  // file, why
@@ -648,6 +656,7 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
       for (const GroupRates& g : groups->groups) out["groups"].push_back(group_json(g));
       out["group_summary"] = group_summary_json(*groups);
     }
+    if (degradation.any()) out["degradation"] = degradation.text();
     if (normaliser) {
       out["normaliser"] = {{"file", args.normaliser_file},
                            {"clusters", normaliser->clusters().size()},
@@ -703,6 +712,9 @@ int run_eval(const FaceEngineOptions& engine_options, EvalArgs args) {
               << (skipped.size() == 1 ? "" : "s") << " or file name"
               << (skipped.size() == 1 ? "" : "s") << ":\n";
     for (const std::string& s : skipped) std::cout << "  " << s << "\n";
+  }
+  if (degradation.any()) {
+    std::printf("Every photo degraded before analysis: %s\n", degradation.text().c_str());
   }
   if (normaliser) {
     std::printf("Scores: distances normalised by %s (%zu regions; fitted on %s)\n",

@@ -36,6 +36,8 @@ struct EvalArgs {
   // Write a ScoreNormaliser fitted on every described photo here (fair_clusters, default
   // 25); and/or score every comparison with the one in `normaliser_file`.
   std::string fit_normaliser_file;
+  // Degrade every photo before analysis (parse_degradation: "scale=0.4,blur=1.5,jpeg=30").
+  std::string degrade;
   std::string normaliser_file;
   bool json_output = false;
   bool progress = true;

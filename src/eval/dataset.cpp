@@ -2,10 +2,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <cstdio>
 #include <exception>
 #include <fstream>
 #include <iterator>
 #include <mutex>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <random>
 #include <set>
 #include <sstream>
@@ -264,9 +268,88 @@ ImagesFile read_images_csv(const std::filesystem::path& csv, const std::string& 
   return out;
 }
 
+std::string ImageDegradation::text() const {
+  std::string out;
+  const auto add = [&out](const std::string& part) { out += (out.empty() ? "" : ", ") + part; };
+  char number[32];
+  if (scale < 1) {
+    std::snprintf(number, sizeof number, "%g", scale);
+    add(std::string("scale ") + number);
+  }
+  if (blur_sigma > 0) {
+    std::snprintf(number, sizeof number, "%g", blur_sigma);
+    add(std::string("blur ") + number + " px");
+  }
+  if (jpeg_quality > 0) add("JPEG quality " + std::to_string(jpeg_quality));
+  return out.empty() ? "none" : out;
+}
+
+ImageDegradation parse_degradation(const std::string& spec) {
+  ImageDegradation out;
+  std::stringstream in(spec);
+  for (std::string part; std::getline(in, part, ',');) {
+    part = trimmed(part);
+    const auto equals = part.find('=');
+    const std::string key = trimmed(part.substr(0, equals));
+    const std::string value = equals == std::string::npos ? "" : trimmed(part.substr(equals + 1));
+    const auto refuse = [&](const std::string& want) {
+      return Error(ErrorCode::kInvalidArgument,
+                   "--degrade: '" + part + "': " + want + " (e.g. scale=0.4,blur=1.5,jpeg=30)");
+    };
+    double number = 0;
+    std::size_t used = 0;
+    try {
+      number = std::stod(value, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != value.size() || !std::isfinite(number)) {
+      throw refuse("want KEY=NUMBER");
+    }
+    if (key == "scale") {
+      if (!(number > 0 && number <= 1)) throw refuse("scale must be in (0, 1]");
+      out.scale = number;
+    } else if (key == "blur") {
+      if (!(number >= 0 && number <= 20)) throw refuse("blur must be 0..20 pixels");
+      out.blur_sigma = number;
+    } else if (key == "jpeg") {
+      if (!(number >= 1 && number <= 100) || number != std::floor(number)) {
+        throw refuse("jpeg must be a quality of 1..100");
+      }
+      out.jpeg_quality = static_cast<int>(number);
+    } else {
+      throw refuse("the keys are scale, blur and jpeg");
+    }
+  }
+  return out;
+}
+
+cv::Mat degraded(const cv::Mat& bgr, const ImageDegradation& d) {
+  cv::Mat out = bgr;
+  if (d.scale < 1) {
+    cv::Mat smaller;
+    const cv::Size size(std::max(1, static_cast<int>(std::lround(bgr.cols * d.scale))),
+                        std::max(1, static_cast<int>(std::lround(bgr.rows * d.scale))));
+    cv::resize(out, smaller, size, 0, 0, cv::INTER_AREA);
+    out = smaller;
+  }
+  if (d.blur_sigma > 0) {
+    cv::Mat blurred;
+    cv::GaussianBlur(out, blurred, cv::Size(0, 0), d.blur_sigma);
+    out = blurred;
+  }
+  if (d.jpeg_quality > 0) {
+    std::vector<std::uint8_t> bytes;
+    cv::imencode(".jpg", out, bytes, {cv::IMWRITE_JPEG_QUALITY, d.jpeg_quality});
+    out = cv::imdecode(bytes, cv::IMREAD_COLOR);
+  }
+  return out;
+}
+
 void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images,
                      const std::function<void(std::size_t, std::size_t)>& progress,
-                     const EnrollmentRules& rules, const Cancellation& cancel, Admission* slots) {
+                     const EnrollmentRules& rules, const Cancellation& cancel, Admission* slots,
+                     const ImageDegradation& degradation) {
   std::atomic<std::size_t> next{0};
   std::size_t done = 0;
   std::mutex progress_mutex;
@@ -277,12 +360,13 @@ void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images,
       try {
         std::optional<Admission::Slot> slot;
         if (slots != nullptr) slot.emplace(slots->acquire(cancel, Admission::kUntilCancelled));
-        const cv::Mat bgr =
+        const cv::Mat loaded =
             image.bytes.empty()
                 ? load_image(image.file, engine.options().limits)
                 : decode_image({reinterpret_cast<const std::uint8_t*>(image.bytes.data()),
                                 image.bytes.size()},
                                engine.options().limits);
+        const cv::Mat bgr = degradation.any() ? degraded(loaded, degradation) : loaded;
         const auto faces = engine.analyze(bgr, true, cancel);
         if (faces.empty()) {
           image.problem = "no face found";

@@ -521,9 +521,11 @@ TEST(CliEval, PhotosListedInACsvGiveRatesPerGroupAndACalibrationForEveryGroup) {
   const std::string normalised_args = "eval --images " + quoted(dir / "sample.csv") +
                                       " --group-by race --json --no-progress --normaliser " +
                                       quoted(dir / "normaliser.json");
-  r = run_cli(normalised_args);
+  // (the photos re-compressed first: --degrade reaches the analysis)
+  r = run_cli(normalised_args + " --degrade jpeg=90");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto n = nlohmann::json::parse(r.out);
+  EXPECT_EQ(n["degradation"], "JPEG quality 90");
   EXPECT_EQ(n["normaliser"]["clusters"], 2);
   EXPECT_NE(n["normaliser"]["fitted_on"].get<std::string>().find("75 described photos"),
             std::string::npos);
@@ -536,6 +538,9 @@ TEST(CliEval, PhotosListedInACsvGiveRatesPerGroupAndACalibrationForEveryGroup) {
               quoted(dir / "sample.csv"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("not a score normaliser"), std::string::npos) << r.err;
+  r = run_cli("eval --images " + quoted(dir / "sample.csv") + " --degrade scale=2");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("scale must be in (0, 1]"), std::string::npos) << r.err;
 
   // The text report says the same.
   r = run_cli("eval --images " + quoted(dir / "sample.csv") +

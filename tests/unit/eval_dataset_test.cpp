@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <opencv2/imgproc.hpp>
 
 #include "frs/core/error.h"
 #include "frs/eval/dataset.h"
@@ -244,6 +245,43 @@ TEST(EvalDataset, GroupedComparisonsWithinAndAcrossGroups) {
   EXPECT_EQ(c.across_impostor.size(), 15u);
   // Different people on different axes: sqrt(a^2 + b^2).
   EXPECT_NEAR(c.across_impostor.front(), std::hypot(1.0f, 1.0f), 1e-6);
+}
+
+TEST(EvalDataset, DegradationSpecsAndWhatTheyDoToAnImage) {
+  const ImageDegradation none = parse_degradation("");
+  EXPECT_FALSE(none.any());
+  EXPECT_EQ(none.text(), "none");
+  const ImageDegradation d = parse_degradation(" jpeg=30, scale=0.5 ,blur=1.5");
+  EXPECT_DOUBLE_EQ(d.scale, 0.5);
+  EXPECT_DOUBLE_EQ(d.blur_sigma, 1.5);
+  EXPECT_EQ(d.jpeg_quality, 30);
+  EXPECT_EQ(d.text(), "scale 0.5, blur 1.5 px, JPEG quality 30");
+  for (const char* bad :
+       {"scale=0", "scale=1.5", "blur=-1", "blur=21", "jpeg=0", "jpeg=101", "jpeg=50.5",
+        "sharpen=2", "scale", "scale=", "scale=0.5x", "scale=nan", ",", "scale=0.5,,"}) {
+    EXPECT_THROW(parse_degradation(bad), Error) << bad;
+  }
+
+  // A sharp checkerboard: smaller, softer, and changed by compression, in that order.
+  cv::Mat board(200, 300, CV_8UC3);
+  for (int y = 0; y < board.rows; ++y)
+    for (int x = 0; x < board.cols; ++x)
+      board.at<cv::Vec3b>(y, x) = ((x / 4 + y / 4) % 2) ? cv::Vec3b(255, 255, 255) : cv::Vec3b();
+  const cv::Mat smaller = degraded(board, parse_degradation("scale=0.5"));
+  EXPECT_EQ(smaller.size(), cv::Size(150, 100));
+  const auto sharpness = [](const cv::Mat& bgr) {
+    cv::Mat grey, edges;
+    cv::cvtColor(bgr, grey, cv::COLOR_BGR2GRAY);
+    cv::Laplacian(grey, edges, CV_64F);
+    cv::Scalar mean, sd;
+    cv::meanStdDev(edges, mean, sd);
+    return sd[0];
+  };
+  EXPECT_LT(sharpness(degraded(smaller, parse_degradation("blur=2"))), 0.5 * sharpness(smaller));
+  const cv::Mat compressed = degraded(smaller, parse_degradation("jpeg=10"));
+  EXPECT_EQ(compressed.size(), smaller.size());
+  EXPECT_GT(cv::norm(compressed, smaller, cv::NORM_L1), 0);
+  EXPECT_EQ(cv::norm(degraded(smaller, none), smaller, cv::NORM_L1), 0);
 }
 
 }  // namespace

@@ -85,6 +85,20 @@ struct ImagesFile {
 };
 ImagesFile read_images_csv(const std::filesystem::path& csv, const std::string& group_by = "");
 
+// What `frs eval --degrade` does to each photo before it is analysed, to measure how the
+// figures hold on the poorer faces cameras see: smaller, softer, more compressed.
+struct ImageDegradation {
+  double scale = 1;       // resize by this, (0, 1] (area averaging, as a distant face)
+  double blur_sigma = 0;  // Gaussian blur of this sigma in pixels after resizing, 0..20
+  int jpeg_quality = 0;   // then re-encoded as JPEG at this quality, 1..100; 0 = not
+  bool any() const { return scale < 1 || blur_sigma > 0 || jpeg_quality > 0; }
+  std::string text() const;  // "scale 0.4, blur 1.5 px, JPEG quality 30"
+};
+// "scale=0.4,blur=1.5,jpeg=30", any of them in any order. Throws Error(kInvalidArgument)
+// naming the part that is wrong.
+ImageDegradation parse_degradation(const std::string& spec);
+cv::Mat degraded(const cv::Mat& bgr, const ImageDegradation& degradation);
+
 // Fills each image's descriptor (the largest face), as many images at once as the engine
 // has threads; an image with no face, or one that cannot be read, gets a `problem` instead.
 // The figures do not depend on the order or the threads (test
@@ -95,7 +109,7 @@ ImagesFile read_images_csv(const std::filesystem::path& csv, const std::string& 
 void describe_images(const FaceEngine& engine, std::vector<EvalImage>& images,
                      const std::function<void(std::size_t, std::size_t)>& progress = {},
                      const EnrollmentRules& rules = {}, const Cancellation& cancel = {},
-                     Admission* slots = nullptr);
+                     Admission* slots = nullptr, const ImageDegradation& degradation = {});
 
 // Every pair of described images of an identity tree: same = same identity. With
 // `normaliser`, each distance is its normalised one (as in every function below).
