@@ -10,38 +10,20 @@
 namespace frs {
 namespace {
 
-// Appends `more` to `into`, group by group (by name: a group may be in one half only).
-void append(GroupedComparisons& into, const GroupedComparisons& more) {
-  for (std::size_t m = 0; m < more.names.size(); ++m) {
-    auto it = std::find(into.names.begin(), into.names.end(), more.names[m]);
-    std::size_t i = static_cast<std::size_t>(it - into.names.begin());
-    if (it == into.names.end()) {
-      into.names.push_back(more.names[m]);
-      into.impostor.emplace_back();
-      into.genuine.emplace_back();
-    }
-    into.impostor[i].insert(into.impostor[i].end(), more.impostor[m].begin(),
-                            more.impostor[m].end());
-    into.genuine[i].insert(into.genuine[i].end(), more.genuine[m].begin(), more.genuine[m].end());
+// Appends `more` to `into`, group by group. Both come from grouped_comparisons with one
+// GroupsFile, whose names are every group of the file, sorted: the same in both.
+void append(GroupedComparisons& into, GroupedComparisons&& more) {
+  if (into.names.empty()) {
+    into = std::move(more);
+    return;
+  }
+  for (std::size_t g = 0; g < more.names.size(); ++g) {
+    into.impostor[g].insert(into.impostor[g].end(), more.impostor[g].begin(),
+                            more.impostor[g].end());
+    into.genuine[g].insert(into.genuine[g].end(), more.genuine[g].begin(), more.genuine[g].end());
   }
   into.across_impostor.insert(into.across_impostor.end(), more.across_impostor.begin(),
                               more.across_impostor.end());
-}
-
-// Names sorted, as grouped_comparisons gives them.
-GroupedComparisons sorted_by_name(const GroupedComparisons& c) {
-  std::vector<std::size_t> order(c.names.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(),
-            [&](std::size_t a, std::size_t b) { return c.names[a] < c.names[b]; });
-  GroupedComparisons out;
-  for (const std::size_t i : order) {
-    out.names.push_back(c.names[i]);
-    out.impostor.push_back(c.impostor[i]);
-    out.genuine.push_back(c.genuine[i]);
-  }
-  out.across_impostor = c.across_impostor;
-  return out;
 }
 
 struct Judged {
@@ -113,8 +95,8 @@ FairNormalisationTrial fair_normalisation_trial(const std::vector<EvalImage>& im
     append(raw, grouped_comparisons(judged, groups));
     append(normalised, grouped_comparisons(judged, groups, &normaliser));
   }
-  const Judged before = judge(sorted_by_name(raw), out.pooled_fmr);
-  const Judged after = judge(sorted_by_name(normalised), out.pooled_fmr);
+  const Judged before = judge(raw, out.pooled_fmr);
+  const Judged after = judge(normalised, out.pooled_fmr);
   out.before = before.figures;
   out.fnmr_before = before.fnmr;
   out.after = after.figures;

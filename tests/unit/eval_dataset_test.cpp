@@ -247,6 +247,58 @@ TEST(EvalDataset, GroupedComparisonsWithinAndAcrossGroups) {
   EXPECT_NEAR(c.across_impostor.front(), std::hypot(1.0f, 1.0f), 1e-6);
 }
 
+// With a normaliser, every comparison frs eval makes (pairs, groups, searches) is the raw
+// distance shifted by both faces' half offsets.
+TEST(EvalDataset, ANormaliserShiftsEveryComparisonByBothFacesOffsets) {
+  std::vector<EvalImage> images = four_people();
+  // p0 and p1 packed close together (a region whose impostors lie near), p2 and p3 not.
+  for (std::size_t i = 0; i < 6; ++i) {
+    for (float& v : *images[i].descriptor) v *= 0.2f;
+  }
+  std::vector<Embedding> descriptors;
+  std::vector<std::string> identities;
+  for (const EvalImage& image : images) {
+    descriptors.push_back(*image.descriptor);
+    identities.push_back(image.identity);
+  }
+  ScoreNormaliser::FitOptions fit;
+  fit.clusters = 2;
+  fit.false_match_rate = 0.5;  // 12 photos: every cluster supported
+  const ScoreNormaliser n = ScoreNormaliser::fit(descriptors, identities, fit);
+  float spread = 0;
+  for (const auto& c : n.clusters()) spread = std::max(spread, std::abs(c.offset));
+  ASSERT_GT(spread, 0.0f) << "a normaliser that shifts nothing proves nothing here";
+  const auto expected = [&](std::size_t i, std::size_t j) {
+    return distance(descriptors[i], descriptors[j]) + n.half_offset(descriptors[i]) +
+           n.half_offset(descriptors[j]);
+  };
+
+  const auto raw = all_pairs(images);
+  const auto normalised = all_pairs(images, &n);
+  ASSERT_EQ(normalised.size(), raw.size());
+  EXPECT_FLOAT_EQ(normalised[0].distance, expected(0, 1));
+  EXPECT_FLOAT_EQ(normalised.back().distance, expected(10, 11));
+
+  GroupsFile groups;
+  for (const char* p : {"p0", "p1", "p2", "p3"}) groups.groups_of[p] = {"all"};
+  const GroupedComparisons c = grouped_comparisons(images, groups, &n);
+  ASSERT_EQ(c.genuine[0].size(), 12u);
+  EXPECT_FLOAT_EQ(c.genuine[0][0], expected(0, 1));
+
+  // A search scores each enrolled face by the normalised distance too.
+  OpenSetOptions options;
+  options.holdout = 0.5;
+  const auto plain = open_set_searches(images, options);
+  options.normaliser = &n;
+  const auto shifted = open_set_searches(images, options);
+  ASSERT_EQ(shifted.size(), plain.size());
+  bool any_moved = false;
+  for (std::size_t i = 0; i < plain.size(); ++i) {
+    any_moved = any_moved || *shifted[i].nearest_distance != *plain[i].nearest_distance;
+  }
+  EXPECT_TRUE(any_moved);
+}
+
 TEST(EvalDataset, DegradationSpecsAndWhatTheyDoToAnImage) {
   const ImageDegradation none = parse_degradation("");
   EXPECT_FALSE(none.any());
